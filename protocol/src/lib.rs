@@ -1,0 +1,27 @@
+//! cix-protocol: the types and rules every cix node agrees on, with no I/O.
+//!
+//! This crate is the protocol as code: canonical CBOR ([`cbor`]), identities as `did:key`
+//! ([`identity`]), the signed envelope shared by tokens and records ([`envelope`]), catalogue
+//! entries with their ISO 37156 block ([`catalogue`]), data dictionaries ([`dictionary`]), UCAN
+//! 1.0 capability tokens ([`ucan`]), content ids ([`content`]), wire messages ([`wire`]) and
+//! their size limits ([`limits`]). It has no tokio, no sled and no libp2p: the node crate brings
+//! those, and another implementation can read `specs/` beside this crate and interoperate.
+//!
+//! ```
+//! use cix_protocol::identity::Keypair;
+//!
+//! let key = Keypair::generate();
+//! assert!(key.did().to_string().starts_with("did:key:z6Mk"));
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod catalogue;
+pub mod cbor;
+pub mod content;
+pub mod dictionary;
+pub mod envelope;
+pub mod identity;
+pub mod limits;
+pub mod ucan;
+pub mod wire;

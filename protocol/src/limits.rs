@@ -1,0 +1,30 @@
+//! Every size limit on the wire, in one place. `specs/limits.md` repeats each number; a test
+//! there keeps the two in step.
+//!
+//! A node refuses any message over its limit before parsing it, so no peer can make it
+//! allocate more than these bounds (plus a constant per connection).
+
+/// Largest signed catalogue entry (the envelope bytes), and so the largest gossip message.
+pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
+/// Largest title of an entry.
+pub const MAX_TITLE_BYTES: usize = 512;
+/// Most keywords on one entry.
+pub const MAX_KEYWORDS: usize = 64;
+/// Most distributions on one entry.
+pub const MAX_DISTRIBUTIONS: usize = 16;
+/// Most fields in one data dictionary.
+pub const MAX_DICTIONARY_FIELDS: usize = 256;
+/// Largest access request on `/cix/access/1`.
+pub const MAX_ACCESS_REQUEST_BYTES: usize = 8 * 1024;
+/// Largest access response on `/cix/access/1` (it may carry a delegation token).
+pub const MAX_ACCESS_RESPONSE_BYTES: usize = 32 * 1024;
+/// Largest purpose text a requester may state.
+pub const MAX_PURPOSE_BYTES: usize = 1024;
+/// Largest reason text in a refusal.
+pub const MAX_REASON_BYTES: usize = 1024;
+/// Largest transfer request on `/cix/transfer/1` (an invocation and its proof chain).
+pub const MAX_TRANSFER_REQUEST_BYTES: usize = 160 * 1024;
+/// Largest transfer response header on `/cix/transfer/1`.
+pub const MAX_TRANSFER_HEADER_BYTES: usize = 4 * 1024;
+/// Largest dataset a node accepts in one transfer (1 TiB).
+pub const MAX_DATASET_BYTES: u64 = 1 << 40;

@@ -1,0 +1,180 @@
+//! Messages of the request-response and stream protocols.
+//!
+//! | protocol | request | response |
+//! |---|---|---|
+//! | `/cix/access/1` | [`AccessRequest`] | [`AccessResponse`] |
+//! | `/cix/transfer/1` | [`TransferRequest`] | [`TransferHeader`], then the bytes |
+//!
+//! Every message is one canonical CBOR item ([`crate::cbor`]). On `/cix/access/1` libp2p's
+//! request-response frames each message with an unsigned varint length; on `/cix/transfer/1`
+//! the request and the header are each preceded by a 4-byte big-endian length, and the dataset
+//! bytes follow the header until the stream ends. Limits are in [`crate::limits`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::DatasetId;
+use crate::content::ContentHash;
+
+/// Protocol id of access negotiation.
+pub const ACCESS_PROTOCOL: &str = "/cix/access/1";
+/// Protocol id of dataset transfer.
+pub const TRANSFER_PROTOCOL: &str = "/cix/transfer/1";
+/// Gossip topic of catalogue announcements.
+pub const CATALOGUE_TOPIC: &str = "cix/catalogue/1";
+
+/// A requester asks the owner for access to a dataset (ISO 37156 5.5.3, 8.3.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    /// Requester-chosen id; asking again with the same id asks about the same request.
+    #[serde(with = "serde_bytes")]
+    pub request: Vec<u8>,
+    /// The dataset wanted.
+    pub dataset: DatasetId,
+    /// What the data will be used for; recorded with the decision.
+    pub purpose: String,
+    /// The requester accepts the entry's stated terms (shared-public data).
+    pub accept_terms: bool,
+}
+
+/// Why access was refused. Stable codes for scripts; the text explains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DenyCode {
+    /// No such dataset here.
+    UnknownDataset,
+    /// The dataset is closed (ISO 37156 5.5.2) and never leaves its node.
+    Closed,
+    /// The owner's operator denied the request.
+    DeniedByOwner,
+    /// Shared-public data needs the terms accepted.
+    TermsNotAccepted,
+    /// The access mode is not supported by this node yet.
+    Unsupported,
+    /// The request itself is malformed (purpose too long, say).
+    BadRequest,
+    /// No valid grant accompanies a transfer request.
+    NoGrant,
+    /// The content asked for is not held here.
+    NotHeld,
+    /// The node is overloaded; try later.
+    Busy,
+}
+
+/// The owner's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum AccessResponse {
+    /// Open data: no token is needed, fetch directly.
+    Open,
+    /// Access granted: a UCAN delegation from the owner to the requester.
+    Granted {
+        /// The delegation token bytes.
+        #[serde(with = "serde_bytes")]
+        delegation: Vec<u8>,
+    },
+    /// Waiting for the owner's decision (shared-named data).
+    Pending,
+    /// Refused.
+    Denied {
+        /// Stable reason code.
+        code: DenyCode,
+        /// Human explanation.
+        reason: String,
+    },
+}
+
+/// Opens a transfer: which content, from where, under which grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRequest {
+    /// The dataset the content belongs to.
+    pub dataset: DatasetId,
+    /// The content wanted.
+    pub content: ContentHash,
+    /// First byte wanted.
+    pub offset: u64,
+    /// A UCAN invocation of `/cix/data/fetch`, signed by the requester; absent for open data.
+    #[serde(skip_serializing_if = "Option::is_none", default, with = "opt_bytes")]
+    pub invocation: Option<Vec<u8>>,
+    /// The delegations the invocation cites.
+    #[serde(default)]
+    pub proofs: Vec<serde_bytes::ByteBuf>,
+}
+
+/// The server's answer before any data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum TransferHeader {
+    /// Bytes follow: `length` of them, starting at the requested offset.
+    Ok {
+        /// Total size of the content.
+        size: u64,
+        /// Bytes that follow.
+        length: u64,
+    },
+    /// Refused; the stream closes.
+    Refused {
+        /// Stable reason code.
+        code: DenyCode,
+        /// Human explanation.
+        reason: String,
+    },
+}
+
+mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_bytes(b),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Ok(Option::<serde_bytes::ByteBuf>::deserialize(d)?.map(|b| b.into_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{cbor, limits};
+
+    #[test]
+    fn access_messages_round_trip_canonically() {
+        let req = AccessRequest {
+            request: vec![1; 16],
+            dataset: DatasetId([2; 16]),
+            purpose: "flood model calibration".into(),
+            accept_terms: false,
+        };
+        let bytes = cbor::to_vec(&req).unwrap();
+        assert_eq!(cbor::from_slice::<AccessRequest>(&bytes, limits::MAX_ACCESS_REQUEST_BYTES).unwrap(), req);
+        for resp in [
+            AccessResponse::Open,
+            AccessResponse::Pending,
+            AccessResponse::Granted { delegation: vec![9; 40] },
+            AccessResponse::Denied { code: DenyCode::Closed, reason: "closed".into() },
+        ] {
+            let bytes = cbor::to_vec(&resp).unwrap();
+            let back: AccessResponse = cbor::from_slice(&bytes, limits::MAX_ACCESS_RESPONSE_BYTES).unwrap();
+            assert_eq!(back, resp);
+        }
+    }
+
+    #[test]
+    fn transfer_request_round_trips_with_and_without_invocation() {
+        for inv in [None, Some(vec![5u8; 10])] {
+            let req = TransferRequest {
+                dataset: DatasetId([2; 16]),
+                content: ContentHash([3; 32]),
+                offset: 0,
+                invocation: inv,
+                proofs: vec![serde_bytes::ByteBuf::from(vec![1u8, 2])],
+            };
+            let bytes = cbor::to_vec(&req).unwrap();
+            let back: TransferRequest = cbor::from_slice(&bytes, limits::MAX_TRANSFER_REQUEST_BYTES).unwrap();
+            assert_eq!(back, req);
+        }
+    }
+}
