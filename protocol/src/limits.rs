@@ -28,3 +28,9 @@ pub const MAX_TRANSFER_REQUEST_BYTES: usize = 160 * 1024;
 pub const MAX_TRANSFER_HEADER_BYTES: usize = 4 * 1024;
 /// Largest dataset a node accepts in one transfer (1 TiB).
 pub const MAX_DATASET_BYTES: u64 = 1 << 40;
+/// Most entries in one catch-up page on `/cix/sync/1`.
+pub const MAX_SYNC_ENTRIES: usize = 64;
+/// Largest catch-up response on `/cix/sync/1`.
+pub const MAX_SYNC_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Largest catch-up request on `/cix/sync/1`.
+pub const MAX_SYNC_REQUEST_BYTES: usize = 1024;

@@ -5,10 +5,10 @@
 //! | `/cix/access/1` | [`AccessRequest`] | [`AccessResponse`] |
 //! | `/cix/transfer/1` | [`TransferRequest`] | [`TransferHeader`], then the bytes |
 //!
-//! Every message is one canonical CBOR item ([`crate::cbor`]). On `/cix/access/1` libp2p's
-//! request-response frames each message with an unsigned varint length; on `/cix/transfer/1`
-//! the request and the header are each preceded by a 4-byte big-endian length, and the dataset
-//! bytes follow the header until the stream ends. Limits are in [`crate::limits`].
+//! Every message is one canonical CBOR item ([`crate::cbor`]) preceded by its length as a
+//! 4-byte big-endian integer. On `/cix/access/1` and `/cix/sync/1` each stream carries one
+//! request and one response; on `/cix/transfer/1` the dataset bytes follow the header until
+//! the stream ends. Limits are in [`crate::limits`].
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,8 @@ use crate::content::ContentHash;
 pub const ACCESS_PROTOCOL: &str = "/cix/access/1";
 /// Protocol id of dataset transfer.
 pub const TRANSFER_PROTOCOL: &str = "/cix/transfer/1";
+/// Protocol id of catalogue catch-up.
+pub const SYNC_PROTOCOL: &str = "/cix/sync/1";
 /// Gossip topic of catalogue announcements.
 pub const CATALOGUE_TOPIC: &str = "cix/catalogue/1";
 
@@ -118,6 +120,23 @@ pub enum TransferHeader {
         /// Human explanation.
         reason: String,
     },
+}
+
+/// Asks a peer for its own latest entries (catalogue catch-up for nodes that were away).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// Continue after this entry (the last one of the previous page).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub after: Option<crate::catalogue::EntryId>,
+}
+
+/// One page of a peer's own entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// Signed entry envelopes, each checked on receipt like a gossip message.
+    pub entries: Vec<serde_bytes::ByteBuf>,
+    /// More pages follow.
+    pub more: bool,
 }
 
 mod opt_bytes {

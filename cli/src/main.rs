@@ -1,0 +1,417 @@
+//! `cix`: run and steer a node of the city infrastructure exchange.
+//!
+//! `cix init` and `cix node run` work on the node's home directly; every other command talks
+//! to the running node's admin API (loopback only, token in `HOME/admin.token`).
+//!
+//! Exit codes: 0 success, 1 the operation failed (the message on stderr says why), 2 the command
+//! line was wrong. A closed stdout (`cix catalogue list | head`) counts as success.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use cix_node::{Config, Home};
+use serde_json::{json, Value};
+
+mod client;
+mod output;
+
+use client::Client;
+use output::Out;
+
+/// cix: publish, find and share city infrastructure data between agencies (ISO 37156).
+#[derive(Debug, Parser)]
+#[command(name = "cix", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// The node's data directory (key, config, store). Several nodes on one machine each need
+    /// their own.
+    #[arg(long, global = true, env = "CIX_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    /// Print JSON Lines (one object per line) instead of tables and prose.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a node: its key, config and admin token.
+    Init(InitArgs),
+    /// Run the node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Summarise the running node.
+    Status,
+    /// List connected peers.
+    Peers,
+    /// Connect to a peer by address (with /p2p/PEERID).
+    Dial {
+        /// The peer's multiaddr, as its `cix node run` printed it.
+        addr: String,
+    },
+    /// Publish a file as a dataset and print its dataset id.
+    Publish(PublishArgs),
+    /// Inspect the catalogue: this node's datasets and those its peers announced.
+    #[command(subcommand)]
+    Catalogue(CatalogueCommand),
+    /// Ask a dataset's owner for access.
+    Request(RequestArgs),
+    /// The access requests queue (requests for this node's data, and this node's own).
+    #[command(subcommand)]
+    Requests(RequestsCommand),
+    /// Fetch a dataset from its owner, verified against its BLAKE3 hash.
+    Fetch(FetchArgs),
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// The agency's name, shown to peers.
+    #[arg(long)]
+    name: String,
+    /// The agency's jurisdiction, ISO 3166-1 alpha-2 (NL, US, ...).
+    #[arg(long, default_value = "US", value_name = "CC")]
+    jurisdiction: String,
+    /// Infrastructure sectors the agency runs (energy, water, transport, waste, ict).
+    #[arg(long = "sector", value_name = "SECTOR")]
+    sectors: Vec<String>,
+    /// Default libp2p listen address (may be repeated).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Run the node in the foreground until interrupted (Ctrl-C or SIGTERM).
+    Run {
+        /// Listen address for this run, replacing the config's (may be repeated).
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// Peer to connect to at start, with /p2p/PEERID (may be repeated).
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// The file to publish.
+    file: PathBuf,
+    /// Title of the dataset.
+    #[arg(long)]
+    title: Option<String>,
+    /// ISO 37156 5.5 data spectrum.
+    #[arg(long, value_parser = ["open", "shared-public", "shared-group", "shared-named", "closed"])]
+    spectrum: Option<String>,
+    /// Metadata file (TOML) with everything else: description, ISO 37156 classification,
+    /// coverage, privacy, dictionary overrides.
+    #[arg(long, value_name = "FILE.toml")]
+    meta: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogueCommand {
+    /// One line per dataset.
+    List,
+    /// The whole entry of one dataset.
+    Show {
+        /// Dataset id, or a unique prefix of it.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RequestArgs {
+    /// Dataset id, or a unique prefix of it.
+    id: String,
+    /// What the data will be used for (recorded by the owner, ISO 37156 8.3.4).
+    #[arg(long)]
+    purpose: String,
+    /// Accept the dataset's stated terms (shared-public data).
+    #[arg(long)]
+    accept_terms: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestsCommand {
+    /// Every request: incoming (for this node's data) and outgoing.
+    List,
+    /// Approve a pending request: the requester gets a grant for that dataset.
+    Approve {
+        /// Request id (or a unique prefix).
+        req: String,
+    },
+    /// Deny a pending request.
+    Deny {
+        /// Request id (or a unique prefix).
+        req: String,
+        /// Why; the requester sees it.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct FetchArgs {
+    /// Dataset id, or a unique prefix of it.
+    id: String,
+    /// Where to write the file; it appears only once fully verified.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    output: PathBuf,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => {}
+        Err(e) if output::is_broken_pipe(&e) => {}
+        Err(e) => {
+            if json {
+                let _ = writeln!(std::io::stderr(), "{}", json!({ "error": format!("{e:#}") }));
+            } else {
+                let _ = writeln!(std::io::stderr(), "cix: error: {e:#}");
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
+    if let Some(h) = cli_home {
+        return Ok(Home::new(h));
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => Ok(Home::new(PathBuf::from(h).join(".cix"))),
+        None => bail!("no --home given and $HOME is not set"),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let home = home_of(cli.home)?;
+    let mut out = Out::new(cli.json);
+    match cli.command {
+        Command::Init(args) => init(&home, args, &mut out),
+        Command::Node(NodeCommand::Run { listen, bootstrap }) => node_run(home, listen, bootstrap),
+        Command::Status => {
+            let v: Value = Client::connect(&home)?.get("/v1/status")?;
+            out.status(&v)
+        }
+        Command::Peers => {
+            let v: Vec<Value> = Client::connect(&home)?.get("/v1/peers")?;
+            out.peers(&v)
+        }
+        Command::Dial { addr } => {
+            let v: Value = Client::connect(&home)?.post("/v1/dial", &json!({ "addr": addr }))?;
+            out.message(&v, &format!("dialing {addr}"))
+        }
+        Command::Publish(args) => publish(&home, args, &mut out),
+        Command::Catalogue(CatalogueCommand::List) => {
+            let v: Vec<Value> = Client::connect(&home)?.get("/v1/catalogue")?;
+            out.catalogue(&v)
+        }
+        Command::Catalogue(CatalogueCommand::Show { id }) => {
+            let v: Value = Client::connect(&home)?.get(&format!("/v1/catalogue/{}", url_safe(&id)?))?;
+            out.entry(&v)
+        }
+        Command::Request(args) => {
+            let v: Value = Client::connect(&home)?.post(
+                "/v1/request",
+                &json!({ "dataset": args.id, "purpose": args.purpose, "accept_terms": args.accept_terms }),
+            )?;
+            out.request_outcome(&v)
+        }
+        Command::Requests(cmd) => requests(&home, cmd, &mut out),
+        Command::Fetch(args) => fetch(&home, args, &mut out),
+    }
+}
+
+/// Ids go into URL paths; allow only what ids are made of.
+fn url_safe(id: &str) -> Result<&str> {
+    if id.is_empty() || !id.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        bail!("{id:?} is not an id (ids are hex digits)");
+    }
+    Ok(id)
+}
+
+fn init(home: &Home, args: InitArgs, out: &mut Out) -> Result<()> {
+    let mut config = Config::new(&args.name, &args.jurisdiction);
+    config.sectors = args.sectors;
+    if !args.listen.is_empty() {
+        config.listen = args.listen;
+    }
+    config.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let key = home.init(&config)?;
+    let v = json!({
+        "home": home.root(),
+        "name": config.name,
+        "did": key.did().to_string(),
+        "peer_id": cix_node::node::peer_of_did(&key.did())?.to_string(),
+    });
+    out.message(
+        &v,
+        &format!(
+            "initialised {} in {}\n  did:     {}\n  peer id: {}\nstart it with: cix --home {} node run",
+            config.name,
+            home.root().display(),
+            v["did"].as_str().unwrap_or(""),
+            v["peer_id"].as_str().unwrap_or(""),
+            home.root().display()
+        ),
+    )
+}
+
+/// What `cix node run` logs unless `RUST_LOG` says otherwise.
+const DEFAULT_LOG_FILTER: &str = "info,libp2p_kad=error,libp2p_gossipsub=warn,cix::event=warn";
+
+fn node_run(home: Home, listen: Vec<String>, bootstrap: Vec<String>) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = home.load_config()?;
+    if !listen.is_empty() {
+        config.listen = listen;
+    }
+    config.bootstrap.extend(bootstrap);
+    let token = home.load_token()?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let admin_addr = config.admin_listen;
+        let name = config.name.clone();
+        let node = cix_node::start(home.clone(), config).await?;
+        let admin = cix_node::admin::serve(node.clone(), admin_addr, token).await?;
+        let listening: Vec<String> = node.listening().await?.iter().map(|a| a.to_string()).collect();
+        home.write_runtime(&cix_node::home::RuntimeInfo {
+            admin_url: format!("http://{admin}"),
+            peer_id: node.peer_id().to_string(),
+            did: node.did().to_string(),
+            listen: listening.clone(),
+            pid: std::process::id(),
+        })?;
+        tracing::info!(agency = %name, did = %node.did(), admin = %admin, "node running");
+        for addr in &listening {
+            tracing::info!("peers can dial {addr}");
+        }
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = std::fs::remove_file(home.runtime());
+        node.shared.store.flush()?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+fn publish(home: &Home, args: PublishArgs, out: &mut Out) -> Result<()> {
+    let path = absolute(&args.file)?;
+    if !path.is_file() {
+        bail!("{} is not a readable file", args.file.display());
+    }
+    let meta = match &args.meta {
+        Some(m) => Some(
+            std::fs::read_to_string(m).with_context(|| format!("cannot read {}", m.display()))?,
+        ),
+        None => None,
+    };
+    let v: Value = Client::connect(home)?.post(
+        "/v1/publish",
+        &json!({ "path": path, "title": args.title, "spectrum": args.spectrum, "meta": meta }),
+    )?;
+    out.published(&v)
+}
+
+fn requests(home: &Home, cmd: RequestsCommand, out: &mut Out) -> Result<()> {
+    let client = Client::connect(home)?;
+    match cmd {
+        RequestsCommand::List => {
+            let v: Value = client.get("/v1/requests")?;
+            out.requests(&v)
+        }
+        RequestsCommand::Approve { req } => {
+            let v: Value = client.post(&format!("/v1/requests/{}/approve", url_safe(&req)?), &json!({}))?;
+            out.message(&v, &format!("approved request {} for dataset {}", v["request"].as_str().unwrap_or(""), v["dataset"].as_str().unwrap_or("")))
+        }
+        RequestsCommand::Deny { req, reason } => {
+            let v: Value = client
+                .post(&format!("/v1/requests/{}/deny", url_safe(&req)?), &json!({ "reason": reason }))?;
+            out.message(&v, &format!("denied request {}", v["request"].as_str().unwrap_or("")))
+        }
+    }
+}
+
+fn fetch(home: &Home, args: FetchArgs, out: &mut Out) -> Result<()> {
+    let output = absolute(&args.output)?;
+    let client = Client::connect(home)?;
+    let bar = (!out.is_json() && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut result: Option<Result<Value>> = None;
+    client.post_lines("/v1/fetch", &json!({ "dataset": args.id, "output": output }), |line| {
+        match line["event"].as_str() {
+            Some("progress") => {
+                if let Some(bar) = &bar {
+                    bar.set_length(line["total"].as_u64().unwrap_or(0));
+                    bar.set_position(line["received"].as_u64().unwrap_or(0));
+                }
+                if out.is_json() {
+                    out.line(&line)?;
+                }
+            }
+            Some("done") => result = Some(Ok(line)),
+            Some("error") => {
+                result = Some(Err(anyhow::anyhow!(
+                    "{}",
+                    line["error"].as_str().unwrap_or("fetch failed")
+                )))
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Some(Ok(v)) => out.fetched(&v),
+        Some(Err(e)) => Err(e),
+        None => bail!("the node ended the fetch without a result"),
+    }
+}

@@ -1,0 +1,236 @@
+//! What `cix` prints: tables and sentences for people, JSON Lines with `--json`.
+//!
+//! JSON Lines are one object per line. Catalogue lines carry at least `dataset`, `title`,
+//! `publisher`, `spectrum`, `content_hash` and `bytes`; fields are only ever added.
+
+use std::io::{self, Write};
+
+use anyhow::Result;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use serde_json::Value;
+
+pub(crate) struct Out {
+    json: bool,
+    stdout: io::Stdout,
+}
+
+/// True if the error is a closed stdout, which is not a failure (`cix ... | head`).
+pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = n as f64;
+    let mut i = 0;
+    while x >= 1024.0 && i < UNITS.len() - 1 {
+        x /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{x:.1} {}", UNITS[i]) }
+}
+
+fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    t.set_header(headers.to_vec());
+    t
+}
+
+impl Out {
+    pub(crate) fn new(json: bool) -> Self {
+        Self { json, stdout: io::stdout() }
+    }
+
+    pub(crate) fn is_json(&self) -> bool {
+        self.json
+    }
+
+    pub(crate) fn line(&mut self, v: &Value) -> Result<()> {
+        writeln!(self.stdout, "{v}")?;
+        Ok(())
+    }
+
+    fn text(&mut self, t: &str) -> Result<()> {
+        writeln!(self.stdout, "{t}")?;
+        Ok(())
+    }
+
+    pub(crate) fn message(&mut self, v: &Value, text: &str) -> Result<()> {
+        if self.json { self.line(v) } else { self.text(text) }
+    }
+
+    pub(crate) fn status(&mut self, v: &Value) -> Result<()> {
+        if self.json {
+            return self.line(v);
+        }
+        let c = &v["counters"];
+        let listen: Vec<String> =
+            v["listen"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+        self.text(&format!(
+            "{} ({})\n  did:        {}\n  peer id:    {}\n  listening:  {}\n  peers:      {}\n  catalogue:  {} datasets ({} published here)\n  requests:   {} waiting for approval\n  gossip:     {} entries accepted, {} rejected\n  transfers:  {} served ({}), {} refused",
+            s(&v["name"]), s(&v["jurisdiction"]), s(&v["did"]), s(&v["peer_id"]),
+            listen.join("\n              "), s(&v["peers"]), s(&v["catalogue"]),
+            s(&v["own_datasets"]), s(&v["pending_requests"]), s(&c["entries_accepted"]),
+            s(&c["entries_rejected"]), s(&c["transfers_served"]),
+            human_bytes(c["bytes_served"].as_u64().unwrap_or(0)), s(&c["transfers_refused"]),
+        ))
+    }
+
+    pub(crate) fn peers(&mut self, peers: &[Value]) -> Result<()> {
+        if self.json {
+            return peers.iter().try_for_each(|p| self.line(p));
+        }
+        if peers.is_empty() {
+            return self.text("no peers connected");
+        }
+        let mut t = table(&["peer", "agent", "rtt", "addresses"]);
+        for p in peers {
+            let addrs: Vec<String> =
+                p["addresses"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+            let rtt = p["rtt_ms"].as_u64().map(|r| format!("{r} ms")).unwrap_or_else(|| "-".into());
+            t.add_row(vec![s(&p["peer_id"]), s(&p["agent"]), rtt, addrs.join("\n")]);
+        }
+        self.text(&t.to_string())
+    }
+
+    pub(crate) fn published(&mut self, v: &Value) -> Result<()> {
+        if self.json {
+            return self.line(v);
+        }
+        // The dataset id alone on stdout, so `ID=$(cix publish ...)` works; the rest on stderr.
+        self.text(&s(&v["dataset"]))?;
+        let announced = if v["spectrum"] == "closed" {
+            "not announced: closed data never leaves this node".to_string()
+        } else {
+            format!("announced to {} peer(s)", s(&v["announced_to"]))
+        };
+        eprintln!(
+            "published {:?} as {}: {}, {}, blake3 {}; {}",
+            s(&v["title"]), s(&v["dataset"]), s(&v["spectrum"]),
+            human_bytes(v["bytes"].as_u64().unwrap_or(0)), s(&v["content_hash"]), announced
+        );
+        Ok(())
+    }
+
+    pub(crate) fn catalogue(&mut self, lines: &[Value]) -> Result<()> {
+        if self.json {
+            return lines.iter().try_for_each(|l| self.line(l));
+        }
+        if lines.is_empty() {
+            return self.text("the catalogue is empty");
+        }
+        let mut t = table(&["dataset", "title", "publisher", "spectrum", "size", "blake3"]);
+        for l in lines {
+            let mut publisher = s(&l["publisher"]);
+            if l["local"] == true {
+                publisher.push_str(" (this node)");
+            }
+            let hash = s(&l["content_hash"]);
+            t.add_row(vec![
+                s(&l["dataset"]),
+                s(&l["title"]),
+                publisher,
+                s(&l["spectrum"]),
+                human_bytes(l["bytes"].as_u64().unwrap_or(0)),
+                format!("{}…", hash.get(..16).unwrap_or(&hash)),
+            ]);
+        }
+        self.text(&t.to_string())
+    }
+
+    pub(crate) fn entry(&mut self, v: &Value) -> Result<()> {
+        if self.json {
+            return self.line(v);
+        }
+        let r = &v["record"];
+        let iso = &r["iso"];
+        let mut text = format!(
+            "{}\n  dataset:     {}\n  entry:       {} (version {})\n  publisher:   {} {}\n  spectrum:    {}\n  content:     {} ({}, {})\n  description: {}\n  ISO 37156:   {} data, {} data from {}, {} insight, SCCM {}\n  privacy:     personal data {}, jurisdiction {}\n  modified:    {}",
+            s(&r["title"]), s(&v["dataset"]), s(&v["entry"]), s(&v["version"]),
+            s(&v["publisher"]), s(&v["publisher_did"]), s(&v["spectrum"]),
+            s(&v["content_hash"]), human_bytes(v["bytes"].as_u64().unwrap_or(0)),
+            s(&v["media_type"]), s(&r["description"]), s(&iso["data_type"]), s(&iso["kind"]),
+            s(&iso["domain"]), s(&iso["insight"]), s(&iso["concept"]),
+            s(&iso["privacy"]["personal_data"]), s(&iso["privacy"]["jurisdiction"]),
+            s(&r["modified"]),
+        );
+        if let Some(fields) = iso["dictionary"].as_array().filter(|f| !f.is_empty()) {
+            let mut t = table(&["field", "type", "unit", "nullable", "min", "max"]);
+            for f in fields {
+                t.add_row(vec![
+                    s(&f["name"]), s(&f["type"]), s(&f["unit"]), s(&f["nullable"]),
+                    s(&f["min"]), s(&f["max"]),
+                ]);
+            }
+            text.push_str(&format!("\n  data dictionary (ISO 37156 5.4):\n{t}"));
+        }
+        self.text(&text)
+    }
+
+    pub(crate) fn request_outcome(&mut self, v: &Value) -> Result<()> {
+        if self.json {
+            return self.line(v);
+        }
+        let ds = s(&v["dataset"]);
+        let text = match v["status"].as_str() {
+            Some("open") => format!("{ds} is open data: no grant needed, fetch it with `cix fetch {ds} -o FILE`"),
+            Some("granted") => format!("access to {ds} granted: fetch it with `cix fetch {ds} -o FILE`"),
+            Some("pending") => format!("request for {ds} sent: waiting for the owner's approval"),
+            Some("denied") => format!("access to {ds} denied by the owner: {}", s(&v["reason"])),
+            _ => v.to_string(),
+        };
+        self.text(&text)
+    }
+
+    pub(crate) fn requests(&mut self, v: &Value) -> Result<()> {
+        let incoming = v["incoming"].as_array().cloned().unwrap_or_default();
+        let outgoing = v["outgoing"].as_array().cloned().unwrap_or_default();
+        if self.json {
+            return incoming.iter().chain(outgoing.iter()).try_for_each(|l| self.line(l));
+        }
+        if incoming.is_empty() && outgoing.is_empty() {
+            return self.text("no access requests");
+        }
+        if !incoming.is_empty() {
+            let mut t = table(&["request", "dataset", "title", "requester", "purpose", "state"]);
+            for r in &incoming {
+                t.add_row(vec![
+                    s(&r["request"]), s(&r["dataset"]), s(&r["title"]), s(&r["requester"]),
+                    s(&r["purpose"]), s(&r["state"]),
+                ]);
+            }
+            self.text(&format!("requests for this node's data:\n{t}"))?;
+        }
+        if !outgoing.is_empty() {
+            let mut t = table(&["dataset", "purpose", "state", "reason"]);
+            for r in &outgoing {
+                t.add_row(vec![s(&r["dataset"]), s(&r["purpose"]), s(&r["state"]), s(&r["reason"])]);
+            }
+            self.text(&format!("this node's requests:\n{t}"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn fetched(&mut self, v: &Value) -> Result<()> {
+        if self.json {
+            return self.line(v);
+        }
+        self.text(&format!(
+            "fetched {:?}: {} written to {}, blake3 {} verified",
+            s(&v["title"]),
+            human_bytes(v["bytes"].as_u64().unwrap_or(0)),
+            s(&v["path"]),
+            s(&v["content_hash"]),
+        ))
+    }
+}

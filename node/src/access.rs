@@ -1,0 +1,341 @@
+//! Access decisions by data spectrum (ISO 37156 5.5), the operator's request queue, and the
+//! requester's side of `/cix/access/1`.
+//!
+//! | level | decision |
+//! |---|---|
+//! | closed (5.5.2) | always denied: closed data never leaves the node, whatever a token says |
+//! | open (5.5.4) | `Open`: any authenticated peer may fetch, no token |
+//! | shared-public (5.5.3) | granted at once when the requester accepts the stated terms |
+//! | shared-group (5.5.3) | denied as not yet supported (group rules come with token policy) |
+//! | shared-named (5.5.3) | queued for the operator; granted only after `cix requests approve` |
+//!
+//! A grant is a UCAN delegation from this node (the owner) to the requester, for
+//! `/cix/data/fetch` on one dataset only, valid for `grant_days`.
+
+use anyhow::{anyhow, bail, Result};
+use cix_protocol::catalogue::{DatasetId, EntryId, Level};
+use cix_protocol::identity::Did;
+use cix_protocol::limits;
+use cix_protocol::ucan::{self, Delegation, Policy};
+use cix_protocol::wire::{AccessRequest, AccessResponse, DenyCode, SyncResponse};
+use libp2p::PeerId;
+use serde::Serialize;
+use tracing::{debug, info, warn};
+
+use crate::node::{did_of_peer, peer_of_did, Node, NodeEvent, Shared};
+use crate::store::{Decision, IncomingRequest, OutgoingRequest};
+
+/// Most requests one requester may have waiting in the operator's queue.
+pub const MAX_PENDING_PER_REQUESTER: usize = 32;
+/// Most requests waiting in the operator's queue in all.
+pub const MAX_PENDING_TOTAL: usize = 1024;
+
+/// Current Unix time in seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn deny(code: DenyCode, reason: impl Into<String>) -> AccessResponse {
+    AccessResponse::Denied { code, reason: reason.into() }
+}
+
+/// The owner's decision on an access request from `peer`.
+pub fn decide(shared: &Shared, peer: &PeerId, req: AccessRequest) -> AccessResponse {
+    match decide_inner(shared, peer, &req) {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "access decision failed");
+            deny(DenyCode::Busy, "the owner's node could not decide; try again later")
+        }
+    }
+}
+
+fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<AccessResponse> {
+    let Some(requester) = did_of_peer(peer) else {
+        warn!(%peer, "access request from a peer without an ed25519 identity");
+        return Ok(deny(DenyCode::BadRequest, "requester identity is not an ed25519 key"));
+    };
+    if req.purpose.len() > limits::MAX_PURPOSE_BYTES || req.request.len() != 16 {
+        warn!(%peer, "malformed access request");
+        return Ok(deny(DenyCode::BadRequest, "purpose too long or request id not 16 bytes"));
+    }
+    let Some(own) = shared.store.own(&req.dataset)? else {
+        return Ok(deny(DenyCode::UnknownDataset, format!("dataset {} is not held here", req.dataset)));
+    };
+    let level = crate::store::Store::own_level(&own)?;
+    debug!(%peer, dataset = %req.dataset, %level, "access request");
+    Ok(match level {
+        Level::Closed => deny(
+            DenyCode::Closed,
+            "the dataset is closed (ISO 37156 5.5.2): it never leaves its owner's node",
+        ),
+        Level::Open => AccessResponse::Open,
+        Level::SharedPublic if !req.accept_terms => deny(
+            DenyCode::TermsNotAccepted,
+            "shared-public data is granted to anyone who accepts its terms: ask again with --accept-terms",
+        ),
+        Level::SharedPublic => {
+            let (delegation, _) = grant(shared, &requester, &req.dataset)?;
+            AccessResponse::Granted { delegation }
+        }
+        Level::SharedGroup => deny(
+            DenyCode::Unsupported,
+            "shared-group access (rule-based groups) is not yet supported by this node",
+        ),
+        Level::SharedNamed => named(shared, &requester, req)?,
+    })
+}
+
+/// The request id the owner's operator sees: 16 hex digits derived from the requester and its
+/// own request id, so that asking again finds the same queue entry.
+pub fn queue_id(requester: &Did, request: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(requester.to_string().as_bytes());
+    h.update(request);
+    hex::encode(&h.finalize().as_bytes()[..8])
+}
+
+fn named(shared: &Shared, requester: &Did, req: &AccessRequest) -> Result<AccessResponse> {
+    let id = queue_id(requester, &req.request);
+    if let Some(existing) = shared.store.request_in(&id)? {
+        if existing.dataset != req.dataset {
+            return Ok(deny(DenyCode::BadRequest, "request id reused for another dataset"));
+        }
+        return Ok(match existing.decision {
+            Decision::Pending => AccessResponse::Pending,
+            Decision::Approved { delegation, .. } => AccessResponse::Granted { delegation },
+            Decision::Denied { reason, .. } => deny(DenyCode::DeniedByOwner, reason),
+        });
+    }
+    let all = shared.store.requests_in()?;
+    let pending: Vec<_> = all.iter().filter(|r| r.decision == Decision::Pending).collect();
+    if pending.len() >= MAX_PENDING_TOTAL
+        || pending.iter().filter(|r| &r.requester == requester).count() >= MAX_PENDING_PER_REQUESTER
+    {
+        warn!(%requester, "access request queue full");
+        return Ok(deny(DenyCode::Busy, "the owner's request queue is full; try again later"));
+    }
+    let record = IncomingRequest {
+        id: id.clone(),
+        requester: *requester,
+        request: req.request.clone(),
+        dataset: req.dataset,
+        purpose: req.purpose.clone(),
+        received: now(),
+        decision: Decision::Pending,
+    };
+    shared.store.put_request_in(&record)?;
+    shared.store.flush()?;
+    info!(request = %id, dataset = %req.dataset, %requester, "access request queued for the operator");
+    shared.emit(NodeEvent::RequestQueued { request: id, dataset: req.dataset.to_string() });
+    Ok(AccessResponse::Pending)
+}
+
+/// Issues a delegation for `dataset` from this node to `requester`.
+fn grant(shared: &Shared, requester: &Did, dataset: &DatasetId) -> Result<(Vec<u8>, ucan::Cid)> {
+    let issued = now();
+    let delegation = Delegation {
+        iss: shared.did(),
+        aud: *requester,
+        sub: Some(shared.did()),
+        cmd: ucan::CMD_FETCH.into(),
+        pol: Policy::dataset_equals(&dataset.to_string()),
+        nonce: rand::random::<[u8; 16]>().to_vec(),
+        exp: Some(issued + i64::from(shared.config.grant_days) * 86_400),
+        nbf: None,
+        meta: None,
+    };
+    let (bytes, cid) = delegation.seal(&shared.key).map_err(|e| anyhow!("cannot sign grant: {e}"))?;
+    info!(%requester, %dataset, token = %cid, "access granted");
+    Ok((bytes, cid))
+}
+
+/// Finds a queued request by id or unique prefix.
+///
+/// # Errors
+///
+/// If none or several match.
+pub fn find_request(shared: &Shared, id: &str) -> Result<IncomingRequest> {
+    let matches: Vec<_> =
+        shared.store.requests_in()?.into_iter().filter(|r| r.id.starts_with(id)).collect();
+    match matches.len() {
+        0 => bail!("no request {id:?} in this node's queue (see `cix requests list`)"),
+        1 => Ok(matches.into_iter().next().expect("one element")),
+        n => bail!("{n} requests start with {id:?}; give more digits"),
+    }
+}
+
+/// The operator approves a queued request: a delegation is issued and kept for the requester.
+///
+/// # Errors
+///
+/// If the request is unknown or already decided.
+pub fn approve(shared: &Shared, id: &str) -> Result<IncomingRequest> {
+    let mut r = find_request(shared, id)?;
+    if r.decision != Decision::Pending {
+        bail!("request {} was already decided", r.id);
+    }
+    let (delegation, _) = grant(shared, &r.requester, &r.dataset)?;
+    r.decision = Decision::Approved { delegation, at: now() };
+    shared.store.put_request_in(&r)?;
+    shared.store.flush()?;
+    Ok(r)
+}
+
+/// The operator denies a queued request with a reason the requester will see.
+///
+/// # Errors
+///
+/// If the request is unknown or already decided, or the reason is too long.
+pub fn deny_request(shared: &Shared, id: &str, reason: &str) -> Result<IncomingRequest> {
+    if reason.len() > limits::MAX_REASON_BYTES {
+        bail!("reason is longer than {} bytes", limits::MAX_REASON_BYTES);
+    }
+    let mut r = find_request(shared, id)?;
+    if r.decision != Decision::Pending {
+        bail!("request {} was already decided", r.id);
+    }
+    r.decision = Decision::Denied { reason: reason.into(), at: now() };
+    shared.store.put_request_in(&r)?;
+    shared.store.flush()?;
+    info!(request = %r.id, "access denied by the operator");
+    Ok(r)
+}
+
+/// One page of this node's own announced entries, for a peer catching up.
+pub fn sync_page(shared: &Shared, after: Option<EntryId>) -> SyncResponse {
+    let mut ids: Vec<EntryId> = match shared.store.own_all() {
+        Ok(own) => own
+            .into_iter()
+            .filter(|o| o.level != Level::Closed.as_str())
+            .map(|o| o.entry)
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list own datasets");
+            Vec::new()
+        }
+    };
+    ids.sort();
+    let mut entries = Vec::new();
+    let mut size = 0usize;
+    let mut more = false;
+    for id in ids.into_iter().filter(|id| after.is_none_or(|a| *id > a)) {
+        let Ok(Some(e)) = shared.store.entry(&id) else { continue };
+        if entries.len() == limits::MAX_SYNC_ENTRIES
+            || size + e.bytes.len() + 16 > limits::MAX_SYNC_RESPONSE_BYTES - 64
+        {
+            more = true;
+            break;
+        }
+        size += e.bytes.len() + 16;
+        entries.push(serde_bytes::ByteBuf::from(e.bytes));
+    }
+    SyncResponse { entries, more }
+}
+
+/// Outcome of asking for access, as `cix request` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestOutcome {
+    /// Dataset id.
+    pub dataset: String,
+    /// open, granted, pending or denied.
+    pub status: String,
+    /// The owner's reason, when denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Stable refusal code, when denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<DenyCode>,
+    /// The owner's principal.
+    pub owner: String,
+}
+
+/// Asks the owner of `dataset` for access (or asks again about an earlier request).
+///
+/// # Errors
+///
+/// If the dataset is unknown or the owner cannot be reached.
+pub async fn request(
+    node: &Node,
+    dataset: DatasetId,
+    purpose: &str,
+    accept_terms: bool,
+) -> Result<RequestOutcome> {
+    if purpose.len() > limits::MAX_PURPOSE_BYTES {
+        bail!("purpose is longer than {} bytes", limits::MAX_PURPOSE_BYTES);
+    }
+    let entry = node.shared.store.latest_entry(&dataset)?.ok_or_else(|| {
+        anyhow!("dataset {dataset} is not in this node's catalogue (see `cix catalogue list`)")
+    })?;
+    let owner = entry.entry.iss;
+    let prior = node.shared.store.request_out(&dataset)?;
+    let request_id = prior.as_ref().map(|p| p.request.clone()).unwrap_or_else(|| rand::random::<[u8; 16]>().to_vec());
+    let purpose = if purpose.is_empty() {
+        prior.as_ref().map(|p| p.purpose.clone()).unwrap_or_default()
+    } else {
+        purpose.to_string()
+    };
+    let accept_terms = accept_terms || prior.as_ref().is_some_and(|p| p.accept_terms);
+    let peer = peer_of_did(&owner)?;
+    let response = ask(node, peer, AccessRequest {
+        request: request_id.clone(),
+        dataset,
+        purpose: purpose.clone(),
+        accept_terms,
+    })
+    .await?;
+    let mut out = OutgoingRequest {
+        dataset,
+        request: request_id,
+        purpose,
+        accept_terms,
+        status: String::new(),
+        delegation: Vec::new(),
+        reason: None,
+    };
+    let mut outcome = RequestOutcome {
+        dataset: dataset.to_string(),
+        status: String::new(),
+        reason: None,
+        code: None,
+        owner: owner.to_string(),
+    };
+    match response {
+        AccessResponse::Open => out.status = "open".into(),
+        AccessResponse::Pending => out.status = "pending".into(),
+        AccessResponse::Granted { delegation } => {
+            let (d, _) = Delegation::decode(&delegation)
+                .map_err(|e| anyhow!("the owner sent an invalid grant: {e}"))?;
+            if d.iss != owner || d.aud != node.did() {
+                bail!("the owner sent a grant that is not from it to us");
+            }
+            out.status = "granted".into();
+            out.delegation = delegation;
+        }
+        AccessResponse::Denied { code, reason } => {
+            out.status = "denied".into();
+            out.reason = Some(reason.clone());
+            outcome.reason = Some(reason);
+            outcome.code = Some(code);
+        }
+    }
+    outcome.status = out.status.clone();
+    node.shared.store.put_request_out(&out)?;
+    node.shared.store.flush()?;
+    Ok(outcome)
+}
+
+/// Sends one access request to `peer`, locating it first if not connected.
+///
+/// # Errors
+///
+/// If the peer cannot be found or does not answer.
+pub async fn ask(node: &Node, peer: PeerId, req: AccessRequest) -> Result<AccessResponse> {
+    if !node.locate(peer).await? {
+        bail!("cannot reach the owner {peer}: not connected and no address known (is it running?)");
+    }
+    node.send_access(peer, req).await
+}

@@ -1,0 +1,369 @@
+//! The admin API: HTTP on a loopback address, guarded by the bearer token in
+//! `HOME/admin.token` (owner-only). The `cix` command line is its client.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /v1/status` | identity, addresses, counts, counters |
+//! | `GET /v1/peers` | connected peers |
+//! | `POST /v1/dial` | `{"addr"}`: dial a peer |
+//! | `POST /v1/publish` | [`PublishRequest`]: publish a file |
+//! | `GET /v1/catalogue` | one [`CatalogueLine`] per dataset known |
+//! | `GET /v1/catalogue/{id}` | the full entry |
+//! | `POST /v1/request` | `{"dataset","purpose","accept_terms"}`: ask the owner for access |
+//! | `GET /v1/requests` | the operator's queue and this node's own requests |
+//! | `POST /v1/requests/{id}/approve` | approve a queued request |
+//! | `POST /v1/requests/{id}/deny` | `{"reason"}`: deny it |
+//! | `POST /v1/fetch` | `{"dataset","output"}`: JSON Lines of progress, then the result |
+//! | `GET /metrics` | Prometheus text format |
+//!
+//! Errors are `{"error": "..."}` with a 4xx or 5xx status.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::access;
+use crate::node::Node;
+use crate::publish::{self, PublishRequest};
+use crate::store::Decision;
+use crate::transfer;
+
+/// One line of `cix catalogue list --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogueLine {
+    /// Dataset id.
+    pub dataset: String,
+    /// Title.
+    pub title: String,
+    /// Publisher's name.
+    pub publisher: String,
+    /// Publisher's did:key.
+    pub publisher_did: String,
+    /// open, shared-public, shared-group, shared-named or closed.
+    pub spectrum: String,
+    /// BLAKE3 hex of the bytes (what `b3sum` prints).
+    pub content_hash: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Media type.
+    pub media_type: String,
+    /// Entry id.
+    pub entry: String,
+    /// Version.
+    pub version: u64,
+    /// Infrastructure domain.
+    pub domain: String,
+    /// ISO 37156 5.2 data type.
+    pub data_type: String,
+    /// Last modified.
+    pub modified: String,
+    /// Published by this node.
+    pub local: bool,
+}
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, format!("{e:#}"))
+    }
+}
+
+type ApiResult<T> = std::result::Result<Json<T>, ApiError>;
+
+#[derive(Clone)]
+struct Api {
+    node: Node,
+    token: String,
+}
+
+/// Binds the admin API and serves it in the background; returns the bound address.
+///
+/// # Errors
+///
+/// If the address is not loopback or cannot be bound.
+pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<SocketAddr> {
+    anyhow::ensure!(addr.ip().is_loopback(), "the admin API only listens on loopback, not {addr}");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the admin API to {addr}"))?;
+    let bound = listener.local_addr()?;
+    let api = Api { node, token };
+    let app = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/peers", get(peers))
+        .route("/v1/dial", post(dial))
+        .route("/v1/publish", post(publish_file))
+        .route("/v1/catalogue", get(catalogue))
+        .route("/v1/catalogue/{id}", get(catalogue_show))
+        .route("/v1/request", post(request))
+        .route("/v1/requests", get(requests))
+        .route("/v1/requests/{id}/approve", post(approve))
+        .route("/v1/requests/{id}/deny", post(deny))
+        .route("/v1/fetch", post(fetch))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(api.clone(), authorise))
+        .with_state(api);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
+    Ok(bound)
+}
+
+async fn authorise(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare in constant time: the token is a secret.
+    let ok = given.len() == api.token.len()
+        && given.bytes().zip(api.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !ok {
+        tracing::warn!("admin API request with a missing or wrong token");
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token (it is in HOME/admin.token)".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn status(State(api): State<Api>) -> ApiResult<Value> {
+    let node = &api.node;
+    let s = &node.shared;
+    let peers = node.peers().await?;
+    let listening: Vec<String> = node.listening().await?.iter().map(|a| a.to_string()).collect();
+    let catalogue = s.store.catalogue()?;
+    let own = s.store.own_all()?;
+    let pending = s
+        .store
+        .requests_in()?
+        .iter()
+        .filter(|r| r.decision == Decision::Pending)
+        .count();
+    Ok(Json(json!({
+        "name": s.config.name,
+        "jurisdiction": s.config.jurisdiction,
+        "did": s.did().to_string(),
+        "peer_id": node.peer_id().to_string(),
+        "listen": listening,
+        "peers": peers.len(),
+        "catalogue": catalogue.len(),
+        "own_datasets": own.len(),
+        "pending_requests": pending,
+        "counters": s.stats.snapshot(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+async fn peers(State(api): State<Api>) -> ApiResult<Vec<crate::network::PeerInfo>> {
+    Ok(Json(api.node.peers().await?))
+}
+
+#[derive(Deserialize)]
+struct DialBody {
+    addr: String,
+}
+
+async fn dial(State(api): State<Api>, Json(body): Json<DialBody>) -> ApiResult<Value> {
+    let addr = body
+        .addr
+        .parse()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("not a multiaddr: {e}")))?;
+    api.node.dial(addr).await?;
+    Ok(Json(json!({ "dialing": body.addr })))
+}
+
+async fn publish_file(State(api): State<Api>, Json(req): Json<PublishRequest>) -> ApiResult<publish::Published> {
+    Ok(Json(publish::publish(&api.node, req).await?))
+}
+
+fn line(node: &Node, e: &cix_protocol::catalogue::SignedEntry) -> CatalogueLine {
+    let d = e.entry.primary();
+    CatalogueLine {
+        dataset: e.entry.dataset.to_string(),
+        title: e.entry.title.clone(),
+        publisher: e.entry.publisher.name.clone(),
+        publisher_did: e.entry.iss.to_string(),
+        spectrum: e.entry.level().to_string(),
+        content_hash: d.map(|d| d.content.to_hex()).unwrap_or_default(),
+        bytes: d.map(|d| d.bytes).unwrap_or(0),
+        media_type: d.map(|d| d.media_type.clone()).unwrap_or_default(),
+        entry: e.id.to_string(),
+        version: e.entry.version,
+        domain: e.entry.iso.domain.to_string(),
+        data_type: e.entry.iso.data_type.to_string(),
+        modified: e.entry.modified.clone(),
+        local: e.entry.iss == node.did(),
+    }
+}
+
+async fn catalogue(State(api): State<Api>) -> ApiResult<Vec<CatalogueLine>> {
+    let mut lines: Vec<CatalogueLine> =
+        api.node.shared.store.catalogue()?.iter().map(|e| line(&api.node, e)).collect();
+    lines.sort_by(|a, b| a.publisher.cmp(&b.publisher).then(a.title.cmp(&b.title)));
+    Ok(Json(lines))
+}
+
+async fn catalogue_show(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Value> {
+    let entry = transfer::resolve(&api.node.shared, &id)?.ok_or_else(|| {
+        ApiError(StatusCode::NOT_FOUND, format!("no dataset {id:?} in this node's catalogue"))
+    })?;
+    let mut v = serde_json::to_value(line(&api.node, &entry)).map_err(anyhow::Error::from)?;
+    v["record"] = serde_json::to_value(&entry.entry).map_err(anyhow::Error::from)?;
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+struct RequestBody {
+    dataset: String,
+    #[serde(default)]
+    purpose: String,
+    #[serde(default)]
+    accept_terms: bool,
+}
+
+async fn request(State(api): State<Api>, Json(body): Json<RequestBody>) -> ApiResult<access::RequestOutcome> {
+    if body.purpose.trim().is_empty() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "a purpose is required (--purpose TEXT)".into()));
+    }
+    let entry = transfer::resolve(&api.node.shared, &body.dataset)?.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no dataset {:?} in this node's catalogue (see `cix catalogue list`)", body.dataset),
+        )
+    })?;
+    let out =
+        access::request(&api.node, entry.entry.dataset, &body.purpose, body.accept_terms).await?;
+    Ok(Json(out))
+}
+
+async fn requests(State(api): State<Api>) -> ApiResult<Value> {
+    let s = &api.node.shared;
+    let incoming: Vec<Value> = s
+        .store
+        .requests_in()?
+        .into_iter()
+        .map(|r| {
+            let (state, reason) = match &r.decision {
+                Decision::Pending => ("pending", None),
+                Decision::Approved { .. } => ("approved", None),
+                Decision::Denied { reason, .. } => ("denied", Some(reason.clone())),
+            };
+            let title = s.store.latest_entry(&r.dataset).ok().flatten().map(|e| e.entry.title);
+            json!({
+                "request": r.id, "direction": "incoming", "dataset": r.dataset.to_string(),
+                "title": title, "requester": r.requester.to_string(), "purpose": r.purpose,
+                "received": r.received, "state": state, "reason": reason,
+            })
+        })
+        .collect();
+    let outgoing: Vec<Value> = s
+        .store
+        .requests_out()?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "request": hex::encode(&r.request), "direction": "outgoing",
+                "dataset": r.dataset.to_string(), "purpose": r.purpose, "state": r.status,
+                "reason": r.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "incoming": incoming, "outgoing": outgoing })))
+}
+
+async fn approve(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Value> {
+    let r = access::approve(&api.node.shared, &id)?;
+    Ok(Json(json!({ "request": r.id, "dataset": r.dataset.to_string(), "state": "approved",
+        "requester": r.requester.to_string() })))
+}
+
+#[derive(Deserialize)]
+struct DenyBody {
+    reason: String,
+}
+
+async fn deny(State(api): State<Api>, Path(id): Path<String>, Json(body): Json<DenyBody>) -> ApiResult<Value> {
+    let r = access::deny_request(&api.node.shared, &id, &body.reason)?;
+    Ok(Json(json!({ "request": r.id, "dataset": r.dataset.to_string(), "state": "denied",
+        "reason": body.reason })))
+}
+
+#[derive(Deserialize)]
+struct FetchBody {
+    dataset: String,
+    output: PathBuf,
+}
+
+/// Streams JSON Lines: `{"event":"progress","received","total"}` while bytes arrive, then one
+/// `{"event":"done",...}` or `{"event":"error","error"}`.
+async fn fetch(State(api): State<Api>, Json(body): Json<FetchBody>) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
+    tokio::spawn(async move {
+        let progress_tx = tx.clone();
+        let mut last = std::time::Instant::now();
+        let result = transfer::fetch(&api.node, &body.dataset, &body.output, |got, total| {
+            if got == total || last.elapsed() >= std::time::Duration::from_millis(100) {
+                last = std::time::Instant::now();
+                let line = json!({ "event": "progress", "received": got, "total": total });
+                let _ = progress_tx.try_send(format!("{line}\n"));
+            }
+        })
+        .await;
+        let line = match result {
+            Ok(done) => {
+                let mut v = serde_json::to_value(done).unwrap_or_default();
+                v["event"] = json!("done");
+                v
+            }
+            Err(e) => json!({ "event": "error", "error": format!("{e:#}") }),
+        };
+        let _ = tx.send(format!("{line}\n")).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(line), rx))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn metrics(State(api): State<Api>) -> std::result::Result<String, ApiError> {
+    let s = &api.node.shared;
+    let c = s.stats.snapshot();
+    let peers = api.node.peers().await?.len();
+    let catalogue = s.store.catalogue()?.len();
+    Ok(format!(
+        "# HELP cix_peers Connected peers.\n# TYPE cix_peers gauge\ncix_peers {peers}\n\
+         # HELP cix_catalogue_entries Datasets in the local catalogue.\n# TYPE cix_catalogue_entries gauge\ncix_catalogue_entries {catalogue}\n\
+         # HELP cix_gossip_entries_total Catalogue entries received, by verdict.\n# TYPE cix_gossip_entries_total counter\n\
+         cix_gossip_entries_total{{verdict=\"accepted\"}} {}\ncix_gossip_entries_total{{verdict=\"rejected\"}} {}\n\
+         # HELP cix_transfers_total Transfers, by outcome.\n# TYPE cix_transfers_total counter\n\
+         cix_transfers_total{{outcome=\"served\"}} {}\ncix_transfers_total{{outcome=\"refused\"}} {}\n\
+         # HELP cix_bytes_served_total Dataset bytes served.\n# TYPE cix_bytes_served_total counter\ncix_bytes_served_total {}\n",
+        c.entries_accepted, c.entries_rejected, c.transfers_served, c.transfers_refused, c.bytes_served
+    ))
+}

@@ -1,0 +1,100 @@
+//! Node configuration: one TOML file (`HOME/config.toml`) with documented defaults.
+//!
+//! Every setting has a default; `cix init` writes the agency's name and jurisdiction, and
+//! `cix node run` flags override the listen and bootstrap addresses for one run.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The agency's display name (ISO 37156 3.1.3 organization).
+    pub name: String,
+    /// The agency's jurisdiction, ISO 3166-1 alpha-2.
+    pub jurisdiction: String,
+    /// Infrastructure sectors the agency runs (energy, water, transport, waste, ict).
+    #[serde(default)]
+    pub sectors: Vec<String>,
+    /// Contact address for data requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// libp2p listen addresses.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Peers to dial at start, with `/p2p/PEERID`.
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// Admin API address; must be a loopback address.
+    #[serde(default = "default_admin")]
+    pub admin_listen: SocketAddr,
+    /// sled page cache, in bytes (sled's own default is 1 GiB, too much for many nodes per
+    /// machine).
+    #[serde(default = "default_cache")]
+    pub store_cache_bytes: u64,
+    /// How long a granted delegation stays valid, in days.
+    #[serde(default = "default_grant_days")]
+    pub grant_days: u32,
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["/ip4/0.0.0.0/tcp/4870".into()]
+}
+
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn default_cache() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_grant_days() -> u32 {
+    30
+}
+
+impl Config {
+    /// Defaults for an agency.
+    pub fn new(name: &str, jurisdiction: &str) -> Self {
+        Self {
+            name: name.into(),
+            jurisdiction: jurisdiction.into(),
+            sectors: Vec::new(),
+            contact: None,
+            listen: default_listen(),
+            bootstrap: Vec::new(),
+            admin_listen: default_admin(),
+            store_cache_bytes: default_cache(),
+            grant_days: default_grant_days(),
+        }
+    }
+
+    /// Checks values that TOML cannot.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("name: must not be empty".into());
+        }
+        if self.jurisdiction.len() != 2 || !self.jurisdiction.bytes().all(|c| c.is_ascii_uppercase()) {
+            return Err(format!(
+                "jurisdiction: {:?} is not an ISO 3166-1 alpha-2 code such as NL or US",
+                self.jurisdiction
+            ));
+        }
+        if !self.admin_listen.ip().is_loopback() {
+            return Err(format!(
+                "admin_listen: {} is not a loopback address; the admin API is never exposed",
+                self.admin_listen
+            ));
+        }
+        if self.grant_days == 0 || self.grant_days > 366 {
+            return Err("grant_days: must be between 1 and 366".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,277 @@
+//! The node's data directory ("home"): what lives where, and creating it.
+//!
+//! ```text
+//! HOME/config.toml   settings (see [`crate::config`])
+//! HOME/node.key      the Ed25519 seed, hex, owner-only (0600)
+//! HOME/admin.token   the admin API bearer token, owner-only (0600)
+//! HOME/node.json     written by a running node: admin URL, PeerId, listen addresses, pid
+//! HOME/store/        sled: catalogue, grants, requests, used invocations
+//! HOME/blobs/        dataset bytes, named by their BLAKE3 hex
+//! HOME/tmp/          bytes being written; renamed into blobs/ once verified
+//! ```
+//!
+//! Several nodes live on one machine by giving each its own home.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use cix_protocol::identity::Keypair;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// Paths inside a node's home.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+/// What a running node writes so that `cix` can find it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// Base URL of the admin API, `http://127.0.0.1:PORT`.
+    pub admin_url: String,
+    /// The node's PeerId.
+    pub peer_id: String,
+    /// The node's did:key.
+    pub did: String,
+    /// Addresses peers can dial, with `/p2p/PEERID`.
+    pub listen: Vec<String>,
+    /// Process id.
+    pub pid: u32,
+}
+
+impl Home {
+    /// A home at `root` (not necessarily existing yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `config.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    /// `node.key`.
+    pub fn key(&self) -> PathBuf {
+        self.root.join("node.key")
+    }
+    /// `admin.token`.
+    pub fn token(&self) -> PathBuf {
+        self.root.join("admin.token")
+    }
+    /// `node.json`.
+    pub fn runtime(&self) -> PathBuf {
+        self.root.join("node.json")
+    }
+    /// `store/`.
+    pub fn store(&self) -> PathBuf {
+        self.root.join("store")
+    }
+    /// `blobs/`.
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+    /// `tmp/`.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// True once `cix init` has run here.
+    pub fn is_initialised(&self) -> bool {
+        self.key().exists() && self.config().exists()
+    }
+
+    /// Creates a new home: key, token, config. Refuses to touch an existing one.
+    ///
+    /// # Errors
+    ///
+    /// If the home is already initialised or a file cannot be written.
+    pub fn init(&self, config: &Config) -> Result<Keypair> {
+        if self.key().exists() {
+            bail!(
+                "{} already holds a node key; refusing to overwrite it (choose another --home)",
+                self.root.display()
+            );
+        }
+        fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create {}", self.root.display()))?;
+        restrict_dir(&self.root)?;
+        let key = Keypair::generate();
+        write_secret(&self.key(), hex::encode(key.seed()).as_bytes())?;
+        let token: [u8; 32] = rand::random();
+        write_secret(&self.token(), hex::encode(token).as_bytes())?;
+        let text = toml::to_string_pretty(config).context("cannot encode config")?;
+        write_atomic(&self.config(), text.as_bytes())?;
+        Ok(key)
+    }
+
+    /// Reads the node key, refusing one that others can read.
+    ///
+    /// # Errors
+    ///
+    /// If the file is missing, malformed or readable by group or others.
+    pub fn load_key(&self) -> Result<Keypair> {
+        let path = self.key();
+        check_owner_only(&path)?;
+        let text = fs::read_to_string(&path).with_context(|| {
+            format!("cannot read {} (run `cix init` first)", path.display())
+        })?;
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut seed)
+            .with_context(|| format!("{} is not a 64-hex-digit ed25519 seed", path.display()))?;
+        Ok(Keypair::from_seed(seed))
+    }
+
+    /// Reads the admin token.
+    ///
+    /// # Errors
+    ///
+    /// If the file is missing or readable by group or others.
+    pub fn load_token(&self) -> Result<String> {
+        let path = self.token();
+        check_owner_only(&path)?;
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
+        Ok(text.trim().to_string())
+    }
+
+    /// Reads the config file.
+    ///
+    /// # Errors
+    ///
+    /// If it is missing or invalid, naming the file.
+    pub fn load_config(&self) -> Result<Config> {
+        let path = self.config();
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config in {}", path.display()))
+    }
+
+    /// Reads what the running node wrote about itself.
+    ///
+    /// # Errors
+    ///
+    /// If no node is running from this home (or it never started).
+    pub fn load_runtime(&self) -> Result<RuntimeInfo> {
+        let path = self.runtime();
+        let text = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no running node found for {} (start one with `cix node run`)",
+                self.root.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))
+    }
+
+    /// Records runtime information for `cix`.
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be written.
+    pub fn write_runtime(&self, info: &RuntimeInfo) -> Result<()> {
+        write_atomic(&self.runtime(), serde_json::to_string_pretty(info)?.as_bytes())
+    }
+}
+
+/// Writes a file through a temporary name and a rename, flushed to disk before the rename, so
+/// a reader sees the old content or the new, never half of it.
+///
+/// # Errors
+///
+/// Any I/O error, with the path.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes)
+}
+
+#[cfg(unix)]
+fn restrict_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict permissions of {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn restrict_dir(_: &Path) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn check_owner_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(path)
+        .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owner_only(_: &Path) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_creates_owner_only_secrets_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("n"));
+        let key = home.init(&Config::new("Water Board", "NL")).unwrap();
+        assert_eq!(home.load_key().unwrap().did(), key.did());
+        assert_eq!(home.load_token().unwrap().len(), 64);
+        assert_eq!(home.load_config().unwrap().name, "Water Board");
+        assert!(home.init(&Config::new("x", "NL")).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        home.init(&Config::new("x", "NL")).unwrap();
+        fs::set_permissions(home.key(), fs::Permissions::from_mode(0o644)).unwrap();
+        let err = home.load_key().unwrap_err().to_string();
+        assert!(err.contains("readable by others"), "{err}");
+    }
+}

@@ -1,0 +1,31 @@
+//! cix-node: the cix daemon as a library.
+//!
+//! A node is one agency's presence on the network. It owns an Ed25519 key (its PeerId and its
+//! `did:key`), a sled store and a blob directory under its home ([`home`]), and a libp2p swarm
+//! ([`network`]) speaking:
+//!
+//! - gossipsub on `cix/catalogue/1`: signed catalogue entries, each checked before it is
+//!   accepted or forwarded;
+//! - `/cix/sync/1`: catch-up of a peer's own entries on connecting;
+//! - `/cix/access/1`: access negotiation by data spectrum ([`access`]);
+//! - `/cix/transfer/1`: dataset bytes, verified before they are renamed into place
+//!   ([`transfer`]);
+//! - identify, ping and Kademlia for finding peers.
+//!
+//! [`start`] runs a node and returns a [`Node`] handle; [`admin`] serves the loopback admin API
+//! that the `cix` command line talks to.
+
+pub mod access;
+pub mod admin;
+pub mod codec;
+pub mod config;
+pub mod home;
+pub mod network;
+pub mod node;
+pub mod publish;
+pub mod store;
+pub mod transfer;
+
+pub use config::Config;
+pub use home::Home;
+pub use node::{start, Node, NodeEvent};

@@ -1,0 +1,537 @@
+//! The libp2p side of a node: the composed behaviour and the event loop that owns the swarm.
+//!
+//! One task owns the [`Swarm`]; everything else talks to it through [`Command`]s sent on a
+//! bounded channel, each carrying a oneshot for its reply (the file-sharing pattern). Inbound
+//! gossip, access requests and catch-up requests are answered inside the loop because each
+//! answer is a short, synchronous store operation. Transfers run on their own streams outside
+//! the loop (see [`crate::transfer`]).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use cix_protocol::catalogue::{EntryId, Level, SignedEntry};
+use cix_protocol::limits;
+use cix_protocol::wire::{
+    AccessRequest, AccessResponse, SyncRequest, SyncResponse, ACCESS_PROTOCOL, CATALOGUE_TOPIC,
+    SYNC_PROTOCOL,
+};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
+use libp2p::kad::{self, store::MemoryStore};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::codec::Codec;
+use crate::node::{NodeEvent, Shared};
+
+/// Depth of the command channel from handles to the event loop.
+pub const COMMAND_QUEUE: usize = 256;
+/// How long an access or catch-up request may take before it fails.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most concurrent inbound request-response streams per connection.
+pub const MAX_CONCURRENT_REQUESTS: usize = 32;
+/// How often the node re-dials missing bootstrap peers and refreshes Kademlia.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15);
+/// Protocol id of identify (libp2p's protocol, cix's namespace).
+pub const IDENTIFY_PROTOCOL: &str = "/cix/id/1.0.0";
+/// Protocol id of Kademlia, kept apart from the public IPFS DHT.
+pub const KAD_PROTOCOL: &str = "/cix/kad/1.0.0";
+
+/// The composed libp2p behaviour of a cix node.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    kad: kad::Behaviour<MemoryStore>,
+    access: request_response::Behaviour<Codec<AccessRequest, AccessResponse>>,
+    sync: request_response::Behaviour<Codec<SyncRequest, SyncResponse>>,
+    stream: libp2p_stream::Behaviour,
+}
+
+impl Behaviour {
+    pub(crate) fn kad_add(&mut self, peer: &PeerId, addr: Multiaddr) {
+        self.kad.add_address(peer, addr);
+    }
+
+    pub(crate) fn stream_control(&self) -> libp2p_stream::Control {
+        self.stream.new_control()
+    }
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Behaviour")
+    }
+}
+
+/// A connected peer, as `cix peers` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerInfo {
+    /// libp2p PeerId.
+    pub peer_id: String,
+    /// The peer's did:key.
+    pub did: Option<String>,
+    /// What identify reported as agent (cix version and agency name).
+    pub agent: Option<String>,
+    /// Addresses it listens on.
+    pub addresses: Vec<String>,
+    /// Last ping round trip, milliseconds.
+    pub rtt_ms: Option<u64>,
+}
+
+/// Requests from handles to the event loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Announce a signed entry on the catalogue topic.
+    Announce {
+        /// Envelope bytes.
+        bytes: Vec<u8>,
+        /// Number of peers it went to (0 if none was subscribed yet).
+        reply: oneshot::Sender<Result<usize>>,
+    },
+    /// List connected peers.
+    Peers {
+        /// The list.
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    /// Dial an address.
+    Dial {
+        /// With `/p2p/PEERID`, ideally.
+        addr: Multiaddr,
+        /// Dial started.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Make sure a peer is reachable: connected, or addresses found through Kademlia.
+    Locate {
+        /// The peer.
+        peer: PeerId,
+        /// True if it is connected or now has known addresses.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Send an access request.
+    Access {
+        /// The owner.
+        peer: PeerId,
+        /// The request.
+        request: AccessRequest,
+        /// The owner's answer.
+        reply: oneshot::Sender<Result<AccessResponse>>,
+    },
+    /// Our listen addresses.
+    Listening {
+        /// With `/p2p/PEERID`.
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+}
+
+/// Builds the swarm for `key`.
+///
+/// # Errors
+///
+/// If the transport or a behaviour cannot be built.
+pub fn build_swarm(key: libp2p::identity::Keypair, agent: String) -> Result<Swarm<Behaviour>> {
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(ValidationMode::Strict)
+                .validate_messages()
+                .max_transmit_size(limits::MAX_ENTRY_BYTES + 4096)
+                .message_id_fn(|m: &gossipsub::Message| {
+                    gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
+                })
+                .heartbeat_interval(Duration::from_millis(700))
+                .build()
+                .map_err(|e| anyhow!("gossipsub config: {e}"))?;
+            let gossipsub = gossipsub::Behaviour::new(
+                MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+            )
+            .map_err(|e| anyhow!("gossipsub: {e}"))?;
+            let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+            // The event loop refreshes the routing table itself, once peers are known.
+            kad_config.set_periodic_bootstrap_interval(None);
+            let mut kad =
+                kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config);
+            // Loopback and private addresses are never "confirmed external", so without this
+            // kad would stay a client and answer nobody's queries.
+            kad.set_mode(Some(kad::Mode::Server));
+            let rr = request_response::Config::default()
+                .with_request_timeout(REQUEST_TIMEOUT)
+                .with_max_concurrent_streams(MAX_CONCURRENT_REQUESTS);
+            Ok(Behaviour {
+                identify: identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                        .with_agent_version(agent),
+                ),
+                ping: ping::Behaviour::default(),
+                gossipsub,
+                kad,
+                access: request_response::Behaviour::with_codec(
+                    Codec::new(limits::MAX_ACCESS_REQUEST_BYTES, limits::MAX_ACCESS_RESPONSE_BYTES),
+                    [(StreamProtocol::new(ACCESS_PROTOCOL), ProtocolSupport::Full)],
+                    rr.clone(),
+                ),
+                sync: request_response::Behaviour::with_codec(
+                    Codec::new(limits::MAX_SYNC_REQUEST_BYTES, limits::MAX_SYNC_RESPONSE_BYTES),
+                    [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+                    rr,
+                ),
+                stream: libp2p_stream::Behaviour::new(),
+            })
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    Ok(swarm)
+}
+
+/// The state the event loop keeps besides the swarm.
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    shared: Shared,
+    commands: mpsc::Receiver<Command>,
+    topic: IdentTopic,
+    bootstrap: Vec<Multiaddr>,
+    pending_access: HashMap<OutboundRequestId, oneshot::Sender<Result<AccessResponse>>>,
+    pending_locate: HashMap<kad::QueryId, (PeerId, oneshot::Sender<bool>)>,
+    identified: HashMap<PeerId, identify::Info>,
+    rtt: HashMap<PeerId, Duration>,
+    syncing: HashSet<PeerId>,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        shared: Shared,
+        commands: mpsc::Receiver<Command>,
+        bootstrap: Vec<Multiaddr>,
+    ) -> Self {
+        Self {
+            swarm,
+            shared,
+            commands,
+            topic: IdentTopic::new(CATALOGUE_TOPIC),
+            bootstrap,
+            pending_access: HashMap::new(),
+            pending_locate: HashMap::new(),
+            identified: HashMap::new(),
+            rtt: HashMap::new(),
+            syncing: HashSet::new(),
+            listen_addrs: Vec::new(),
+        }
+    }
+
+    pub(crate) fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
+        &mut self.swarm
+    }
+
+    pub(crate) fn add_listen_addr(&mut self, addr: Multiaddr) {
+        let me = *self.swarm.local_peer_id();
+        let addr = addr.clone().with_p2p(me).unwrap_or(addr);
+        if !self.listen_addrs.contains(&addr) {
+            self.listen_addrs.push(addr);
+        }
+    }
+
+    /// Runs until every handle is dropped.
+    pub(crate) async fn run(mut self) {
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&self.topic) {
+            tracing::error!(error = %e, "cannot subscribe to the catalogue topic");
+        }
+        self.dial_bootstrap();
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        maintenance.tick().await;
+        loop {
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = maintenance.tick() => {
+                    self.dial_bootstrap();
+                    if self.swarm.connected_peers().next().is_some() {
+                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    }
+                }
+            }
+        }
+        debug!("event loop stopped");
+    }
+
+    fn dial_bootstrap(&mut self) {
+        for addr in self.bootstrap.clone() {
+            let peer = peer_of(&addr);
+            if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, error = %e, "bootstrap dial failed");
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Announce { bytes, reply } => {
+                let peers = self.swarm.behaviour().gossipsub.all_peers().count();
+                let res = match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes)
+                {
+                    Ok(_) => Ok(peers),
+                    // Nobody subscribed yet: the entry is stored and catch-up will deliver it.
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(0),
+                    Err(gossipsub::PublishError::Duplicate) => Ok(peers),
+                    Err(e) => Err(anyhow!("cannot announce: {e}")),
+                };
+                let _ = reply.send(res);
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peer_list());
+            }
+            Command::Dial { addr, reply } => {
+                let _ = reply.send(self.swarm.dial(addr).map_err(|e| anyhow!("dial failed: {e}")));
+            }
+            Command::Locate { peer, reply } => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(true);
+                } else {
+                    let q = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    self.pending_locate.insert(q, (peer, reply));
+                }
+            }
+            Command::Access { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().access.send_request(&peer, request);
+                self.pending_access.insert(id, reply);
+            }
+            Command::Listening { reply } => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+        }
+    }
+
+    fn peer_list(&self) -> Vec<PeerInfo> {
+        self.swarm
+            .connected_peers()
+            .map(|p| {
+                let info = self.identified.get(p);
+                PeerInfo {
+                    peer_id: p.to_string(),
+                    did: crate::node::did_of_peer(p).map(|d| d.to_string()),
+                    agent: info.map(|i| i.agent_version.clone()),
+                    addresses: info
+                        .map(|i| i.listen_addrs.iter().map(|a| a.to_string()).collect())
+                        .unwrap_or_default(),
+                    rtt_ms: self.rtt.get(p).map(|d| d.as_millis() as u64),
+                }
+            })
+            .collect()
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                self.add_listen_addr(address);
+                info!(address = ?self.listen_addrs.last(), "listening");
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                let me = *self.swarm.local_peer_id();
+                let address = address.clone().with_p2p(me).unwrap_or(address);
+                self.listen_addrs.retain(|a| a != &address);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.shared.emit(NodeEvent::PeerConnected { peer: peer_id.to_string() });
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                debug!(peer = %peer_id, "disconnected");
+                self.identified.remove(&peer_id);
+                self.syncing.remove(&peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            }
+            SwarmEvent::Behaviour(ev) => self.on_behaviour_event(ev),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.on_identified(peer_id, info)
+            }
+            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
+                self.rtt.insert(peer, rtt);
+            }
+            BehaviourEvent::Gossipsub(ev) => self.on_gossip(ev),
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
+                if let Some((peer, reply)) = self.pending_locate.remove(&id) {
+                    let found = match result {
+                        kad::QueryResult::GetClosestPeers(Ok(ok)) => {
+                            ok.peers.iter().any(|p| p.peer_id == peer && !p.addrs.is_empty())
+                        }
+                        _ => false,
+                    };
+                    if found || step.last {
+                        let _ = reply.send(found || self.swarm.is_connected(&peer));
+                    } else {
+                        self.pending_locate.insert(id, (peer, reply));
+                    }
+                }
+            }
+            BehaviourEvent::Access(ev) => self.on_access(ev),
+            BehaviourEvent::Sync(ev) => self.on_sync(ev),
+            _ => {}
+        }
+    }
+
+    fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
+        for addr in &info.listen_addrs {
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        let speaks_sync = info.protocols.iter().any(|p| p.as_ref() == SYNC_PROTOCOL);
+        self.identified.insert(peer, info);
+        if speaks_sync && self.syncing.insert(peer) {
+            debug!(%peer, "catching up with peer's catalogue");
+            self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest { after: None });
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message { propagation_source, message_id, message } => {
+                let verdict = self.accept_entry(&message.data, &propagation_source, "gossip");
+                let acceptance =
+                    if verdict { MessageAcceptance::Accept } else { MessageAcceptance::Reject };
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                debug!(peer = %peer_id, %topic, "peer subscribed");
+                self.shared.emit(NodeEvent::PeerSubscribed { peer: peer_id.to_string() });
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks an entry from a peer and stores it; true if it is acceptable (new or already
+    /// known), false if it must be rejected and not forwarded.
+    fn accept_entry(&mut self, bytes: &[u8], from: &PeerId, via: &'static str) -> bool {
+        let signed = match SignedEntry::decode(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(peer = %from, via, error = %e, "rejected catalogue entry");
+                self.shared.stats.rejected();
+                self.shared.emit(NodeEvent::EntryRejected {
+                    from: from.to_string(),
+                    reason: e.to_string(),
+                });
+                return false;
+            }
+        };
+        if signed.entry.level() == Level::Closed {
+            warn!(peer = %from, via, entry = %signed.id, "rejected announcement of a closed dataset");
+            self.shared.stats.rejected();
+            self.shared.emit(NodeEvent::EntryRejected {
+                from: from.to_string(),
+                reason: "closed datasets are never announced".into(),
+            });
+            return false;
+        }
+        match self.shared.store.put_entry(&signed) {
+            Ok(is_new) => {
+                self.shared.stats.accepted();
+                if is_new {
+                    debug!(peer = %from, via, entry = %signed.id, dataset = %signed.entry.dataset, "accepted catalogue entry");
+                    self.shared.emit(NodeEvent::EntryAccepted {
+                        entry: signed.id.to_string(),
+                        dataset: signed.entry.dataset.to_string(),
+                        title: signed.entry.title.clone(),
+                        from: from.to_string(),
+                    });
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a valid entry");
+                // Not the peer's fault: do not penalise it.
+                true
+            }
+        }
+    }
+
+    fn on_access(&mut self, event: request_response::Event<AccessRequest, AccessResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                let response = crate::access::decide(&self.shared, &peer, request);
+                if self.swarm.behaviour_mut().access.send_response(channel, response).is_err() {
+                    debug!(%peer, "access requester went away before the answer");
+                }
+            }
+            Event::Message { message: Message::Response { request_id, response }, .. } => {
+                if let Some(reply) = self.pending_access.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure { request_id, error, peer, .. } => {
+                if let Some(reply) = self.pending_access.remove(&request_id) {
+                    let _ = reply.send(Err(anyhow!("access request to {peer} failed: {error}")));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                warn!(%peer, %error, "inbound access request failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                let page = crate::access::sync_page(&self.shared, request.after);
+                if self.swarm.behaviour_mut().sync.send_response(channel, page).is_err() {
+                    debug!(%peer, "sync requester went away");
+                }
+            }
+            Event::Message { peer, message: Message::Response { response, .. }, .. } => {
+                let mut last = None;
+                for bytes in response.entries.iter().take(limits::MAX_SYNC_ENTRIES) {
+                    if self.accept_entry(bytes, &peer, "sync") {
+                        last = Some(EntryId::of(bytes));
+                    }
+                }
+                if response.more {
+                    if let Some(after) = last {
+                        self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest { after: Some(after) });
+                    }
+                }
+            }
+            Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "catch-up failed");
+                self.syncing.remove(&peer);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The PeerId at the end of a multiaddr, if any.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}

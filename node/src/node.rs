@@ -1,0 +1,332 @@
+//! Starting a node and the cloneable [`Node`] handle the admin API, the CLI and the testnet
+//! drive it through.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use cix_protocol::identity::{Did, Keypair, PublicKey};
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::Config;
+use crate::home::Home;
+use crate::network::{self, Command, EventLoop, PeerInfo};
+use crate::store::Store;
+
+/// Capacity of the event broadcast; slow subscribers miss events rather than slow the node.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// Things that happened, for tests, the testnet and live displays. Also logged under the
+/// tracing target `cix::event`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum NodeEvent {
+    /// A connection to a peer was established.
+    PeerConnected {
+        /// PeerId.
+        peer: String,
+    },
+    /// A peer subscribed to the catalogue topic.
+    PeerSubscribed {
+        /// PeerId.
+        peer: String,
+    },
+    /// A catalogue entry from a peer was accepted and stored.
+    EntryAccepted {
+        /// Entry id.
+        entry: String,
+        /// Dataset id.
+        dataset: String,
+        /// Title.
+        title: String,
+        /// Peer it came from.
+        from: String,
+    },
+    /// A catalogue entry from a peer was rejected.
+    EntryRejected {
+        /// Peer it came from.
+        from: String,
+        /// Why.
+        reason: String,
+    },
+    /// An access request waits in the operator's queue.
+    RequestQueued {
+        /// Request id.
+        request: String,
+        /// Dataset id.
+        dataset: String,
+    },
+}
+
+/// Counters, read by `cix status`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    gossip_accepted: AtomicU64,
+    gossip_rejected: AtomicU64,
+    transfers_served: AtomicU64,
+    transfers_refused: AtomicU64,
+    bytes_served: AtomicU64,
+}
+
+/// A snapshot of [`Stats`].
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSnapshot {
+    /// Catalogue entries accepted from peers.
+    pub entries_accepted: u64,
+    /// Catalogue entries rejected.
+    pub entries_rejected: u64,
+    /// Transfers served.
+    pub transfers_served: u64,
+    /// Transfers refused.
+    pub transfers_refused: u64,
+    /// Bytes served.
+    pub bytes_served: u64,
+}
+
+impl Stats {
+    pub(crate) fn accepted(&self) {
+        self.gossip_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn rejected(&self) {
+        self.gossip_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn served(&self, bytes: u64) {
+        self.transfers_served.fetch_add(1, Ordering::Relaxed);
+        self.bytes_served.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub(crate) fn refused(&self) {
+        self.transfers_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Current values.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            entries_accepted: self.gossip_accepted.load(Ordering::Relaxed),
+            entries_rejected: self.gossip_rejected.load(Ordering::Relaxed),
+            transfers_served: self.transfers_served.load(Ordering::Relaxed),
+            transfers_refused: self.transfers_refused.load(Ordering::Relaxed),
+            bytes_served: self.bytes_served.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// State shared by the event loop and every handle.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The node's key.
+    pub key: Keypair,
+    /// Its home directory.
+    pub home: Home,
+    /// Its settings.
+    pub config: Arc<Config>,
+    /// Its store.
+    pub store: Store,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    events: broadcast::Sender<NodeEvent>,
+}
+
+impl Shared {
+    /// Publishes an event to subscribers and to the `cix::event` tracing target.
+    pub fn emit(&self, event: NodeEvent) {
+        tracing::debug!(target: "cix::event", event = ?event);
+        let _ = self.events.send(event);
+    }
+
+    /// The node's did:key.
+    pub fn did(&self) -> Did {
+        self.key.did()
+    }
+}
+
+/// A handle on a running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    /// Shared state.
+    pub shared: Shared,
+    commands: mpsc::Sender<Command>,
+    control: libp2p_stream::Control,
+    peer_id: PeerId,
+}
+
+/// Starts a node from `home` with `config`: opens the store, binds the listen addresses,
+/// spawns the event loop and the transfer server.
+///
+/// # Errors
+///
+/// If the key, store or a listen address cannot be used.
+pub async fn start(home: Home, config: Config) -> Result<Node> {
+    config.validate().map_err(|e| anyhow!("invalid config: {e}"))?;
+    let key = home.load_key()?;
+    for dir in [home.blobs(), home.tmp()] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let store = Store::open(&home.store(), config.store_cache_bytes)?;
+    let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
+        .map_err(|e| anyhow!("node key unusable for libp2p: {e}"))?;
+    let agent = format!("cix/{} ({})", env!("CARGO_PKG_VERSION"), config.name);
+    let mut swarm = network::build_swarm(libp2p_key, agent)?;
+    let peer_id = *swarm.local_peer_id();
+
+    for addr in &config.listen {
+        let ma: Multiaddr =
+            addr.parse().with_context(|| format!("listen address {addr:?} is not a multiaddr"))?;
+        swarm.listen_on(ma.clone()).with_context(|| format!("cannot listen on {ma}"))?;
+    }
+    let mut bootstrap = Vec::new();
+    for addr in &config.bootstrap {
+        let ma: Multiaddr = addr
+            .parse()
+            .with_context(|| format!("bootstrap address {addr:?} is not a multiaddr"))?;
+        if let Some(peer) = network::peer_of(&ma) {
+            swarm.behaviour_mut().kad_add(&peer, ma.clone());
+        }
+        bootstrap.push(ma);
+    }
+
+    let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let shared = Shared {
+        key,
+        home,
+        config: Arc::new(config),
+        store,
+        stats: Arc::new(Stats::default()),
+        events,
+    };
+    let control = swarm.behaviour().stream_control();
+    let (tx, rx) = mpsc::channel(network::COMMAND_QUEUE);
+    let mut event_loop = EventLoop::new(swarm, shared.clone(), rx, bootstrap);
+    // Wait for the listeners to be bound so that `listening()` is meaningful at once.
+    wait_for_listeners(&mut event_loop, shared.config.listen.len()).await;
+    tokio::spawn(event_loop.run());
+
+    let node = Node { shared, commands: tx, control, peer_id };
+    crate::transfer::spawn_server(node.clone())?;
+    Ok(node)
+}
+
+async fn wait_for_listeners(event_loop: &mut EventLoop, count: usize) {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut bound = 0;
+    while bound < count {
+        let next = tokio::time::timeout_at(deadline, event_loop.swarm_mut().select_next_some());
+        match next.await {
+            Ok(SwarmEvent::NewListenAddr { address, .. }) => {
+                tracing::debug!(%address, "listening");
+                event_loop.add_listen_addr(address);
+                bound += 1;
+            }
+            Ok(SwarmEvent::ListenerError { error, .. }) => {
+                tracing::warn!(%error, "listener failed");
+                bound += 1;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("peer_id", &self.peer_id).finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// The node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The node's did:key.
+    pub fn did(&self) -> Did {
+        self.shared.did()
+    }
+
+    /// Subscribes to node events.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// A stream control for opening and accepting transfer streams.
+    pub(crate) fn control(&self) -> libp2p_stream::Control {
+        self.control.clone()
+    }
+
+    pub(crate) async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| anyhow!("the node has stopped"))?;
+        rx.await.map_err(|_| anyhow!("the node has stopped"))
+    }
+
+    /// Addresses peers can dial, with `/p2p/PEERID`.
+    ///
+    /// # Errors
+    ///
+    /// If the node has stopped.
+    pub async fn listening(&self) -> Result<Vec<Multiaddr>> {
+        self.call(|reply| Command::Listening { reply }).await
+    }
+
+    /// Connected peers.
+    ///
+    /// # Errors
+    ///
+    /// If the node has stopped.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>> {
+        self.call(|reply| Command::Peers { reply }).await
+    }
+
+    /// Dials a peer.
+    ///
+    /// # Errors
+    ///
+    /// If the dial cannot start.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<()> {
+        self.call(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Makes sure `peer` can be reached (connected, or addresses known via Kademlia).
+    ///
+    /// # Errors
+    ///
+    /// If the node has stopped.
+    pub async fn locate(&self, peer: PeerId) -> Result<bool> {
+        self.call(|reply| Command::Locate { peer, reply }).await
+    }
+
+    pub(crate) async fn announce(&self, bytes: Vec<u8>) -> Result<usize> {
+        self.call(|reply| Command::Announce { bytes, reply }).await?
+    }
+
+    pub(crate) async fn send_access(
+        &self,
+        peer: PeerId,
+        request: cix_protocol::wire::AccessRequest,
+    ) -> Result<cix_protocol::wire::AccessResponse> {
+        self.call(|reply| Command::Access { peer, request, reply }).await?
+    }
+}
+
+/// The PeerId of an Ed25519 principal.
+pub fn peer_of_did(did: &Did) -> Result<PeerId> {
+    let pk = libp2p::identity::ed25519::PublicKey::try_from_bytes(&did.public_key().to_bytes())
+        .map_err(|e| anyhow!("{did} is not usable as a libp2p key: {e}"))?;
+    Ok(libp2p::identity::PublicKey::from(pk).to_peer_id())
+}
+
+/// The principal of a PeerId, when it inlines an Ed25519 key (every cix node's does).
+pub fn did_of_peer(peer: &PeerId) -> Option<Did> {
+    // A PeerId is a multihash; the identity code (0x00) inlines the protobuf-encoded key.
+    let bytes = peer.to_bytes();
+    let digest = match bytes.as_slice() {
+        [0x00, len, rest @ ..] if *len as usize == rest.len() => rest,
+        _ => return None,
+    };
+    let pk = libp2p::identity::PublicKey::try_decode_protobuf(digest).ok()?;
+    let ed = pk.try_into_ed25519().ok()?;
+    PublicKey::from_bytes(ed.to_bytes()).ok().map(|k| k.did())
+}

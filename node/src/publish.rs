@@ -1,0 +1,428 @@
+//! Publishing a file: copy it into the blob store, describe it, sign the entry, announce it.
+//!
+//! What the command line does not say comes from the metadata file (`--meta FILE.toml`, see
+//! [`Meta`]), then from defaults. A CSV's data dictionary (ISO 37156 5.4) is inferred from its
+//! header and values, and any field the metadata file lists overrides the inferred one.
+//! The entry's consistency rules are checked before anything is stored: a refused entry leaves
+//! no blob and no record behind.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use cix_protocol::catalogue::{
+    Agent, BoundingBox, Concept, Contact, DataType, DatasetId, Distribution, Domain, Entry, Facets,
+    HighRisk, Insight, Iso, Kind, Level, Privacy, Roles, SignedEntry, Spatial, Temporal,
+};
+use cix_protocol::content::ContentHash;
+use cix_protocol::dictionary::{self, Field, FieldType};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+use crate::node::{Node, Shared};
+use crate::store::OwnDataset;
+
+/// The metadata file: every field optional; the command line wins over it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// `open`, `shared-public`, `shared-group`, `shared-named` or `closed`.
+    pub spectrum: Option<String>,
+    /// Keywords.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// DCAT themes.
+    #[serde(default)]
+    pub themes: Vec<String>,
+    /// Licence, SPDX id or URI.
+    pub licence: Option<String>,
+    /// Contact name.
+    pub contact_name: Option<String>,
+    /// Contact e-mail.
+    pub contact_email: Option<String>,
+    /// Media type; guessed from the extension when absent.
+    pub media_type: Option<String>,
+    /// Place name.
+    pub place: Option<String>,
+    /// Bounding box in degrees: west, south, east, north.
+    pub bbox: Option<[f64; 4]>,
+    /// First date covered.
+    pub temporal_start: Option<String>,
+    /// Last date covered.
+    pub temporal_end: Option<String>,
+    /// ISO 37156 5.2 data type.
+    pub data_type: Option<String>,
+    /// ISO 37156 5.3 kind of collected data.
+    pub kind: Option<String>,
+    /// ISO 37156 5.3 SCCM concept.
+    pub concept: Option<String>,
+    /// Infrastructure domain.
+    pub domain: Option<String>,
+    /// ISO 37156 5.3 insight level.
+    pub insight: Option<String>,
+    /// ISO 37156 5.3 observation facets.
+    #[serde(default)]
+    pub facets: FacetsMeta,
+    /// Terms for shared-public data.
+    pub terms: Option<String>,
+    /// Who created the data (defaults to the agency).
+    pub creator: Option<String>,
+    /// Who owns it (defaults to the agency).
+    pub owner: Option<String>,
+    /// Provenance statement.
+    pub provenance: Option<String>,
+    /// Quality statement.
+    pub quality: Option<String>,
+    /// ISO 37156 8.2 personal data.
+    #[serde(default)]
+    pub personal_data: bool,
+    /// ISO 37156 8.2.3 high-risk categories.
+    #[serde(default)]
+    pub high_risk: Vec<String>,
+    /// Purpose of collection.
+    pub purpose: Option<String>,
+    /// Legal basis.
+    pub legal_basis: Option<String>,
+    /// Retention in days.
+    pub retention_days: Option<u32>,
+    /// Jurisdiction (defaults to the node's).
+    pub jurisdiction: Option<String>,
+    /// Jurisdictions it may go to.
+    #[serde(default)]
+    pub allowed_jurisdictions: Vec<String>,
+    /// Dictionary overrides, by field name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldMeta>,
+}
+
+/// Observation facets in the metadata file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacetsMeta {
+    /// Subject.
+    pub subject: Option<String>,
+    /// Metric.
+    pub metric: Option<String>,
+    /// Place granularity.
+    pub place: Option<String>,
+    /// Time granularity.
+    pub time: Option<String>,
+    /// Stakeholder role.
+    pub stakeholder: Option<String>,
+}
+
+/// Overrides for one dictionary field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMeta {
+    /// Type.
+    #[serde(rename = "type")]
+    pub field_type: Option<FieldType>,
+    /// Unit.
+    pub unit: Option<String>,
+    /// Meaning.
+    pub description: Option<String>,
+}
+
+/// What `cix publish` asks for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PublishRequest {
+    /// The file, as an absolute path on the node's machine.
+    pub path: PathBuf,
+    /// Title (overrides the metadata file).
+    pub title: Option<String>,
+    /// Spectrum level (overrides the metadata file).
+    pub spectrum: Option<String>,
+    /// Text of the metadata TOML file.
+    pub meta: Option<String>,
+}
+
+/// What was published.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    /// Dataset id.
+    pub dataset: String,
+    /// Entry id.
+    pub entry: String,
+    /// Title.
+    pub title: String,
+    /// Spectrum level.
+    pub spectrum: String,
+    /// BLAKE3 hex.
+    pub content_hash: String,
+    /// Size.
+    pub bytes: u64,
+    /// Peers the announcement went to directly (0 for closed data, never announced).
+    pub announced_to: usize,
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(field: &str, v: Option<&String>, default: T) -> Result<T> {
+    match v {
+        Some(s) => s.parse().map_err(|e| anyhow!("metadata {field}: {e}")),
+        None => Ok(default),
+    }
+}
+
+fn guess_media_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("csv") => "text/csv",
+        Some("geojson") => "application/geo+json",
+        Some("json") | Some("topojson") => "application/json",
+        Some("jsonld") => "application/ld+json",
+        Some("ttl") => "text/turtle",
+        Some("txt") | Some("inp") => "text/plain",
+        Some("zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+fn rfc3339_now() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+fn to_e7(deg: f64) -> Result<i64> {
+    if !deg.is_finite() {
+        bail!("metadata bbox: coordinates must be finite numbers");
+    }
+    Ok((deg * 1e7).round() as i64)
+}
+
+/// Builds the (unsigned) entry for a file already hashed.
+fn build_entry(
+    shared: &Shared,
+    req: &PublishRequest,
+    meta: &Meta,
+    content: ContentHash,
+    bytes: u64,
+    dictionary: Vec<Field>,
+) -> Result<Entry> {
+    let me = shared.did();
+    let agency = Agent { name: shared.config.name.clone(), did: Some(me) };
+    let level: Level = match req.spectrum.as_ref().or(meta.spectrum.as_ref()) {
+        Some(s) => s.parse().map_err(|e: String| anyhow!(e))?,
+        None => bail!("no spectrum given: use --spectrum open|shared-public|shared-group|shared-named|closed"),
+    };
+    let (spectrum, access) = level.split();
+    let title = req
+        .title
+        .clone()
+        .or_else(|| meta.title.clone())
+        .ok_or_else(|| anyhow!("no title given: use --title or set title in the metadata file"))?;
+    let filename = req.path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let default_domain = shared.config.sectors.first().and_then(|s| s.parse().ok()).unwrap_or(Domain::Ict);
+    let high_risk = meta
+        .high_risk
+        .iter()
+        .map(|h| h.parse::<HighRisk>().map_err(|e| anyhow!("metadata high_risk: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let bbox = meta
+        .bbox
+        .map(|[w, s, e, n]| -> Result<BoundingBox> {
+            Ok(BoundingBox { west: to_e7(w)?, south: to_e7(s)?, east: to_e7(e)?, north: to_e7(n)? })
+        })
+        .transpose()?;
+    let now = rfc3339_now();
+    Ok(Entry {
+        iss: me,
+        dataset: DatasetId::generate(),
+        version: 1,
+        previous: None,
+        title,
+        description: meta.description.clone().unwrap_or_default(),
+        keywords: meta.keywords.clone(),
+        themes: meta.themes.clone(),
+        publisher: agency.clone(),
+        contact: meta
+            .contact_name
+            .clone()
+            .or_else(|| shared.config.contact.clone())
+            .map(|name| Contact { name, email: meta.contact_email.clone() }),
+        licence: meta.licence.clone(),
+        spatial: (meta.place.is_some() || bbox.is_some())
+            .then(|| Spatial { name: meta.place.clone(), bbox }),
+        temporal: (meta.temporal_start.is_some() || meta.temporal_end.is_some()).then(|| Temporal {
+            start: meta.temporal_start.clone(),
+            end: meta.temporal_end.clone(),
+        }),
+        issued: now.clone(),
+        modified: now,
+        distributions: vec![Distribution {
+            media_type: meta
+                .media_type
+                .clone()
+                .unwrap_or_else(|| guess_media_type(&req.path).to_string()),
+            bytes,
+            content,
+            filename,
+        }],
+        iso: Iso {
+            data_type: parse("data_type", meta.data_type.as_ref(), DataType::Thematic)?,
+            kind: parse("kind", meta.kind.as_ref(), Kind::Status)?,
+            concept: parse("concept", meta.concept.as_ref(), Concept::State)?,
+            domain: parse("domain", meta.domain.as_ref(), default_domain)?,
+            insight: parse("insight", meta.insight.as_ref(), Insight::Operational)?,
+            facets: Facets {
+                subject: meta.facets.subject.clone(),
+                metric: meta.facets.metric.clone(),
+                place: meta.facets.place.clone(),
+                time: meta.facets.time.clone(),
+                stakeholder: meta.facets.stakeholder.clone(),
+            },
+            spectrum,
+            access,
+            terms: meta.terms.clone(),
+            roles: Roles {
+                creator: meta
+                    .creator
+                    .clone()
+                    .map(|name| Agent { name, did: None })
+                    .unwrap_or_else(|| agency.clone()),
+                owner: meta.owner.clone().map(|name| Agent { name, did: None }).unwrap_or(agency),
+                custodians: vec![me],
+                primary_publisher: me,
+                secondary_publisher: None,
+            },
+            provenance: meta.provenance.clone(),
+            quality: meta.quality.clone(),
+            privacy: Privacy {
+                personal_data: meta.personal_data,
+                high_risk,
+                purpose: meta.purpose.clone(),
+                legal_basis: meta.legal_basis.clone(),
+                retention_days: meta.retention_days,
+                jurisdiction: meta
+                    .jurisdiction
+                    .clone()
+                    .unwrap_or_else(|| shared.config.jurisdiction.clone()),
+                allowed_jurisdictions: meta.allowed_jurisdictions.clone(),
+            },
+            dictionary,
+        },
+    })
+}
+
+fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
+    for (name, over) in &meta.fields {
+        let Some(f) = fields.iter_mut().find(|f| &f.name == name) else {
+            bail!("metadata fields.{name}: the file has no field of that name");
+        };
+        if let Some(t) = over.field_type {
+            f.field_type = t;
+        }
+        if over.unit.is_some() {
+            f.unit = over.unit.clone();
+        }
+        if over.description.is_some() {
+            f.description = over.description.clone();
+        }
+    }
+    Ok(fields)
+}
+
+/// Copies `src` into `tmp_dir` while hashing it; returns the temporary file, hash and size.
+fn copy_hashing(src: &Path, tmp_dir: &Path) -> Result<(tempfile::NamedTempFile, ContentHash, u64)> {
+    let mut input = File::open(src).with_context(|| format!("cannot open {}", src.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)
+        .with_context(|| format!("cannot create a temporary file in {}", tmp_dir.display()))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = input.read(&mut buf).with_context(|| format!("cannot read {}", src.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        tmp.write_all(&buf[..n]).context("cannot write to the blob store (disk full?)")?;
+        total += n as u64;
+    }
+    tmp.as_file().sync_all().context("cannot flush the blob to disk")?;
+    Ok((tmp, hasher.finalize().into(), total))
+}
+
+/// Publishes a file (ISO 37156 5.5: closed datasets are stored and listed locally but never
+/// announced).
+///
+/// # Errors
+///
+/// If the file cannot be read, the metadata is invalid, or the entry breaks a rule; nothing
+/// is stored in that case.
+pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
+    let shared = node.shared.clone();
+    let (signed, own) = tokio::task::spawn_blocking(move || prepare(&shared, &req))
+        .await
+        .map_err(|e| anyhow!("publish task failed: {e}"))??;
+    let level = signed.entry.level();
+    let announced_to =
+        if level == Level::Closed { 0 } else { node.announce(signed.bytes.clone()).await? };
+    info!(dataset = %own.dataset, entry = %signed.id, %level, "published");
+    Ok(Published {
+        dataset: own.dataset.to_string(),
+        entry: signed.id.to_string(),
+        title: signed.entry.title.clone(),
+        spectrum: level.to_string(),
+        content_hash: own.content.to_hex(),
+        bytes: own.bytes,
+        announced_to,
+    })
+}
+
+fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDataset)> {
+    if !req.path.is_absolute() {
+        bail!("the file path must be absolute: {}", req.path.display());
+    }
+    let meta: Meta = match &req.meta {
+        Some(text) => toml::from_str(text).context("invalid metadata file")?,
+        None => Meta::default(),
+    };
+    let (tmp, content, bytes) = copy_hashing(&req.path, &shared.home.tmp())?;
+    let is_csv = guess_media_type(&req.path) == "text/csv"
+        || meta.media_type.as_deref() == Some("text/csv");
+    let dictionary = if is_csv {
+        let f = File::open(tmp.path())?;
+        let inferred = dictionary::infer_csv(f)
+            .with_context(|| format!("cannot infer the data dictionary of {}", req.path.display()))?;
+        apply_overrides(inferred, &meta)?
+    } else if meta.fields.is_empty() {
+        Vec::new()
+    } else {
+        bail!("metadata fields: dictionary overrides need a CSV file");
+    };
+    let entry = build_entry(shared, req, &meta, content, bytes, dictionary)?;
+    let signed = entry.sign(&shared.key).map_err(|e| anyhow!("{e}"))?;
+    let blob = shared.home.blobs().join(content.to_hex());
+    if blob.exists() {
+        debug!(%content, "blob already present");
+    } else {
+        tmp.persist(&blob).with_context(|| format!("cannot store {}", blob.display()))?;
+    }
+    let own = OwnDataset {
+        dataset: entry.dataset,
+        entry: signed.id,
+        level: entry.level().to_string(),
+        content,
+        bytes,
+    };
+    shared.store.put_entry(&signed)?;
+    shared.store.put_own(&own)?;
+    shared.store.flush()?;
+    Ok((signed, own))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_is_rfc3339_as_entries_require() {
+        assert!(cix_protocol::catalogue::is_rfc3339(&rfc3339_now()), "{}", rfc3339_now());
+    }
+}

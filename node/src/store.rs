@@ -1,0 +1,349 @@
+//! Durable state in sled: the catalogue, own datasets, access requests both ways, grants and
+//! spent invocations.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `entries` | EntryId | signed entry envelope bytes |
+//! | `latest` | DatasetId | EntryId of the newest version known |
+//! | `own` | DatasetId | [`OwnDataset`] |
+//! | `requests_in` | request id (8 bytes) | [`IncomingRequest`], the owner's queue |
+//! | `requests_out` | DatasetId | [`OutgoingRequest`], what this node asked for |
+//! | `spent` | invocation CID bytes | expiry (i64 big-endian): replay protection |
+//!
+//! Every write that is acknowledged to a caller is flushed before the acknowledgement returns
+//! (DESIGN.md §6). Values are CBOR; a record that fails to decode is reported, never guessed.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use cix_protocol::catalogue::{DatasetId, EntryId, Level, SignedEntry};
+use cix_protocol::cbor;
+use cix_protocol::content::ContentHash;
+use cix_protocol::identity::Did;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Largest stored record; far above any real one, it only bounds a corrupt store's damage.
+const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// A dataset this node published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnDataset {
+    /// The dataset.
+    pub dataset: DatasetId,
+    /// Its latest entry.
+    pub entry: EntryId,
+    /// Spectrum and access mode, as the CLI names them.
+    pub level: String,
+    /// BLAKE3 of the bytes; the blob's file name.
+    pub content: ContentHash,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Where an incoming request stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Decision {
+    /// Waiting for the operator.
+    Pending,
+    /// Approved; the delegation handed out.
+    Approved {
+        /// Delegation token bytes.
+        #[serde(with = "serde_bytes")]
+        delegation: Vec<u8>,
+        /// When, Unix seconds.
+        at: i64,
+    },
+    /// Denied, with the operator's reason.
+    Denied {
+        /// Why.
+        reason: String,
+        /// When, Unix seconds.
+        at: i64,
+    },
+}
+
+/// A request for one of this node's shared-named datasets (ISO 37156 5.5.3 named access).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingRequest {
+    /// Short id the operator types (16 hex digits).
+    pub id: String,
+    /// The requester's principal.
+    pub requester: Did,
+    /// The requester's chosen request id.
+    #[serde(with = "serde_bytes")]
+    pub request: Vec<u8>,
+    /// The dataset asked for.
+    pub dataset: DatasetId,
+    /// The stated purpose.
+    pub purpose: String,
+    /// When it arrived, Unix seconds.
+    pub received: i64,
+    /// The decision so far.
+    pub decision: Decision,
+}
+
+/// A request this node made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingRequest {
+    /// The dataset.
+    pub dataset: DatasetId,
+    /// Our request id (stable, so asking again asks about the same request).
+    #[serde(with = "serde_bytes")]
+    pub request: Vec<u8>,
+    /// The purpose stated.
+    pub purpose: String,
+    /// Terms accepted.
+    pub accept_terms: bool,
+    /// The last answer: pending, granted, denied.
+    pub status: String,
+    /// The delegation, once granted.
+    #[serde(with = "serde_bytes", default, skip_serializing_if = "Vec::is_empty")]
+    pub delegation: Vec<u8>,
+    /// The reason, when denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The node's sled database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    entries: sled::Tree,
+    latest: sled::Tree,
+    own: sled::Tree,
+    requests_in: sled::Tree,
+    requests_out: sled::Tree,
+    spent: sled::Tree,
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    cbor::to_vec(v).map_err(|e| anyhow!("cannot encode record: {e}"))
+}
+
+fn dec<T: Serialize + DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    cbor::from_slice(bytes, MAX_RECORD_BYTES).map_err(|e| anyhow!("corrupt {what} record: {e}"))
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` with an explicit page cache.
+    ///
+    /// # Errors
+    ///
+    /// If sled cannot open it (another node holds the lock, say).
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .with_context(|| {
+                format!("cannot open the store at {} (is another node using it?)", path.display())
+            })?;
+        Ok(Self {
+            entries: db.open_tree("entries")?,
+            latest: db.open_tree("latest")?,
+            own: db.open_tree("own")?,
+            requests_in: db.open_tree("requests_in")?,
+            requests_out: db.open_tree("requests_out")?,
+            spent: db.open_tree("spent")?,
+            db,
+        })
+    }
+
+    /// Flushes everything written so far to disk.
+    ///
+    /// # Errors
+    ///
+    /// If the flush fails.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().context("cannot flush the store")?;
+        Ok(())
+    }
+
+    /// Stores a verified entry. Returns true if it is new and is now the latest version of its
+    /// dataset. An older or equal version is kept (history stays queryable) but not made latest.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O errors.
+    pub fn put_entry(&self, signed: &SignedEntry) -> Result<bool> {
+        if self.entries.contains_key(signed.id.0)? {
+            return Ok(false);
+        }
+        self.entries.insert(signed.id.0, signed.bytes.as_slice())?;
+        let newer = match self.latest_entry(&signed.entry.dataset)? {
+            Some(cur) => {
+                cur.entry.iss == signed.entry.iss && signed.entry.version > cur.entry.version
+            }
+            None => true,
+        };
+        if newer {
+            self.latest.insert(signed.entry.dataset.0, &signed.id.0)?;
+        }
+        Ok(newer)
+    }
+
+    /// An entry by id.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn entry(&self, id: &EntryId) -> Result<Option<SignedEntry>> {
+        match self.entries.get(id.0)? {
+            Some(bytes) => Ok(Some(
+                SignedEntry::decode(&bytes).map_err(|e| anyhow!("corrupt stored entry: {e}"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The latest entry of a dataset.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn latest_entry(&self, dataset: &DatasetId) -> Result<Option<SignedEntry>> {
+        match self.latest.get(dataset.0)? {
+            Some(id) => {
+                let id: [u8; 32] =
+                    id.as_ref().try_into().map_err(|_| anyhow!("corrupt latest index"))?;
+                self.entry(&EntryId(id))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The latest entry of every dataset known.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn catalogue(&self) -> Result<Vec<SignedEntry>> {
+        let mut out = Vec::new();
+        for item in self.latest.iter() {
+            let (_, id) = item?;
+            let id: [u8; 32] = id.as_ref().try_into().map_err(|_| anyhow!("corrupt latest index"))?;
+            if let Some(e) = self.entry(&EntryId(id))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records an own dataset.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn put_own(&self, own: &OwnDataset) -> Result<()> {
+        self.own.insert(own.dataset.0, enc(own)?)?;
+        Ok(())
+    }
+
+    /// An own dataset.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn own(&self, dataset: &DatasetId) -> Result<Option<OwnDataset>> {
+        self.own.get(dataset.0)?.map(|b| dec(&b, "own dataset")).transpose()
+    }
+
+    /// All own datasets.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn own_all(&self) -> Result<Vec<OwnDataset>> {
+        self.own.iter().values().map(|v| dec(&v?, "own dataset")).collect()
+    }
+
+    /// The level of an own dataset.
+    ///
+    /// # Errors
+    ///
+    /// A corrupt record.
+    pub fn own_level(own: &OwnDataset) -> Result<Level> {
+        own.level.parse().map_err(|e: String| anyhow!(e))
+    }
+
+    /// Stores or updates an incoming request.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn put_request_in(&self, r: &IncomingRequest) -> Result<()> {
+        self.requests_in.insert(r.id.as_bytes(), enc(r)?)?;
+        Ok(())
+    }
+
+    /// An incoming request by its exact id.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn request_in(&self, id: &str) -> Result<Option<IncomingRequest>> {
+        self.requests_in.get(id.as_bytes())?.map(|b| dec(&b, "request")).transpose()
+    }
+
+    /// Every incoming request.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn requests_in(&self) -> Result<Vec<IncomingRequest>> {
+        self.requests_in.iter().values().map(|v| dec(&v?, "request")).collect()
+    }
+
+    /// Stores what this node asked for.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn put_request_out(&self, r: &OutgoingRequest) -> Result<()> {
+        self.requests_out.insert(r.dataset.0, enc(r)?)?;
+        Ok(())
+    }
+
+    /// What this node asked for a dataset.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn request_out(&self, dataset: &DatasetId) -> Result<Option<OutgoingRequest>> {
+        self.requests_out.get(dataset.0)?.map(|b| dec(&b, "outgoing request")).transpose()
+    }
+
+    /// Every request this node made.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn requests_out(&self) -> Result<Vec<OutgoingRequest>> {
+        self.requests_out.iter().values().map(|v| dec(&v?, "outgoing request")).collect()
+    }
+
+    /// Marks an invocation as used; returns false if it already was (a replay). Expired marks
+    /// are dropped on the way, so the tree holds only invocations that could still be replayed.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn spend_invocation(&self, cid: &[u8], expires: i64, now: i64) -> Result<bool> {
+        let fresh = self
+            .spent
+            .compare_and_swap(cid, None as Option<&[u8]>, Some(&expires.to_be_bytes()[..]))?
+            .is_ok();
+        if fresh {
+            self.spent.flush()?;
+            for item in self.spent.iter() {
+                let (k, v) = item?;
+                let exp = v.as_ref().try_into().map(i64::from_be_bytes).unwrap_or(i64::MIN);
+                if exp < now {
+                    self.spent.remove(k)?;
+                }
+            }
+        }
+        Ok(fresh)
+    }
+}

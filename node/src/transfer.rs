@@ -1,0 +1,532 @@
+//! Dataset transfer on `/cix/transfer/1`: the owner's server and the requester's fetch.
+//!
+//! The requester opens a stream, sends a [`TransferRequest`] (with a UCAN invocation and its
+//! delegation unless the data is open), and reads a [`TransferHeader`] followed by the bytes.
+//! The receiver hashes while it writes to a temporary file beside the target and renames it
+//! into place only when length and BLAKE3 match the catalogue entry (ISO 37156 3.2.4
+//! integrity, 7.3.2 authenticity); a wrong byte never reaches the target path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cix_protocol::catalogue::{DatasetId, Level, SignedEntry};
+use cix_protocol::content::ContentHash;
+use cix_protocol::limits;
+use cix_protocol::ucan::{self, Delegation, Invocation};
+use cix_protocol::wire::{
+    AccessRequest, AccessResponse, DenyCode, TransferHeader, TransferRequest, TRANSFER_PROTOCOL,
+};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, StreamProtocol};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::access::now;
+use crate::codec::{read_message, write_message};
+use crate::node::{did_of_peer, peer_of_did, Node, Shared};
+use crate::store::OwnDataset;
+
+/// Most transfers a node serves at once; further requests are refused as busy.
+pub const MAX_CONCURRENT_TRANSFERS: usize = 16;
+/// How long a requester has to send its request after opening a stream.
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest pause in a transfer before either side gives up.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lifetime of the invocation a requester signs for one fetch.
+pub const INVOCATION_TTL_SECS: i64 = 120;
+/// Size of the copy buffer.
+const CHUNK: usize = 256 * 1024;
+
+fn protocol() -> StreamProtocol {
+    StreamProtocol::new(TRANSFER_PROTOCOL)
+}
+
+/// Starts accepting transfer streams.
+///
+/// # Errors
+///
+/// If the protocol is already registered.
+pub fn spawn_server(node: Node) -> Result<()> {
+    let mut control = node.control();
+    let mut incoming =
+        control.accept(protocol()).map_err(|e| anyhow!("cannot accept transfers: {e}"))?;
+    let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_TRANSFERS));
+    tokio::spawn(async move {
+        while let Some((peer, mut stream)) = incoming.next().await {
+            match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let node = node.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve(&node.shared, peer, &mut stream).await {
+                            debug!(%peer, error = %e, "transfer ended with an error");
+                        }
+                        let _ = stream.close().await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    warn!(%peer, "transfer refused: too many at once");
+                    tokio::spawn(async move {
+                        let header = TransferHeader::Refused {
+                            code: DenyCode::Busy,
+                            reason: "the owner is serving too many transfers; try again shortly".into(),
+                        };
+                        let _ = tokio::time::timeout(
+                            REQUEST_READ_TIMEOUT,
+                            write_message(&mut stream, &header, limits::MAX_TRANSFER_HEADER_BYTES),
+                        )
+                        .await;
+                    });
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Result<()> {
+    let req: TransferRequest = tokio::time::timeout(
+        REQUEST_READ_TIMEOUT,
+        read_message(stream, limits::MAX_TRANSFER_REQUEST_BYTES),
+    )
+    .await
+    .map_err(|_| anyhow!("peer sent no request in time"))?
+    .map_err(|e| {
+        warn!(%peer, error = %e, "malformed transfer request");
+        e
+    })?;
+    let own = match authorise(shared, &peer, &req) {
+        Ok(own) => own,
+        Err((code, reason)) => {
+            warn!(%peer, dataset = %req.dataset, ?code, %reason, "transfer refused");
+            shared.stats.refused();
+            let header = TransferHeader::Refused { code, reason };
+            write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
+            return Ok(());
+        }
+    };
+    let path = shared.home.blobs().join(own.content.to_hex());
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .with_context(|| format!("blob {} is missing", path.display()))?;
+    let offset = req.offset.min(own.bytes);
+    if offset > 0 {
+        use tokio::io::AsyncSeekExt;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+    }
+    let length = own.bytes - offset;
+    let header = TransferHeader::Ok { size: own.bytes, length };
+    write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut sent = 0u64;
+    while sent < length {
+        let want = CHUNK.min((length - sent) as usize);
+        let n = file.read(&mut buf[..want]).await?;
+        if n == 0 {
+            bail!("blob {} is shorter than recorded", path.display());
+        }
+        tokio::time::timeout(IDLE_TIMEOUT, stream.write_all(&buf[..n]))
+            .await
+            .map_err(|_| anyhow!("receiver stalled"))??;
+        sent += n as u64;
+    }
+    stream.flush().await?;
+    shared.stats.served(sent);
+    info!(%peer, dataset = %own.dataset, bytes = sent, "transfer served");
+    Ok(())
+}
+
+/// Decides whether `peer` may have the content it asks for.
+fn authorise(
+    shared: &Shared,
+    peer: &PeerId,
+    req: &TransferRequest,
+) -> std::result::Result<OwnDataset, (DenyCode, String)> {
+    let internal = |e: anyhow::Error| {
+        tracing::error!(error = %e, "store failure while authorising a transfer");
+        (DenyCode::Busy, "the owner's node could not check the request".to_string())
+    };
+    let own = shared.store.own(&req.dataset).map_err(internal)?.ok_or_else(|| {
+        (DenyCode::UnknownDataset, format!("dataset {} is not held here", req.dataset))
+    })?;
+    if own.content != req.content {
+        return Err((DenyCode::NotHeld, "that content is not the dataset's current version".into()));
+    }
+    let level = crate::store::Store::own_level(&own).map_err(internal)?;
+    match level {
+        Level::Closed => Err((
+            DenyCode::Closed,
+            "the dataset is closed (ISO 37156 5.5.2): it never leaves its owner's node".into(),
+        )),
+        Level::Open => Ok(own),
+        Level::SharedGroup => Err((
+            DenyCode::Unsupported,
+            "shared-group access is not yet supported by this node".into(),
+        )),
+        Level::SharedPublic | Level::SharedNamed => {
+            check_invocation(shared, peer, req).map_err(|reason| (DenyCode::NoGrant, reason))?;
+            Ok(own)
+        }
+    }
+}
+
+/// The invocation must be valid, issued by the connected peer, addressed to us, for fetching
+/// exactly this dataset and content, rooted in a delegation we issued, and never seen before.
+fn check_invocation(
+    shared: &Shared,
+    peer: &PeerId,
+    req: &TransferRequest,
+) -> std::result::Result<(), String> {
+    let Some(inv) = &req.invocation else {
+        return Err("this dataset needs a grant: request access first (cix request)".into());
+    };
+    if req.proofs.len() > ucan::MAX_CHAIN_LEN {
+        return Err("proof chain too long".into());
+    }
+    let proofs: Vec<Vec<u8>> = req.proofs.iter().map(|p| p.to_vec()).collect();
+    let t = now();
+    let v = ucan::validate(inv, &proofs, t).map_err(|e| format!("token refused: {e}"))?;
+    let me = shared.did();
+    let requester = did_of_peer(peer).ok_or("peer has no ed25519 identity")?;
+    if v.invocation.iss != requester {
+        return Err("the invocation was not issued by the connected peer".into());
+    }
+    if v.invocation.aud.is_some_and(|a| a != me) || v.invocation.sub != me {
+        return Err("the invocation is addressed to another node".into());
+    }
+    if v.invocation.cmd != ucan::CMD_FETCH {
+        return Err(format!("the invocation is for {}, not {}", v.invocation.cmd, ucan::CMD_FETCH));
+    }
+    if v.chain.first().is_none_or(|root| root.iss != me) {
+        return Err("the grant was not issued by this node".into());
+    }
+    let arg = |k: &str| v.invocation.args.get(k).and_then(|x| x.as_text()).map(str::to_owned);
+    if arg("dataset") != Some(req.dataset.to_string()) || arg("content") != Some(req.content.to_hex())
+    {
+        return Err("the invocation names another dataset or content".into());
+    }
+    let exp = v.invocation.exp.unwrap_or(t + ucan::MAX_INVOCATION_TTL_SECS);
+    match shared.store.spend_invocation(v.cid.as_bytes(), exp, t) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("this invocation was already used (replay refused)".into()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a spent invocation");
+            Err("the owner's node could not record the invocation".into())
+        }
+    }
+}
+
+/// What a completed fetch delivered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fetched {
+    /// Dataset id.
+    pub dataset: String,
+    /// Title.
+    pub title: String,
+    /// BLAKE3 hex, verified.
+    pub content_hash: String,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Where.
+    pub path: PathBuf,
+    /// The owner's principal.
+    pub from: String,
+}
+
+/// Finds a dataset in the local catalogue by id or unique id prefix (at least 4 hex digits).
+///
+/// # Errors
+///
+/// If none or several match.
+pub fn resolve(shared: &Shared, text: &str) -> Result<Option<SignedEntry>> {
+    if let Ok(id) = text.parse::<DatasetId>() {
+        return shared.store.latest_entry(&id);
+    }
+    if text.len() < 4 || !text.bytes().all(|c| c.is_ascii_hexdigit()) {
+        bail!("{text:?} is not a dataset id (32 hex digits, or a unique prefix of at least 4)");
+    }
+    let lower = text.to_ascii_lowercase();
+    let mut hits: Vec<SignedEntry> = shared
+        .store
+        .catalogue()?
+        .into_iter()
+        .filter(|e| e.entry.dataset.to_string().starts_with(&lower))
+        .collect();
+    match hits.len() {
+        0 => Ok(None),
+        1 => Ok(hits.pop()),
+        n => bail!("{n} datasets start with {text:?}; give more digits"),
+    }
+}
+
+/// Explains why an id unknown to the catalogue cannot be fetched, asking connected peers
+/// whether one of them holds it (a closed dataset's owner says so).
+async fn explain_unknown(node: &Node, text: &str) -> anyhow::Error {
+    let Ok(dataset) = text.parse::<DatasetId>() else {
+        return anyhow!("no dataset {text:?} in this node's catalogue (see `cix catalogue list`)");
+    };
+    let peers = node.peers().await.unwrap_or_default();
+    for p in peers.iter().take(16) {
+        let Ok(peer) = p.peer_id.parse::<PeerId>() else { continue };
+        let req = AccessRequest {
+            request: rand::random::<[u8; 16]>().to_vec(),
+            dataset,
+            purpose: "locate dataset".into(),
+            accept_terms: false,
+        };
+        if let Ok(AccessResponse::Denied { code: DenyCode::Closed, reason }) =
+            node.send_access(peer, req).await
+        {
+            let who = p.agent.clone().unwrap_or_else(|| p.peer_id.clone());
+            return anyhow!("refused by {who}: {reason}");
+        }
+    }
+    anyhow!(
+        "dataset {dataset} is not in this node's catalogue and no connected peer will serve it \
+         (closed datasets are never announced; check the id with `cix catalogue list`)"
+    )
+}
+
+/// Fetches a dataset into `out`, calling `progress(received, total)` as bytes arrive.
+///
+/// # Errors
+///
+/// If the dataset is unknown, access is missing or refused, the owner is unreachable, or the
+/// bytes do not verify; `out` is untouched in every such case.
+pub async fn fetch(
+    node: &Node,
+    dataset: &str,
+    out: &Path,
+    mut progress: impl FnMut(u64, u64) + Send,
+) -> Result<Fetched> {
+    let Some(signed) = resolve(&node.shared, dataset)? else {
+        return Err(explain_unknown(node, dataset).await);
+    };
+    let entry = &signed.entry;
+    let dist = entry.primary().ok_or_else(|| anyhow!("entry has no distribution"))?.clone();
+    if dist.bytes > limits::MAX_DATASET_BYTES {
+        bail!("dataset is {} bytes, over this node's limit", dist.bytes);
+    }
+    let owner = entry.iss;
+    let done = |bytes| Fetched {
+        dataset: entry.dataset.to_string(),
+        title: entry.title.clone(),
+        content_hash: dist.content.to_hex(),
+        bytes,
+        path: out.to_path_buf(),
+        from: owner.to_string(),
+    };
+    if owner == node.did() {
+        let blob = node.shared.home.blobs().join(dist.content.to_hex());
+        let (_, bytes) = write_verified_copy(&blob, out, &dist.content).await?;
+        return Ok(done(bytes));
+    }
+    let (invocation, proofs) = credentials(node, &signed).await?;
+    let peer = peer_of_did(&owner)?;
+    if !node.locate(peer).await? {
+        bail!("cannot reach the owner {owner}: not connected and no address known (is it running?)");
+    }
+    let mut control = node.control();
+    let mut stream = control
+        .open_stream(peer, protocol())
+        .await
+        .map_err(|e| anyhow!("cannot open a transfer stream to the owner: {e}"))?;
+    let req = TransferRequest {
+        dataset: entry.dataset,
+        content: dist.content,
+        offset: 0,
+        invocation,
+        proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+    };
+    write_message(&mut stream, &req, limits::MAX_TRANSFER_REQUEST_BYTES).await?;
+    let header: TransferHeader = tokio::time::timeout(
+        IDLE_TIMEOUT,
+        read_message(&mut stream, limits::MAX_TRANSFER_HEADER_BYTES),
+    )
+    .await
+    .map_err(|_| anyhow!("the owner did not answer in time"))?
+    .context("the owner's answer was malformed")?;
+    let length = match header {
+        TransferHeader::Refused { code, reason } => {
+            bail!("the owner refused the transfer ({}): {reason}", code_text(code))
+        }
+        TransferHeader::Ok { size, length } if size == dist.bytes && length == size => length,
+        TransferHeader::Ok { size, .. } => {
+            bail!("the owner offers {size} bytes but the catalogue entry says {}", dist.bytes)
+        }
+    };
+    let bytes = receive(&mut stream, out, &dist.content, length, &mut progress).await?;
+    debug!(dataset = %entry.dataset, bytes, "fetched and verified");
+    Ok(done(bytes))
+}
+
+fn code_text(code: DenyCode) -> String {
+    serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// The invocation and proofs for fetching `signed`, or none for open data.
+async fn credentials(node: &Node, signed: &SignedEntry) -> Result<(Option<Vec<u8>>, Vec<Vec<u8>>)> {
+    let entry = &signed.entry;
+    let level = entry.level();
+    match level {
+        Level::Open => return Ok((None, Vec::new())),
+        Level::Closed => bail!("the dataset is closed (ISO 37156 5.5.2) and cannot be fetched"),
+        _ => {}
+    }
+    let id = entry.dataset;
+    let mut prior = node.shared.store.request_out(&id)?;
+    let granted = prior.as_ref().is_some_and(|p| p.status == "granted" && !p.delegation.is_empty());
+    if !granted {
+        if prior.is_none() {
+            let hint = if level == Level::SharedPublic { " --accept-terms" } else { "" };
+            bail!(
+                "{level} data needs a grant from its owner: run `cix request {id} --purpose TEXT{hint}` first"
+            );
+        }
+        // Ask again: the owner may have decided since.
+        let outcome = crate::access::request(node, id, "", false).await?;
+        match outcome.status.as_str() {
+            "granted" => prior = node.shared.store.request_out(&id)?,
+            "pending" => bail!(
+                "access to {id} is still waiting for the owner's approval (the owner runs `cix requests approve`)"
+            ),
+            "denied" => bail!(
+                "access to {id} was denied by the owner: {}",
+                outcome.reason.unwrap_or_default()
+            ),
+            other => bail!("unexpected access status {other}"),
+        }
+    }
+    let delegation = prior.map(|p| p.delegation).unwrap_or_default();
+    let (d, cid) = Delegation::decode(&delegation).map_err(|e| anyhow!("stored grant is invalid: {e}"))?;
+    if d.exp.is_some_and(|e| e <= now()) {
+        bail!("the grant for {id} has expired: request access again");
+    }
+    let t = now();
+    let mut args = BTreeMap::new();
+    args.insert("dataset".to_string(), ciborium::Value::Text(id.to_string()));
+    args.insert(
+        "content".to_string(),
+        ciborium::Value::Text(entry.primary().map(|d| d.content.to_hex()).unwrap_or_default()),
+    );
+    let inv = Invocation {
+        iss: node.did(),
+        sub: entry.iss,
+        aud: Some(entry.iss),
+        cmd: ucan::CMD_FETCH.into(),
+        args,
+        prf: vec![cid],
+        exp: Some(t + INVOCATION_TTL_SECS),
+        iat: Some(t),
+        nonce: rand::random::<[u8; 16]>().to_vec(),
+        meta: None,
+        cause: None,
+    };
+    let (bytes, _) = inv.seal(&node.shared.key).map_err(|e| anyhow!("cannot sign invocation: {e}"))?;
+    Ok((Some(bytes), vec![delegation]))
+}
+
+fn partial_file(out: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!("cannot write {}: directory {} does not exist", out.display(), dir.display());
+    }
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".cix-partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
+async fn receive(
+    stream: &mut libp2p::Stream,
+    out: &Path,
+    expected: &ContentHash,
+    length: u64,
+    progress: &mut (impl FnMut(u64, u64) + Send),
+) -> Result<u64> {
+    let tmp = partial_file(out)?;
+    let mut file = tokio::fs::File::from_std(tmp.reopen()?);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    progress(0, length);
+    while got < length {
+        let want = CHUNK.min((length - got) as usize);
+        let n = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf[..want]))
+            .await
+            .map_err(|_| anyhow!("the transfer stalled after {got} of {length} bytes"))??;
+        if n == 0 {
+            bail!("the owner closed the transfer after {got} of {length} bytes; nothing was written");
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .await
+            .with_context(|| format!("cannot write beside {} (disk full?)", out.display()))?;
+        got += n as u64;
+        progress(got, length);
+    }
+    let actual: ContentHash = hasher.finalize().into();
+    if &actual != expected {
+        warn!(expected = %expected, actual = %actual, "received bytes do not match the catalogue");
+        bail!("the received bytes do not match the dataset's BLAKE3 {expected}; nothing was written");
+    }
+    file.flush().await?;
+    file.sync_all().await?;
+    drop(file);
+    tmp.persist(out).with_context(|| format!("cannot move the verified file to {}", out.display()))?;
+    Ok(got)
+}
+
+/// Copies a local blob to `out` through a verified temporary file.
+async fn write_verified_copy(blob: &Path, out: &Path, expected: &ContentHash) -> Result<(ContentHash, u64)> {
+    let blob = blob.to_path_buf();
+    let out = out.to_path_buf();
+    let expected = *expected;
+    tokio::task::spawn_blocking(move || {
+        let tmp = partial_file(&out)?;
+        let mut src = std::fs::File::open(&blob).with_context(|| format!("blob {} is missing", blob.display()))?;
+        let mut dst = tmp.reopen()?;
+        let mut hasher = blake3::Hasher::new();
+        let n = std::io::copy(&mut src, &mut blake3_tee(&mut hasher, &mut dst))?;
+        let h: ContentHash = hasher.finalize().into();
+        if h != expected {
+            tracing::error!(blob = %blob.display(), "stored blob does not match its hash");
+            bail!("the stored copy is corrupt (hash mismatch)");
+        }
+        dst.sync_all()?;
+        tmp.persist(&out).with_context(|| format!("cannot write {}", out.display()))?;
+        Ok((h, n))
+    })
+    .await
+    .map_err(|e| anyhow!("copy task failed: {e}"))?
+}
+
+struct Tee<'a, W> {
+    hasher: &'a mut blake3::Hasher,
+    inner: &'a mut W,
+}
+
+fn blake3_tee<'a, W: std::io::Write>(hasher: &'a mut blake3::Hasher, inner: &'a mut W) -> Tee<'a, W> {
+    Tee { hasher, inner }
+}
+
+impl<W: std::io::Write> std::io::Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
