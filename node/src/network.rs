@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use cix_protocol::catalogue::{EntryId, Level, SignedEntry};
+use cix_protocol::identity::Did;
 use cix_protocol::limits;
 use cix_protocol::wire::{
     AccessRequest, AccessResponse, SyncRequest, SyncResponse, ACCESS_PROTOCOL, CATALOGUE_TOPIC,
@@ -408,9 +409,7 @@ impl EventLoop {
     fn on_gossip(&mut self, event: gossipsub::Event) {
         match event {
             gossipsub::Event::Message { propagation_source, message_id, message } => {
-                let verdict = self.accept_entry(&message.data, &propagation_source, "gossip");
-                let acceptance =
-                    if verdict { MessageAcceptance::Accept } else { MessageAcceptance::Reject };
+                let acceptance = self.accept_entry(&message.data, &propagation_source, "gossip", None);
                 self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                     &message_id,
                     &propagation_source,
@@ -425,9 +424,18 @@ impl EventLoop {
         }
     }
 
-    /// Checks an entry from a peer and stores it; true if it is acceptable (new or already
-    /// known), false if it must be rejected and not forwarded.
-    fn accept_entry(&mut self, bytes: &[u8], from: &PeerId, via: &'static str) -> bool {
+    /// Checks an entry from a peer and stores it. `Accept` if it is valid (new or already
+    /// known); `Reject` if it must not be forwarded and its sender deserves a penalty; `Ignore`
+    /// if it is valid but could not be stored (our fault: neither forward nor penalise).
+    /// `issuer`, when given, is the only publisher the entry may come from (catch-up serves a
+    /// peer's own entries only).
+    fn accept_entry(
+        &mut self,
+        bytes: &[u8],
+        from: &PeerId,
+        via: &'static str,
+        issuer: Option<Did>,
+    ) -> MessageAcceptance {
         let signed = match SignedEntry::decode(bytes) {
             Ok(s) => s,
             Err(e) => {
@@ -437,9 +445,18 @@ impl EventLoop {
                     from: from.to_string(),
                     reason: e.to_string(),
                 });
-                return false;
+                return MessageAcceptance::Reject;
             }
         };
+        if issuer.is_some_and(|i| i != signed.entry.iss) {
+            warn!(peer = %from, via, entry = %signed.id, "rejected catch-up entry of another publisher");
+            self.shared.stats.rejected();
+            self.shared.emit(NodeEvent::EntryRejected {
+                from: from.to_string(),
+                reason: "catch-up may only carry the peer's own entries".into(),
+            });
+            return MessageAcceptance::Reject;
+        }
         if signed.entry.level() == Level::Closed {
             warn!(peer = %from, via, entry = %signed.id, "rejected announcement of a closed dataset");
             self.shared.stats.rejected();
@@ -447,7 +464,7 @@ impl EventLoop {
                 from: from.to_string(),
                 reason: "closed datasets are never announced".into(),
             });
-            return false;
+            return MessageAcceptance::Reject;
         }
         match self.shared.store.put_entry(&signed) {
             Ok(is_new) => {
@@ -461,12 +478,11 @@ impl EventLoop {
                         from: from.to_string(),
                     });
                 }
-                true
+                MessageAcceptance::Accept
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot store a valid entry");
-                // Not the peer's fault: do not penalise it.
-                true
+                MessageAcceptance::Ignore
             }
         }
     }
@@ -508,9 +524,12 @@ impl EventLoop {
             }
             Event::Message { peer, message: Message::Response { response, .. }, .. } => {
                 let mut last = None;
+                let issuer = crate::node::did_of_peer(&peer);
                 for bytes in response.entries.iter().take(limits::MAX_SYNC_ENTRIES) {
-                    if self.accept_entry(bytes, &peer, "sync") {
-                        last = Some(EntryId::of(bytes));
+                    match self.accept_entry(bytes, &peer, "sync", issuer) {
+                        MessageAcceptance::Accept => last = Some(EntryId::of(bytes)),
+                        // A peer that sends bad catch-up pages gets no further page requests.
+                        _ => return,
                     }
                 }
                 if response.more {

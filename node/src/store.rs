@@ -125,6 +125,17 @@ fn dec<T: Serialize + DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     cbor::from_slice(bytes, MAX_RECORD_BYTES).map_err(|e| anyhow!("corrupt {what} record: {e}"))
 }
 
+fn latest_key(dataset: &DatasetId, issuer: &Did) -> [u8; 48] {
+    let mut key = [0u8; 48];
+    key[..16].copy_from_slice(&dataset.0);
+    key[16..].copy_from_slice(&issuer.public_key().to_bytes());
+    key
+}
+
+fn as_id(bytes: &[u8]) -> Result<[u8; 32]> {
+    bytes.try_into().map_err(|_| anyhow!("corrupt latest index"))
+}
+
 impl Store {
     /// Opens (or creates) the store at `path` with an explicit page cache.
     ///
@@ -161,7 +172,11 @@ impl Store {
     }
 
     /// Stores a verified entry. Returns true if it is new and is now the latest version of its
-    /// dataset. An older or equal version is kept (history stays queryable) but not made latest.
+    /// dataset. An older or equal version is kept (history stays queryable, ISO 37156 4.2 g)
+    /// but not made latest; for equal versions the smaller entry id wins, so every node agrees.
+    ///
+    /// The latest index is keyed by dataset id *and* publisher, so a peer that announces
+    /// someone else's dataset id cannot take over that dataset's listing.
     ///
     /// # Errors
     ///
@@ -171,14 +186,19 @@ impl Store {
             return Ok(false);
         }
         self.entries.insert(signed.id.0, signed.bytes.as_slice())?;
-        let newer = match self.latest_entry(&signed.entry.dataset)? {
-            Some(cur) => {
-                cur.entry.iss == signed.entry.iss && signed.entry.version > cur.entry.version
-            }
+        let key = latest_key(&signed.entry.dataset, &signed.entry.iss);
+        let newer = match self.latest.get(key)? {
+            Some(id) => match self.entry(&EntryId(as_id(&id)?))? {
+                Some(cur) => {
+                    signed.entry.version > cur.entry.version
+                        || (signed.entry.version == cur.entry.version && signed.id < cur.id)
+                }
+                None => true,
+            },
             None => true,
         };
         if newer {
-            self.latest.insert(signed.entry.dataset.0, &signed.id.0)?;
+            self.latest.insert(key, &signed.id.0)?;
         }
         Ok(newer)
     }
@@ -201,15 +221,25 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// Store I/O or a corrupt record.
+    /// Store I/O, a corrupt record, or a dataset id that several publishers claim (only one of
+    /// them can be genuine; cix refuses to guess which).
     pub fn latest_entry(&self, dataset: &DatasetId) -> Result<Option<SignedEntry>> {
-        match self.latest.get(dataset.0)? {
-            Some(id) => {
-                let id: [u8; 32] =
-                    id.as_ref().try_into().map_err(|_| anyhow!("corrupt latest index"))?;
-                self.entry(&EntryId(id))
+        let mut found = Vec::new();
+        for item in self.latest.scan_prefix(dataset.0) {
+            let (_, id) = item?;
+            if let Some(e) = self.entry(&EntryId(as_id(&id)?))? {
+                found.push(e);
             }
-            None => Ok(None),
+        }
+        match found.len() {
+            0 | 1 => Ok(found.pop()),
+            _ => {
+                let who: Vec<String> = found.iter().map(|e| e.entry.iss.to_string()).collect();
+                Err(anyhow!(
+                    "dataset id {dataset} is claimed by several publishers ({}); refusing to guess",
+                    who.join(", ")
+                ))
+            }
         }
     }
 
@@ -222,8 +252,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.latest.iter() {
             let (_, id) = item?;
-            let id: [u8; 32] = id.as_ref().try_into().map_err(|_| anyhow!("corrupt latest index"))?;
-            if let Some(e) = self.entry(&EntryId(id))? {
+            if let Some(e) = self.entry(&EntryId(as_id(&id)?))? {
                 out.push(e);
             }
         }
@@ -345,5 +374,55 @@ impl Store {
             }
         }
         Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cix_protocol::catalogue::Entry;
+    use cix_protocol::identity::Keypair;
+
+    fn signed(key: &Keypair, dataset: DatasetId, version: u64, prev: Option<EntryId>) -> SignedEntry {
+        let text = format!(
+            r#"{{"iss":"{did}","dataset":"{ds}","version":{version},"title":"t","description":"",
+            "keywords":[],"themes":[],"publisher":{{"name":"p"}},"issued":"2026-01-01",
+            "modified":"2026-01-01","distributions":[{{"media_type":"text/csv","bytes":1,
+            "content":"{h}"}}],"iso":{{"data_type":"thematic","kind":"status","concept":"State",
+            "domain":"ict","insight":"operational","facets":{{}},"spectrum":"open",
+            "roles":{{"creator":{{"name":"c"}},"owner":{{"name":"o"}},"custodians":[],
+            "primary_publisher":"{did}"}},"privacy":{{"personal_data":false,"high_risk":[],
+            "jurisdiction":"US","allowed_jurisdictions":[]}},"dictionary":[]}}}}"#,
+            did = key.did(),
+            ds = dataset,
+            h = ContentHash::of(b"x"),
+        );
+        // Ids and hashes are bytes on the wire but hex here; patch them in after parsing.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["dataset"] = serde_json::json!(dataset.0.to_vec());
+        v["distributions"][0]["content"] = serde_json::json!(ContentHash::of(b"x").0.to_vec());
+        let mut entry: Entry = serde_json::from_value(v).unwrap();
+        entry.previous = prev;
+        entry.sign(key).unwrap()
+    }
+
+    #[test]
+    fn newer_versions_supersede_and_squatters_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let owner = Keypair::generate();
+        let ds = DatasetId::generate();
+        let v1 = signed(&owner, ds, 1, None);
+        let v2 = signed(&owner, ds, 2, Some(v1.id));
+        assert!(store.put_entry(&v2).unwrap());
+        assert!(!store.put_entry(&v1).unwrap(), "an older version never becomes latest");
+        assert_eq!(store.latest_entry(&ds).unwrap().unwrap().id, v2.id);
+        assert!(store.entry(&v1.id).unwrap().is_some(), "history stays queryable");
+
+        // Another publisher announces the same dataset id: it cannot take the listing over.
+        let squatter = Keypair::generate();
+        store.put_entry(&signed(&squatter, ds, 9, Some(v1.id))).unwrap();
+        let err = store.latest_entry(&ds).unwrap_err().to_string();
+        assert!(err.contains("several publishers"), "{err}");
     }
 }

@@ -114,7 +114,7 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
     let mut file = tokio::fs::File::open(&path)
         .await
         .with_context(|| format!("blob {} is missing", path.display()))?;
-    let offset = req.offset.min(own.bytes);
+    let offset = req.offset;
     if offset > 0 {
         use tokio::io::AsyncSeekExt;
         file.seek(std::io::SeekFrom::Start(offset)).await?;
@@ -154,10 +154,14 @@ fn authorise(
     let own = shared.store.own(&req.dataset).map_err(internal)?.ok_or_else(|| {
         (DenyCode::UnknownDataset, format!("dataset {} is not held here", req.dataset))
     })?;
-    if own.content != req.content {
+    // Closed first: a prober must not learn whether a guessed content id is a closed dataset's.
+    let level = crate::store::Store::own_level(&own).map_err(internal)?;
+    if level != Level::Closed && own.content != req.content {
         return Err((DenyCode::NotHeld, "that content is not the dataset's current version".into()));
     }
-    let level = crate::store::Store::own_level(&own).map_err(internal)?;
+    if req.offset > own.bytes {
+        return Err((DenyCode::BadRequest, "offset beyond the end of the dataset".into()));
+    }
     match level {
         Level::Closed => Err((
             DenyCode::Closed,

@@ -1,0 +1,180 @@
+//! A hostile peer gossips forged and malformed catalogue entries: the node it talks to rejects
+//! each one before accepting or forwarding it, so a node behind it never sees them.
+//!
+//! Topology: hostile -- relay -- listener. The hostile peer is a bare libp2p swarm with only
+//! gossipsub, publishing whatever bytes it likes on `cix/catalogue/1`.
+
+mod common;
+
+use std::time::Duration;
+
+use cix_node::NodeEvent;
+use cix_protocol::catalogue::{
+    Agent, Concept, DataType, DatasetId, Distribution, Domain, Entry, Facets, Insight, Iso, Kind,
+    Privacy, Roles, Spectrum, ENTRY_TAG,
+};
+use cix_protocol::content::ContentHash;
+use cix_protocol::envelope;
+use cix_protocol::identity::Keypair;
+use common::wait_for;
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, tcp, yamux, Multiaddr};
+
+fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
+    Entry {
+        iss: key.did(),
+        dataset: DatasetId::generate(),
+        version: 1,
+        previous: None,
+        title: title.into(),
+        description: String::new(),
+        keywords: vec![],
+        themes: vec![],
+        publisher: Agent { name: "Hostile".into(), did: Some(key.did()) },
+        contact: None,
+        licence: None,
+        spatial: None,
+        temporal: None,
+        issued: "2026-12-03T10:00:00Z".into(),
+        modified: "2026-12-03T10:00:00Z".into(),
+        distributions: vec![Distribution {
+            media_type: "text/csv".into(),
+            bytes: 1,
+            content: ContentHash::of(b"x"),
+            filename: None,
+        }],
+        iso: Iso {
+            data_type: DataType::Thematic,
+            kind: Kind::Status,
+            concept: Concept::State,
+            domain: Domain::Ict,
+            insight: Insight::Operational,
+            facets: Facets::default(),
+            spectrum,
+            access: None,
+            terms: None,
+            roles: Roles {
+                creator: Agent { name: "Hostile".into(), did: None },
+                owner: Agent { name: "Hostile".into(), did: None },
+                custodians: vec![],
+                primary_publisher: key.did(),
+                secondary_publisher: None,
+            },
+            provenance: None,
+            quality: None,
+            privacy: Privacy {
+                personal_data: false,
+                high_risk: vec![],
+                purpose: None,
+                legal_basis: None,
+                retention_days: None,
+                jurisdiction: "US".into(),
+                allowed_jurisdictions: vec![],
+            },
+            dictionary: vec![],
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
+    common::init_tracing();
+    let relay = common::spawn("Relay Agency", vec![]).await;
+    let relay_addr: Multiaddr = relay.addr().await.parse().unwrap();
+    let listener = common::spawn("Listening Agency", vec![relay_addr.to_string()]).await;
+    let mut relay_events = relay.node.events();
+    let mut listener_events = listener.node.events();
+
+    // The hostile peer: a bare gossipsub swarm that validates nothing itself.
+    let mut hostile = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .message_id_fn(|m: &gossipsub::Message| {
+                    gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
+                })
+                .heartbeat_interval(Duration::from_millis(200))
+                .build()
+                .unwrap();
+            gossipsub::Behaviour::<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>::new(
+                MessageAuthenticity::Signed(key.clone()),
+                config,
+            )
+            .unwrap()
+        })
+        .unwrap()
+        .build();
+    let topic = IdentTopic::new(cix_protocol::wire::CATALOGUE_TOPIC);
+    hostile.behaviour_mut().subscribe(&topic).unwrap();
+    hostile.dial(relay_addr).unwrap();
+
+    // Wait until the relay knows both peers are on the topic, and the hostile peer knows the
+    // relay is.
+    let deadline = tokio::time::Instant::now() + common::STEP;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, hostile.select_next_some()).await.expect("hostile never saw the relay subscribe");
+        if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
+            break;
+        }
+    }
+    let mut subscribed = 0;
+    while subscribed < 2 {
+        wait_for(&mut relay_events, "relay to see two subscribers", |e| matches!(e, NodeEvent::PeerSubscribed { .. })).await;
+        subscribed += 1;
+    }
+    wait_for(&mut listener_events, "listener to see the relay subscribe", |e| {
+        matches!(e, NodeEvent::PeerSubscribed { .. })
+    })
+    .await;
+
+    // Four bad messages, then one good one.
+    let key = Keypair::generate();
+    let mut forged = entry(&key, "Forged", Spectrum::Open).sign(&key).unwrap().bytes;
+    forged[20] ^= 0x01; // inside the signature
+    let garbage = b"\xa1\x61\x78\xff not cbor".to_vec();
+    let closed = envelope::seal(&key, ENTRY_TAG, &entry(&key, "Closed", Spectrum::Closed)).unwrap();
+    let other = Keypair::generate();
+    let wrong_signer =
+        envelope::seal(&other, ENTRY_TAG, &entry(&key, "Wrong signer", Spectrum::Open)).unwrap();
+    let good = entry(&key, "Genuine", Spectrum::Open).sign(&key).unwrap();
+
+    let bad = [forged, garbage, closed, wrong_signer];
+    for bytes in bad.iter().chain(std::iter::once(&good.bytes)) {
+        hostile.behaviour_mut().publish(topic.clone(), bytes.clone()).unwrap();
+    }
+    // Keep the hostile swarm running while the others work.
+    let hostile_task = tokio::spawn(async move {
+        loop {
+            hostile.select_next_some().await;
+        }
+    });
+
+    // The listener receives the genuine entry through the relay...
+    let ev = wait_for(&mut listener_events, "the genuine entry at the listener", |e| {
+        matches!(e, NodeEvent::EntryAccepted { .. } | NodeEvent::EntryRejected { .. })
+    })
+    .await;
+    match ev {
+        NodeEvent::EntryAccepted { title, .. } => assert_eq!(title, "Genuine"),
+        other => panic!("the listener was handed a bad entry: {other:?}"),
+    }
+
+    // ...and the relay rejected all four bad ones, which therefore never travelled on.
+    eventually_rejected(&relay, 4).await;
+    assert_eq!(listener.node.shared.stats.snapshot().entries_rejected, 0);
+    assert_eq!(listener.node.shared.store.catalogue().unwrap().len(), 1);
+    assert_eq!(relay.node.shared.store.catalogue().unwrap().len(), 1);
+    hostile_task.abort();
+}
+
+async fn eventually_rejected(node: &common::TestNode, n: u64) {
+    let stats = node.node.shared.stats.clone();
+    common::eventually("the relay to reject every bad entry", || {
+        stats.snapshot().entries_rejected == n
+    })
+    .await;
+}

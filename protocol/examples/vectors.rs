@@ -1,0 +1,1312 @@
+//! Writes the test vectors of `specs/vectors/`.
+//!
+//! Every input is fixed (seeds, dataset ids, times, file contents) and Ed25519 signing is
+//! deterministic, so each run writes the same bytes. `tests/vectors.rs` includes this file,
+//! runs [`generate`] and fails if the committed files differ, so regenerate with
+//!
+//! ```text
+//! cargo run -p cix-protocol --example vectors
+//! ```
+//!
+//! whenever an encoding changes on purpose, and review the diff.
+//!
+//! Each case states its intended verdict here, next to its construction; the generator refuses
+//! to write a case the decoder disagrees with, so a regression cannot be recorded as the new
+//! truth by rerunning it.
+
+use std::path::{Path, PathBuf};
+
+use ciborium::Value;
+use serde::Serialize;
+
+use cix_protocol::catalogue::{
+    AccessMode, Agent, BoundingBox, Concept, Contact, DataType, DatasetId, Distribution, Domain,
+    Entry, EntryError, EntryId, Facets, Insight, Iso, Kind, Privacy, Roles, SignedEntry, Spatial,
+    Spectrum, Temporal, ENTRY_TAG,
+};
+use cix_protocol::cbor::{self, DecodeError};
+use cix_protocol::content::ContentHash;
+use cix_protocol::dictionary::{Field, FieldType};
+use cix_protocol::envelope::{self, EnvelopeError};
+use cix_protocol::identity::Keypair;
+use cix_protocol::limits;
+use cix_protocol::wire::{
+    AccessRequest, AccessResponse, DenyCode, SyncRequest, SyncResponse, TransferHeader,
+    TransferRequest, ACCESS_PROTOCOL, SYNC_PROTOCOL, TRANSFER_PROTOCOL,
+};
+
+/// Seed of the data owner in every vector ("Riverside Water Board").
+pub(crate) const OWNER_SEED: [u8; 32] = [1; 32];
+/// Seed of a second agency, the requester.
+pub(crate) const REQUESTER_SEED: [u8; 32] = [2; 32];
+/// Secret key of RFC 8032 section 7.1, TEST 1: its public key is published there, which lets a
+/// reader check their Ed25519 library and our seed convention against an outside source.
+pub(crate) const RFC8032_TEST1_SEED: &str =
+    "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+
+/// Stands in for a UCAN token in wire vectors: the wire layer carries tokens as opaque byte
+/// strings, and token vectors belong to `specs/ucan.md`.
+const TOKEN_PLACEHOLDER: &[u8] = b"placeholder, not a token: see specs/ucan.md";
+
+/// Directory the files go to.
+pub(crate) fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors")
+}
+
+/// Every generated file: its name inside `specs/vectors/` and its contents.
+///
+/// # Panics
+///
+/// If any case's decoder verdict differs from the one stated here.
+pub(crate) fn generate() -> Vec<(&'static str, String)> {
+    let owner = Keypair::from_seed(OWNER_SEED);
+    let entries = entry_vectors(&owner);
+    let valid = &entries.signed;
+    vec![
+        ("identity.json", json(&identity_file())),
+        ("content.json", json(&content_file())),
+        ("entries.json", json(&entries.file)),
+        ("wire.json", json(&wire_file(&owner))),
+        ("sync.json", json(&sync_file(valid))),
+        ("annotated.txt", annotated_file(valid, &owner)),
+    ]
+}
+
+#[allow(dead_code)] // unused when tests/vectors.rs includes this file as a module
+fn main() -> std::io::Result<()> {
+    let dir = vectors_dir();
+    std::fs::create_dir_all(&dir)?;
+    for (name, contents) in generate() {
+        let path = dir.join(name);
+        std::fs::write(&path, contents)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("vector files are plain data");
+    text.push('\n');
+    text
+}
+
+/// The frame shared by every JSON file.
+#[derive(Serialize)]
+struct VectorFile<T> {
+    about: &'static str,
+    regenerate: &'static str,
+    vectors: Vec<T>,
+}
+
+fn vector_file<T>(about: &'static str, vectors: Vec<T>) -> VectorFile<T> {
+    VectorFile {
+        about,
+        regenerate: "cargo run -p cix-protocol --example vectors",
+        vectors,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+
+#[derive(Serialize)]
+struct KeyVector {
+    name: &'static str,
+    seed: String,
+    public_key: String,
+    did: String,
+    peer_id: String,
+    peer_id_bytes: String,
+    message: String,
+    signature: String,
+}
+
+fn identity_file() -> VectorFile<KeyVector> {
+    let rfc_seed: [u8; 32] = hex::decode(RFC8032_TEST1_SEED)
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let keys = [
+        ("owner", OWNER_SEED, b"cix".as_slice()),
+        ("requester", REQUESTER_SEED, b"cix".as_slice()),
+        ("rfc8032-test1", rfc_seed, b"".as_slice()),
+    ];
+    let vectors = keys
+        .into_iter()
+        .map(|(name, seed, message)| {
+            let key = Keypair::from_seed(seed);
+            let public = key.public().to_bytes();
+            let peer_id = peer_id_bytes(&public);
+            KeyVector {
+                name,
+                seed: hex::encode(seed),
+                public_key: hex::encode(public),
+                did: key.did().to_string(),
+                peer_id: bs58::encode(&peer_id).into_string(),
+                peer_id_bytes: hex::encode(&peer_id),
+                message: hex::encode(message),
+                signature: hex::encode(key.sign(message)),
+            }
+        })
+        .collect();
+    vector_file(
+        "Ed25519 keys from fixed seeds: did:key, libp2p PeerId, a signature",
+        vectors,
+    )
+}
+
+/// A libp2p PeerId of an Ed25519 key: identity multihash (0x00, length) of the protobuf
+/// `PublicKey { Type: Ed25519 = 1, Data: key }`, i.e. `08 01 12 20 || key`.
+pub(crate) fn peer_id_bytes(public: &[u8; 32]) -> Vec<u8> {
+    let mut protobuf = vec![0x08, 0x01, 0x12, 0x20];
+    protobuf.extend_from_slice(public);
+    let mut out = vec![0x00, protobuf.len() as u8];
+    out.extend_from_slice(&protobuf);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content ids
+
+/// Version 1 of the pressure readings.
+const PRESSURE_V1: &[u8] = b"main_id,time,pressure (kPa)\n\
+WM-0412,2026-11-30T00:00:00Z,412\n\
+WM-0412,2026-11-30T01:00:00Z,409\n";
+/// Version 2 of the pressure readings: one more row.
+const PRESSURE_V2: &[u8] = b"main_id,time,pressure (kPa)\n\
+WM-0412,2026-11-30T00:00:00Z,412\n\
+WM-0412,2026-11-30T01:00:00Z,409\n\
+WM-0412,2026-11-30T02:00:00Z,415\n";
+/// Household consumption (personal data, shared with named agencies only).
+const CONSUMPTION: &[u8] = b"meter_id,date,volume (m3)\nHH-00017,2026-11-30,0.412\n";
+/// Hydrant locations (reference data, shared under public terms).
+const HYDRANTS: &[u8] = b"hydrant_id,lon_e7,lat_e7\nHY-001,134512345,525123456\n";
+
+#[derive(Serialize)]
+struct ContentVector {
+    name: &'static str,
+    data: String,
+    length: usize,
+    blake3: String,
+}
+
+fn content_file() -> VectorFile<ContentVector> {
+    let inputs: [(&'static str, &[u8]); 5] = [
+        ("empty", b""),
+        ("pressure-v1.csv", PRESSURE_V1),
+        ("pressure-v2.csv", PRESSURE_V2),
+        ("consumption.csv", CONSUMPTION),
+        ("hydrants.csv", HYDRANTS),
+    ];
+    let vectors = inputs
+        .into_iter()
+        .map(|(name, data)| ContentVector {
+            name,
+            data: hex::encode(data),
+            length: data.len(),
+            blake3: ContentHash::of(data).to_hex(),
+        })
+        .collect();
+    vector_file(
+        "content ids: BLAKE3 of the bytes, as b3sum prints it",
+        vectors,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catalogue entries
+
+#[derive(Serialize)]
+struct EntryVector {
+    name: &'static str,
+    description: &'static str,
+    envelope: String,
+    verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// What a case is meant to produce.
+enum Expect {
+    Valid,
+    /// The error kind (see [`error_kind`]) and, for rule errors, the field.
+    Invalid(&'static str, Option<&'static str>),
+}
+
+struct Entries {
+    file: VectorFile<EntryVector>,
+    /// The valid entries, in file order.
+    signed: Vec<SignedEntry>,
+}
+
+fn agency(key: &Keypair) -> Agent {
+    Agent {
+        name: "Riverside Water Board".into(),
+        did: Some(key.did()),
+    }
+}
+
+fn csv_distribution(data: &[u8], filename: &str) -> Distribution {
+    Distribution {
+        media_type: "text/csv".into(),
+        bytes: data.len() as u64,
+        content: ContentHash::of(data),
+        filename: Some(filename.into()),
+    }
+}
+
+fn field(name: &str, field_type: FieldType, unit: Option<&str>, description: &str) -> Field {
+    Field {
+        name: name.into(),
+        field_type,
+        unit: unit.map(Into::into),
+        description: Some(description.into()),
+        nullable: false,
+        min: None,
+        max: None,
+    }
+}
+
+fn privacy_none() -> Privacy {
+    Privacy {
+        personal_data: false,
+        high_risk: vec![],
+        purpose: None,
+        legal_basis: None,
+        retention_days: None,
+        jurisdiction: "DE".into(),
+        allowed_jurisdictions: vec![],
+    }
+}
+
+/// Open thematic data: pressure along a water main, version 1.
+fn pressure_v1(owner: &Keypair) -> Entry {
+    Entry {
+        iss: owner.did(),
+        dataset: DatasetId(std::array::from_fn(|i| i as u8)),
+        version: 1,
+        previous: None,
+        title: "Water main pressure, district 4".into(),
+        description: "Hourly pressure readings along water main WM-0412".into(),
+        keywords: vec!["water".into(), "pressure".into()],
+        themes: vec!["ENVI".into()],
+        publisher: agency(owner),
+        contact: Some(Contact {
+            name: "Network data desk".into(),
+            email: Some("data@riverside-water.example".into()),
+        }),
+        licence: Some("CC-BY-4.0".into()),
+        spatial: Some(Spatial {
+            name: Some("District 4".into()),
+            bbox: Some(BoundingBox {
+                west: 134_500_000,
+                south: 524_500_000,
+                east: 135_500_000,
+                north: 525_500_000,
+            }),
+        }),
+        temporal: Some(Temporal {
+            start: Some("2026-11-30".into()),
+            end: Some("2026-11-30".into()),
+        }),
+        issued: "2026-12-01T08:00:00Z".into(),
+        modified: "2026-12-01T08:00:00Z".into(),
+        distributions: vec![csv_distribution(PRESSURE_V1, "pressure.csv")],
+        iso: Iso {
+            data_type: DataType::Thematic,
+            kind: Kind::Status,
+            concept: Concept::State,
+            domain: Domain::Water,
+            insight: Insight::Operational,
+            facets: Facets {
+                subject: Some("infrastructure".into()),
+                metric: Some("state".into()),
+                place: Some("route".into()),
+                time: Some("timestamp".into()),
+                stakeholder: Some("operator".into()),
+            },
+            spectrum: Spectrum::Open,
+            access: None,
+            terms: None,
+            roles: Roles {
+                creator: agency(owner),
+                owner: agency(owner),
+                custodians: vec![],
+                primary_publisher: owner.did(),
+                secondary_publisher: None,
+            },
+            provenance: Some("SCADA pressure loggers, hourly means".into()),
+            quality: Some("Loggers calibrated 2026-06".into()),
+            privacy: privacy_none(),
+            dictionary: vec![
+                field("main_id", FieldType::String, None, "Water main identifier"),
+                field("time", FieldType::Datetime, None, "Start of the hour"),
+                field("pressure", FieldType::Integer, Some("kPa"), "Mean pressure"),
+            ],
+        },
+    }
+}
+
+/// Version 2 of the same dataset, superseding version 1.
+fn pressure_v2(owner: &Keypair, v1: EntryId) -> Entry {
+    let mut e = pressure_v1(owner);
+    e.version = 2;
+    e.previous = Some(v1);
+    e.modified = "2026-12-02T08:00:00Z".into();
+    e.distributions = vec![csv_distribution(PRESSURE_V2, "pressure.csv")];
+    e
+}
+
+/// Shared with named agencies only: personal data with purpose, basis and retention.
+fn consumption(owner: &Keypair) -> Entry {
+    let mut e = pressure_v1(owner);
+    e.dataset = DatasetId(std::array::from_fn(|i| 0x10 + i as u8));
+    e.title = "Household water consumption, district 4".into();
+    e.description = "Daily metered volume per household".into();
+    e.keywords = vec!["water".into(), "consumption".into()];
+    e.licence = None;
+    e.distributions = vec![csv_distribution(CONSUMPTION, "consumption.csv")];
+    e.iso.kind = Kind::Consumption;
+    e.iso.facets.subject = Some("person or household".into());
+    e.iso.facets.metric = Some("quantity".into());
+    e.iso.facets.place = Some("point".into());
+    e.iso.facets.time = Some("date".into());
+    e.iso.facets.stakeholder = Some("citizen".into());
+    e.iso.spectrum = Spectrum::Shared;
+    e.iso.access = Some(AccessMode::Named);
+    e.iso.provenance = Some("Smart meter readings".into());
+    e.iso.quality = None;
+    e.iso.privacy = Privacy {
+        personal_data: true,
+        high_risk: vec![],
+        purpose: Some("leak detection".into()),
+        legal_basis: Some("public task".into()),
+        retention_days: Some(90),
+        jurisdiction: "DE".into(),
+        allowed_jurisdictions: vec![],
+    };
+    e.iso.dictionary = vec![
+        field("meter_id", FieldType::String, None, "Household meter"),
+        field("date", FieldType::Date, None, "Day of reading"),
+        field(
+            "volume",
+            FieldType::Number,
+            Some("m3"),
+            "Volume drawn that day",
+        ),
+    ];
+    e
+}
+
+/// Shared with anyone who accepts the terms: reference data.
+fn hydrants(owner: &Keypair) -> Entry {
+    let mut e = pressure_v1(owner);
+    e.dataset = DatasetId(std::array::from_fn(|i| 0x20 + i as u8));
+    e.title = "Fire hydrant locations".into();
+    e.description = "Every public hydrant with its position".into();
+    e.keywords = vec!["hydrant".into(), "emergency".into()];
+    e.temporal = None;
+    e.distributions = vec![csv_distribution(HYDRANTS, "hydrants.csv")];
+    e.iso.data_type = DataType::Reference;
+    e.iso.kind = Kind::Characteristic;
+    e.iso.concept = Concept::Infrastructure;
+    e.iso.insight = Insight::Critical;
+    e.iso.facets = Facets {
+        place: Some("point".into()),
+        ..Facets::default()
+    };
+    e.iso.spectrum = Spectrum::Shared;
+    e.iso.access = Some(AccessMode::Public);
+    e.iso.terms = Some("Emergency planning only; do not republish".into());
+    e.iso.provenance = None;
+    e.iso.quality = None;
+    e.iso.dictionary = vec![
+        field("hydrant_id", FieldType::String, None, "Hydrant"),
+        field(
+            "lon_e7",
+            FieldType::Integer,
+            Some("1e-7 degree"),
+            "WGS 84 longitude",
+        ),
+        field(
+            "lat_e7",
+            FieldType::Integer,
+            Some("1e-7 degree"),
+            "WGS 84 latitude",
+        ),
+    ];
+    e
+}
+
+/// Signs `entry` after its rules pass.
+fn sign(entry: &Entry, key: &Keypair) -> SignedEntry {
+    entry.sign(key).expect("a valid vector entry signs")
+}
+
+/// Signs `entry` without running the rules, as a hostile or buggy peer would.
+fn seal_unchecked<T: Serialize>(key: &Keypair, tag: &str, payload: &T) -> Vec<u8> {
+    envelope::seal(key, tag, payload).expect("the payload encodes")
+}
+
+/// Parses canonical bytes into a generic value (the caller breaks them on purpose).
+fn parse(bytes: &[u8]) -> Value {
+    cbor::value_from_slice(bytes, usize::MAX).expect("generator input is canonical")
+}
+
+/// Writes a generic value as it stands, without sorting keys: how non-canonical bytes are made.
+fn write_raw(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).expect("writing to a vector cannot fail");
+    out
+}
+
+/// The entry map inside an envelope value.
+fn payload_mut(envelope: &mut Value) -> &mut Vec<(Value, Value)> {
+    let Value::Array(parts) = envelope else {
+        panic!("envelope is an array")
+    };
+    let Value::Map(signed) = &mut parts[1] else {
+        panic!("signed part is a map")
+    };
+    let Value::Map(payload) = &mut signed[1].1 else {
+        panic!("payload is a map")
+    };
+    payload
+}
+
+fn entry_vectors(owner: &Keypair) -> Entries {
+    let requester = Keypair::from_seed(REQUESTER_SEED);
+    let v1 = sign(&pressure_v1(owner), owner);
+    let v2 = sign(&pressure_v2(owner, v1.id), owner);
+    let named = sign(&consumption(owner), owner);
+    let public = sign(&hydrants(owner), owner);
+
+    let mut bad_signature = v1.bytes.clone();
+    bad_signature[3] ^= 0x01; // first byte of the signature
+
+    let mut open_personal = pressure_v1(owner);
+    open_personal.iso.privacy = consumption(owner).iso.privacy;
+
+    let mut shared_no_mode = pressure_v1(owner);
+    shared_no_mode.iso.spectrum = Spectrum::Shared;
+
+    let mut no_previous = pressure_v1(owner);
+    no_previous.version = 2;
+
+    let mut swapped = parse(&v1.bytes);
+    payload_mut(&mut swapped).swap(0, 1); // "iso" and "iss": both three letters, "iso" first
+
+    let wide_version = widen_version(&v1.bytes);
+
+    let mut trailing = v1.bytes.clone();
+    trailing.push(0x00);
+
+    let mut float = parse(&v1.bytes);
+    for (k, v) in payload_mut(&mut float).iter_mut() {
+        if k.as_text() == Some("version") {
+            *v = Value::Float(1.0);
+        }
+    }
+
+    let mut unknown = Value::serialized(&pressure_v1(owner)).expect("an entry is a value");
+    if let Value::Map(m) = &mut unknown {
+        m.push((Value::Text("rating".into()), Value::Integer(5.into())));
+    }
+
+    let rule = |field| Expect::Invalid("rule", Some(field));
+    let cases: Vec<(&'static str, &'static str, Vec<u8>, Expect)> = vec![
+        (
+            "open-v1",
+            "open thematic data, version 1",
+            v1.bytes.clone(),
+            Expect::Valid,
+        ),
+        (
+            "open-v2",
+            "version 2 of the same dataset; previous = open-v1's id",
+            v2.bytes.clone(),
+            Expect::Valid,
+        ),
+        (
+            "shared-named-personal",
+            "personal data shared with named agencies, with purpose, legal basis and retention",
+            named.bytes.clone(),
+            Expect::Valid,
+        ),
+        (
+            "shared-public-terms",
+            "reference data shared with anyone accepting the terms",
+            public.bytes.clone(),
+            Expect::Valid,
+        ),
+        (
+            "bad-signature",
+            "open-v1 with the first signature byte flipped",
+            bad_signature,
+            Expect::Invalid("signature", None),
+        ),
+        (
+            "wrong-signer",
+            "open-v1 names the owner as iss but the requester signed it",
+            seal_unchecked(&requester, ENTRY_TAG, &pressure_v1(owner)),
+            Expect::Invalid("signature", None),
+        ),
+        (
+            "open-personal-data",
+            "open data declaring personal data (signed without the rules)",
+            seal_unchecked(owner, ENTRY_TAG, &open_personal),
+            rule("iso.privacy.personal_data"),
+        ),
+        (
+            "shared-without-access-mode",
+            "shared data with no access mode",
+            seal_unchecked(owner, ENTRY_TAG, &shared_no_mode),
+            rule("iso.access"),
+        ),
+        (
+            "version-2-without-previous",
+            "version 2 that names no previous entry",
+            seal_unchecked(owner, ENTRY_TAG, &no_previous),
+            rule("version"),
+        ),
+        (
+            "non-canonical-key-order",
+            "open-v1 with the payload keys iss and iso swapped",
+            write_raw(&swapped),
+            Expect::Invalid("not-canonical", None),
+        ),
+        (
+            "non-minimal-integer",
+            "open-v1 with version 1 written as 0x18 0x01",
+            wide_version,
+            Expect::Invalid("not-canonical", None),
+        ),
+        (
+            "trailing-byte",
+            "open-v1 followed by one 0x00 byte",
+            trailing,
+            Expect::Invalid("trailing-bytes", None),
+        ),
+        (
+            "float",
+            "open-v1 with version written as the float 1.0",
+            write_raw(&float),
+            Expect::Invalid("float", None),
+        ),
+        (
+            "wrong-type-tag",
+            "an entry payload sealed under the delegation tag ucan/dlg@1.0.0",
+            seal_unchecked(owner, "ucan/dlg@1.0.0", &pressure_v1(owner)),
+            Expect::Invalid("wrong-type", None),
+        ),
+        (
+            "unknown-field",
+            "a correctly signed entry with an extra field rating",
+            seal_unchecked(owner, ENTRY_TAG, &unknown),
+            Expect::Invalid("schema", None),
+        ),
+    ];
+
+    let mut vectors = Vec::new();
+    let mut signed = Vec::new();
+    for (name, description, bytes, expect) in cases {
+        let verdict = SignedEntry::decode(&bytes);
+        let mut v = EntryVector {
+            name,
+            description,
+            envelope: hex::encode(&bytes),
+            verdict: "valid",
+            entry_id: None,
+            dataset: None,
+            version: None,
+            kind: None,
+            field: None,
+            error: None,
+        };
+        match (expect, verdict) {
+            (Expect::Valid, Ok(entry)) => {
+                v.entry_id = Some(entry.id.to_string());
+                v.dataset = Some(entry.entry.dataset.to_string());
+                v.version = Some(entry.entry.version);
+                signed.push(entry);
+            }
+            (Expect::Invalid(kind, field), Err(err)) => {
+                let (found_kind, found_field) = error_kind(&err);
+                assert_eq!((found_kind, found_field), (kind, field), "{name}: {err}");
+                v.verdict = "invalid";
+                v.kind = Some(kind);
+                v.field = field;
+                v.error = Some(err.to_string());
+            }
+            (Expect::Valid, Err(err)) => panic!("{name} should be valid, decoder says: {err}"),
+            (Expect::Invalid(kind, _), Ok(_)) => {
+                panic!("{name} should fail ({kind}), decoder accepts it")
+            }
+        }
+        vectors.push(v);
+    }
+    Entries {
+        file: vector_file(
+            "signed catalogue entries (cix/entry@1) and their verdicts",
+            vectors,
+        ),
+        signed,
+    }
+}
+
+/// Rewrites the `version` value 1 (0x01) as the non-minimal 0x18 0x01.
+fn widen_version(bytes: &[u8]) -> Vec<u8> {
+    let mut needle = vec![0x67];
+    needle.extend_from_slice(b"version");
+    needle.push(0x01);
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("version 1 is encoded");
+    let mut out = bytes[..at + needle.len() - 1].to_vec();
+    out.extend_from_slice(&[0x18, 0x01]);
+    out.extend_from_slice(&bytes[at + needle.len()..]);
+    out
+}
+
+/// The verdict category of an entry error, as `specs/vectors/README.md` lists them, with the
+/// field for rule errors.
+fn error_kind(err: &EntryError) -> (&'static str, Option<&'static str>) {
+    match err {
+        EntryError::Rule(r) => ("rule", Some(r.field)),
+        EntryError::Schema(_) => ("schema", None),
+        EntryError::Envelope(EnvelopeError::Decode(d)) => (decode_kind(d), None),
+        EntryError::Envelope(EnvelopeError::Signature(_)) => ("signature", None),
+        EntryError::Envelope(EnvelopeError::WrongType { .. }) => ("wrong-type", None),
+        EntryError::Envelope(_) => ("envelope", None),
+        _ => ("other", None),
+    }
+}
+
+fn decode_kind(err: &DecodeError) -> &'static str {
+    match err {
+        DecodeError::Malformed(_) => "malformed",
+        DecodeError::TrailingBytes(_) => "trailing-bytes",
+        DecodeError::Float => "float",
+        DecodeError::DuplicateKey => "duplicate-key",
+        DecodeError::Schema(_) => "schema",
+        DecodeError::NotCanonical => "not-canonical",
+        DecodeError::TooLarge { .. } => "too-large",
+        _ => "other",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire messages
+
+#[derive(Serialize)]
+struct WireVector {
+    name: &'static str,
+    protocol: &'static str,
+    message: &'static str,
+    verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnostic: Option<String>,
+    cbor: String,
+    /// The message as it appears on the stream: 4-byte big-endian length, then the CBOR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    framed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The wire messages, as (name, protocol, type name, value) with the value encoded.
+fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static str, Vec<u8>)> {
+    let pressure = pressure_v1(owner);
+    let named = consumption(owner);
+    let public = hydrants(owner);
+    let request_id: Vec<u8> = (0xa0..0xb0).collect();
+
+    let mut out = vec![
+        (
+            "access-request-named",
+            ACCESS_PROTOCOL,
+            "AccessRequest",
+            enc(&AccessRequest {
+                request: request_id.clone(),
+                dataset: named.dataset,
+                purpose: "leak detection model for district 4".into(),
+                accept_terms: false,
+            }),
+        ),
+        (
+            "access-request-public-accepting-terms",
+            ACCESS_PROTOCOL,
+            "AccessRequest",
+            enc(&AccessRequest {
+                request: (0xb0..0xc0).collect(),
+                dataset: public.dataset,
+                purpose: "emergency response planning".into(),
+                accept_terms: true,
+            }),
+        ),
+        (
+            "access-response-open",
+            ACCESS_PROTOCOL,
+            "AccessResponse",
+            enc(&AccessResponse::Open),
+        ),
+        (
+            "access-response-pending",
+            ACCESS_PROTOCOL,
+            "AccessResponse",
+            enc(&AccessResponse::Pending),
+        ),
+        (
+            "access-response-granted",
+            ACCESS_PROTOCOL,
+            "AccessResponse",
+            enc(&AccessResponse::Granted {
+                delegation: TOKEN_PLACEHOLDER.to_vec(),
+            }),
+        ),
+    ];
+    let denials: [(&'static str, DenyCode, &str); 9] = [
+        (
+            "access-response-denied-unknown-dataset",
+            DenyCode::UnknownDataset,
+            "no such dataset here",
+        ),
+        (
+            "access-response-denied-closed",
+            DenyCode::Closed,
+            "closed data never leaves its node",
+        ),
+        (
+            "access-response-denied-by-owner",
+            DenyCode::DeniedByOwner,
+            "the owner declined this request",
+        ),
+        (
+            "access-response-denied-terms-not-accepted",
+            DenyCode::TermsNotAccepted,
+            "accept the stated terms to get this dataset",
+        ),
+        (
+            "access-response-denied-unsupported",
+            DenyCode::Unsupported,
+            "group access is not supported yet",
+        ),
+        (
+            "access-response-denied-bad-request",
+            DenyCode::BadRequest,
+            "purpose is longer than 1024 bytes",
+        ),
+        (
+            "access-response-denied-no-grant",
+            DenyCode::NoGrant,
+            "no valid grant",
+        ),
+        (
+            "access-response-denied-not-held",
+            DenyCode::NotHeld,
+            "content not held here",
+        ),
+        (
+            "access-response-denied-busy",
+            DenyCode::Busy,
+            "too many pending requests, try later",
+        ),
+    ];
+    for (name, code, reason) in denials {
+        out.push((
+            name,
+            ACCESS_PROTOCOL,
+            "AccessResponse",
+            enc(&AccessResponse::Denied {
+                code,
+                reason: reason.into(),
+            }),
+        ));
+    }
+    let content = ContentHash::of(PRESSURE_V1);
+    out.extend([
+        (
+            "transfer-request-open",
+            TRANSFER_PROTOCOL,
+            "TransferRequest",
+            enc(&TransferRequest {
+                dataset: pressure.dataset,
+                content,
+                offset: 0,
+                invocation: None,
+                proofs: vec![],
+            }),
+        ),
+        (
+            "transfer-request-with-grant",
+            TRANSFER_PROTOCOL,
+            "TransferRequest",
+            enc(&TransferRequest {
+                dataset: named.dataset,
+                content: ContentHash::of(CONSUMPTION),
+                offset: 0,
+                invocation: Some(TOKEN_PLACEHOLDER.to_vec()),
+                proofs: vec![serde_bytes::ByteBuf::from(TOKEN_PLACEHOLDER.to_vec())],
+            }),
+        ),
+        (
+            "transfer-request-resume",
+            TRANSFER_PROTOCOL,
+            "TransferRequest",
+            enc(&TransferRequest {
+                dataset: pressure.dataset,
+                content,
+                offset: 60,
+                invocation: None,
+                proofs: vec![],
+            }),
+        ),
+        (
+            "transfer-header-ok",
+            TRANSFER_PROTOCOL,
+            "TransferHeader",
+            enc(&TransferHeader::Ok {
+                size: PRESSURE_V1.len() as u64,
+                length: PRESSURE_V1.len() as u64,
+            }),
+        ),
+        (
+            "transfer-header-ok-resumed",
+            TRANSFER_PROTOCOL,
+            "TransferHeader",
+            enc(&TransferHeader::Ok {
+                size: PRESSURE_V1.len() as u64,
+                length: PRESSURE_V1.len() as u64 - 60,
+            }),
+        ),
+        (
+            "transfer-header-refused",
+            TRANSFER_PROTOCOL,
+            "TransferHeader",
+            enc(&TransferHeader::Refused {
+                code: DenyCode::NoGrant,
+                reason: "invocation expired".into(),
+            }),
+        ),
+    ]);
+    out
+}
+
+/// Encodes a wire message canonically.
+fn enc<T: Serialize>(message: &T) -> Vec<u8> {
+    cbor::to_vec(message).expect("wire messages encode")
+}
+
+/// Decodes `bytes` as the named message type, strictly.
+fn decode_wire(message: &str, bytes: &[u8]) -> Result<(), DecodeError> {
+    match message {
+        "AccessRequest" => {
+            cbor::from_slice::<AccessRequest>(bytes, limits::MAX_ACCESS_REQUEST_BYTES).map(drop)
+        }
+        "AccessResponse" => {
+            cbor::from_slice::<AccessResponse>(bytes, limits::MAX_ACCESS_RESPONSE_BYTES).map(drop)
+        }
+        "TransferRequest" => {
+            cbor::from_slice::<TransferRequest>(bytes, limits::MAX_TRANSFER_REQUEST_BYTES).map(drop)
+        }
+        "TransferHeader" => {
+            cbor::from_slice::<TransferHeader>(bytes, limits::MAX_TRANSFER_HEADER_BYTES).map(drop)
+        }
+        other => panic!("unknown message type {other}"),
+    }
+}
+
+/// Messages a strict decoder must refuse: (name, protocol, type, bytes, expected kind).
+fn wire_invalid(
+    owner: &Keypair,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<u8>,
+    &'static str,
+)> {
+    let valid: std::collections::HashMap<_, _> = wire_messages(owner)
+        .into_iter()
+        .map(|(n, _, _, b)| (n, b))
+        .collect();
+    let get = |n: &str| parse(&valid[n]);
+
+    let mut swapped = get("access-request-named");
+    if let Value::Map(m) = &mut swapped {
+        m.reverse();
+    }
+    let mut unknown_status = get("access-response-pending");
+    if let Value::Map(m) = &mut unknown_status {
+        m[0].1 = Value::Text("maybe".into());
+    }
+    let mut no_proofs = get("transfer-request-open");
+    if let Value::Map(m) = &mut no_proofs {
+        m.retain(|(k, _)| k.as_text() != Some("proofs"));
+    }
+    let mut null_invocation = get("transfer-request-open");
+    if let Value::Map(m) = &mut null_invocation {
+        m.push((Value::Text("invocation".into()), Value::Null));
+    }
+    let null_invocation = cbor::value_to_vec(&null_invocation).expect("canonical order");
+    let mut short_dataset = get("access-request-named");
+    if let Value::Map(m) = &mut short_dataset {
+        for (k, v) in m.iter_mut() {
+            if k.as_text() == Some("dataset") {
+                *v = Value::Bytes(vec![0x10; 15]);
+            }
+        }
+    }
+    vec![
+        (
+            "access-request-keys-reversed",
+            ACCESS_PROTOCOL,
+            "AccessRequest",
+            write_raw(&swapped),
+            "not-canonical",
+        ),
+        (
+            "access-request-dataset-15-bytes",
+            ACCESS_PROTOCOL,
+            "AccessRequest",
+            write_raw(&short_dataset),
+            "schema",
+        ),
+        (
+            "access-response-unknown-status",
+            ACCESS_PROTOCOL,
+            "AccessResponse",
+            write_raw(&unknown_status),
+            "schema",
+        ),
+        (
+            "transfer-request-without-proofs",
+            TRANSFER_PROTOCOL,
+            "TransferRequest",
+            write_raw(&no_proofs),
+            "not-canonical",
+        ),
+        (
+            "transfer-request-null-invocation",
+            TRANSFER_PROTOCOL,
+            "TransferRequest",
+            null_invocation,
+            "not-canonical",
+        ),
+    ]
+}
+
+fn framed(bytes: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(bytes.len()).expect("wire messages are small");
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
+fn wire_file(owner: &Keypair) -> VectorFile<WireVector> {
+    let mut vectors = Vec::new();
+    for (name, protocol, message, bytes) in wire_messages(owner) {
+        if let Err(err) = decode_wire(message, &bytes) {
+            panic!("{name} should decode, decoder says: {err}");
+        }
+        vectors.push(WireVector {
+            name,
+            protocol,
+            message,
+            verdict: "valid",
+            diagnostic: Some(diagnostic(&parse(&bytes))),
+            framed: Some(hex::encode(framed(&bytes))),
+            cbor: hex::encode(&bytes),
+            kind: None,
+            error: None,
+        });
+    }
+    for (name, protocol, message, bytes, kind) in wire_invalid(owner) {
+        let err = match decode_wire(message, &bytes) {
+            Ok(()) => panic!("{name} should fail ({kind}), decoder accepts it"),
+            Err(err) => err,
+        };
+        assert_eq!(decode_kind(&err), kind, "{name}: {err}");
+        vectors.push(WireVector {
+            name,
+            protocol,
+            message,
+            verdict: "invalid",
+            diagnostic: None,
+            cbor: hex::encode(&bytes),
+            framed: None,
+            kind: Some(kind),
+            error: Some(err.to_string()),
+        });
+    }
+    vector_file(
+        "access and transfer messages, canonical CBOR; token fields hold placeholders",
+        vectors,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catch-up (sync)
+
+#[derive(Serialize)]
+struct SyncVector {
+    name: &'static str,
+    protocol: &'static str,
+    message: &'static str,
+    description: &'static str,
+    diagnostic: String,
+    cbor: String,
+    framed: String,
+}
+
+/// The owner's catch-up answers: the latest version of each of its open and shared datasets,
+/// ordered by entry id.
+fn sync_file(valid: &[SignedEntry]) -> VectorFile<SyncVector> {
+    let mut latest: Vec<&SignedEntry> = valid
+        .iter()
+        .filter(|e| {
+            !valid.iter().any(|o| {
+                (o.entry.iss, o.entry.dataset) == (e.entry.iss, e.entry.dataset)
+                    && o.entry.version > e.entry.version
+            })
+        })
+        .collect();
+    latest.sort_by_key(|e| e.id);
+    let page = |from: usize| SyncResponse {
+        entries: latest[from..]
+            .iter()
+            .map(|e| serde_bytes::ByteBuf::from(e.bytes.clone()))
+            .collect(),
+        more: false,
+    };
+    let messages = [
+        (
+            "sync-request-first",
+            "SyncRequest",
+            "first page: no after",
+            enc(&SyncRequest { after: None }),
+        ),
+        (
+            "sync-response-all",
+            "SyncResponse",
+            "the owner's latest open and shared entries, by entry id",
+            enc(&page(0)),
+        ),
+        (
+            "sync-request-after",
+            "SyncRequest",
+            "next page: entries after the first id of sync-response-all",
+            enc(&SyncRequest {
+                after: Some(latest[0].id),
+            }),
+        ),
+        (
+            "sync-response-after",
+            "SyncResponse",
+            "the entries whose id is greater than after",
+            enc(&page(1)),
+        ),
+    ];
+    let vectors = messages
+        .into_iter()
+        .map(|(name, message, description, bytes)| {
+            let decoded = match message {
+                "SyncRequest" => {
+                    cbor::from_slice::<SyncRequest>(&bytes, limits::MAX_SYNC_REQUEST_BYTES)
+                        .map(drop)
+                }
+                _ => cbor::from_slice::<SyncResponse>(&bytes, limits::MAX_SYNC_RESPONSE_BYTES)
+                    .map(drop),
+            };
+            if let Err(err) = decoded {
+                panic!("{name} should decode, decoder says: {err}");
+            }
+            SyncVector {
+                name,
+                protocol: SYNC_PROTOCOL,
+                message,
+                description,
+                diagnostic: diagnostic(&parse(&bytes)),
+                framed: hex::encode(framed(&bytes)),
+                cbor: hex::encode(bytes),
+            }
+        })
+        .collect();
+    vector_file("catalogue catch-up on /cix/sync/1", vectors)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readable forms
+
+/// CBOR diagnostic notation (RFC 8949 section 8) of a value.
+pub(crate) fn diagnostic(value: &Value) -> String {
+    match value {
+        Value::Integer(i) => i128::from(*i).to_string(),
+        Value::Bytes(b) => format!("h'{}'", hex::encode(b)),
+        Value::Text(t) => serde_json::to_string(t).expect("strings serialise"),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".into(),
+        Value::Float(f) => format!("{f:?}"),
+        Value::Tag(t, inner) => format!("{t}({})", diagnostic(inner)),
+        Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(diagnostic).collect::<Vec<_>>().join(", ")
+            )
+        }
+        Value::Map(pairs) => format!(
+            "{{{}}}",
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{}: {}", diagnostic(k), diagnostic(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "?".into(),
+    }
+}
+
+fn annotated_file(valid: &[SignedEntry], owner: &Keypair) -> String {
+    let mut out = String::from(
+        "Annotated hex of selected vectors: each line is one CBOR head or a run of at most 16\n\
+         payload bytes, indented by nesting depth; '#' starts a comment.\n",
+    );
+    let sections = [(
+        format!("entries.json: {}", "open-v1"),
+        valid[0].bytes.clone(),
+    )]
+    .into_iter()
+    .chain(
+        wire_messages(owner)
+            .into_iter()
+            .filter(|(n, ..)| {
+                !n.starts_with("access-response-denied-") || *n == "access-response-denied-closed"
+            })
+            .map(|(n, _, _, b)| (format!("wire.json: {n}"), b)),
+    );
+    for (title, bytes) in sections {
+        out.push_str(&format!("\n## {title} ({} bytes)\n\n", bytes.len()));
+        let mut a = Annotator {
+            bytes: &bytes,
+            pos: 0,
+            out: &mut out,
+        };
+        a.item(0);
+        assert_eq!(a.pos, bytes.len(), "{title}: annotator consumed every byte");
+    }
+    out
+}
+
+/// Column at which comments start.
+const COMMENT_COLUMN: usize = 44;
+
+struct Annotator<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    out: &'a mut String,
+}
+
+impl Annotator<'_> {
+    fn line(&mut self, depth: usize, hex: &str, comment: &str) {
+        let code = format!("{:width$}{hex}", "", width = 2 * depth);
+        if comment.is_empty() {
+            self.out.push_str(&code);
+        } else {
+            let pad = COMMENT_COLUMN.saturating_sub(code.len()).max(1);
+            self.out.push_str(&format!("{code}{:pad$}# {comment}", ""));
+        }
+        self.out.push('\n');
+    }
+
+    /// Reads one head: major type, argument, and the head bytes as spaced hex.
+    fn head(&mut self) -> (u8, u64, String) {
+        let first = self.bytes[self.pos];
+        let extra = match first & 0x1f {
+            n if n < 24 => 0,
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            n => panic!("head {n} does not occur in canonical cbor"),
+        };
+        let raw = &self.bytes[self.pos..self.pos + 1 + extra];
+        self.pos += 1 + extra;
+        let arg = if extra == 0 {
+            u64::from(first & 0x1f)
+        } else {
+            raw[1..]
+                .iter()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        };
+        let spaced = raw
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        (first >> 5, arg, spaced)
+    }
+
+    fn item(&mut self, depth: usize) {
+        let (major, arg, head) = self.head();
+        match major {
+            0 => self.line(depth, &head, &format!("unsigned({arg})")),
+            1 => self.line(depth, &head, &format!("negative({})", -1 - i128::from(arg))),
+            2 | 3 => {
+                let len = usize::try_from(arg).expect("small");
+                let data = &self.bytes[self.pos..self.pos + len];
+                self.pos += len;
+                let comment = if major == 2 {
+                    format!("bytes({len})")
+                } else {
+                    let text = String::from_utf8_lossy(data);
+                    format!(
+                        "text({len}) {}",
+                        serde_json::to_string(&text).expect("text")
+                    )
+                };
+                if len <= 16 {
+                    self.line(depth, &format!("{head} {}", hex::encode(data)), &comment);
+                } else {
+                    self.line(depth, &head, &comment);
+                    for chunk in data.chunks(16) {
+                        self.line(depth + 1, &hex::encode(chunk), "");
+                    }
+                }
+            }
+            4 => {
+                self.line(depth, &head, &format!("array({arg})"));
+                (0..arg).for_each(|_| self.item(depth + 1));
+            }
+            5 => {
+                self.line(depth, &head, &format!("map({arg})"));
+                (0..2 * arg).for_each(|_| self.item(depth + 1));
+            }
+            6 => {
+                self.line(depth, &head, &format!("tag({arg})"));
+                self.item(depth + 1);
+            }
+            _ => {
+                let what = match arg {
+                    20 => "false",
+                    21 => "true",
+                    22 => "null",
+                    _ => "simple or float",
+                };
+                self.line(depth, &head, what);
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! `specs/limits.md` and `protocol/src/limits.rs` state the same limits with the same values.
+//!
+//! The spec's main table (header `| NAME | value | meaning |`) must list every constant of
+//! `limits.rs` and nothing else. Its second table (header `| NAME | value | meaning | defined
+//! in |`) repeats bounds defined in other modules of this crate; each row must match the code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use cix_protocol::{cbor, limits, ucan};
+
+const LIMITS_TABLE: &str = "| NAME | value | meaning |";
+const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
+
+/// Every constant of `limits.rs` with its value, read from the code itself.
+fn code_limits() -> BTreeMap<String, u64> {
+    let all: [(&str, u64); 15] = [
+        ("MAX_ENTRY_BYTES", limits::MAX_ENTRY_BYTES as u64),
+        ("MAX_TITLE_BYTES", limits::MAX_TITLE_BYTES as u64),
+        ("MAX_KEYWORDS", limits::MAX_KEYWORDS as u64),
+        ("MAX_DISTRIBUTIONS", limits::MAX_DISTRIBUTIONS as u64),
+        (
+            "MAX_DICTIONARY_FIELDS",
+            limits::MAX_DICTIONARY_FIELDS as u64,
+        ),
+        (
+            "MAX_ACCESS_REQUEST_BYTES",
+            limits::MAX_ACCESS_REQUEST_BYTES as u64,
+        ),
+        (
+            "MAX_ACCESS_RESPONSE_BYTES",
+            limits::MAX_ACCESS_RESPONSE_BYTES as u64,
+        ),
+        ("MAX_PURPOSE_BYTES", limits::MAX_PURPOSE_BYTES as u64),
+        ("MAX_REASON_BYTES", limits::MAX_REASON_BYTES as u64),
+        (
+            "MAX_TRANSFER_REQUEST_BYTES",
+            limits::MAX_TRANSFER_REQUEST_BYTES as u64,
+        ),
+        (
+            "MAX_TRANSFER_HEADER_BYTES",
+            limits::MAX_TRANSFER_HEADER_BYTES as u64,
+        ),
+        ("MAX_DATASET_BYTES", limits::MAX_DATASET_BYTES),
+        ("MAX_SYNC_ENTRIES", limits::MAX_SYNC_ENTRIES as u64),
+        (
+            "MAX_SYNC_RESPONSE_BYTES",
+            limits::MAX_SYNC_RESPONSE_BYTES as u64,
+        ),
+        (
+            "MAX_SYNC_REQUEST_BYTES",
+            limits::MAX_SYNC_REQUEST_BYTES as u64,
+        ),
+    ];
+    all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()
+}
+
+/// Bounds defined outside `limits.rs` that the spec repeats, keyed `module::NAME`.
+fn code_elsewhere() -> BTreeMap<String, u64> {
+    let all: [(&str, u64); 4] = [
+        ("cbor::MAX_DEPTH", cbor::MAX_DEPTH as u64),
+        ("ucan::MAX_TOKEN_BYTES", ucan::MAX_TOKEN_BYTES as u64),
+        ("ucan::MAX_CHAIN_LEN", ucan::MAX_CHAIN_LEN as u64),
+        (
+            "ucan::MAX_INVOCATION_TTL_SECS",
+            ucan::MAX_INVOCATION_TTL_SECS as u64,
+        ),
+    ];
+    all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()
+}
+
+fn read(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The rows of the markdown table whose header line is exactly `header`, as trimmed cells.
+fn table(markdown: &str, header: &str) -> Vec<Vec<String>> {
+    let mut lines = markdown.lines().skip_while(|l| l.trim() != header);
+    assert!(
+        lines.next().is_some(),
+        "specs/limits.md has no table headed {header:?}"
+    );
+    let separator = lines.next().unwrap_or_default();
+    assert!(
+        separator.starts_with("|---") || separator.starts_with("| ---"),
+        "{separator:?}"
+    );
+    let width = header.matches('|').count() - 1;
+    lines
+        .take_while(|l| l.trim_start().starts_with('|'))
+        .map(|l| {
+            let cells: Vec<String> = l
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect();
+            assert_eq!(cells.len(), width, "row {l:?} should have {width} cells");
+            cells
+        })
+        .collect()
+}
+
+/// Name and value of each row, refusing anything but a bare constant name and a plain integer.
+fn named_values(
+    rows: &[Vec<String>],
+    name_of: impl Fn(&[String]) -> String,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let name = name_of(row);
+        let value = &row[1];
+        assert!(
+            !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
+            "{name}: value {value:?} is not a plain integer"
+        );
+        assert!(!row[2].is_empty(), "{name}: meaning is empty");
+        let previous = out.insert(name.clone(), value.parse().unwrap());
+        assert!(previous.is_none(), "{name} is listed twice");
+    }
+    out
+}
+
+fn is_constant_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[test]
+fn this_test_knows_every_constant_in_limits_rs() {
+    let source = read("src/limits.rs");
+    let declared: Vec<String> = source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .map(|rest| {
+            rest.split(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let known: Vec<String> = code_limits().into_keys().collect();
+    let mut sorted = declared.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted, known,
+        "limits.rs declares other constants than code_limits() lists: add the new one there \
+         and to specs/limits.md"
+    );
+}
+
+#[test]
+fn every_limit_in_code_is_in_the_spec_with_the_same_value_and_vice_versa() {
+    let spec = read("../specs/limits.md");
+    let rows = table(&spec, LIMITS_TABLE);
+    let in_spec = named_values(&rows, |row| {
+        assert!(
+            is_constant_name(&row[0]),
+            "{:?} is not a bare constant name",
+            row[0]
+        );
+        row[0].clone()
+    });
+    let in_code = code_limits();
+    for (name, value) in &in_code {
+        match in_spec.get(name) {
+            None => panic!("{name} = {value} is in limits.rs but not in specs/limits.md"),
+            Some(v) => assert_eq!(
+                v, value,
+                "{name}: specs/limits.md says {v}, code says {value}"
+            ),
+        }
+    }
+    for name in in_spec.keys() {
+        assert!(
+            in_code.contains_key(name),
+            "specs/limits.md lists {name}, limits.rs does not"
+        );
+    }
+}
+
+#[test]
+fn bounds_from_other_modules_match_the_code() {
+    let spec = read("../specs/limits.md");
+    let rows = table(&spec, ELSEWHERE_TABLE);
+    let in_spec = named_values(&rows, |row| {
+        assert!(
+            is_constant_name(&row[0]),
+            "{:?} is not a bare constant name",
+            row[0]
+        );
+        let module = row[3].trim_matches('`');
+        let module = module.strip_prefix("cix_protocol::").unwrap_or(module);
+        format!("{module}::{}", row[0])
+    });
+    assert!(!in_spec.is_empty());
+    let in_code = code_elsewhere();
+    for (name, value) in &in_spec {
+        let code = in_code
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not a known constant"));
+        assert_eq!(
+            value, code,
+            "{name}: specs/limits.md says {value}, code says {code}"
+        );
+    }
+    for name in in_code.keys() {
+        assert!(
+            in_spec.contains_key(name),
+            "specs/limits.md no longer lists {name}"
+        );
+    }
+}
