@@ -47,9 +47,15 @@ impl Client {
 
     fn decode<T: DeserializeOwned>(mut resp: ureq::http::Response<ureq::Body>) -> Result<T> {
         let status = resp.status();
-        let body: Value = resp.body_mut().read_json().context("the node sent an unreadable answer")?;
+        let body: Value = resp
+            .body_mut()
+            .read_json()
+            .context("the node sent an unreadable answer")?;
         if !status.is_success() {
-            let msg = body.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+            let msg = body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error");
             bail!("{msg}");
         }
         serde_json::from_value(body).context("the node's answer has an unexpected shape")
@@ -76,7 +82,12 @@ impl Client {
     }
 
     /// Posts and hands each JSON line of the streamed answer to `each`.
-    pub(crate) fn post_lines(&self, path: &str, body: &Value, mut each: impl FnMut(Value) -> Result<()>) -> Result<()> {
+    pub(crate) fn post_lines(
+        &self,
+        path: &str,
+        body: &Value,
+        mut each: impl FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
         let resp = self
             .streaming
             .post(format!("{}{path}", self.base))

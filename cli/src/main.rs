@@ -10,8 +10,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
 use cix_node::{Config, Home};
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 mod client;
@@ -171,7 +171,11 @@ fn main() {
         Err(e) if output::is_broken_pipe(&e) => {}
         Err(e) => {
             if json {
-                let _ = writeln!(std::io::stderr(), "{}", json!({ "error": format!("{e:#}") }));
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}",
+                    json!({ "error": format!("{e:#}") })
+                );
             } else {
                 let _ = writeln!(std::io::stderr(), "cix: error: {e:#}");
             }
@@ -214,7 +218,8 @@ fn run(cli: Cli) -> Result<()> {
             out.catalogue(&v)
         }
         Command::Catalogue(CatalogueCommand::Show { id }) => {
-            let v: Value = Client::connect(&home)?.get(&format!("/v1/catalogue/{}", url_safe(&id)?))?;
+            let v: Value =
+                Client::connect(&home)?.get(&format!("/v1/catalogue/{}", url_safe(&id)?))?;
             out.entry(&v)
         }
         Command::Request(args) => {
@@ -287,7 +292,12 @@ fn node_run(home: Home, listen: Vec<String>, bootstrap: Vec<String>) -> Result<(
         let name = config.name.clone();
         let node = cix_node::start(home.clone(), config).await?;
         let admin = cix_node::admin::serve(node.clone(), admin_addr, token).await?;
-        let listening: Vec<String> = node.listening().await?.iter().map(|a| a.to_string()).collect();
+        let listening: Vec<String> = node
+            .listening()
+            .await?
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         home.write_runtime(&cix_node::home::RuntimeInfo {
             admin_url: format!("http://{admin}"),
             peer_id: node.peer_id().to_string(),
@@ -359,13 +369,28 @@ fn requests(home: &Home, cmd: RequestsCommand, out: &mut Out) -> Result<()> {
             out.requests(&v)
         }
         RequestsCommand::Approve { req } => {
-            let v: Value = client.post(&format!("/v1/requests/{}/approve", url_safe(&req)?), &json!({}))?;
-            out.message(&v, &format!("approved request {} for dataset {}", v["request"].as_str().unwrap_or(""), v["dataset"].as_str().unwrap_or("")))
+            let v: Value = client.post(
+                &format!("/v1/requests/{}/approve", url_safe(&req)?),
+                &json!({}),
+            )?;
+            out.message(
+                &v,
+                &format!(
+                    "approved request {} for dataset {}",
+                    v["request"].as_str().unwrap_or(""),
+                    v["dataset"].as_str().unwrap_or("")
+                ),
+            )
         }
         RequestsCommand::Deny { req, reason } => {
-            let v: Value = client
-                .post(&format!("/v1/requests/{}/deny", url_safe(&req)?), &json!({ "reason": reason }))?;
-            out.message(&v, &format!("denied request {}", v["request"].as_str().unwrap_or("")))
+            let v: Value = client.post(
+                &format!("/v1/requests/{}/deny", url_safe(&req)?),
+                &json!({ "reason": reason }),
+            )?;
+            out.message(
+                &v,
+                &format!("denied request {}", v["request"].as_str().unwrap_or("")),
+            )
         }
     }
 }
@@ -384,28 +409,32 @@ fn fetch(home: &Home, args: FetchArgs, out: &mut Out) -> Result<()> {
         bar
     });
     let mut result: Option<Result<Value>> = None;
-    client.post_lines("/v1/fetch", &json!({ "dataset": args.id, "output": output }), |line| {
-        match line["event"].as_str() {
-            Some("progress") => {
-                if let Some(bar) = &bar {
-                    bar.set_length(line["total"].as_u64().unwrap_or(0));
-                    bar.set_position(line["received"].as_u64().unwrap_or(0));
+    client.post_lines(
+        "/v1/fetch",
+        &json!({ "dataset": args.id, "output": output }),
+        |line| {
+            match line["event"].as_str() {
+                Some("progress") => {
+                    if let Some(bar) = &bar {
+                        bar.set_length(line["total"].as_u64().unwrap_or(0));
+                        bar.set_position(line["received"].as_u64().unwrap_or(0));
+                    }
+                    if out.is_json() {
+                        out.line(&line)?;
+                    }
                 }
-                if out.is_json() {
-                    out.line(&line)?;
+                Some("done") => result = Some(Ok(line)),
+                Some("error") => {
+                    result = Some(Err(anyhow::anyhow!(
+                        "{}",
+                        line["error"].as_str().unwrap_or("fetch failed")
+                    )))
                 }
+                _ => {}
             }
-            Some("done") => result = Some(Ok(line)),
-            Some("error") => {
-                result = Some(Err(anyhow::anyhow!(
-                    "{}",
-                    line["error"].as_str().unwrap_or("fetch failed")
-                )))
-            }
-            _ => {}
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

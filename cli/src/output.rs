@@ -16,8 +16,10 @@ pub(crate) struct Out {
 
 /// True if the error is a closed stdout, which is not a failure (`cix ... | head`).
 pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn s(v: &Value) -> String {
@@ -36,7 +38,11 @@ fn human_bytes(n: u64) -> String {
         x /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{n} B") } else { format!("{x:.1} {}", UNITS[i]) }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{x:.1} {}", UNITS[i])
+    }
 }
 
 fn table(headers: &[&str]) -> Table {
@@ -48,7 +54,10 @@ fn table(headers: &[&str]) -> Table {
 
 impl Out {
     pub(crate) fn new(json: bool) -> Self {
-        Self { json, stdout: io::stdout() }
+        Self {
+            json,
+            stdout: io::stdout(),
+        }
     }
 
     pub(crate) fn is_json(&self) -> bool {
@@ -66,7 +75,11 @@ impl Out {
     }
 
     pub(crate) fn message(&mut self, v: &Value, text: &str) -> Result<()> {
-        if self.json { self.line(v) } else { self.text(text) }
+        if self.json {
+            self.line(v)
+        } else {
+            self.text(text)
+        }
     }
 
     pub(crate) fn status(&mut self, v: &Value) -> Result<()> {
@@ -74,8 +87,10 @@ impl Out {
             return self.line(v);
         }
         let c = &v["counters"];
-        let listen: Vec<String> =
-            v["listen"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+        let listen: Vec<String> = v["listen"]
+            .as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default();
         self.text(&format!(
             "{} ({})\n  did:        {}\n  peer id:    {}\n  listening:  {}\n  peers:      {}\n  catalogue:  {} datasets ({} published here)\n  requests:   {} waiting for approval\n  gossip:     {} entries accepted, {} rejected\n  transfers:  {} served ({}), {} refused",
             s(&v["name"]), s(&v["jurisdiction"]), s(&v["did"]), s(&v["peer_id"]),
@@ -95,10 +110,20 @@ impl Out {
         }
         let mut t = table(&["peer", "agent", "rtt", "addresses"]);
         for p in peers {
-            let addrs: Vec<String> =
-                p["addresses"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
-            let rtt = p["rtt_ms"].as_u64().map(|r| format!("{r} ms")).unwrap_or_else(|| "-".into());
-            t.add_row(vec![s(&p["peer_id"]), s(&p["agent"]), rtt, addrs.join("\n")]);
+            let addrs: Vec<String> = p["addresses"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect())
+                .unwrap_or_default();
+            let rtt = p["rtt_ms"]
+                .as_u64()
+                .map(|r| format!("{r} ms"))
+                .unwrap_or_else(|| "-".into());
+            t.add_row(vec![
+                s(&p["peer_id"]),
+                s(&p["agent"]),
+                rtt,
+                addrs.join("\n"),
+            ]);
         }
         self.text(&t.to_string())
     }
@@ -116,8 +141,12 @@ impl Out {
         };
         eprintln!(
             "published {:?} as {}: {}, {}, blake3 {}; {}",
-            s(&v["title"]), s(&v["dataset"]), s(&v["spectrum"]),
-            human_bytes(v["bytes"].as_u64().unwrap_or(0)), s(&v["content_hash"]), announced
+            s(&v["title"]),
+            s(&v["dataset"]),
+            s(&v["spectrum"]),
+            human_bytes(v["bytes"].as_u64().unwrap_or(0)),
+            s(&v["content_hash"]),
+            announced
         );
         Ok(())
     }
@@ -129,7 +158,14 @@ impl Out {
         if lines.is_empty() {
             return self.text("the catalogue is empty");
         }
-        let mut t = table(&["dataset", "title", "publisher", "spectrum", "size", "blake3"]);
+        let mut t = table(&[
+            "dataset",
+            "title",
+            "publisher",
+            "spectrum",
+            "size",
+            "blake3",
+        ]);
         for l in lines {
             let mut publisher = s(&l["publisher"]);
             if l["local"] == true {
@@ -168,8 +204,12 @@ impl Out {
             let mut t = table(&["field", "type", "unit", "nullable", "min", "max"]);
             for f in fields {
                 t.add_row(vec![
-                    s(&f["name"]), s(&f["type"]), s(&f["unit"]), s(&f["nullable"]),
-                    s(&f["min"]), s(&f["max"]),
+                    s(&f["name"]),
+                    s(&f["type"]),
+                    s(&f["unit"]),
+                    s(&f["nullable"]),
+                    s(&f["min"]),
+                    s(&f["max"]),
                 ]);
             }
             text.push_str(&format!("\n  data dictionary (ISO 37156 5.4):\n{t}"));
@@ -183,8 +223,12 @@ impl Out {
         }
         let ds = s(&v["dataset"]);
         let text = match v["status"].as_str() {
-            Some("open") => format!("{ds} is open data: no grant needed, fetch it with `cix fetch {ds} -o FILE`"),
-            Some("granted") => format!("access to {ds} granted: fetch it with `cix fetch {ds} -o FILE`"),
+            Some("open") => format!(
+                "{ds} is open data: no grant needed, fetch it with `cix fetch {ds} -o FILE`"
+            ),
+            Some("granted") => {
+                format!("access to {ds} granted: fetch it with `cix fetch {ds} -o FILE`")
+            }
             Some("pending") => format!("request for {ds} sent: waiting for the owner's approval"),
             Some("denied") => format!("access to {ds} denied by the owner: {}", s(&v["reason"])),
             _ => v.to_string(),
@@ -196,17 +240,31 @@ impl Out {
         let incoming = v["incoming"].as_array().cloned().unwrap_or_default();
         let outgoing = v["outgoing"].as_array().cloned().unwrap_or_default();
         if self.json {
-            return incoming.iter().chain(outgoing.iter()).try_for_each(|l| self.line(l));
+            return incoming
+                .iter()
+                .chain(outgoing.iter())
+                .try_for_each(|l| self.line(l));
         }
         if incoming.is_empty() && outgoing.is_empty() {
             return self.text("no access requests");
         }
         if !incoming.is_empty() {
-            let mut t = table(&["request", "dataset", "title", "requester", "purpose", "state"]);
+            let mut t = table(&[
+                "request",
+                "dataset",
+                "title",
+                "requester",
+                "purpose",
+                "state",
+            ]);
             for r in &incoming {
                 t.add_row(vec![
-                    s(&r["request"]), s(&r["dataset"]), s(&r["title"]), s(&r["requester"]),
-                    s(&r["purpose"]), s(&r["state"]),
+                    s(&r["request"]),
+                    s(&r["dataset"]),
+                    s(&r["title"]),
+                    s(&r["requester"]),
+                    s(&r["purpose"]),
+                    s(&r["state"]),
                 ]);
             }
             self.text(&format!("requests for this node's data:\n{t}"))?;
@@ -214,7 +272,12 @@ impl Out {
         if !outgoing.is_empty() {
             let mut t = table(&["dataset", "purpose", "state", "reason"]);
             for r in &outgoing {
-                t.add_row(vec![s(&r["dataset"]), s(&r["purpose"]), s(&r["state"]), s(&r["reason"])]);
+                t.add_row(vec![
+                    s(&r["dataset"]),
+                    s(&r["purpose"]),
+                    s(&r["state"]),
+                    s(&r["reason"]),
+                ]);
             }
             self.text(&format!("this node's requests:\n{t}"))?;
         }

@@ -21,7 +21,12 @@ impl Drop for Daemon {
 }
 
 fn cix(home: &Path, args: &[&str]) -> Output {
-    Command::new(CIX).arg("--home").arg(home).args(args).output().expect("run cix")
+    Command::new(CIX)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("run cix")
 }
 
 fn ok(home: &Path, args: &[&str]) -> String {
@@ -36,23 +41,37 @@ fn ok(home: &Path, args: &[&str]) -> String {
 
 fn fails(home: &Path, args: &[&str]) -> String {
     let out = cix(home, args);
-    assert_eq!(out.status.code(), Some(1), "cix {args:?} should fail with exit code 1");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "cix {args:?} should fail with exit code 1"
+    );
     String::from_utf8(out.stderr).expect("utf-8 stderr")
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 fn start(home: &Path, bootstrap: Option<&str>) -> Daemon {
     let mut cmd = Command::new(CIX);
-    cmd.arg("--home").arg(home).args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    cmd.arg("--home")
+        .arg(home)
+        .args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", b]);
     }
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn node");
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn node");
     let daemon = Daemon(child);
-    wait_until("the node to write node.json", || home.join("node.json").exists());
+    wait_until("the node to write node.json", || {
+        home.join("node.json").exists()
+    });
     daemon
 }
 
@@ -65,7 +84,8 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 fn listen_addr(home: &Path) -> String {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(home.join("node.json")).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join("node.json")).unwrap()).unwrap();
     v["listen"][0].as_str().unwrap().to_string()
 }
 
@@ -76,7 +96,12 @@ fn catalogue(home: &Path) -> Vec<Value> {
 fn write_csv(dir: &Path, name: &str, rows: usize) -> PathBuf {
     let mut s = String::from("date,substation,load_mw\n");
     for i in 0..rows {
-        s.push_str(&format!("2024-03-{:02},S{},{}\n", 1 + i % 28, i % 13, (i * 37) % 500));
+        s.push_str(&format!(
+            "2024-03-{:02},S{},{}\n",
+            1 + i % 28,
+            i % 13,
+            (i * 37) % 500
+        ));
     }
     let p = dir.join(name);
     std::fs::write(&p, s).unwrap();
@@ -88,8 +113,20 @@ fn two_agencies_share_open_named_and_closed_data_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("power");
     let b = dir.path().join("transit");
-    ok(&a, &["init", "--name", "City Power", "--jurisdiction", "US"]);
-    ok(&b, &["init", "--name", "Transit Authority", "--jurisdiction", "US"]);
+    ok(
+        &a,
+        &["init", "--name", "City Power", "--jurisdiction", "US"],
+    );
+    ok(
+        &b,
+        &[
+            "init",
+            "--name",
+            "Transit Authority",
+            "--jurisdiction",
+            "US",
+        ],
+    );
     // init twice is refused: the key is never overwritten.
     assert!(fails(&a, &["init", "--name", "Again"]).contains("refusing to overwrite"));
 
@@ -102,33 +139,84 @@ fn two_agencies_share_open_named_and_closed_data_through_the_cli() {
     let open_csv = write_csv(dir.path(), "load.csv", 5000);
     let closed_csv = write_csv(dir.path(), "billing.csv", 50);
     let named_csv = write_csv(dir.path(), "feeders.csv", 300);
-    let open = ok(&a, &["publish", open_csv.to_str().unwrap(), "--title", "Substation load", "--spectrum", "open"]);
+    let open = ok(
+        &a,
+        &[
+            "publish",
+            open_csv.to_str().unwrap(),
+            "--title",
+            "Substation load",
+            "--spectrum",
+            "open",
+        ],
+    );
     let open = open.trim().to_string();
-    let closed = ok(&a, &["publish", closed_csv.to_str().unwrap(), "--title", "Billing", "--spectrum", "closed"])
-        .trim()
-        .to_string();
-    let named = ok(&a, &["publish", named_csv.to_str().unwrap(), "--title", "Feeder map", "--spectrum", "shared-named"])
-        .trim()
-        .to_string();
+    let closed = ok(
+        &a,
+        &[
+            "publish",
+            closed_csv.to_str().unwrap(),
+            "--title",
+            "Billing",
+            "--spectrum",
+            "closed",
+        ],
+    )
+    .trim()
+    .to_string();
+    let named = ok(
+        &a,
+        &[
+            "publish",
+            named_csv.to_str().unwrap(),
+            "--title",
+            "Feeder map",
+            "--spectrum",
+            "shared-named",
+        ],
+    )
+    .trim()
+    .to_string();
     assert_eq!(open.len(), 32, "publish prints the dataset id: {open:?}");
 
     // The open and named entries reach the other node within seconds; the closed one never.
     wait_until("both entries at the peer", || catalogue(&b).len() == 2);
     let lines = catalogue(&b);
-    let open_line = lines.iter().find(|l| l["dataset"] == open.as_str()).expect("open listed");
-    for key in ["dataset", "title", "publisher", "spectrum", "content_hash", "bytes"] {
+    let open_line = lines
+        .iter()
+        .find(|l| l["dataset"] == open.as_str())
+        .expect("open listed");
+    for key in [
+        "dataset",
+        "title",
+        "publisher",
+        "spectrum",
+        "content_hash",
+        "bytes",
+    ] {
         assert!(!open_line[key].is_null(), "catalogue line lacks {key}");
     }
-    let expected = blake3::hash(&std::fs::read(&open_csv).unwrap()).to_hex().to_string();
+    let expected = blake3::hash(&std::fs::read(&open_csv).unwrap())
+        .to_hex()
+        .to_string();
     assert_eq!(open_line["content_hash"], expected.as_str());
     assert_eq!(open_line["publisher"], "City Power");
     assert!(lines.iter().all(|l| l["dataset"] != closed.as_str()));
-    assert_eq!(catalogue(&a).len(), 3, "the owner lists its closed dataset locally");
+    assert_eq!(
+        catalogue(&a).len(),
+        3,
+        "the owner lists its closed dataset locally"
+    );
 
     // Open: fetched byte-identical.
     let out = dir.path().join("copy.csv");
     ok(&b, &["fetch", &open[..8], "-o", out.to_str().unwrap()]);
-    assert_eq!(blake3::hash(&std::fs::read(&out).unwrap()).to_hex().to_string(), expected);
+    assert_eq!(
+        blake3::hash(&std::fs::read(&out).unwrap())
+            .to_hex()
+            .to_string(),
+        expected
+    );
 
     // Closed: refused with a clear error, nothing written.
     let out = dir.path().join("billing-copy.csv");
@@ -140,18 +228,39 @@ fn two_agencies_share_open_named_and_closed_data_through_the_cli() {
     let out = dir.path().join("feeders-copy.csv");
     let err = fails(&b, &["fetch", &named, "-o", out.to_str().unwrap()]);
     assert!(err.contains("cix request"), "{err}");
-    let req = json_lines(&ok(&b, &["--json", "request", &named, "--purpose", "bus depot planning"]));
+    let req = json_lines(&ok(
+        &b,
+        &[
+            "--json",
+            "request",
+            &named,
+            "--purpose",
+            "bus depot planning",
+        ],
+    ));
     assert_eq!(req[0]["status"], "pending");
     let err = fails(&b, &["fetch", &named, "-o", out.to_str().unwrap()]);
     assert!(err.contains("waiting for the owner's approval"), "{err}");
     let queue = json_lines(&ok(&a, &["--json", "requests", "list"]));
-    let pending = queue.iter().find(|r| r["state"] == "pending").expect("a pending request");
+    let pending = queue
+        .iter()
+        .find(|r| r["state"] == "pending")
+        .expect("a pending request");
     assert_eq!(pending["purpose"], "bus depot planning");
-    ok(&a, &["requests", "approve", pending["request"].as_str().unwrap()]);
-    let fetched = json_lines(&ok(&b, &["--json", "fetch", &named, "-o", out.to_str().unwrap()]));
+    ok(
+        &a,
+        &["requests", "approve", pending["request"].as_str().unwrap()],
+    );
+    let fetched = json_lines(&ok(
+        &b,
+        &["--json", "fetch", &named, "-o", out.to_str().unwrap()],
+    ));
     let done = fetched.last().unwrap();
     assert_eq!(done["event"], "done");
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&named_csv).unwrap());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&named_csv).unwrap()
+    );
 
     // Status reflects it all.
     let status = json_lines(&ok(&a, &["--json", "status"]));
@@ -172,6 +281,9 @@ fn commands_fail_clearly_without_a_node() {
     let out = cix(&home, &["publish", "x.csv", "--spectrum", "secret"]);
     assert_eq!(out.status.code(), Some(2));
     // A bad jurisdiction is named.
-    let err = fails(&dir.path().join("other"), &["init", "--name", "X", "--jurisdiction", "usa"]);
+    let err = fails(
+        &dir.path().join("other"),
+        &["init", "--name", "X", "--jurisdiction", "usa"],
+    );
     assert!(err.contains("jurisdiction"), "{err}");
 }

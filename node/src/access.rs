@@ -39,7 +39,10 @@ pub fn now() -> i64 {
 }
 
 fn deny(code: DenyCode, reason: impl Into<String>) -> AccessResponse {
-    AccessResponse::Denied { code, reason: reason.into() }
+    AccessResponse::Denied {
+        code,
+        reason: reason.into(),
+    }
 }
 
 /// The owner's decision on an access request from `peer`.
@@ -48,7 +51,10 @@ pub fn decide(shared: &Shared, peer: &PeerId, req: AccessRequest) -> AccessRespo
         Ok(resp) => resp,
         Err(e) => {
             tracing::error!(error = %e, "access decision failed");
-            deny(DenyCode::Busy, "the owner's node could not decide; try again later")
+            deny(
+                DenyCode::Busy,
+                "the owner's node could not decide; try again later",
+            )
         }
     }
 }
@@ -56,14 +62,23 @@ pub fn decide(shared: &Shared, peer: &PeerId, req: AccessRequest) -> AccessRespo
 fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<AccessResponse> {
     let Some(requester) = did_of_peer(peer) else {
         warn!(%peer, "access request from a peer without an ed25519 identity");
-        return Ok(deny(DenyCode::BadRequest, "requester identity is not an ed25519 key"));
+        return Ok(deny(
+            DenyCode::BadRequest,
+            "requester identity is not an ed25519 key",
+        ));
     };
     if req.purpose.len() > limits::MAX_PURPOSE_BYTES || req.request.len() != 16 {
         warn!(%peer, "malformed access request");
-        return Ok(deny(DenyCode::BadRequest, "purpose too long or request id not 16 bytes"));
+        return Ok(deny(
+            DenyCode::BadRequest,
+            "purpose too long or request id not 16 bytes",
+        ));
     }
     let Some(own) = shared.store.own(&req.dataset)? else {
-        return Ok(deny(DenyCode::UnknownDataset, format!("dataset {} is not held here", req.dataset)));
+        return Ok(deny(
+            DenyCode::UnknownDataset,
+            format!("dataset {} is not held here", req.dataset),
+        ));
     };
     let level = crate::store::Store::own_level(&own)?;
     debug!(%peer, dataset = %req.dataset, %level, "access request");
@@ -102,7 +117,10 @@ fn named(shared: &Shared, requester: &Did, req: &AccessRequest) -> Result<Access
     let id = queue_id(requester, &req.request);
     if let Some(existing) = shared.store.request_in(&id)? {
         if existing.dataset != req.dataset {
-            return Ok(deny(DenyCode::BadRequest, "request id reused for another dataset"));
+            return Ok(deny(
+                DenyCode::BadRequest,
+                "request id reused for another dataset",
+            ));
         }
         return Ok(match existing.decision {
             Decision::Pending => AccessResponse::Pending,
@@ -111,12 +129,18 @@ fn named(shared: &Shared, requester: &Did, req: &AccessRequest) -> Result<Access
         });
     }
     let all = shared.store.requests_in()?;
-    let pending: Vec<_> = all.iter().filter(|r| r.decision == Decision::Pending).collect();
+    let pending: Vec<_> = all
+        .iter()
+        .filter(|r| r.decision == Decision::Pending)
+        .collect();
     if pending.len() >= MAX_PENDING_TOTAL
         || pending.iter().filter(|r| &r.requester == requester).count() >= MAX_PENDING_PER_REQUESTER
     {
         warn!(%requester, "access request queue full");
-        return Ok(deny(DenyCode::Busy, "the owner's request queue is full; try again later"));
+        return Ok(deny(
+            DenyCode::Busy,
+            "the owner's request queue is full; try again later",
+        ));
     }
     let record = IncomingRequest {
         id: id.clone(),
@@ -130,7 +154,10 @@ fn named(shared: &Shared, requester: &Did, req: &AccessRequest) -> Result<Access
     shared.store.put_request_in(&record)?;
     shared.store.flush()?;
     info!(request = %id, dataset = %req.dataset, %requester, "access request queued for the operator");
-    shared.emit(NodeEvent::RequestQueued { request: id, dataset: req.dataset.to_string() });
+    shared.emit(NodeEvent::RequestQueued {
+        request: id,
+        dataset: req.dataset.to_string(),
+    });
     Ok(AccessResponse::Pending)
 }
 
@@ -148,7 +175,9 @@ fn grant(shared: &Shared, requester: &Did, dataset: &DatasetId) -> Result<(Vec<u
         nbf: None,
         meta: None,
     };
-    let (bytes, cid) = delegation.seal(&shared.key).map_err(|e| anyhow!("cannot sign grant: {e}"))?;
+    let (bytes, cid) = delegation
+        .seal(&shared.key)
+        .map_err(|e| anyhow!("cannot sign grant: {e}"))?;
     info!(%requester, %dataset, token = %cid, "access granted");
     Ok((bytes, cid))
 }
@@ -159,8 +188,12 @@ fn grant(shared: &Shared, requester: &Did, dataset: &DatasetId) -> Result<(Vec<u
 ///
 /// If none or several match.
 pub fn find_request(shared: &Shared, id: &str) -> Result<IncomingRequest> {
-    let matches: Vec<_> =
-        shared.store.requests_in()?.into_iter().filter(|r| r.id.starts_with(id)).collect();
+    let matches: Vec<_> = shared
+        .store
+        .requests_in()?
+        .into_iter()
+        .filter(|r| r.id.starts_with(id))
+        .collect();
     match matches.len() {
         0 => bail!("no request {id:?} in this node's queue (see `cix requests list`)"),
         1 => Ok(matches.into_iter().next().expect("one element")),
@@ -179,7 +212,10 @@ pub fn approve(shared: &Shared, id: &str) -> Result<IncomingRequest> {
         bail!("request {} was already decided", r.id);
     }
     let (delegation, _) = grant(shared, &r.requester, &r.dataset)?;
-    r.decision = Decision::Approved { delegation, at: now() };
+    r.decision = Decision::Approved {
+        delegation,
+        at: now(),
+    };
     shared.store.put_request_in(&r)?;
     shared.store.flush()?;
     Ok(r)
@@ -198,7 +234,10 @@ pub fn deny_request(shared: &Shared, id: &str, reason: &str) -> Result<IncomingR
     if r.decision != Decision::Pending {
         bail!("request {} was already decided", r.id);
     }
-    r.decision = Decision::Denied { reason: reason.into(), at: now() };
+    r.decision = Decision::Denied {
+        reason: reason.into(),
+        at: now(),
+    };
     shared.store.put_request_in(&r)?;
     shared.store.flush()?;
     info!(request = %r.id, "access denied by the operator");
@@ -223,7 +262,9 @@ pub fn sync_page(shared: &Shared, after: Option<EntryId>) -> SyncResponse {
     let mut size = 0usize;
     let mut more = false;
     for id in ids.into_iter().filter(|id| after.is_none_or(|a| *id > a)) {
-        let Ok(Some(e)) = shared.store.entry(&id) else { continue };
+        let Ok(Some(e)) = shared.store.entry(&id) else {
+            continue;
+        };
         if entries.len() == limits::MAX_SYNC_ENTRIES
             || size + e.bytes.len() + 16 > limits::MAX_SYNC_RESPONSE_BYTES - 64
         {
@@ -272,20 +313,30 @@ pub async fn request(
     })?;
     let owner = entry.entry.iss;
     let prior = node.shared.store.request_out(&dataset)?;
-    let request_id = prior.as_ref().map(|p| p.request.clone()).unwrap_or_else(|| rand::random::<[u8; 16]>().to_vec());
+    let request_id = prior
+        .as_ref()
+        .map(|p| p.request.clone())
+        .unwrap_or_else(|| rand::random::<[u8; 16]>().to_vec());
     let purpose = if purpose.is_empty() {
-        prior.as_ref().map(|p| p.purpose.clone()).unwrap_or_default()
+        prior
+            .as_ref()
+            .map(|p| p.purpose.clone())
+            .unwrap_or_default()
     } else {
         purpose.to_string()
     };
     let accept_terms = accept_terms || prior.as_ref().is_some_and(|p| p.accept_terms);
     let peer = peer_of_did(&owner)?;
-    let response = ask(node, peer, AccessRequest {
-        request: request_id.clone(),
-        dataset,
-        purpose: purpose.clone(),
-        accept_terms,
-    })
+    let response = ask(
+        node,
+        peer,
+        AccessRequest {
+            request: request_id.clone(),
+            dataset,
+            purpose: purpose.clone(),
+            accept_terms,
+        },
+    )
     .await?;
     let mut out = OutgoingRequest {
         dataset,

@@ -99,7 +99,10 @@ struct Api {
 ///
 /// If the address is not loopback or cannot be bound.
 pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<SocketAddr> {
-    anyhow::ensure!(addr.ip().is_loopback(), "the admin API only listens on loopback, not {addr}");
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the admin API only listens on loopback, not {addr}"
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot bind the admin API to {addr}"))?;
@@ -137,7 +140,11 @@ async fn authorise(State(api): State<Api>, req: Request, next: Next) -> Response
         .unwrap_or("");
     // Compare in constant time: the token is a secret.
     let ok = given.len() == api.token.len()
-        && given.bytes().zip(api.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && given
+            .bytes()
+            .zip(api.token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if !ok {
         tracing::warn!("admin API request with a missing or wrong token");
         return ApiError(
@@ -153,7 +160,12 @@ async fn status(State(api): State<Api>) -> ApiResult<Value> {
     let node = &api.node;
     let s = &node.shared;
     let peers = node.peers().await?;
-    let listening: Vec<String> = node.listening().await?.iter().map(|a| a.to_string()).collect();
+    let listening: Vec<String> = node
+        .listening()
+        .await?
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     let catalogue = s.store.catalogue()?;
     let own = s.store.own_all()?;
     let pending = s
@@ -195,7 +207,10 @@ async fn dial(State(api): State<Api>, Json(body): Json<DialBody>) -> ApiResult<V
     Ok(Json(json!({ "dialing": body.addr })))
 }
 
-async fn publish_file(State(api): State<Api>, Json(req): Json<PublishRequest>) -> ApiResult<publish::Published> {
+async fn publish_file(
+    State(api): State<Api>,
+    Json(req): Json<PublishRequest>,
+) -> ApiResult<publish::Published> {
     Ok(Json(publish::publish(&api.node, req).await?))
 }
 
@@ -220,15 +235,24 @@ fn line(node: &Node, e: &cix_protocol::catalogue::SignedEntry) -> CatalogueLine 
 }
 
 async fn catalogue(State(api): State<Api>) -> ApiResult<Vec<CatalogueLine>> {
-    let mut lines: Vec<CatalogueLine> =
-        api.node.shared.store.catalogue()?.iter().map(|e| line(&api.node, e)).collect();
+    let mut lines: Vec<CatalogueLine> = api
+        .node
+        .shared
+        .store
+        .catalogue()?
+        .iter()
+        .map(|e| line(&api.node, e))
+        .collect();
     lines.sort_by(|a, b| a.publisher.cmp(&b.publisher).then(a.title.cmp(&b.title)));
     Ok(Json(lines))
 }
 
 async fn catalogue_show(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Value> {
     let entry = transfer::resolve(&api.node.shared, &id)?.ok_or_else(|| {
-        ApiError(StatusCode::NOT_FOUND, format!("no dataset {id:?} in this node's catalogue"))
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no dataset {id:?} in this node's catalogue"),
+        )
     })?;
     let mut v = serde_json::to_value(line(&api.node, &entry)).map_err(anyhow::Error::from)?;
     v["record"] = serde_json::to_value(&entry.entry).map_err(anyhow::Error::from)?;
@@ -244,18 +268,32 @@ struct RequestBody {
     accept_terms: bool,
 }
 
-async fn request(State(api): State<Api>, Json(body): Json<RequestBody>) -> ApiResult<access::RequestOutcome> {
+async fn request(
+    State(api): State<Api>,
+    Json(body): Json<RequestBody>,
+) -> ApiResult<access::RequestOutcome> {
     if body.purpose.trim().is_empty() {
-        return Err(ApiError(StatusCode::BAD_REQUEST, "a purpose is required (--purpose TEXT)".into()));
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "a purpose is required (--purpose TEXT)".into(),
+        ));
     }
     let entry = transfer::resolve(&api.node.shared, &body.dataset)?.ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
-            format!("no dataset {:?} in this node's catalogue (see `cix catalogue list`)", body.dataset),
+            format!(
+                "no dataset {:?} in this node's catalogue (see `cix catalogue list`)",
+                body.dataset
+            ),
         )
     })?;
-    let out =
-        access::request(&api.node, entry.entry.dataset, &body.purpose, body.accept_terms).await?;
+    let out = access::request(
+        &api.node,
+        entry.entry.dataset,
+        &body.purpose,
+        body.accept_terms,
+    )
+    .await?;
     Ok(Json(out))
 }
 
@@ -271,7 +309,12 @@ async fn requests(State(api): State<Api>) -> ApiResult<Value> {
                 Decision::Approved { .. } => ("approved", None),
                 Decision::Denied { reason, .. } => ("denied", Some(reason.clone())),
             };
-            let title = s.store.latest_entry(&r.dataset).ok().flatten().map(|e| e.entry.title);
+            let title = s
+                .store
+                .latest_entry(&r.dataset)
+                .ok()
+                .flatten()
+                .map(|e| e.entry.title);
             json!({
                 "request": r.id, "direction": "incoming", "dataset": r.dataset.to_string(),
                 "title": title, "requester": r.requester.to_string(), "purpose": r.purpose,
@@ -296,8 +339,10 @@ async fn requests(State(api): State<Api>) -> ApiResult<Value> {
 
 async fn approve(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Value> {
     let r = access::approve(&api.node.shared, &id)?;
-    Ok(Json(json!({ "request": r.id, "dataset": r.dataset.to_string(), "state": "approved",
-        "requester": r.requester.to_string() })))
+    Ok(Json(
+        json!({ "request": r.id, "dataset": r.dataset.to_string(), "state": "approved",
+        "requester": r.requester.to_string() }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -305,10 +350,16 @@ struct DenyBody {
     reason: String,
 }
 
-async fn deny(State(api): State<Api>, Path(id): Path<String>, Json(body): Json<DenyBody>) -> ApiResult<Value> {
+async fn deny(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(body): Json<DenyBody>,
+) -> ApiResult<Value> {
     let r = access::deny_request(&api.node.shared, &id, &body.reason)?;
-    Ok(Json(json!({ "request": r.id, "dataset": r.dataset.to_string(), "state": "denied",
-        "reason": body.reason })))
+    Ok(Json(
+        json!({ "request": r.id, "dataset": r.dataset.to_string(), "state": "denied",
+        "reason": body.reason }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -343,7 +394,9 @@ async fn fetch(State(api): State<Api>, Json(body): Json<FetchBody>) -> Response 
         let _ = tx.send(format!("{line}\n")).await;
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(line), rx))
+        rx.recv()
+            .await
+            .map(|line| (Ok::<_, std::convert::Infallible>(line), rx))
     });
     Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")

@@ -48,7 +48,10 @@ where
     if bytes.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("refusing to send {} bytes, over the limit of {limit}", bytes.len()),
+            format!(
+                "refusing to send {} bytes, over the limit of {limit}",
+                bytes.len()
+            ),
         ));
     }
     io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
@@ -67,7 +70,11 @@ pub struct Codec<Req, Resp> {
 impl<Req, Resp> Codec<Req, Resp> {
     /// A codec with the given limits.
     pub fn new(request_limit: usize, response_limit: usize) -> Self {
-        Self { request_limit, response_limit, _types: PhantomData }
+        Self {
+            request_limit,
+            response_limit,
+            _types: PhantomData,
+        }
     }
 }
 

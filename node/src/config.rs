@@ -80,7 +80,9 @@ impl Config {
         if self.name.trim().is_empty() {
             return Err("name: must not be empty".into());
         }
-        if self.jurisdiction.len() != 2 || !self.jurisdiction.bytes().all(|c| c.is_ascii_uppercase()) {
+        if self.jurisdiction.len() != 2
+            || !self.jurisdiction.bytes().all(|c| c.is_ascii_uppercase())
+        {
             return Err(format!(
                 "jurisdiction: {:?} is not an ISO 3166-1 alpha-2 code such as NL or US",
                 self.jurisdiction

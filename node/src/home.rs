@@ -119,9 +119,8 @@ impl Home {
     pub fn load_key(&self) -> Result<Keypair> {
         let path = self.key();
         check_owner_only(&path)?;
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!("cannot read {} (run `cix init` first)", path.display())
-        })?;
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
         let mut seed = [0u8; 32];
         hex::decode_to_slice(text.trim(), &mut seed)
             .with_context(|| format!("{} is not a 64-hex-digit ed25519 seed", path.display()))?;
@@ -175,7 +174,10 @@ impl Home {
     ///
     /// If the file cannot be written.
     pub fn write_runtime(&self, info: &RuntimeInfo) -> Result<()> {
-        write_atomic(&self.runtime(), serde_json::to_string_pretty(info)?.as_bytes())
+        write_atomic(
+            &self.runtime(),
+            serde_json::to_string_pretty(info)?.as_bytes(),
+        )
     }
 }
 
@@ -191,7 +193,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

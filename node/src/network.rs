@@ -138,7 +138,11 @@ pub enum Command {
 pub fn build_swarm(key: libp2p::identity::Keypair, agent: String) -> Result<Swarm<Behaviour>> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let gossip_config = gossipsub::ConfigBuilder::default()
@@ -151,11 +155,9 @@ pub fn build_swarm(key: libp2p::identity::Keypair, agent: String) -> Result<Swar
                 .heartbeat_interval(Duration::from_millis(700))
                 .build()
                 .map_err(|e| anyhow!("gossipsub config: {e}"))?;
-            let gossipsub = gossipsub::Behaviour::new(
-                MessageAuthenticity::Signed(key.clone()),
-                gossip_config,
-            )
-            .map_err(|e| anyhow!("gossipsub: {e}"))?;
+            let gossipsub =
+                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+                    .map_err(|e| anyhow!("gossipsub: {e}"))?;
             let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
             // The event loop refreshes the routing table itself, once peers are known.
             kad_config.set_periodic_bootstrap_interval(None);
@@ -176,12 +178,18 @@ pub fn build_swarm(key: libp2p::identity::Keypair, agent: String) -> Result<Swar
                 gossipsub,
                 kad,
                 access: request_response::Behaviour::with_codec(
-                    Codec::new(limits::MAX_ACCESS_REQUEST_BYTES, limits::MAX_ACCESS_RESPONSE_BYTES),
+                    Codec::new(
+                        limits::MAX_ACCESS_REQUEST_BYTES,
+                        limits::MAX_ACCESS_RESPONSE_BYTES,
+                    ),
                     [(StreamProtocol::new(ACCESS_PROTOCOL), ProtocolSupport::Full)],
                     rr.clone(),
                 ),
                 sync: request_response::Behaviour::with_codec(
-                    Codec::new(limits::MAX_SYNC_REQUEST_BYTES, limits::MAX_SYNC_RESPONSE_BYTES),
+                    Codec::new(
+                        limits::MAX_SYNC_REQUEST_BYTES,
+                        limits::MAX_SYNC_RESPONSE_BYTES,
+                    ),
                     [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
                     rr,
                 ),
@@ -284,7 +292,11 @@ impl EventLoop {
         match cmd {
             Command::Announce { bytes, reply } => {
                 let peers = self.swarm.behaviour().gossipsub.all_peers().count();
-                let res = match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes)
+                let res = match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(self.topic.clone(), bytes)
                 {
                     Ok(_) => Ok(peers),
                     // Nobody subscribed yet: the entry is stored and catch-up will deliver it.
@@ -298,7 +310,11 @@ impl EventLoop {
                 let _ = reply.send(self.peer_list());
             }
             Command::Dial { addr, reply } => {
-                let _ = reply.send(self.swarm.dial(addr).map_err(|e| anyhow!("dial failed: {e}")));
+                let _ = reply.send(
+                    self.swarm
+                        .dial(addr)
+                        .map_err(|e| anyhow!("dial failed: {e}")),
+                );
             }
             Command::Locate { peer, reply } => {
                 if self.swarm.is_connected(&peer) {
@@ -308,8 +324,16 @@ impl EventLoop {
                     self.pending_locate.insert(q, (peer, reply));
                 }
             }
-            Command::Access { peer, request, reply } => {
-                let id = self.swarm.behaviour_mut().access.send_request(&peer, request);
+            Command::Access {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .access
+                    .send_request(&peer, request);
                 self.pending_access.insert(id, reply);
             }
             Command::Listening { reply } => {
@@ -347,11 +371,19 @@ impl EventLoop {
                 let address = address.clone().with_p2p(me).unwrap_or(address);
                 self.listen_addrs.retain(|a| a != &address);
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
-                self.shared.emit(NodeEvent::PeerConnected { peer: peer_id.to_string() });
+                self.shared.emit(NodeEvent::PeerConnected {
+                    peer: peer_id.to_string(),
+                });
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
                 debug!(peer = %peer_id, "disconnected");
                 self.identified.remove(&peer_id);
                 self.syncing.remove(&peer_id);
@@ -369,16 +401,23 @@ impl EventLoop {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.on_identified(peer_id, info)
             }
-            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
                 self.rtt.insert(peer, rtt);
             }
             BehaviourEvent::Gossipsub(ev) => self.on_gossip(ev),
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => {
                 if let Some((peer, reply)) = self.pending_locate.remove(&id) {
                     let found = match result {
-                        kad::QueryResult::GetClosestPeers(Ok(ok)) => {
-                            ok.peers.iter().any(|p| p.peer_id == peer && !p.addrs.is_empty())
-                        }
+                        kad::QueryResult::GetClosestPeers(Ok(ok)) => ok
+                            .peers
+                            .iter()
+                            .any(|p| p.peer_id == peer && !p.addrs.is_empty()),
                         _ => false,
                     };
                     if found || step.last {
@@ -396,29 +435,41 @@ impl EventLoop {
 
     fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
         for addr in &info.listen_addrs {
-            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
         }
         let speaks_sync = info.protocols.iter().any(|p| p.as_ref() == SYNC_PROTOCOL);
         self.identified.insert(peer, info);
         if speaks_sync && self.syncing.insert(peer) {
             debug!(%peer, "catching up with peer's catalogue");
-            self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest { after: None });
+            self.swarm
+                .behaviour_mut()
+                .sync
+                .send_request(&peer, SyncRequest { after: None });
         }
     }
 
     fn on_gossip(&mut self, event: gossipsub::Event) {
         match event {
-            gossipsub::Event::Message { propagation_source, message_id, message } => {
-                let acceptance = self.accept_entry(&message.data, &propagation_source, "gossip", None);
-                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    acceptance,
-                );
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let acceptance =
+                    self.accept_entry(&message.data, &propagation_source, "gossip", None);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 debug!(peer = %peer_id, %topic, "peer subscribed");
-                self.shared.emit(NodeEvent::PeerSubscribed { peer: peer_id.to_string() });
+                self.shared.emit(NodeEvent::PeerSubscribed {
+                    peer: peer_id.to_string(),
+                });
             }
             _ => {}
         }
@@ -490,18 +541,43 @@ impl EventLoop {
     fn on_access(&mut self, event: request_response::Event<AccessRequest, AccessResponse>) {
         use request_response::{Event, Message};
         match event {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
                 let response = crate::access::decide(&self.shared, &peer, request);
-                if self.swarm.behaviour_mut().access.send_response(channel, response).is_err() {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .access
+                    .send_response(channel, response)
+                    .is_err()
+                {
                     debug!(%peer, "access requester went away before the answer");
                 }
             }
-            Event::Message { message: Message::Response { request_id, response }, .. } => {
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
                 if let Some(reply) = self.pending_access.remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 }
             }
-            Event::OutboundFailure { request_id, error, peer, .. } => {
+            Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            } => {
                 if let Some(reply) = self.pending_access.remove(&request_id) {
                     let _ = reply.send(Err(anyhow!("access request to {peer} failed: {error}")));
                 }
@@ -516,13 +592,30 @@ impl EventLoop {
     fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
         use request_response::{Event, Message};
         match event {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
                 let page = crate::access::sync_page(&self.shared, request.after);
-                if self.swarm.behaviour_mut().sync.send_response(channel, page).is_err() {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, page)
+                    .is_err()
+                {
                     debug!(%peer, "sync requester went away");
                 }
             }
-            Event::Message { peer, message: Message::Response { response, .. }, .. } => {
+            Event::Message {
+                peer,
+                message: Message::Response { response, .. },
+                ..
+            } => {
                 let mut last = None;
                 let issuer = crate::node::did_of_peer(&peer);
                 for bytes in response.entries.iter().take(limits::MAX_SYNC_ENTRIES) {
@@ -534,7 +627,10 @@ impl EventLoop {
                 }
                 if response.more {
                     if let Some(after) = last {
-                        self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest { after: Some(after) });
+                        self.swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_request(&peer, SyncRequest { after: Some(after) });
                     }
                 }
             }

@@ -157,10 +157,13 @@ pub struct Node {
 ///
 /// If the key, store or a listen address cannot be used.
 pub async fn start(home: Home, config: Config) -> Result<Node> {
-    config.validate().map_err(|e| anyhow!("invalid config: {e}"))?;
+    config
+        .validate()
+        .map_err(|e| anyhow!("invalid config: {e}"))?;
     let key = home.load_key()?;
     for dir in [home.blobs(), home.tmp()] {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let store = Store::open(&home.store(), config.store_cache_bytes)?;
     let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
@@ -170,9 +173,12 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let peer_id = *swarm.local_peer_id();
 
     for addr in &config.listen {
-        let ma: Multiaddr =
-            addr.parse().with_context(|| format!("listen address {addr:?} is not a multiaddr"))?;
-        swarm.listen_on(ma.clone()).with_context(|| format!("cannot listen on {ma}"))?;
+        let ma: Multiaddr = addr
+            .parse()
+            .with_context(|| format!("listen address {addr:?} is not a multiaddr"))?;
+        swarm
+            .listen_on(ma.clone())
+            .with_context(|| format!("cannot listen on {ma}"))?;
     }
     let mut bootstrap = Vec::new();
     for addr in &config.bootstrap {
@@ -201,7 +207,12 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     wait_for_listeners(&mut event_loop, shared.config.listen.len()).await;
     tokio::spawn(event_loop.run());
 
-    let node = Node { shared, commands: tx, control, peer_id };
+    let node = Node {
+        shared,
+        commands: tx,
+        control,
+        peer_id,
+    };
     crate::transfer::spawn_server(node.clone())?;
     Ok(node)
 }
@@ -231,7 +242,9 @@ async fn wait_for_listeners(event_loop: &mut EventLoop, count: usize) {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("peer_id", &self.peer_id).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -256,9 +269,15 @@ impl Node {
         self.control.clone()
     }
 
-    pub(crate) async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+    pub(crate) async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.map_err(|_| anyhow!("the node has stopped"))?;
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| anyhow!("the node has stopped"))?;
         rx.await.map_err(|_| anyhow!("the node has stopped"))
     }
 
@@ -299,7 +318,8 @@ impl Node {
     }
 
     pub(crate) async fn announce(&self, bytes: Vec<u8>) -> Result<usize> {
-        self.call(|reply| Command::Announce { bytes, reply }).await?
+        self.call(|reply| Command::Announce { bytes, reply })
+            .await?
     }
 
     pub(crate) async fn send_access(
@@ -307,7 +327,12 @@ impl Node {
         peer: PeerId,
         request: cix_protocol::wire::AccessRequest,
     ) -> Result<cix_protocol::wire::AccessResponse> {
-        self.call(|reply| Command::Access { peer, request, reply }).await?
+        self.call(|reply| Command::Access {
+            peer,
+            request,
+            reply,
+        })
+        .await?
     }
 }
 

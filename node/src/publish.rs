@@ -162,7 +162,11 @@ pub struct Published {
     pub announced_to: usize,
 }
 
-fn parse<T: std::str::FromStr<Err = String>>(field: &str, v: Option<&String>, default: T) -> Result<T> {
+fn parse<T: std::str::FromStr<Err = String>>(
+    field: &str,
+    v: Option<&String>,
+    default: T,
+) -> Result<T> {
     match v {
         Some(s) => s.parse().map_err(|e| anyhow!("metadata {field}: {e}")),
         None => Ok(default),
@@ -170,7 +174,12 @@ fn parse<T: std::str::FromStr<Err = String>>(field: &str, v: Option<&String>, de
 }
 
 fn guess_media_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("csv") => "text/csv",
         Some("geojson") => "application/geo+json",
         Some("json") | Some("topojson") => "application/json",
@@ -183,7 +192,9 @@ fn guess_media_type(path: &Path) -> &'static str {
 }
 
 fn rfc3339_now() -> String {
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
@@ -205,10 +216,15 @@ fn build_entry(
     dictionary: Vec<Field>,
 ) -> Result<Entry> {
     let me = shared.did();
-    let agency = Agent { name: shared.config.name.clone(), did: Some(me) };
+    let agency = Agent {
+        name: shared.config.name.clone(),
+        did: Some(me),
+    };
     let level: Level = match req.spectrum.as_ref().or(meta.spectrum.as_ref()) {
         Some(s) => s.parse().map_err(|e: String| anyhow!(e))?,
-        None => bail!("no spectrum given: use --spectrum open|shared-public|shared-group|shared-named|closed"),
+        None => bail!(
+            "no spectrum given: use --spectrum open|shared-public|shared-group|shared-named|closed"
+        ),
     };
     let (spectrum, access) = level.split();
     let title = req
@@ -216,17 +232,33 @@ fn build_entry(
         .clone()
         .or_else(|| meta.title.clone())
         .ok_or_else(|| anyhow!("no title given: use --title or set title in the metadata file"))?;
-    let filename = req.path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let default_domain = shared.config.sectors.first().and_then(|s| s.parse().ok()).unwrap_or(Domain::Ict);
+    let filename = req
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let default_domain = shared
+        .config
+        .sectors
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Domain::Ict);
     let high_risk = meta
         .high_risk
         .iter()
-        .map(|h| h.parse::<HighRisk>().map_err(|e| anyhow!("metadata high_risk: {e}")))
+        .map(|h| {
+            h.parse::<HighRisk>()
+                .map_err(|e| anyhow!("metadata high_risk: {e}"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let bbox = meta
         .bbox
         .map(|[w, s, e, n]| -> Result<BoundingBox> {
-            Ok(BoundingBox { west: to_e7(w)?, south: to_e7(s)?, east: to_e7(e)?, north: to_e7(n)? })
+            Ok(BoundingBox {
+                west: to_e7(w)?,
+                south: to_e7(s)?,
+                east: to_e7(e)?,
+                north: to_e7(n)?,
+            })
         })
         .transpose()?;
     let now = rfc3339_now();
@@ -244,13 +276,20 @@ fn build_entry(
             .contact_name
             .clone()
             .or_else(|| shared.config.contact.clone())
-            .map(|name| Contact { name, email: meta.contact_email.clone() }),
+            .map(|name| Contact {
+                name,
+                email: meta.contact_email.clone(),
+            }),
         licence: meta.licence.clone(),
-        spatial: (meta.place.is_some() || bbox.is_some())
-            .then(|| Spatial { name: meta.place.clone(), bbox }),
-        temporal: (meta.temporal_start.is_some() || meta.temporal_end.is_some()).then(|| Temporal {
-            start: meta.temporal_start.clone(),
-            end: meta.temporal_end.clone(),
+        spatial: (meta.place.is_some() || bbox.is_some()).then(|| Spatial {
+            name: meta.place.clone(),
+            bbox,
+        }),
+        temporal: (meta.temporal_start.is_some() || meta.temporal_end.is_some()).then(|| {
+            Temporal {
+                start: meta.temporal_start.clone(),
+                end: meta.temporal_end.clone(),
+            }
         }),
         issued: now.clone(),
         modified: now,
@@ -285,7 +324,11 @@ fn build_entry(
                     .clone()
                     .map(|name| Agent { name, did: None })
                     .unwrap_or_else(|| agency.clone()),
-                owner: meta.owner.clone().map(|name| Agent { name, did: None }).unwrap_or(agency),
+                owner: meta
+                    .owner
+                    .clone()
+                    .map(|name| Agent { name, did: None })
+                    .unwrap_or(agency),
                 custodians: vec![me],
                 primary_publisher: me,
                 secondary_publisher: None,
@@ -336,15 +379,20 @@ fn copy_hashing(src: &Path, tmp_dir: &Path) -> Result<(tempfile::NamedTempFile, 
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        let n = input.read(&mut buf).with_context(|| format!("cannot read {}", src.display()))?;
+        let n = input
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", src.display()))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).context("cannot write to the blob store (disk full?)")?;
+        tmp.write_all(&buf[..n])
+            .context("cannot write to the blob store (disk full?)")?;
         total += n as u64;
     }
-    tmp.as_file().sync_all().context("cannot flush the blob to disk")?;
+    tmp.as_file()
+        .sync_all()
+        .context("cannot flush the blob to disk")?;
     Ok((tmp, hasher.finalize().into(), total))
 }
 
@@ -361,8 +409,11 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         .await
         .map_err(|e| anyhow!("publish task failed: {e}"))??;
     let level = signed.entry.level();
-    let announced_to =
-        if level == Level::Closed { 0 } else { node.announce(signed.bytes.clone()).await? };
+    let announced_to = if level == Level::Closed {
+        0
+    } else {
+        node.announce(signed.bytes.clone()).await?
+    };
     info!(dataset = %own.dataset, entry = %signed.id, %level, "published");
     Ok(Published {
         dataset: own.dataset.to_string(),
@@ -384,12 +435,13 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
         None => Meta::default(),
     };
     let (tmp, content, bytes) = copy_hashing(&req.path, &shared.home.tmp())?;
-    let is_csv = guess_media_type(&req.path) == "text/csv"
-        || meta.media_type.as_deref() == Some("text/csv");
+    let is_csv =
+        guess_media_type(&req.path) == "text/csv" || meta.media_type.as_deref() == Some("text/csv");
     let dictionary = if is_csv {
         let f = File::open(tmp.path())?;
-        let inferred = dictionary::infer_csv(f)
-            .with_context(|| format!("cannot infer the data dictionary of {}", req.path.display()))?;
+        let inferred = dictionary::infer_csv(f).with_context(|| {
+            format!("cannot infer the data dictionary of {}", req.path.display())
+        })?;
         apply_overrides(inferred, &meta)?
     } else if meta.fields.is_empty() {
         Vec::new()
@@ -402,7 +454,8 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
     if blob.exists() {
         debug!(%content, "blob already present");
     } else {
-        tmp.persist(&blob).with_context(|| format!("cannot store {}", blob.display()))?;
+        tmp.persist(&blob)
+            .with_context(|| format!("cannot store {}", blob.display()))?;
     }
     let own = OwnDataset {
         dataset: entry.dataset,
@@ -423,6 +476,10 @@ mod tests {
 
     #[test]
     fn now_is_rfc3339_as_entries_require() {
-        assert!(cix_protocol::catalogue::is_rfc3339(&rfc3339_now()), "{}", rfc3339_now());
+        assert!(
+            cix_protocol::catalogue::is_rfc3339(&rfc3339_now()),
+            "{}",
+            rfc3339_now()
+        );
     }
 }

@@ -133,7 +133,9 @@ fn latest_key(dataset: &DatasetId, issuer: &Did) -> [u8; 48] {
 }
 
 fn as_id(bytes: &[u8]) -> Result<[u8; 32]> {
-    bytes.try_into().map_err(|_| anyhow!("corrupt latest index"))
+    bytes
+        .try_into()
+        .map_err(|_| anyhow!("corrupt latest index"))
 }
 
 impl Store {
@@ -148,7 +150,10 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()
             .with_context(|| {
-                format!("cannot open the store at {} (is another node using it?)", path.display())
+                format!(
+                    "cannot open the store at {} (is another node using it?)",
+                    path.display()
+                )
             })?;
         Ok(Self {
             entries: db.open_tree("entries")?,
@@ -275,7 +280,10 @@ impl Store {
     ///
     /// Store I/O or a corrupt record.
     pub fn own(&self, dataset: &DatasetId) -> Result<Option<OwnDataset>> {
-        self.own.get(dataset.0)?.map(|b| dec(&b, "own dataset")).transpose()
+        self.own
+            .get(dataset.0)?
+            .map(|b| dec(&b, "own dataset"))
+            .transpose()
     }
 
     /// All own datasets.
@@ -284,7 +292,11 @@ impl Store {
     ///
     /// Store I/O or a corrupt record.
     pub fn own_all(&self) -> Result<Vec<OwnDataset>> {
-        self.own.iter().values().map(|v| dec(&v?, "own dataset")).collect()
+        self.own
+            .iter()
+            .values()
+            .map(|v| dec(&v?, "own dataset"))
+            .collect()
     }
 
     /// The level of an own dataset.
@@ -312,7 +324,10 @@ impl Store {
     ///
     /// Store I/O or a corrupt record.
     pub fn request_in(&self, id: &str) -> Result<Option<IncomingRequest>> {
-        self.requests_in.get(id.as_bytes())?.map(|b| dec(&b, "request")).transpose()
+        self.requests_in
+            .get(id.as_bytes())?
+            .map(|b| dec(&b, "request"))
+            .transpose()
     }
 
     /// Every incoming request.
@@ -321,7 +336,11 @@ impl Store {
     ///
     /// Store I/O or a corrupt record.
     pub fn requests_in(&self) -> Result<Vec<IncomingRequest>> {
-        self.requests_in.iter().values().map(|v| dec(&v?, "request")).collect()
+        self.requests_in
+            .iter()
+            .values()
+            .map(|v| dec(&v?, "request"))
+            .collect()
     }
 
     /// Stores what this node asked for.
@@ -340,7 +359,10 @@ impl Store {
     ///
     /// Store I/O or a corrupt record.
     pub fn request_out(&self, dataset: &DatasetId) -> Result<Option<OutgoingRequest>> {
-        self.requests_out.get(dataset.0)?.map(|b| dec(&b, "outgoing request")).transpose()
+        self.requests_out
+            .get(dataset.0)?
+            .map(|b| dec(&b, "outgoing request"))
+            .transpose()
     }
 
     /// Every request this node made.
@@ -349,7 +371,11 @@ impl Store {
     ///
     /// Store I/O or a corrupt record.
     pub fn requests_out(&self) -> Result<Vec<OutgoingRequest>> {
-        self.requests_out.iter().values().map(|v| dec(&v?, "outgoing request")).collect()
+        self.requests_out
+            .iter()
+            .values()
+            .map(|v| dec(&v?, "outgoing request"))
+            .collect()
     }
 
     /// Marks an invocation as used; returns false if it already was (a replay). Expired marks
@@ -367,7 +393,11 @@ impl Store {
             self.spent.flush()?;
             for item in self.spent.iter() {
                 let (k, v) = item?;
-                let exp = v.as_ref().try_into().map(i64::from_be_bytes).unwrap_or(i64::MIN);
+                let exp = v
+                    .as_ref()
+                    .try_into()
+                    .map(i64::from_be_bytes)
+                    .unwrap_or(i64::MIN);
                 if exp < now {
                     self.spent.remove(k)?;
                 }
@@ -383,7 +413,12 @@ mod tests {
     use cix_protocol::catalogue::Entry;
     use cix_protocol::identity::Keypair;
 
-    fn signed(key: &Keypair, dataset: DatasetId, version: u64, prev: Option<EntryId>) -> SignedEntry {
+    fn signed(
+        key: &Keypair,
+        dataset: DatasetId,
+        version: u64,
+        prev: Option<EntryId>,
+    ) -> SignedEntry {
         let text = format!(
             r#"{{"iss":"{did}","dataset":"{ds}","version":{version},"title":"t","description":"",
             "keywords":[],"themes":[],"publisher":{{"name":"p"}},"issued":"2026-01-01",
@@ -415,13 +450,21 @@ mod tests {
         let v1 = signed(&owner, ds, 1, None);
         let v2 = signed(&owner, ds, 2, Some(v1.id));
         assert!(store.put_entry(&v2).unwrap());
-        assert!(!store.put_entry(&v1).unwrap(), "an older version never becomes latest");
+        assert!(
+            !store.put_entry(&v1).unwrap(),
+            "an older version never becomes latest"
+        );
         assert_eq!(store.latest_entry(&ds).unwrap().unwrap().id, v2.id);
-        assert!(store.entry(&v1.id).unwrap().is_some(), "history stays queryable");
+        assert!(
+            store.entry(&v1.id).unwrap().is_some(),
+            "history stays queryable"
+        );
 
         // Another publisher announces the same dataset id: it cannot take the listing over.
         let squatter = Keypair::generate();
-        store.put_entry(&signed(&squatter, ds, 9, Some(v1.id))).unwrap();
+        store
+            .put_entry(&signed(&squatter, ds, 9, Some(v1.id)))
+            .unwrap();
         let err = store.latest_entry(&ds).unwrap_err().to_string();
         assert!(err.contains("several publishers"), "{err}");
     }

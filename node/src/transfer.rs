@@ -53,8 +53,9 @@ fn protocol() -> StreamProtocol {
 /// If the protocol is already registered.
 pub fn spawn_server(node: Node) -> Result<()> {
     let mut control = node.control();
-    let mut incoming =
-        control.accept(protocol()).map_err(|e| anyhow!("cannot accept transfers: {e}"))?;
+    let mut incoming = control
+        .accept(protocol())
+        .map_err(|e| anyhow!("cannot accept transfers: {e}"))?;
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_TRANSFERS));
     tokio::spawn(async move {
         while let Some((peer, mut stream)) = incoming.next().await {
@@ -74,7 +75,8 @@ pub fn spawn_server(node: Node) -> Result<()> {
                     tokio::spawn(async move {
                         let header = TransferHeader::Refused {
                             code: DenyCode::Busy,
-                            reason: "the owner is serving too many transfers; try again shortly".into(),
+                            reason: "the owner is serving too many transfers; try again shortly"
+                                .into(),
                         };
                         let _ = tokio::time::timeout(
                             REQUEST_READ_TIMEOUT,
@@ -120,7 +122,10 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
         file.seek(std::io::SeekFrom::Start(offset)).await?;
     }
     let length = own.bytes - offset;
-    let header = TransferHeader::Ok { size: own.bytes, length };
+    let header = TransferHeader::Ok {
+        size: own.bytes,
+        length,
+    };
     write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
     let mut buf = vec![0u8; CHUNK];
     let mut sent = 0u64;
@@ -149,18 +154,34 @@ fn authorise(
 ) -> std::result::Result<OwnDataset, (DenyCode, String)> {
     let internal = |e: anyhow::Error| {
         tracing::error!(error = %e, "store failure while authorising a transfer");
-        (DenyCode::Busy, "the owner's node could not check the request".to_string())
+        (
+            DenyCode::Busy,
+            "the owner's node could not check the request".to_string(),
+        )
     };
-    let own = shared.store.own(&req.dataset).map_err(internal)?.ok_or_else(|| {
-        (DenyCode::UnknownDataset, format!("dataset {} is not held here", req.dataset))
-    })?;
+    let own = shared
+        .store
+        .own(&req.dataset)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            (
+                DenyCode::UnknownDataset,
+                format!("dataset {} is not held here", req.dataset),
+            )
+        })?;
     // Closed first: a prober must not learn whether a guessed content id is a closed dataset's.
     let level = crate::store::Store::own_level(&own).map_err(internal)?;
     if level != Level::Closed && own.content != req.content {
-        return Err((DenyCode::NotHeld, "that content is not the dataset's current version".into()));
+        return Err((
+            DenyCode::NotHeld,
+            "that content is not the dataset's current version".into(),
+        ));
     }
     if req.offset > own.bytes {
-        return Err((DenyCode::BadRequest, "offset beyond the end of the dataset".into()));
+        return Err((
+            DenyCode::BadRequest,
+            "offset beyond the end of the dataset".into(),
+        ));
     }
     match level {
         Level::Closed => Err((
@@ -204,17 +225,31 @@ fn check_invocation(
         return Err("the invocation is addressed to another node".into());
     }
     if v.invocation.cmd != ucan::CMD_FETCH {
-        return Err(format!("the invocation is for {}, not {}", v.invocation.cmd, ucan::CMD_FETCH));
+        return Err(format!(
+            "the invocation is for {}, not {}",
+            v.invocation.cmd,
+            ucan::CMD_FETCH
+        ));
     }
     if v.chain.first().is_none_or(|root| root.iss != me) {
         return Err("the grant was not issued by this node".into());
     }
-    let arg = |k: &str| v.invocation.args.get(k).and_then(|x| x.as_text()).map(str::to_owned);
-    if arg("dataset") != Some(req.dataset.to_string()) || arg("content") != Some(req.content.to_hex())
+    let arg = |k: &str| {
+        v.invocation
+            .args
+            .get(k)
+            .and_then(|x| x.as_text())
+            .map(str::to_owned)
+    };
+    if arg("dataset") != Some(req.dataset.to_string())
+        || arg("content") != Some(req.content.to_hex())
     {
         return Err("the invocation names another dataset or content".into());
     }
-    let exp = v.invocation.exp.unwrap_or(t + ucan::MAX_INVOCATION_TTL_SECS);
+    let exp = v
+        .invocation
+        .exp
+        .unwrap_or(t + ucan::MAX_INVOCATION_TTL_SECS);
     match shared.store.spend_invocation(v.cid.as_bytes(), exp, t) {
         Ok(true) => Ok(()),
         Ok(false) => Err("this invocation was already used (replay refused)".into()),
@@ -276,15 +311,19 @@ async fn explain_unknown(node: &Node, text: &str) -> anyhow::Error {
     };
     let peers = node.peers().await.unwrap_or_default();
     for p in peers.iter().take(16) {
-        let Ok(peer) = p.peer_id.parse::<PeerId>() else { continue };
+        let Ok(peer) = p.peer_id.parse::<PeerId>() else {
+            continue;
+        };
         let req = AccessRequest {
             request: rand::random::<[u8; 16]>().to_vec(),
             dataset,
             purpose: "locate dataset".into(),
             accept_terms: false,
         };
-        if let Ok(AccessResponse::Denied { code: DenyCode::Closed, reason }) =
-            node.send_access(peer, req).await
+        if let Ok(AccessResponse::Denied {
+            code: DenyCode::Closed,
+            reason,
+        }) = node.send_access(peer, req).await
         {
             let who = p.agent.clone().unwrap_or_else(|| p.peer_id.clone());
             return anyhow!("refused by {who}: {reason}");
@@ -312,7 +351,10 @@ pub async fn fetch(
         return Err(explain_unknown(node, dataset).await);
     };
     let entry = &signed.entry;
-    let dist = entry.primary().ok_or_else(|| anyhow!("entry has no distribution"))?.clone();
+    let dist = entry
+        .primary()
+        .ok_or_else(|| anyhow!("entry has no distribution"))?
+        .clone();
     if dist.bytes > limits::MAX_DATASET_BYTES {
         bail!("dataset is {} bytes, over this node's limit", dist.bytes);
     }
@@ -333,7 +375,9 @@ pub async fn fetch(
     let (invocation, proofs) = credentials(node, &signed).await?;
     let peer = peer_of_did(&owner)?;
     if !node.locate(peer).await? {
-        bail!("cannot reach the owner {owner}: not connected and no address known (is it running?)");
+        bail!(
+            "cannot reach the owner {owner}: not connected and no address known (is it running?)"
+        );
     }
     let mut control = node.control();
     let mut stream = control
@@ -357,11 +401,17 @@ pub async fn fetch(
     .context("the owner's answer was malformed")?;
     let length = match header {
         TransferHeader::Refused { code, reason } => {
-            bail!("the owner refused the transfer ({}): {reason}", code_text(code))
+            bail!(
+                "the owner refused the transfer ({}): {reason}",
+                code_text(code)
+            )
         }
         TransferHeader::Ok { size, length } if size == dist.bytes && length == size => length,
         TransferHeader::Ok { size, .. } => {
-            bail!("the owner offers {size} bytes but the catalogue entry says {}", dist.bytes)
+            bail!(
+                "the owner offers {size} bytes but the catalogue entry says {}",
+                dist.bytes
+            )
         }
     };
     let bytes = receive(&mut stream, out, &dist.content, length, &mut progress).await?;
@@ -370,7 +420,10 @@ pub async fn fetch(
 }
 
 fn code_text(code: DenyCode) -> String {
-    serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The invocation and proofs for fetching `signed`, or none for open data.
@@ -384,10 +437,16 @@ async fn credentials(node: &Node, signed: &SignedEntry) -> Result<(Option<Vec<u8
     }
     let id = entry.dataset;
     let mut prior = node.shared.store.request_out(&id)?;
-    let granted = prior.as_ref().is_some_and(|p| p.status == "granted" && !p.delegation.is_empty());
+    let granted = prior
+        .as_ref()
+        .is_some_and(|p| p.status == "granted" && !p.delegation.is_empty());
     if !granted {
         if prior.is_none() {
-            let hint = if level == Level::SharedPublic { " --accept-terms" } else { "" };
+            let hint = if level == Level::SharedPublic {
+                " --accept-terms"
+            } else {
+                ""
+            };
             bail!(
                 "{level} data needs a grant from its owner: run `cix request {id} --purpose TEXT{hint}` first"
             );
@@ -407,7 +466,8 @@ async fn credentials(node: &Node, signed: &SignedEntry) -> Result<(Option<Vec<u8
         }
     }
     let delegation = prior.map(|p| p.delegation).unwrap_or_default();
-    let (d, cid) = Delegation::decode(&delegation).map_err(|e| anyhow!("stored grant is invalid: {e}"))?;
+    let (d, cid) =
+        Delegation::decode(&delegation).map_err(|e| anyhow!("stored grant is invalid: {e}"))?;
     if d.exp.is_some_and(|e| e <= now()) {
         bail!("the grant for {id} has expired: request access again");
     }
@@ -416,7 +476,12 @@ async fn credentials(node: &Node, signed: &SignedEntry) -> Result<(Option<Vec<u8
     args.insert("dataset".to_string(), ciborium::Value::Text(id.to_string()));
     args.insert(
         "content".to_string(),
-        ciborium::Value::Text(entry.primary().map(|d| d.content.to_hex()).unwrap_or_default()),
+        ciborium::Value::Text(
+            entry
+                .primary()
+                .map(|d| d.content.to_hex())
+                .unwrap_or_default(),
+        ),
     );
     let inv = Invocation {
         iss: node.did(),
@@ -431,7 +496,9 @@ async fn credentials(node: &Node, signed: &SignedEntry) -> Result<(Option<Vec<u8
         meta: None,
         cause: None,
     };
-    let (bytes, _) = inv.seal(&node.shared.key).map_err(|e| anyhow!("cannot sign invocation: {e}"))?;
+    let (bytes, _) = inv
+        .seal(&node.shared.key)
+        .map_err(|e| anyhow!("cannot sign invocation: {e}"))?;
     Ok((Some(bytes), vec![delegation]))
 }
 
@@ -441,9 +508,16 @@ fn partial_file(out: &Path) -> Result<tempfile::NamedTempFile> {
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        bail!("cannot write {}: directory {} does not exist", out.display(), dir.display());
+        bail!(
+            "cannot write {}: directory {} does not exist",
+            out.display(),
+            dir.display()
+        );
     }
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".cix-partial")
@@ -470,7 +544,9 @@ async fn receive(
             .await
             .map_err(|_| anyhow!("the transfer stalled after {got} of {length} bytes"))??;
         if n == 0 {
-            bail!("the owner closed the transfer after {got} of {length} bytes; nothing was written");
+            bail!(
+                "the owner closed the transfer after {got} of {length} bytes; nothing was written"
+            );
         }
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n])
@@ -482,23 +558,31 @@ async fn receive(
     let actual: ContentHash = hasher.finalize().into();
     if &actual != expected {
         warn!(expected = %expected, actual = %actual, "received bytes do not match the catalogue");
-        bail!("the received bytes do not match the dataset's BLAKE3 {expected}; nothing was written");
+        bail!(
+            "the received bytes do not match the dataset's BLAKE3 {expected}; nothing was written"
+        );
     }
     file.flush().await?;
     file.sync_all().await?;
     drop(file);
-    tmp.persist(out).with_context(|| format!("cannot move the verified file to {}", out.display()))?;
+    tmp.persist(out)
+        .with_context(|| format!("cannot move the verified file to {}", out.display()))?;
     Ok(got)
 }
 
 /// Copies a local blob to `out` through a verified temporary file.
-async fn write_verified_copy(blob: &Path, out: &Path, expected: &ContentHash) -> Result<(ContentHash, u64)> {
+async fn write_verified_copy(
+    blob: &Path,
+    out: &Path,
+    expected: &ContentHash,
+) -> Result<(ContentHash, u64)> {
     let blob = blob.to_path_buf();
     let out = out.to_path_buf();
     let expected = *expected;
     tokio::task::spawn_blocking(move || {
         let tmp = partial_file(&out)?;
-        let mut src = std::fs::File::open(&blob).with_context(|| format!("blob {} is missing", blob.display()))?;
+        let mut src = std::fs::File::open(&blob)
+            .with_context(|| format!("blob {} is missing", blob.display()))?;
         let mut dst = tmp.reopen()?;
         let mut hasher = blake3::Hasher::new();
         let n = std::io::copy(&mut src, &mut blake3_tee(&mut hasher, &mut dst))?;
@@ -508,7 +592,8 @@ async fn write_verified_copy(blob: &Path, out: &Path, expected: &ContentHash) ->
             bail!("the stored copy is corrupt (hash mismatch)");
         }
         dst.sync_all()?;
-        tmp.persist(&out).with_context(|| format!("cannot write {}", out.display()))?;
+        tmp.persist(&out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
         Ok((h, n))
     })
     .await
@@ -520,7 +605,10 @@ struct Tee<'a, W> {
     inner: &'a mut W,
 }
 
-fn blake3_tee<'a, W: std::io::Write>(hasher: &'a mut blake3::Hasher, inner: &'a mut W) -> Tee<'a, W> {
+fn blake3_tee<'a, W: std::io::Write>(
+    hasher: &'a mut blake3::Hasher,
+    inner: &'a mut W,
+) -> Tee<'a, W> {
     Tee { hasher, inner }
 }
 

@@ -32,7 +32,10 @@ fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
         description: String::new(),
         keywords: vec![],
         themes: vec![],
-        publisher: Agent { name: "Hostile".into(), did: Some(key.did()) },
+        publisher: Agent {
+            name: "Hostile".into(),
+            did: Some(key.did()),
+        },
         contact: None,
         licence: None,
         spatial: None,
@@ -56,8 +59,14 @@ fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
             access: None,
             terms: None,
             roles: Roles {
-                creator: Agent { name: "Hostile".into(), did: None },
-                owner: Agent { name: "Hostile".into(), did: None },
+                creator: Agent {
+                    name: "Hostile".into(),
+                    did: None,
+                },
+                owner: Agent {
+                    name: "Hostile".into(),
+                    did: None,
+                },
                 custodians: vec![],
                 primary_publisher: key.did(),
                 secondary_publisher: None,
@@ -90,7 +99,11 @@ async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
     // The hostile peer: a bare gossipsub swarm that validates nothing itself.
     let mut hostile = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .unwrap()
         .with_behaviour(|key| {
             let config = gossipsub::ConfigBuilder::default()
@@ -100,10 +113,10 @@ async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
                 .heartbeat_interval(Duration::from_millis(200))
                 .build()
                 .unwrap();
-            gossipsub::Behaviour::<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>::new(
-                MessageAuthenticity::Signed(key.clone()),
-                config,
-            )
+            gossipsub::Behaviour::<
+                gossipsub::IdentityTransform,
+                gossipsub::AllowAllSubscriptionFilter,
+            >::new(MessageAuthenticity::Signed(key.clone()), config)
             .unwrap()
         })
         .unwrap()
@@ -116,35 +129,52 @@ async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
     // relay is.
     let deadline = tokio::time::Instant::now() + common::STEP;
     loop {
-        let ev = tokio::time::timeout_at(deadline, hostile.select_next_some()).await.expect("hostile never saw the relay subscribe");
+        let ev = tokio::time::timeout_at(deadline, hostile.select_next_some())
+            .await
+            .expect("hostile never saw the relay subscribe");
         if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
             break;
         }
     }
     let mut subscribed = 0;
     while subscribed < 2 {
-        wait_for(&mut relay_events, "relay to see two subscribers", |e| matches!(e, NodeEvent::PeerSubscribed { .. })).await;
+        wait_for(&mut relay_events, "relay to see two subscribers", |e| {
+            matches!(e, NodeEvent::PeerSubscribed { .. })
+        })
+        .await;
         subscribed += 1;
     }
-    wait_for(&mut listener_events, "listener to see the relay subscribe", |e| {
-        matches!(e, NodeEvent::PeerSubscribed { .. })
-    })
+    wait_for(
+        &mut listener_events,
+        "listener to see the relay subscribe",
+        |e| matches!(e, NodeEvent::PeerSubscribed { .. }),
+    )
     .await;
 
     // Four bad messages, then one good one.
     let key = Keypair::generate();
-    let mut forged = entry(&key, "Forged", Spectrum::Open).sign(&key).unwrap().bytes;
+    let mut forged = entry(&key, "Forged", Spectrum::Open)
+        .sign(&key)
+        .unwrap()
+        .bytes;
     forged[20] ^= 0x01; // inside the signature
     let garbage = b"\xa1\x61\x78\xff not cbor".to_vec();
     let closed = envelope::seal(&key, ENTRY_TAG, &entry(&key, "Closed", Spectrum::Closed)).unwrap();
     let other = Keypair::generate();
-    let wrong_signer =
-        envelope::seal(&other, ENTRY_TAG, &entry(&key, "Wrong signer", Spectrum::Open)).unwrap();
+    let wrong_signer = envelope::seal(
+        &other,
+        ENTRY_TAG,
+        &entry(&key, "Wrong signer", Spectrum::Open),
+    )
+    .unwrap();
     let good = entry(&key, "Genuine", Spectrum::Open).sign(&key).unwrap();
 
     let bad = [forged, garbage, closed, wrong_signer];
     for bytes in bad.iter().chain(std::iter::once(&good.bytes)) {
-        hostile.behaviour_mut().publish(topic.clone(), bytes.clone()).unwrap();
+        hostile
+            .behaviour_mut()
+            .publish(topic.clone(), bytes.clone())
+            .unwrap();
     }
     // Keep the hostile swarm running while the others work.
     let hostile_task = tokio::spawn(async move {
@@ -154,9 +184,16 @@ async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
     });
 
     // The listener receives the genuine entry through the relay...
-    let ev = wait_for(&mut listener_events, "the genuine entry at the listener", |e| {
-        matches!(e, NodeEvent::EntryAccepted { .. } | NodeEvent::EntryRejected { .. })
-    })
+    let ev = wait_for(
+        &mut listener_events,
+        "the genuine entry at the listener",
+        |e| {
+            matches!(
+                e,
+                NodeEvent::EntryAccepted { .. } | NodeEvent::EntryRejected { .. }
+            )
+        },
+    )
     .await;
     match ev {
         NodeEvent::EntryAccepted { title, .. } => assert_eq!(title, "Genuine"),

@@ -30,16 +30,29 @@ async fn three_agencies_discover_negotiate_and_fetch_by_spectrum() {
     let data = readings_csv(40_000); // about 1.5 MB: many transfer chunks
     let file = water.path("flows.csv");
     std::fs::write(&file, &data).unwrap();
-    let open = publish(&water.node, publish_request(&file, "Hourly flows", "open")).await.unwrap();
-    let closed =
-        publish(&water.node, publish_request(&file, "Customer meters", "closed")).await.unwrap();
-    let named =
-        publish(&water.node, publish_request(&file, "Main pressures", "shared-named")).await.unwrap();
+    let open = publish(&water.node, publish_request(&file, "Hourly flows", "open"))
+        .await
+        .unwrap();
+    let closed = publish(
+        &water.node,
+        publish_request(&file, "Customer meters", "closed"),
+    )
+    .await
+    .unwrap();
+    let named = publish(
+        &water.node,
+        publish_request(&file, "Main pressures", "shared-named"),
+    )
+    .await
+    .unwrap();
     assert_eq!(open.content_hash, blake3::hash(&data).to_hex().to_string());
     assert_eq!(closed.announced_to, 0, "closed data is never announced");
 
     // Discovery: both peers learn the open and the named entry, by gossip or catch-up.
-    for (events, who) in [(&mut transit_events, "transit"), (&mut env_events, "environment")] {
+    for (events, who) in [
+        (&mut transit_events, "transit"),
+        (&mut env_events, "environment"),
+    ] {
         let mut seen = std::collections::HashSet::new();
         while seen.len() < 2 {
             let ev = wait_for(events, &format!("{who} to accept both entries"), |e| {
@@ -62,48 +75,71 @@ async fn three_agencies_discover_negotiate_and_fetch_by_spectrum() {
             .iter()
             .map(|e| e.entry.dataset.to_string())
             .collect();
-        assert!(!listed.contains(&closed.dataset), "{} must never see the closed entry", peer.name);
+        assert!(
+            !listed.contains(&closed.dataset),
+            "{} must never see the closed entry",
+            peer.name
+        );
     }
 
     // Open data: fetched without asking, byte-identical.
     let out = transit.path("flows-copy.csv");
-    let got = transfer::fetch(&transit.node, &open.dataset, &out, |_, _| {}).await.unwrap();
+    let got = transfer::fetch(&transit.node, &open.dataset, &out, |_, _| {})
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), data);
     assert_eq!(got.content_hash, open.content_hash);
 
     // Shared-named without a request: refused, and nothing written.
     let out = transit.path("pressures.csv");
-    let err = transfer::fetch(&transit.node, &named.dataset, &out, |_, _| {}).await.unwrap_err();
+    let err = transfer::fetch(&transit.node, &named.dataset, &out, |_, _| {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("needs a grant"), "{err}");
     assert!(!out.exists());
 
     // Request: pending in the owner's queue; fetching still refused until approval.
     let named_id = named.dataset.parse().unwrap();
-    let outcome =
-        access::request(&transit.node, named_id, "flood model calibration", false).await.unwrap();
+    let outcome = access::request(&transit.node, named_id, "flood model calibration", false)
+        .await
+        .unwrap();
     assert_eq!(outcome.status, "pending");
     let queue = water.node.shared.store.requests_in().unwrap();
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].purpose, "flood model calibration");
     assert_eq!(queue[0].requester, transit.node.did());
-    let err = transfer::fetch(&transit.node, &named.dataset, &out, |_, _| {}).await.unwrap_err();
-    assert!(err.to_string().contains("waiting for the owner's approval"), "{err}");
+    let err = transfer::fetch(&transit.node, &named.dataset, &out, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("waiting for the owner's approval"),
+        "{err}"
+    );
     assert!(!out.exists());
 
     access::approve(&water.node.shared, &queue[0].id[..6]).unwrap();
     let mut progress = Vec::new();
-    let got = transfer::fetch(&transit.node, &named.dataset, &out, |a, b| progress.push((a, b)))
-        .await
-        .unwrap();
+    let got = transfer::fetch(&transit.node, &named.dataset, &out, |a, b| {
+        progress.push((a, b))
+    })
+    .await
+    .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), data);
     assert_eq!(got.bytes, data.len() as u64);
-    assert_eq!(progress.last(), Some(&(data.len() as u64, data.len() as u64)));
+    assert_eq!(
+        progress.last(),
+        Some(&(data.len() as u64, data.len() as u64))
+    );
     // The grant is reusable: each fetch signs a fresh invocation.
     let again = transit.path("pressures-2.csv");
-    transfer::fetch(&transit.node, &named.dataset, &again, |_, _| {}).await.unwrap();
+    transfer::fetch(&transit.node, &named.dataset, &again, |_, _| {})
+        .await
+        .unwrap();
 
     // A second requester is denied by the operator, and told why.
-    let outcome = access::request(&environment.node, named_id, "curiosity", false).await.unwrap();
+    let outcome = access::request(&environment.node, named_id, "curiosity", false)
+        .await
+        .unwrap();
     assert_eq!(outcome.status, "pending");
     let pending = water
         .node
@@ -116,13 +152,20 @@ async fn three_agencies_discover_negotiate_and_fetch_by_spectrum() {
         .unwrap();
     access::deny_request(&water.node.shared, &pending.id, "not needed for your remit").unwrap();
     let out = environment.path("pressures.csv");
-    let err = transfer::fetch(&environment.node, &named.dataset, &out, |_, _| {}).await.unwrap_err();
-    assert!(err.to_string().contains("not needed for your remit"), "{err}");
+    let err = transfer::fetch(&environment.node, &named.dataset, &out, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not needed for your remit"),
+        "{err}"
+    );
     assert!(!out.exists());
 
     // The closed dataset: refused by its owner, whatever the requester knows of its id.
     let out = environment.path("meters.csv");
-    let err = transfer::fetch(&environment.node, &closed.dataset, &out, |_, _| {}).await.unwrap_err();
+    let err = transfer::fetch(&environment.node, &closed.dataset, &out, |_, _| {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("closed"), "{err}");
     assert!(!out.exists());
 
@@ -137,13 +180,18 @@ async fn node_that_joins_late_catches_up_on_the_catalogue() {
     let owner = spawn("Power Utility", vec![]).await;
     let file = owner.path("gen.csv");
     std::fs::write(&file, readings_csv(100)).unwrap();
-    let open = publish(&owner.node, publish_request(&file, "Generation", "open")).await.unwrap();
+    let open = publish(&owner.node, publish_request(&file, "Generation", "open"))
+        .await
+        .unwrap();
     assert_eq!(open.announced_to, 0, "nobody was there to hear it");
 
     let late = spawn("Waste Services", vec![owner.addr().await]).await;
     let store = late.node.shared.store.clone();
     let id: cix_protocol::catalogue::DatasetId = open.dataset.parse().unwrap();
-    eventually("the late node to catch up", || store.latest_entry(&id).unwrap().is_some()).await;
+    eventually("the late node to catch up", || {
+        store.latest_entry(&id).unwrap().is_some()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,10 +206,17 @@ async fn entry_that_breaks_the_rules_is_refused_at_publish_and_nothing_is_stored
         meta: Some("personal_data = true\npurpose = \"billing\"\nlegal_basis = \"contract\"\nretention_days = 30\n".into()),
     };
     let err = publish(&owner.node, req).await.unwrap_err();
-    assert!(err.to_string().contains("iso.privacy.personal_data"), "{err}");
+    assert!(
+        err.to_string().contains("iso.privacy.personal_data"),
+        "{err}"
+    );
     assert!(owner.node.shared.store.catalogue().unwrap().is_empty());
-    let blobs = std::fs::read_dir(owner.node.shared.home.blobs()).unwrap().count();
+    let blobs = std::fs::read_dir(owner.node.shared.home.blobs())
+        .unwrap()
+        .count();
     assert_eq!(blobs, 0, "a refused entry leaves no blob behind");
-    let tmp = std::fs::read_dir(owner.node.shared.home.tmp()).unwrap().count();
+    let tmp = std::fs::read_dir(owner.node.shared.home.tmp())
+        .unwrap()
+        .count();
     assert_eq!(tmp, 0, "nor a temporary file");
 }

@@ -124,8 +124,13 @@ pub enum Level {
 
 impl Level {
     /// Every level, in the order the CLI lists them.
-    pub const ALL: [Level; 5] =
-        [Level::Open, Level::SharedPublic, Level::SharedGroup, Level::SharedNamed, Level::Closed];
+    pub const ALL: [Level; 5] = [
+        Level::Open,
+        Level::SharedPublic,
+        Level::SharedGroup,
+        Level::SharedNamed,
+        Level::Closed,
+    ];
 
     /// The command-line name.
     pub fn as_str(&self) -> &'static str {
@@ -473,7 +478,10 @@ pub struct RuleError {
 }
 
 fn rule(field: &'static str, rule: impl Into<String>) -> RuleError {
-    RuleError { field, rule: rule.into() }
+    RuleError {
+        field,
+        rule: rule.into(),
+    }
 }
 
 impl Entry {
@@ -504,10 +512,16 @@ impl Entry {
         self.check_privacy()?;
         self.check_coverage()?;
         if self.distributions.is_empty() {
-            return Err(rule("distributions", "at least one distribution is required"));
+            return Err(rule(
+                "distributions",
+                "at least one distribution is required",
+            ));
         }
         if self.distributions.len() > limits::MAX_DISTRIBUTIONS {
-            return Err(rule("distributions", format!("at most {}", limits::MAX_DISTRIBUTIONS)));
+            return Err(rule(
+                "distributions",
+                format!("at most {}", limits::MAX_DISTRIBUTIONS),
+            ));
         }
         if self.iso.dictionary.len() > limits::MAX_DICTIONARY_FIELDS {
             return Err(rule(
@@ -516,10 +530,16 @@ impl Entry {
             ));
         }
         if self.version == 0 || (self.version == 1) != self.previous.is_none() {
-            return Err(rule("version", "version 1 has no previous entry; later versions do"));
+            return Err(rule(
+                "version",
+                "version 1 has no previous entry; later versions do",
+            ));
         }
         if self.iso.roles.primary_publisher != self.iss {
-            return Err(rule("iso.roles.primary_publisher", "must be the entry's signer (iss)"));
+            return Err(rule(
+                "iso.roles.primary_publisher",
+                "must be the entry's signer (iss)",
+            ));
         }
         Ok(())
     }
@@ -529,14 +549,23 @@ impl Entry {
             return Err(rule("title", "must not be empty"));
         }
         if self.title.len() > limits::MAX_TITLE_BYTES {
-            return Err(rule("title", format!("at most {} bytes", limits::MAX_TITLE_BYTES)));
+            return Err(rule(
+                "title",
+                format!("at most {} bytes", limits::MAX_TITLE_BYTES),
+            ));
         }
         if self.keywords.len() > limits::MAX_KEYWORDS {
-            return Err(rule("keywords", format!("at most {}", limits::MAX_KEYWORDS)));
+            return Err(rule(
+                "keywords",
+                format!("at most {}", limits::MAX_KEYWORDS),
+            ));
         }
         for (field, value) in [("issued", &self.issued), ("modified", &self.modified)] {
             if !is_rfc3339(value) {
-                return Err(rule(field, format!("{value:?} is not an RFC 3339 date or time")));
+                return Err(rule(
+                    field,
+                    format!("{value:?} is not an RFC 3339 date or time"),
+                ));
             }
         }
         Ok(())
@@ -546,9 +575,10 @@ impl Entry {
     /// reachable by others.
     fn check_classification(&self) -> Result<(), RuleError> {
         match (self.iso.spectrum, self.iso.access) {
-            (Spectrum::Shared, None) => {
-                Err(rule("iso.access", "shared data needs an access mode (named, group, public)"))
-            }
+            (Spectrum::Shared, None) => Err(rule(
+                "iso.access",
+                "shared data needs an access mode (named, group, public)",
+            )),
             (Spectrum::Open | Spectrum::Closed, Some(_)) => Err(rule(
                 "iso.access",
                 "only shared data has an access mode (ISO 37156 5.5.3)",
@@ -566,7 +596,10 @@ impl Entry {
     fn check_privacy(&self) -> Result<(), RuleError> {
         let p = &self.iso.privacy;
         if !is_country_code(&p.jurisdiction) {
-            return Err(rule("iso.privacy.jurisdiction", "must be an ISO 3166-1 alpha-2 code"));
+            return Err(rule(
+                "iso.privacy.jurisdiction",
+                "must be an ISO 3166-1 alpha-2 code",
+            ));
         }
         if let Some(bad) = p.allowed_jurisdictions.iter().find(|c| !is_country_code(c)) {
             return Err(rule(
@@ -588,10 +621,16 @@ impl Entry {
         }
         if p.personal_data {
             if p.purpose.is_none() {
-                return Err(rule("iso.privacy.purpose", "personal data requires a purpose"));
+                return Err(rule(
+                    "iso.privacy.purpose",
+                    "personal data requires a purpose",
+                ));
             }
             if p.legal_basis.is_none() {
-                return Err(rule("iso.privacy.legal_basis", "personal data requires a legal basis"));
+                return Err(rule(
+                    "iso.privacy.legal_basis",
+                    "personal data requires a legal basis",
+                ));
             }
             if p.retention_days.is_none() {
                 return Err(rule(
@@ -622,7 +661,10 @@ impl Entry {
         if let Some(t) = &self.temporal {
             for v in [&t.start, &t.end].into_iter().flatten() {
                 if !is_rfc3339(v) {
-                    return Err(rule("temporal", format!("{v:?} is not an RFC 3339 date or time")));
+                    return Err(rule(
+                        "temporal",
+                        format!("{v:?} is not an RFC 3339 date or time"),
+                    ));
                 }
             }
             if let (Some(a), Some(b)) = (&t.start, &t.end) {
@@ -648,7 +690,11 @@ impl Entry {
         if bytes.len() > limits::MAX_ENTRY_BYTES {
             return Err(SignError::TooLarge(bytes.len()));
         }
-        Ok(SignedEntry { id: EntryId::of(&bytes), entry: self.clone(), bytes })
+        Ok(SignedEntry {
+            id: EntryId::of(&bytes),
+            entry: self.clone(),
+            bytes,
+        })
     }
 }
 
@@ -708,15 +754,21 @@ impl SignedEntry {
         let entry: Entry = env.payload()?;
         env.verify(&entry.iss.public_key())?;
         entry.check()?;
-        Ok(Self { id: EntryId::of(bytes), entry, bytes: bytes.to_vec() })
+        Ok(Self {
+            id: EntryId::of(bytes),
+            entry,
+            bytes: bytes.to_vec(),
+        })
     }
 }
 
 /// True for `YYYY-MM-DD` or an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.f](Z|±HH:MM)`).
 pub fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse::<u32>().ok()).unwrap_or(99);
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let num =
+        |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse::<u32>().ok()).unwrap_or(99);
     let date_ok = b.len() >= 10
         && digits(0..4)
         && b[4] == b'-'
@@ -754,9 +806,7 @@ pub fn is_rfc3339(s: &str) -> bool {
     }
     match rest.as_bytes() {
         [b'Z' | b'z'] => true,
-        [b'+' | b'-', h1, h2, b':', m1, m2] => {
-            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
-        }
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
         _ => false,
     }
 }

@@ -91,7 +91,9 @@ pub fn from_slice<T: Serialize + DeserializeOwned>(
     limit: usize,
 ) -> Result<T, DecodeError> {
     let value = value_from_slice(bytes, limit)?;
-    let typed: T = value.deserialized().map_err(|e| DecodeError::Schema(e.to_string()))?;
+    let typed: T = value
+        .deserialized()
+        .map_err(|e| DecodeError::Schema(e.to_string()))?;
     let again = to_vec(&typed).map_err(|e| DecodeError::Schema(e.0))?;
     if again != bytes {
         return Err(DecodeError::NotCanonical);
@@ -107,7 +109,10 @@ pub fn from_slice<T: Serialize + DeserializeOwned>(
 /// Any [`DecodeError`] but `Schema`.
 pub fn value_from_slice(bytes: &[u8], limit: usize) -> Result<Value, DecodeError> {
     if bytes.len() > limit {
-        return Err(DecodeError::TooLarge { len: bytes.len(), limit });
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
     }
     let mut reader = bytes;
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
@@ -168,7 +173,9 @@ fn canonicalize(value: &mut Value) -> Result<(), DecodeError> {
 
 /// Looks up a text key in a CBOR map.
 pub fn map_get<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
-    map.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v)
+    map.iter()
+        .find(|(k, _)| k.as_text() == Some(key))
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -185,7 +192,11 @@ mod tests {
     }
 
     fn sample() -> Sample {
-        Sample { zeta: 7, a: "x".into(), maybe: None }
+        Sample {
+            zeta: 7,
+            a: "x".into(),
+            maybe: None,
+        }
     }
 
     #[test]
@@ -200,26 +211,38 @@ mod tests {
     fn rejects_keys_out_of_order() {
         // Same map with "zeta" first.
         let bytes = hex::decode("a2647a6574610761616178").unwrap();
-        assert_eq!(from_slice::<Sample>(&bytes, 100), Err(DecodeError::NotCanonical));
+        assert_eq!(
+            from_slice::<Sample>(&bytes, 100),
+            Err(DecodeError::NotCanonical)
+        );
     }
 
     #[test]
     fn rejects_non_minimal_integer() {
         // zeta encoded as 0x18 0x07 instead of 0x07.
         let bytes = hex::decode("a261616178647a6574611807").unwrap();
-        assert_eq!(from_slice::<Sample>(&bytes, 100), Err(DecodeError::NotCanonical));
+        assert_eq!(
+            from_slice::<Sample>(&bytes, 100),
+            Err(DecodeError::NotCanonical)
+        );
     }
 
     #[test]
     fn rejects_indefinite_length_map() {
         let bytes = hex::decode("bf61616178647a65746107ff").unwrap();
-        assert_eq!(from_slice::<Sample>(&bytes, 100), Err(DecodeError::NotCanonical));
+        assert_eq!(
+            from_slice::<Sample>(&bytes, 100),
+            Err(DecodeError::NotCanonical)
+        );
     }
 
     #[test]
     fn rejects_explicit_null_for_absent_field() {
         let bytes = hex::decode("a361616178656d61796265f6647a65746107").unwrap();
-        assert_eq!(from_slice::<Sample>(&bytes, 100), Err(DecodeError::NotCanonical));
+        assert_eq!(
+            from_slice::<Sample>(&bytes, 100),
+            Err(DecodeError::NotCanonical)
+        );
     }
 
     #[test]
@@ -231,14 +254,20 @@ mod tests {
     #[test]
     fn rejects_duplicate_keys() {
         let bytes = hex::decode("a3616161786161617a647a65746107").unwrap();
-        assert_eq!(value_from_slice(&bytes, 100), Err(DecodeError::DuplicateKey));
+        assert_eq!(
+            value_from_slice(&bytes, 100),
+            Err(DecodeError::DuplicateKey)
+        );
     }
 
     #[test]
     fn rejects_trailing_bytes() {
         let mut bytes = to_vec(&sample()).unwrap();
         bytes.push(0);
-        assert_eq!(from_slice::<Sample>(&bytes, 100), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            from_slice::<Sample>(&bytes, 100),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 
     #[test]
@@ -253,7 +282,10 @@ mod tests {
         let bytes = to_vec(&sample()).unwrap();
         assert_eq!(
             from_slice::<Sample>(&bytes, 4),
-            Err(DecodeError::TooLarge { len: bytes.len(), limit: 4 })
+            Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                limit: 4
+            })
         );
     }
 
@@ -261,13 +293,19 @@ mod tests {
     fn deep_nesting_is_refused_without_overflowing_the_stack() {
         let mut bytes = vec![0x81u8; 10_000]; // arrays of one element, 10,000 deep
         bytes.push(0x00);
-        assert!(matches!(value_from_slice(&bytes, 1 << 20), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            value_from_slice(&bytes, 1 << 20),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn huge_declared_byte_string_fails_without_allocating_it() {
         // A byte string that claims 4 GiB but carries three bytes.
         let bytes = hex::decode("5affffffff010203").unwrap();
-        assert!(matches!(value_from_slice(&bytes, 1 << 20), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            value_from_slice(&bytes, 1 << 20),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }

@@ -158,7 +158,9 @@ fn split_unit(header: &str) -> (String, Option<String>) {
 ///
 /// [`InferError`] if the CSV is malformed or too wide.
 pub fn infer_csv<R: std::io::Read>(reader: R) -> Result<Vec<Field>, InferError> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
     let headers = rdr.headers()?.clone();
     if headers.is_empty() {
         return Err(InferError::NoHeader);
@@ -275,6 +277,9 @@ mod tests {
 
     #[test]
     fn ragged_rows_are_an_error_not_a_panic() {
-        assert!(matches!(infer_csv("a,b\n1\n".as_bytes()), Err(InferError::Csv(_))));
+        assert!(matches!(
+            infer_csv("a,b\n1\n".as_bytes()),
+            Err(InferError::Csv(_))
+        ));
     }
 }

@@ -69,7 +69,10 @@ pub struct Envelope {
 pub fn seal<T: Serialize>(key: &Keypair, tag: &str, payload: &T) -> Result<Vec<u8>, EncodeError> {
     let payload = Value::serialized(payload).map_err(|e| EncodeError(e.to_string()))?;
     let signed = Value::Map(vec![
-        (Value::Text(HEADER_KEY.into()), Value::Bytes(VARSIG_ED25519_DAG_CBOR.to_vec())),
+        (
+            Value::Text(HEADER_KEY.into()),
+            Value::Bytes(VARSIG_ED25519_DAG_CBOR.to_vec()),
+        ),
         (Value::Text(tag.into()), payload),
     ]);
     let signed_bytes = cbor::value_to_vec(&signed)?;
@@ -94,13 +97,15 @@ impl Envelope {
             return Err(EnvelopeError::Shape("top level is not an array"));
         };
         if parts.len() != 2 {
-            return Err(EnvelopeError::Shape("top-level array must have two elements"));
+            return Err(EnvelopeError::Shape(
+                "top-level array must have two elements",
+            ));
         }
         let signed = parts.pop().unwrap_or(Value::Null);
         let signature: [u8; 64] = match parts.pop() {
-            Some(Value::Bytes(b)) => {
-                b.try_into().map_err(|_| EnvelopeError::Shape("signature is not 64 bytes"))?
-            }
+            Some(Value::Bytes(b)) => b
+                .try_into()
+                .map_err(|_| EnvelopeError::Shape("signature is not 64 bytes"))?,
             _ => return Err(EnvelopeError::Shape("signature is not a byte string")),
         };
         let signed_bytes = cbor::value_to_vec(&signed).map_err(|e| DecodeError::Schema(e.0))?;
@@ -108,7 +113,9 @@ impl Envelope {
             return Err(EnvelopeError::Shape("signed part is not a map"));
         };
         if entries.len() != 2 {
-            return Err(EnvelopeError::Shape("signed map must have exactly h and one payload"));
+            return Err(EnvelopeError::Shape(
+                "signed map must have exactly h and one payload",
+            ));
         }
         // Canonical order puts "h" (shortest key) first.
         let (tag, payload) = entries.pop().unwrap_or((Value::Null, Value::Null));
@@ -124,7 +131,12 @@ impl Envelope {
         let Value::Text(tag) = tag else {
             return Err(EnvelopeError::Shape("payload type tag is not text"));
         };
-        Ok(Self { signature, tag, payload, signed: signed_bytes })
+        Ok(Self {
+            signature,
+            tag,
+            payload,
+            signed: signed_bytes,
+        })
     }
 
     /// The record type tag, for example `ucan/dlg@1.0.0` or `cix/entry@1`.
@@ -141,7 +153,10 @@ impl Envelope {
         if self.tag == expected {
             Ok(())
         } else {
-            Err(EnvelopeError::WrongType { found: self.tag.clone(), expected: expected.into() })
+            Err(EnvelopeError::WrongType {
+                found: self.tag.clone(),
+                expected: expected.into(),
+            })
         }
     }
 
@@ -157,12 +172,16 @@ impl Envelope {
     ///
     /// [`DecodeError`] naming the mismatch.
     pub fn payload<T: Serialize + DeserializeOwned>(&self) -> Result<T, DecodeError> {
-        let typed: T =
-            self.payload.deserialized().map_err(|e| DecodeError::Schema(e.to_string()))?;
+        let typed: T = self
+            .payload
+            .deserialized()
+            .map_err(|e| DecodeError::Schema(e.to_string()))?;
         let ours = cbor::to_vec(&typed).map_err(|e| DecodeError::Schema(e.0))?;
         let theirs = cbor::value_to_vec(&self.payload).map_err(|e| DecodeError::Schema(e.0))?;
         if ours != theirs {
-            return Err(DecodeError::Schema("payload has fields this version does not know".into()));
+            return Err(DecodeError::Schema(
+                "payload has fields this version does not know".into(),
+            ));
         }
         Ok(typed)
     }
@@ -201,7 +220,10 @@ mod tests {
     #[test]
     fn seal_then_open() {
         let key = Keypair::generate();
-        let note = Note { iss: key.did(), text: "pressure along main 4".into() };
+        let note = Note {
+            iss: key.did(),
+            text: "pressure along main 4".into(),
+        };
         let bytes = seal(&key, "cix/test@1", &note).unwrap();
         let env = Envelope::decode(&bytes, 4096).unwrap();
         env.expect_tag("cix/test@1").unwrap();
@@ -213,19 +235,36 @@ mod tests {
     #[test]
     fn tampered_payload_fails_signature() {
         let key = Keypair::generate();
-        let note = Note { iss: key.did(), text: "abc".into() };
+        let note = Note {
+            iss: key.did(),
+            text: "abc".into(),
+        };
         let mut bytes = seal(&key, "cix/test@1", &note).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01; // "abc" -> "abb"
         let env = Envelope::decode(&bytes, 4096).unwrap();
-        assert!(matches!(env.verify(&key.public()), Err(EnvelopeError::Signature(_))));
+        assert!(matches!(
+            env.verify(&key.public()),
+            Err(EnvelopeError::Signature(_))
+        ));
     }
 
     #[test]
     fn wrong_tag_is_refused() {
         let key = Keypair::generate();
-        let bytes = seal(&key, "cix/entry@1", &Note { iss: key.did(), text: "x".into() }).unwrap();
+        let bytes = seal(
+            &key,
+            "cix/entry@1",
+            &Note {
+                iss: key.did(),
+                text: "x".into(),
+            },
+        )
+        .unwrap();
         let env = Envelope::decode(&bytes, 4096).unwrap();
-        assert!(matches!(env.expect_tag("ucan/dlg@1.0.0"), Err(EnvelopeError::WrongType { .. })));
+        assert!(matches!(
+            env.expect_tag("ucan/dlg@1.0.0"),
+            Err(EnvelopeError::WrongType { .. })
+        ));
     }
 }

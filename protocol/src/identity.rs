@@ -111,7 +111,8 @@ pub fn verify_strict(
         return Err(SignatureError::WeakKey);
     }
     let sig = Signature::from_bytes(signature);
-    vk.verify_strict(message, &sig).map_err(|_| SignatureError::BadSignature)
+    vk.verify_strict(message, &sig)
+        .map_err(|_| SignatureError::BadSignature)
 }
 
 /// A node's or a person's secret key. Never serialised by serde, never printed.
@@ -191,7 +192,9 @@ impl FromStr for Did {
             .strip_prefix(DID_KEY_PREFIX)
             .filter(|r| r.len() <= 48)
             .ok_or_else(|| DidError::Scheme(s.chars().take(80).collect()))?;
-        let raw = bs58::decode(rest).into_vec().map_err(|_| DidError::Base58)?;
+        let raw = bs58::decode(rest)
+            .into_vec()
+            .map_err(|_| DidError::Base58)?;
         let key: [u8; 32] = match raw.split_first_chunk::<2>() {
             Some((codec, key)) if *codec == ED25519_PUB_MULTICODEC => {
                 key.try_into().map_err(|_| DidError::NotEd25519)?
@@ -231,14 +234,25 @@ mod tests {
     #[test]
     fn known_did_decodes() {
         // A principal from the UCAN working group's delegation fixture.
-        let did: Did = "did:key:z6MkmT9j6fVZqzXV8u2wVVSu49gYSRYGSQnduWXF6foAJrqz".parse().unwrap();
-        assert_eq!(did.to_string(), "did:key:z6MkmT9j6fVZqzXV8u2wVVSu49gYSRYGSQnduWXF6foAJrqz");
+        let did: Did = "did:key:z6MkmT9j6fVZqzXV8u2wVVSu49gYSRYGSQnduWXF6foAJrqz"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            did.to_string(),
+            "did:key:z6MkmT9j6fVZqzXV8u2wVVSu49gYSRYGSQnduWXF6foAJrqz"
+        );
     }
 
     #[test]
     fn rejects_other_methods_and_garbage() {
-        assert!(matches!("did:web:example.org".parse::<Did>(), Err(DidError::Scheme(_))));
-        assert!(matches!("did:key:z0OIl".parse::<Did>(), Err(DidError::Base58)));
+        assert!(matches!(
+            "did:web:example.org".parse::<Did>(),
+            Err(DidError::Scheme(_))
+        ));
+        assert!(matches!(
+            "did:key:z0OIl".parse::<Did>(),
+            Err(DidError::Base58)
+        ));
         // secp256k1 multicodec (0xe7 0x01) is not accepted.
         let mut raw = vec![0xe7, 0x01];
         raw.extend_from_slice(&[1u8; 33]);
@@ -259,6 +273,9 @@ mod tests {
         let key = Keypair::generate();
         let sig = key.sign(b"hello");
         key.public().verify(b"hello", &sig).unwrap();
-        assert_eq!(key.public().verify(b"hellO", &sig), Err(SignatureError::BadSignature));
+        assert_eq!(
+            key.public().verify(b"hellO", &sig),
+            Err(SignatureError::BadSignature)
+        );
     }
 }

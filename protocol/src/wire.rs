@@ -149,7 +149,9 @@ mod opt_bytes {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         Ok(Option::<serde_bytes::ByteBuf>::deserialize(d)?.map(|b| b.into_vec()))
     }
 }
@@ -168,15 +170,24 @@ mod tests {
             accept_terms: false,
         };
         let bytes = cbor::to_vec(&req).unwrap();
-        assert_eq!(cbor::from_slice::<AccessRequest>(&bytes, limits::MAX_ACCESS_REQUEST_BYTES).unwrap(), req);
+        assert_eq!(
+            cbor::from_slice::<AccessRequest>(&bytes, limits::MAX_ACCESS_REQUEST_BYTES).unwrap(),
+            req
+        );
         for resp in [
             AccessResponse::Open,
             AccessResponse::Pending,
-            AccessResponse::Granted { delegation: vec![9; 40] },
-            AccessResponse::Denied { code: DenyCode::Closed, reason: "closed".into() },
+            AccessResponse::Granted {
+                delegation: vec![9; 40],
+            },
+            AccessResponse::Denied {
+                code: DenyCode::Closed,
+                reason: "closed".into(),
+            },
         ] {
             let bytes = cbor::to_vec(&resp).unwrap();
-            let back: AccessResponse = cbor::from_slice(&bytes, limits::MAX_ACCESS_RESPONSE_BYTES).unwrap();
+            let back: AccessResponse =
+                cbor::from_slice(&bytes, limits::MAX_ACCESS_RESPONSE_BYTES).unwrap();
             assert_eq!(back, resp);
         }
     }
@@ -192,7 +203,8 @@ mod tests {
                 proofs: vec![serde_bytes::ByteBuf::from(vec![1u8, 2])],
             };
             let bytes = cbor::to_vec(&req).unwrap();
-            let back: TransferRequest = cbor::from_slice(&bytes, limits::MAX_TRANSFER_REQUEST_BYTES).unwrap();
+            let back: TransferRequest =
+                cbor::from_slice(&bytes, limits::MAX_TRANSFER_REQUEST_BYTES).unwrap();
             assert_eq!(back, req);
         }
     }

@@ -34,7 +34,11 @@ pub async fn spawn(name: &str, bootstrap: Vec<String>) -> TestNode {
     config.store_cache_bytes = 8 * 1024 * 1024;
     home.init(&config).expect("init");
     let node = cix_node::start(home, config).await.expect("start");
-    TestNode { node, dir, name: name.into() }
+    TestNode {
+        node,
+        dir,
+        name: name.into(),
+    }
 }
 
 impl TestNode {
@@ -58,7 +62,9 @@ pub async fn wait_for(
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Ok(ev)) if pred(&ev) => return ev,
             Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("node stopped while waiting for {what}"),
+            Ok(Err(broadcast::error::RecvError::Closed)) => {
+                panic!("node stopped while waiting for {what}")
+            }
             Err(_) => panic!("timed out after {STEP:?} waiting for {what}"),
         }
     }

@@ -11,14 +11,25 @@ fn entry(key: &Keypair) -> Entry {
         description: "Annual net generation by source".into(),
         keywords: vec!["electricity".into()],
         themes: vec!["ENER".into()],
-        publisher: Agent { name: "Iowa Power".into(), did: Some(key.did()) },
+        publisher: Agent {
+            name: "Iowa Power".into(),
+            did: Some(key.did()),
+        },
         contact: None,
         licence: Some("US-Government-Work".into()),
         spatial: Some(Spatial {
             name: Some("Iowa".into()),
-            bbox: Some(BoundingBox { west: -964_000_000, south: 403_000_000, east: -900_000_000, north: 435_000_000 }),
+            bbox: Some(BoundingBox {
+                west: -964_000_000,
+                south: 403_000_000,
+                east: -900_000_000,
+                north: 435_000_000,
+            }),
         }),
-        temporal: Some(Temporal { start: Some("2001-01-01".into()), end: Some("2017-01-01".into()) }),
+        temporal: Some(Temporal {
+            start: Some("2001-01-01".into()),
+            end: Some("2017-01-01".into()),
+        }),
         issued: "2026-12-03T10:00:00Z".into(),
         modified: "2026-12-03T10:00:00Z".into(),
         distributions: vec![Distribution {
@@ -38,8 +49,14 @@ fn entry(key: &Keypair) -> Entry {
             access: None,
             terms: None,
             roles: Roles {
-                creator: Agent { name: "EIA".into(), did: None },
-                owner: Agent { name: "Iowa Power".into(), did: Some(key.did()) },
+                creator: Agent {
+                    name: "EIA".into(),
+                    did: None,
+                },
+                owner: Agent {
+                    name: "Iowa Power".into(),
+                    did: Some(key.did()),
+                },
                 custodians: vec![],
                 primary_publisher: key.did(),
                 secondary_publisher: None,
@@ -82,7 +99,10 @@ fn forged_signature_is_refused() {
     let key = Keypair::generate();
     let mut bytes = entry(&key).sign(&key).unwrap().bytes;
     bytes[10] ^= 0xff; // inside the signature
-    assert!(matches!(SignedEntry::decode(&bytes), Err(EntryError::Envelope(EnvelopeError::Signature(_)))));
+    assert!(matches!(
+        SignedEntry::decode(&bytes),
+        Err(EntryError::Envelope(EnvelopeError::Signature(_)))
+    ));
 }
 
 #[test]
@@ -93,7 +113,10 @@ fn entry_signed_by_someone_else_is_refused() {
     assert_eq!(e.sign(&other), Err(SignError::WrongKey));
     // Built by hand: an envelope whose iss is `key` but which `other` signed.
     let bytes = envelope::seal(&other, ENTRY_TAG, &e).unwrap();
-    assert!(matches!(SignedEntry::decode(&bytes), Err(EntryError::Envelope(EnvelopeError::Signature(_)))));
+    assert!(matches!(
+        SignedEntry::decode(&bytes),
+        Err(EntryError::Envelope(EnvelopeError::Signature(_)))
+    ));
 }
 
 #[test]
@@ -105,10 +128,15 @@ fn open_entry_with_personal_data_is_refused_at_signing_and_on_receipt() {
     e.iso.privacy.legal_basis = Some("contract".into());
     e.iso.privacy.retention_days = Some(30);
     let err = e.sign(&key).unwrap_err();
-    assert!(matches!(&err, SignError::Rule(r) if r.field == "iso.privacy.personal_data"), "{err}");
+    assert!(
+        matches!(&err, SignError::Rule(r) if r.field == "iso.privacy.personal_data"),
+        "{err}"
+    );
     // A hostile peer signs it anyway, bypassing `sign`: the receiver still refuses it.
     let bytes = envelope::seal(&key, ENTRY_TAG, &e).unwrap();
-    assert!(matches!(SignedEntry::decode(&bytes), Err(EntryError::Rule(r)) if r.field == "iso.privacy.personal_data"));
+    assert!(
+        matches!(SignedEntry::decode(&bytes), Err(EntryError::Rule(r)) if r.field == "iso.privacy.personal_data")
+    );
 }
 
 #[test]
@@ -143,7 +171,15 @@ fn personal_data_needs_purpose_basis_and_retention() {
 fn bad_coordinates_and_times_are_named() {
     let key = Keypair::generate();
     let mut e = entry(&key);
-    e.spatial = Some(Spatial { name: None, bbox: Some(BoundingBox { west: 0, south: 10, east: 1, north: 5 }) });
+    e.spatial = Some(Spatial {
+        name: None,
+        bbox: Some(BoundingBox {
+            west: 0,
+            south: 10,
+            east: 1,
+            north: 5,
+        }),
+    });
     assert!(matches!(e.check(), Err(r) if r.field == "spatial.bbox"));
     let mut e = entry(&key);
     e.modified = "yesterday".into();
@@ -152,10 +188,20 @@ fn bad_coordinates_and_times_are_named() {
 
 #[test]
 fn rfc3339_forms() {
-    for ok in ["2013-01-01", "2013-01-01T05:00:00Z", "2013-01-01T05:00:00.25+01:00"] {
+    for ok in [
+        "2013-01-01",
+        "2013-01-01T05:00:00Z",
+        "2013-01-01T05:00:00.25+01:00",
+    ] {
         assert!(is_rfc3339(ok), "{ok}");
     }
-    for bad in ["2013-13-01", "2013-01-01T25:00:00Z", "2013-01-01T05:00:00", "13-01-01", ""] {
+    for bad in [
+        "2013-13-01",
+        "2013-01-01T25:00:00Z",
+        "2013-01-01T05:00:00",
+        "13-01-01",
+        "",
+    ] {
         assert!(!is_rfc3339(bad), "{bad}");
     }
 }
