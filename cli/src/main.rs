@@ -312,7 +312,7 @@ fn node_run(home: Home, listen: Vec<String>, bootstrap: Vec<String>) -> Result<(
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = std::fs::remove_file(home.runtime());
-        node.shared.store.flush()?;
+        node.shutdown().await?;
         Ok(())
     })
 }

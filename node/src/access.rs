@@ -81,7 +81,24 @@ fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<A
         ));
     };
     let level = crate::store::Store::own_level(&own)?;
-    debug!(%peer, dataset = %req.dataset, %level, "access request");
+    debug!(%peer, dataset = %req.dataset, %level, probe = req.probe, "access request");
+    if req.probe {
+        // A probe learns only what any peer could: closed, open, or "ask properly".
+        return Ok(match level {
+            Level::Closed => deny(
+                DenyCode::Closed,
+                "the dataset is closed (ISO 37156 5.5.2): it never leaves its owner's node",
+            ),
+            Level::Open => AccessResponse::Open,
+            _ => deny(
+                DenyCode::NoGrant,
+                format!(
+                    "{level} data: ask its owner with `cix request {}`",
+                    req.dataset
+                ),
+            ),
+        });
+    }
     Ok(match level {
         Level::Closed => deny(
             DenyCode::Closed,
@@ -312,7 +329,11 @@ pub async fn request(
         anyhow!("dataset {dataset} is not in this node's catalogue (see `cix catalogue list`)")
     })?;
     let owner = entry.entry.iss;
-    let prior = node.shared.store.request_out(&dataset)?;
+    let mut prior = node.shared.store.request_out(&dataset)?;
+    // After a denial, asking again with a purpose is a new request the owner decides afresh.
+    if prior.as_ref().is_some_and(|p| p.status == "denied") && !purpose.is_empty() {
+        prior = None;
+    }
     let request_id = prior
         .as_ref()
         .map(|p| p.request.clone())
@@ -335,6 +356,7 @@ pub async fn request(
             dataset,
             purpose: purpose.clone(),
             accept_terms,
+            probe: false,
         },
     )
     .await?;

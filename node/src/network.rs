@@ -85,6 +85,21 @@ pub struct PeerInfo {
     pub rtt_ms: Option<u64>,
 }
 
+impl PeerInfo {
+    /// The agency name a cix peer puts in its identify agent string, `cix/VERSION (NAME)`.
+    pub fn agency(&self) -> Option<String> {
+        agency_of(self.agent.as_deref()?)
+    }
+}
+
+/// Extracts the agency name from an identify agent string `cix/VERSION (NAME)`.
+pub fn agency_of(agent: &str) -> Option<String> {
+    let rest = agent.strip_prefix("cix/")?;
+    let open = rest.find(" (")?;
+    let name = rest[open + 2..].strip_suffix(')')?;
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// Requests from handles to the event loop.
 #[derive(Debug)]
 pub enum Command {
@@ -251,7 +266,7 @@ impl EventLoop {
     }
 
     /// Runs until every handle is dropped.
-    pub(crate) async fn run(mut self) {
+    pub(crate) async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&self.topic) {
             tracing::error!(error = %e, "cannot subscribe to the catalogue topic");
         }
@@ -264,6 +279,7 @@ impl EventLoop {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
                 },
+                _ = stop.changed() => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = maintenance.tick() => {
                     self.dial_bootstrap();
@@ -291,7 +307,14 @@ impl EventLoop {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Announce { bytes, reply } => {
-                let peers = self.swarm.behaviour().gossipsub.all_peers().count();
+                let topic = self.topic.hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&topic))
+                    .count();
                 let res = match self
                     .swarm
                     .behaviour_mut()
@@ -441,6 +464,10 @@ impl EventLoop {
                 .add_address(&peer, addr.clone());
         }
         let speaks_sync = info.protocols.iter().any(|p| p.as_ref() == SYNC_PROTOCOL);
+        self.shared.emit(NodeEvent::PeerIdentified {
+            peer: peer.to_string(),
+            agent: info.agent_version.clone(),
+        });
         self.identified.insert(peer, info);
         if speaks_sync && self.syncing.insert(peer) {
             debug!(%peer, "catching up with peer's catalogue");

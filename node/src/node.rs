@@ -28,6 +28,13 @@ pub enum NodeEvent {
         /// PeerId.
         peer: String,
     },
+    /// A peer told us who it is (identify); catalogue catch-up with it starts now.
+    PeerIdentified {
+        /// PeerId.
+        peer: String,
+        /// Its agent string, `cix/VERSION (AGENCY)` for cix nodes.
+        agent: String,
+    },
     /// A peer subscribed to the catalogue topic.
     PeerSubscribed {
         /// PeerId.
@@ -125,6 +132,8 @@ pub struct Shared {
     /// Counters.
     pub stats: Arc<Stats>,
     events: broadcast::Sender<NodeEvent>,
+    /// Becomes true when the node is shutting down.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -148,6 +157,8 @@ pub struct Node {
     commands: mpsc::Sender<Command>,
     control: libp2p_stream::Control,
     peer_id: PeerId,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    event_loop: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// Starts a node from `home` with `config`: opens the store, binds the listen addresses,
@@ -192,6 +203,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     }
 
     let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shared = Shared {
         key,
         home,
@@ -199,19 +211,22 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         store,
         stats: Arc::new(Stats::default()),
         events,
+        stopping: stop_rx.clone(),
     };
     let control = swarm.behaviour().stream_control();
     let (tx, rx) = mpsc::channel(network::COMMAND_QUEUE);
     let mut event_loop = EventLoop::new(swarm, shared.clone(), rx, bootstrap);
     // Wait for the listeners to be bound so that `listening()` is meaningful at once.
     wait_for_listeners(&mut event_loop, shared.config.listen.len()).await;
-    tokio::spawn(event_loop.run());
+    let handle = tokio::spawn(event_loop.run(stop_rx));
 
     let node = Node {
         shared,
         commands: tx,
         control,
         peer_id,
+        stop: Arc::new(stop_tx),
+        event_loop: Arc::new(tokio::sync::Mutex::new(Some(handle))),
     };
     crate::transfer::spawn_server(node.clone())?;
     Ok(node)
@@ -249,6 +264,21 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
+    /// Stops the node: the transfer server stops accepting, the event loop ends (closing every
+    /// connection and listener), and the store is flushed. Transfers already running finish or
+    /// fail on their own. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// If the final flush fails.
+    pub async fn shutdown(&self) -> Result<()> {
+        let _ = self.stop.send(true);
+        if let Some(handle) = self.event_loop.lock().await.take() {
+            let _ = handle.await;
+        }
+        self.shared.store.flush()
+    }
+
     /// The node's PeerId.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id

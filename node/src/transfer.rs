@@ -58,7 +58,15 @@ pub fn spawn_server(node: Node) -> Result<()> {
         .map_err(|e| anyhow!("cannot accept transfers: {e}"))?;
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_TRANSFERS));
     tokio::spawn(async move {
-        while let Some((peer, mut stream)) = incoming.next().await {
+        let mut stopping = node.shared.stopping.clone();
+        loop {
+            let next = tokio::select! {
+                next = incoming.next() => next,
+                _ = stopping.changed() => None,
+            };
+            let Some((peer, mut stream)) = next else {
+                break;
+            };
             match slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let node = node.clone();
@@ -317,16 +325,28 @@ async fn explain_unknown(node: &Node, text: &str) -> anyhow::Error {
         let req = AccessRequest {
             request: rand::random::<[u8; 16]>().to_vec(),
             dataset,
-            purpose: "locate dataset".into(),
+            purpose: String::new(),
             accept_terms: false,
+            probe: true,
         };
-        if let Ok(AccessResponse::Denied {
-            code: DenyCode::Closed,
-            reason,
-        }) = node.send_access(peer, req).await
-        {
-            let who = p.agent.clone().unwrap_or_else(|| p.peer_id.clone());
-            return anyhow!("refused by {who}: {reason}");
+        let who = p.agency().unwrap_or_else(|| p.peer_id.clone());
+        match node.send_access(peer, req).await {
+            Ok(AccessResponse::Denied {
+                code: DenyCode::Closed,
+                reason,
+            }) => {
+                return anyhow!("refused by {who}: {reason}");
+            }
+            Ok(AccessResponse::Denied {
+                code: DenyCode::UnknownDataset,
+                ..
+            })
+            | Err(_) => {}
+            Ok(_) => {
+                return anyhow!(
+                    "{who} holds dataset {dataset}, but its entry has not reached this node's                      catalogue yet; wait a moment and try again, or ask with `cix request`"
+                );
+            }
         }
     }
     anyhow!(

@@ -220,3 +220,47 @@ async fn entry_that_breaks_the_rules_is_refused_at_publish_and_nothing_is_stored
         .count();
     assert_eq!(tmp, 0, "nor a temporary file");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_restarted_from_its_home_keeps_and_serves_what_it_published() {
+    common::init_tracing();
+    let owner = spawn("Water Board", vec![]).await;
+    let data = readings_csv(500);
+    let file = owner.path("levels.csv");
+    std::fs::write(&file, &data).unwrap();
+    let open = publish(
+        &owner.node,
+        publish_request(&file, "Reservoir levels", "open"),
+    )
+    .await
+    .unwrap();
+    let did = owner.node.did();
+    let common::TestNode { node, dir, .. } = owner;
+    node.shutdown().await.unwrap();
+    // Idempotent.
+    node.shutdown().await.unwrap();
+    // The last handle goes: the store's lock is released, as when a process exits.
+    drop(node);
+
+    // The same home, started again: same identity, same catalogue, still served.
+    let home = cix_node::Home::new(dir.path().join("home"));
+    let mut config = home.load_config().unwrap();
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    let again = cix_node::start(home, config).await.unwrap();
+    assert_eq!(again.did(), did);
+    let id: cix_protocol::catalogue::DatasetId = open.dataset.parse().unwrap();
+    assert!(again.shared.store.latest_entry(&id).unwrap().is_some());
+
+    let addr = again.listening().await.unwrap()[0].to_string();
+    let reader = spawn("Planning Office", vec![addr]).await;
+    let store = reader.node.shared.store.clone();
+    eventually("the entry to reach the new peer", || {
+        store.latest_entry(&id).unwrap().is_some()
+    })
+    .await;
+    let out = reader.path("levels.csv");
+    transfer::fetch(&reader.node, &open.dataset, &out, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+}

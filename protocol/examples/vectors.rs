@@ -744,6 +744,7 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
                 dataset: named.dataset,
                 purpose: "leak detection model for district 4".into(),
                 accept_terms: false,
+                probe: false,
             }),
         ),
         (
@@ -755,6 +756,19 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
                 dataset: public.dataset,
                 purpose: "emergency response planning".into(),
                 accept_terms: true,
+                probe: false,
+            }),
+        ),
+        (
+            "access-request-probe",
+            ACCESS_PROTOCOL,
+            "AccessRequest",
+            enc(&AccessRequest {
+                request: (0xc0..0xd0).collect(),
+                dataset: named.dataset,
+                purpose: String::new(),
+                accept_terms: false,
+                probe: true,
             }),
         ),
         (

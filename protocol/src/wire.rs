@@ -36,6 +36,14 @@ pub struct AccessRequest {
     pub purpose: String,
     /// The requester accepts the entry's stated terms (shared-public data).
     pub accept_terms: bool,
+    /// Only ask what would happen: the owner queues nothing and grants nothing. Used to explain
+    /// why an id missing from the local catalogue cannot be fetched (a closed dataset, say).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub probe: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why access was refused. Stable codes for scripts; the text explains.
@@ -168,6 +176,7 @@ mod tests {
             dataset: DatasetId([2; 16]),
             purpose: "flood model calibration".into(),
             accept_terms: false,
+            probe: false,
         };
         let bytes = cbor::to_vec(&req).unwrap();
         assert_eq!(
