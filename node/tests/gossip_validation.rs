@@ -90,11 +90,13 @@ fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
     common::init_tracing();
+    // Subscribe to each node's events before it meets anyone, so no event can be missed.
     let relay = common::spawn("Relay Agency", vec![]).await;
-    let relay_addr: Multiaddr = relay.addr().await.parse().unwrap();
-    let listener = common::spawn("Listening Agency", vec![relay_addr.to_string()]).await;
     let mut relay_events = relay.node.events();
+    let relay_addr: Multiaddr = relay.addr().await.parse().unwrap();
+    let listener = common::spawn("Listening Agency", vec![]).await;
     let mut listener_events = listener.node.events();
+    listener.node.dial(relay_addr.clone()).await.unwrap();
 
     // The hostile peer: a bare gossipsub swarm that validates nothing itself.
     let mut hostile = libp2p::SwarmBuilder::with_new_identity()
