@@ -10,6 +10,8 @@
 //!   agency to agency to holder): four tokens decoded, four signatures checked, every time.
 //! - **warm**: [`ucan::Verifier::validate`] on fresh invocations over the same chain, whose
 //!   delegations are cached: one token decoded and one signature checked per invocation.
+//! - **invocation decode alone**: [`Invocation::decode`] (strict decoding and the signature
+//!   check) on the same invocations, the floor of a warm validation.
 //!
 //! Every invocation is distinct (its own nonce), as it is on a real node; all are made before
 //! timing starts. Each figure is the best of a few timed rounds, on one thread. A plain `main`
@@ -38,6 +40,12 @@ fn main() {
 
     let baseline = baseline_rate(&invocations[0]);
 
+    // The floor of a warm validation: the invocation itself, decoded and verified.
+    let decode = best_rate(|i| {
+        let inv = &invocations[i % invocations.len()];
+        Invocation::decode(black_box(inv)).is_ok()
+    });
+
     let cold = best_rate(|i| {
         let inv = &invocations[i % invocations.len()];
         ucan::validate(black_box(inv), black_box(&proofs), NOW).is_ok()
@@ -56,6 +64,7 @@ fn main() {
 
     println!("cix token validation, one core, chain depth {CHAIN_DEPTH}, best of {ROUNDS}");
     println!("  baseline ed25519 verify_strict: {baseline:>9.0} /s");
+    println!("  invocation decode alone:          {decode:>9.0} /s");
     println!("  cold invocations (4 signatures):  {cold:>9.0} /s  target 10000");
     println!("  warm invocations (cached chain):  {warm:>9.0} /s  target 50000");
     println!(
@@ -67,6 +76,7 @@ fn main() {
         warm / baseline
     );
     println!("  warm / cold:     {:.2}", warm / cold);
+    println!("  warm / invocation decode: {:.3}", warm / decode);
 }
 
 /// The chain's tokens, and [`INVOCATIONS`] invocations that each validate with it.

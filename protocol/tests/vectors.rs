@@ -5,6 +5,9 @@
 //! bytes. The others read the committed JSON files on their own and check each case against the
 //! code, so a vector file edited by hand, or a decoder that changed its mind, fails here.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeSet, HashMap};
 
 use cix_protocol::catalogue::{EntryError, EntryId, SignedEntry, Spectrum, ENTRY_TAG};
