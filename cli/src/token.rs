@@ -405,7 +405,13 @@ fn print_fields(v: &Value, out: &mut Out) -> Result<()> {
         Some("valid") => "signature:   valid (ed25519 verify_strict, issuer's key)".into(),
         _ => format!("signature:   INVALID: {}", text("signature_error")),
     });
-    lines.push(format!("encoding:    {}", text("strict")));
+    lines.push(match v["strict"].as_str() {
+        Some("ok") => "encoding:    canonical DAG-CBOR, strict decoding passes".into(),
+        _ => format!(
+            "encoding:    refused by strict decoding: {}",
+            text("strict")
+        ),
+    });
     out.message(v, &lines.join("\n"))
 }
 
