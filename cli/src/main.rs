@@ -1,7 +1,8 @@
 //! `cix`: run and steer a node of the city infrastructure exchange.
 //!
-//! `cix init` and `cix node run` work on the node's home directly; every other command talks
-//! to the running node's admin API (loopback only, token in `HOME/admin.token`).
+//! `cix init` and `cix node run` work on the node's home directly, and `cix token inspect|verify`
+//! on token files alone; every other command talks to the running node's admin API (loopback
+//! only, token in `HOME/admin.token`).
 //!
 //! Exit codes: 0 success, 1 the operation failed (the message on stderr says why), 2 the command
 //! line was wrong. A closed stdout (`cix catalogue list | head`) counts as success.
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 
 mod client;
 mod output;
+mod token;
 
 use client::Client;
 use output::Out;
@@ -65,6 +67,16 @@ enum Command {
     Requests(RequestsCommand),
     /// Fetch a dataset from its owner, verified against its BLAKE3 hash.
     Fetch(FetchArgs),
+    /// Offline UCAN token tools: inspect one token, verify an invocation with its chain.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Delegate one of this node's datasets to another agency directly, without a request.
+    Grant(token::GrantArgs),
+    /// Pass a delegation this node received on to another agency, attenuated.
+    Delegate(token::DelegateArgs),
+    /// Delegations this node issued and received.
+    #[command(subcommand)]
+    Tokens(token::TokensCommand),
 }
 
 #[derive(Debug, Args)]
@@ -195,9 +207,14 @@ fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let home = home_of(cli.home)?;
     let mut out = Out::new(cli.json);
-    match cli.command {
+    // The offline token tools need no home.
+    let command = match cli.command {
+        Command::Token(cmd) => return token::token(cmd, &mut out),
+        other => other,
+    };
+    let home = home_of(cli.home)?;
+    match command {
         Command::Init(args) => init(&home, args, &mut out),
         Command::Node(NodeCommand::Run { listen, bootstrap }) => node_run(home, listen, bootstrap),
         Command::Status => {
@@ -231,6 +248,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Requests(cmd) => requests(&home, cmd, &mut out),
         Command::Fetch(args) => fetch(&home, args, &mut out),
+        Command::Token(cmd) => token::token(cmd, &mut out),
+        Command::Grant(args) => token::grant(&home, args, &mut out),
+        Command::Delegate(args) => token::delegate(&home, args, &mut out),
+        Command::Tokens(cmd) => token::tokens(&home, cmd, &mut out),
     }
 }
 

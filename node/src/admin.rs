@@ -15,6 +15,10 @@
 //! | `POST /v1/requests/{id}/deny` | `{"reason"}`: deny it |
 //! | `POST /v1/fetch` | `{"dataset","output"}`: JSON Lines of progress, then the result |
 //! | `GET /metrics` | Prometheus text format |
+//! | `POST /v1/grant` | [`tokens::GrantRequest`]: delegate an own dataset directly |
+//! | `POST /v1/delegate` | [`tokens::DelegateRequest`]: pass a received delegation on |
+//! | `POST /v1/tokens/import` | [`tokens::ImportRequest`]: keep a chain addressed to this node |
+//! | `GET /v1/tokens` | one [`tokens::TokenLine`] per delegation issued or received |
 //!
 //! Errors are `{"error": "..."}` with a 4xx or 5xx status.
 
@@ -36,6 +40,7 @@ use crate::access;
 use crate::node::Node;
 use crate::publish::{self, PublishRequest};
 use crate::store::Decision;
+use crate::tokens;
 use crate::transfer;
 
 /// One line of `cix catalogue list --json`.
@@ -121,6 +126,10 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/requests/{id}/deny", post(deny))
         .route("/v1/fetch", post(fetch))
         .route("/metrics", get(metrics))
+        .route("/v1/grant", post(token_grant))
+        .route("/v1/delegate", post(token_delegate))
+        .route("/v1/tokens/import", post(token_import))
+        .route("/v1/tokens", get(token_list))
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         .with_state(api);
     tokio::spawn(async move {
@@ -419,4 +428,29 @@ async fn metrics(State(api): State<Api>) -> std::result::Result<String, ApiError
          # HELP cix_bytes_served_total Dataset bytes served.\n# TYPE cix_bytes_served_total counter\ncix_bytes_served_total {}\n",
         c.entries_accepted, c.entries_rejected, c.transfers_served, c.transfers_refused, c.bytes_served
     ))
+}
+
+async fn token_grant(
+    State(api): State<Api>,
+    Json(req): Json<tokens::GrantRequest>,
+) -> ApiResult<tokens::TokenLine> {
+    Ok(Json(tokens::grant(&api.node.shared, &req)?))
+}
+
+async fn token_delegate(
+    State(api): State<Api>,
+    Json(req): Json<tokens::DelegateRequest>,
+) -> ApiResult<tokens::TokenLine> {
+    Ok(Json(tokens::delegate(&api.node.shared, &req)?))
+}
+
+async fn token_import(
+    State(api): State<Api>,
+    Json(req): Json<tokens::ImportRequest>,
+) -> ApiResult<tokens::TokenLine> {
+    Ok(Json(tokens::import(&api.node.shared, &req)?))
+}
+
+async fn token_list(State(api): State<Api>) -> ApiResult<Vec<tokens::TokenLine>> {
+    Ok(Json(tokens::list(&api.node.shared)?))
 }

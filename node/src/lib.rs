@@ -24,6 +24,7 @@ pub mod network;
 pub mod node;
 pub mod publish;
 pub mod store;
+pub mod tokens;
 pub mod transfer;
 
 pub use config::Config;

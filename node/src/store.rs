@@ -9,6 +9,8 @@
 //! | `requests_in` | request id (8 bytes) | [`IncomingRequest`], the owner's queue |
 //! | `requests_out` | DatasetId | [`OutgoingRequest`], what this node asked for |
 //! | `spent` | invocation CID bytes | expiry (i64 big-endian): replay protection |
+//! | `issued` | delegation CID bytes | [`TokenRecord`]: delegations granted or re-delegated here |
+//! | `received` | delegation CID bytes | [`TokenRecord`]: delegation chains imported here |
 //!
 //! Every write that is acknowledged to a caller is flushed before the acknowledgement returns
 //! (DESIGN.md §6). Values are CBOR; a record that fails to decode is reported, never guessed.
@@ -20,6 +22,7 @@ use cix_protocol::catalogue::{DatasetId, EntryId, Level, SignedEntry};
 use cix_protocol::cbor;
 use cix_protocol::content::ContentHash;
 use cix_protocol::identity::Did;
+use cix_protocol::ucan::Cid;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Largest stored record; far above any real one, it only bounds a corrupt store's damage.
@@ -404,6 +407,75 @@ impl Store {
             }
         }
         Ok(fresh)
+    }
+}
+
+/// A delegation this node issued or received, with the chain it ends (`cix grant`,
+/// `cix delegate`, `cix tokens import`; see [`crate::tokens`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Delegation token bytes, root first; the last one is the delegation itself.
+    pub chain: Vec<serde_bytes::ByteBuf>,
+    /// `grant`, `delegate`, `import` or `request`.
+    pub source: String,
+}
+
+/// The delegation trees, opened on first use (sled keeps them open after that).
+impl Store {
+    const ISSUED: &'static str = "issued";
+    const RECEIVED: &'static str = "received";
+
+    fn put_token(&self, tree: &str, cid: &Cid, record: &TokenRecord) -> Result<()> {
+        self.db
+            .open_tree(tree)?
+            .insert(cid.as_bytes(), enc(record)?)?;
+        Ok(())
+    }
+
+    fn tokens(&self, tree: &str) -> Result<Vec<(Cid, TokenRecord)>> {
+        let mut out = Vec::new();
+        for item in self.db.open_tree(tree)?.iter() {
+            let (k, v) = item?;
+            let cid = Cid::from_bytes(&k).map_err(|e| anyhow!("corrupt {tree} key: {e}"))?;
+            out.push((cid, dec(&v, tree)?));
+        }
+        Ok(out)
+    }
+
+    /// Records a delegation this node issued.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn put_issued(&self, cid: &Cid, record: &TokenRecord) -> Result<()> {
+        self.put_token(Self::ISSUED, cid, record)
+    }
+
+    /// Records a delegation chain this node received.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn put_received(&self, cid: &Cid, record: &TokenRecord) -> Result<()> {
+        self.put_token(Self::RECEIVED, cid, record)
+    }
+
+    /// Every delegation this node issued.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn issued(&self) -> Result<Vec<(Cid, TokenRecord)>> {
+        self.tokens(Self::ISSUED)
+    }
+
+    /// Every delegation chain this node received.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn received(&self) -> Result<Vec<(Cid, TokenRecord)>> {
+        self.tokens(Self::RECEIVED)
     }
 }
 

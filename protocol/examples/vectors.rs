@@ -14,6 +14,7 @@
 //! to write a case the decoder disagrees with, so a regression cannot be recorded as the new
 //! truth by rerunning it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ciborium::Value;
@@ -30,6 +31,7 @@ use cix_protocol::dictionary::{Field, FieldType};
 use cix_protocol::envelope::{self, EnvelopeError};
 use cix_protocol::identity::Keypair;
 use cix_protocol::limits;
+use cix_protocol::ucan;
 use cix_protocol::wire::{
     AccessRequest, AccessResponse, DenyCode, SyncRequest, SyncResponse, TransferHeader,
     TransferRequest, ACCESS_PROTOCOL, SYNC_PROTOCOL, TRANSFER_PROTOCOL,
@@ -68,6 +70,7 @@ pub(crate) fn generate() -> Vec<(&'static str, String)> {
         ("entries.json", json(&entries.file)),
         ("wire.json", json(&wire_file(&owner))),
         ("sync.json", json(&sync_file(valid))),
+        ("tokens.json", json(&tokens_file(&owner))),
         ("annotated.txt", annotated_file(valid, &owner)),
     ]
 }
@@ -1322,5 +1325,299 @@ impl Annotator<'_> {
                 self.line(depth, &head, what);
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// UCAN tokens
+
+/// Seed of a third principal: a stranger to the grant, used to break chains.
+pub(crate) const STRANGER_SEED: [u8; 32] = [3; 32];
+/// The moment every token case is validated at (`time` in tokens.json).
+pub(crate) const TOKEN_TIME: i64 = 1_800_000_000;
+/// The dataset every token case is about.
+const TOKEN_DATASET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+#[derive(Serialize)]
+struct TokenVector {
+    name: &'static str,
+    kind: &'static str,
+    description: &'static str,
+    issuer_seed: String,
+    token: String,
+    cid: String,
+    verdict: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChainVector {
+    name: &'static str,
+    description: &'static str,
+    time: i64,
+    invocation: String,
+    invocation_cid: String,
+    proofs: Vec<String>,
+    /// `valid`, or `invalid`.
+    verdict: &'static str,
+    /// The UCAN layer's verdict: `valid` or the fixtures' error name.
+    ucan: &'static str,
+    /// The error name a full cix validator reports (`Profile` for the cix profile's own).
+    error: Option<&'static str>,
+    message: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokensFile {
+    about: &'static str,
+    regenerate: &'static str,
+    time: i64,
+    tokens: Vec<TokenVector>,
+    chains: Vec<ChainVector>,
+}
+
+fn grant_delegation(owner: &Keypair, to: &Keypair) -> ucan::Delegation {
+    ucan::Delegation {
+        iss: owner.did(),
+        aud: to.did(),
+        sub: Some(owner.did()),
+        cmd: ucan::CMD_FETCH.into(),
+        pol: ucan::Policy::dataset_equals(TOKEN_DATASET),
+        nonce: vec![0x11; 16],
+        exp: Some(TOKEN_TIME + 30 * 86_400),
+        nbf: None,
+        meta: None,
+    }
+}
+
+fn fetch_invocation(by: &Keypair, owner: &Keypair, prf: Vec<ucan::Cid>) -> ucan::Invocation {
+    ucan::Invocation {
+        iss: by.did(),
+        sub: owner.did(),
+        aud: None,
+        cmd: ucan::CMD_FETCH.into(),
+        args: BTreeMap::from([("dataset".to_string(), Value::Text(TOKEN_DATASET.into()))]),
+        prf,
+        exp: Some(TOKEN_TIME + 60),
+        iat: Some(TOKEN_TIME),
+        nonce: vec![0x22; 16],
+        meta: None,
+        cause: None,
+    }
+}
+
+fn seal_dlg(dlg: &ucan::Delegation, key: &Keypair) -> (Vec<u8>, ucan::Cid) {
+    dlg.seal(key).expect("a vector delegation seals")
+}
+
+fn seal_inv(inv: &ucan::Invocation, key: &Keypair) -> (Vec<u8>, ucan::Cid) {
+    inv.seal(key).expect("a vector invocation seals")
+}
+
+/// The token vectors: the reference grant and fetch, then one chain per verdict.
+fn tokens_file(owner: &Keypair) -> TokensFile {
+    let requester = Keypair::from_seed(REQUESTER_SEED);
+    let stranger = Keypair::from_seed(STRANGER_SEED);
+    let grant = grant_delegation(owner, &requester);
+    let (grant_bytes, grant_cid) = seal_dlg(&grant, owner);
+    let fetch = fetch_invocation(&requester, owner, vec![grant_cid]);
+    let (fetch_bytes, fetch_cid) = seal_inv(&fetch, &requester);
+
+    let tokens = vec![
+        TokenVector {
+            name: "grant",
+            kind: "delegation",
+            description: "the owner lets the requester fetch one dataset for 30 days",
+            issuer_seed: hex::encode(OWNER_SEED),
+            token: hex::encode(&grant_bytes),
+            cid: grant_cid.to_string(),
+            verdict: "valid",
+        },
+        TokenVector {
+            name: "fetch",
+            kind: "invocation",
+            description: "the requester fetches that dataset, proving its right with grant",
+            issuer_seed: hex::encode(REQUESTER_SEED),
+            token: hex::encode(&fetch_bytes),
+            cid: fetch_cid.to_string(),
+            verdict: "valid",
+        },
+    ];
+
+    // One chain per case: (name, description, invocation, proofs, expected error name).
+    let with_grant = |dlg: ucan::Delegation, edit: &dyn Fn(&mut ucan::Invocation)| {
+        let (g, cid) = seal_dlg(&dlg, owner);
+        let mut inv = fetch_invocation(&requester, owner, vec![cid]);
+        edit(&mut inv);
+        let signer = if inv.iss == stranger.did() {
+            &stranger
+        } else {
+            &requester
+        };
+        (seal_inv(&inv, signer).0, vec![g])
+    };
+    let mut tampered = grant_bytes.clone();
+    tampered[3] ^= 0x01; // first byte of the signature
+    let tampered_chain = {
+        let inv = fetch_invocation(&requester, owner, vec![ucan::Cid::of_token(&tampered)]);
+        (seal_inv(&inv, &requester).0, vec![tampered.clone()])
+    };
+    let mut fetch_bytes_trailing = fetch_bytes.clone();
+    fetch_bytes_trailing.push(0x00);
+
+    type Case = (
+        &'static str,
+        &'static str,
+        (Vec<u8>, Vec<Vec<u8>>),
+        Option<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "valid-fetch",
+            "fetch with its grant: valid under UCAN and the cix profile",
+            (fetch_bytes.clone(), vec![grant_bytes.clone()]),
+            None,
+        ),
+        (
+            "invalid-claim-no-proof",
+            "the requester invokes on the owner's subject with no proof at all",
+            (
+                seal_inv(&fetch_invocation(&requester, owner, vec![]), &requester).0,
+                vec![],
+            ),
+            Some("InvalidClaim"),
+        ),
+        (
+            "unavailable-proof",
+            "fetch names grant in prf but grant is not presented",
+            (fetch_bytes.clone(), vec![]),
+            Some("UnavailableProof"),
+        ),
+        (
+            "expired-delegation",
+            "the grant expired 61 seconds before the validation time (skew allowance 60 s)",
+            with_grant(
+                ucan::Delegation {
+                    exp: Some(TOKEN_TIME - 61),
+                    ..grant.clone()
+                },
+                &|_| {},
+            ),
+            Some("Expired"),
+        ),
+        (
+            "too-early-delegation",
+            "the grant is not valid before an hour after the validation time",
+            with_grant(
+                ucan::Delegation {
+                    nbf: Some(TOKEN_TIME + 3600),
+                    ..grant.clone()
+                },
+                &|_| {},
+            ),
+            Some("TooEarly"),
+        ),
+        (
+            "invalid-audience",
+            "a stranger, not the grant's audience, signs the invocation",
+            with_grant(grant.clone(), &|inv| inv.iss = stranger.did()),
+            Some("InvalidAudience"),
+        ),
+        (
+            "invalid-subject",
+            "the invocation claims the stranger's subject, the chain is about the owner",
+            with_grant(grant.clone(), &|inv| inv.sub = stranger.did()),
+            Some("InvalidSubject"),
+        ),
+        (
+            "invalid-signature",
+            "the grant with its first signature byte flipped, named by its new CID",
+            tampered_chain,
+            Some("InvalidSignature"),
+        ),
+        (
+            "match-error",
+            "the invocation asks for another dataset than the grant's policy allows",
+            with_grant(grant.clone(), &|inv| {
+                inv.args.insert(
+                    "dataset".into(),
+                    Value::Text("ffffffffffffffffffffffffffffffff".into()),
+                );
+            }),
+            Some("MatchError"),
+        ),
+        (
+            "malformed-trailing-byte",
+            "fetch followed by one 0x00 byte: not one canonical DAG-CBOR item",
+            (fetch_bytes_trailing, vec![grant_bytes.clone()]),
+            Some("Malformed"),
+        ),
+        (
+            "profile-no-expiry",
+            "a grant that never expires (exp null): valid UCAN, refused by the cix profile",
+            with_grant(
+                ucan::Delegation {
+                    exp: None,
+                    ..grant.clone()
+                },
+                &|_| {},
+            ),
+            Some("Profile"),
+        ),
+        (
+            "profile-long-invocation",
+            "an invocation valid for an hour: valid UCAN, refused by the cix profile (5 minutes)",
+            with_grant(grant.clone(), &|inv| inv.exp = Some(TOKEN_TIME + 3600)),
+            Some("Profile"),
+        ),
+    ];
+
+    let chains = cases
+        .into_iter()
+        .map(|(name, description, (invocation, proofs), expected)| {
+            let full = ucan::validate(&invocation, &proofs, TOKEN_TIME);
+            let spec = ucan::validate_spec(&invocation, &proofs, TOKEN_TIME);
+            let cached = ucan::Verifier::new().validate(&invocation, &proofs, TOKEN_TIME);
+            assert_eq!(full, cached, "{name}: the caching verifier disagrees");
+            let got = full.as_ref().err().map(|e| e.name());
+            assert_eq!(got, expected, "{name}: {full:?}");
+            let ucan_verdict = spec.as_ref().err().map_or("valid", |e| e.name());
+            if expected == Some("Profile") {
+                assert_eq!(
+                    ucan_verdict, "valid",
+                    "{name}: a profile case must be valid UCAN"
+                );
+            } else {
+                assert_eq!(
+                    Some(ucan_verdict).filter(|v| *v != "valid"),
+                    expected,
+                    "{name}"
+                );
+            }
+            ChainVector {
+                name,
+                description,
+                time: TOKEN_TIME,
+                invocation_cid: ucan::Cid::of_token(&invocation).to_string(),
+                invocation: hex::encode(&invocation),
+                proofs: proofs.iter().map(hex::encode).collect(),
+                verdict: if expected.is_none() {
+                    "valid"
+                } else {
+                    "invalid"
+                },
+                ucan: ucan_verdict,
+                error: expected,
+                message: full.err().map(|e| e.to_string()),
+            }
+        })
+        .collect();
+
+    TokensFile {
+        about: "UCAN 1.0 tokens under the cix profile: a delegation and an invocation, then one \
+                chain per validation verdict",
+        regenerate: "cargo run -p cix-protocol --example vectors",
+        time: TOKEN_TIME,
+        tokens,
+        chains,
     }
 }

@@ -12,7 +12,8 @@
 //! - the payloads and their strict encoding ([`Delegation`], [`Invocation`]);
 //! - the policy language ([`Policy`]);
 //! - chain validation in two layers: UCAN 1.0 itself ([`validate_spec`]) and the cix profile on
-//!   top of it ([`validate`]).
+//!   top of it ([`validate`]);
+//! - [`Verifier`], the same validation with a bounded cache of delegations already verified.
 //!
 //! Replay protection, revocation and checking that an invocation is addressed to this node and
 //! comes from the connected peer need node state, and are left to the node crate. The profile
@@ -62,6 +63,7 @@ mod cid;
 mod policy;
 mod token;
 mod validate;
+mod verifier;
 
 pub use cid::{Cid, CidError};
 pub use policy::{
@@ -72,6 +74,7 @@ pub use token::{fresh_nonce, Delegation, Invocation, TokenError};
 pub use validate::{
     validate, validate_spec, ClaimError, ProfileError, TokenRef, Validated, ValidationError,
 };
+pub use verifier::{Verifier, VERIFIED_CACHE_CAPACITY};
 
 /// Envelope type tag of a delegation.
 pub const DELEGATION_TAG: &str = "ucan/dlg@1.0.0";

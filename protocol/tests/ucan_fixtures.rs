@@ -305,3 +305,50 @@ fn newsletters_case_rebuilt_as_json() {
     }));
     assert!(!policy.matches(&without_bob));
 }
+
+#[test]
+fn caching_verifier_gives_identical_verdicts_on_every_fixture_case() {
+    // One verifier for all cases, each case twice: the second time (and for later cases sharing
+    // proofs) delegations come from the cache. Both layers must match the free functions
+    // exactly, error details included.
+    let Some(dir) = fixtures() else { return };
+    let file: Json = serde_json::from_str(&read(&dir, "invocation.json")).unwrap();
+    let cases: Vec<&Json> = file["valid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(file["invalid"].as_array().unwrap())
+        .collect();
+    assert_eq!(cases.len(), 20, "the fixture file changed");
+    let mut verifier = ucan::Verifier::new();
+    let mut compared = 0;
+    for pass in ["cold", "warm"] {
+        for case in &cases {
+            let name = case["name"].as_str().unwrap();
+            let invocation = dag_bytes(&case["invocation"]);
+            let proofs: Vec<Vec<u8>> = case["proofs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(dag_bytes)
+                .collect();
+            let now = case["time"].as_i64().unwrap();
+            assert_eq!(
+                verifier.validate_spec(&invocation, &proofs, now),
+                ucan::validate_spec(&invocation, &proofs, now),
+                "{pass} {name}: UCAN layer"
+            );
+            assert_eq!(
+                verifier.validate(&invocation, &proofs, now),
+                ucan::validate(&invocation, &proofs, now),
+                "{pass} {name}: with the cix profile"
+            );
+            compared += 2;
+        }
+    }
+    println!(
+        "{compared} verdicts identical; {} proofs answered from the cache",
+        verifier.hits()
+    );
+    assert!(verifier.hits() > 0, "the cache was never used");
+}

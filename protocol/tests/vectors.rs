@@ -5,6 +5,9 @@
 //! bytes. The others read the committed JSON files on their own and check each case against the
 //! code, so a vector file edited by hand, or a decoder that changed its mind, fails here.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeSet, HashMap};
 
 use cix_protocol::catalogue::{EntryError, EntryId, SignedEntry, Spectrum, ENTRY_TAG};
@@ -380,4 +383,91 @@ fn check_framed(v: &Json, cbor_bytes: &[u8]) {
         "{}",
         v["name"]
     );
+}
+
+#[test]
+fn token_vectors_hold() {
+    use cix_protocol::ucan::{self, Cid, Delegation, Invocation, Verifier};
+
+    let file: Json = serde_json::from_str(&read("tokens.json")).unwrap();
+    let tokens = file["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2);
+    for v in tokens {
+        let token = bytes(v, "token");
+        let seed: [u8; 32] = bytes(v, "issuer_seed").try_into().unwrap();
+        let issuer = Keypair::from_seed(seed).did();
+        let cid = match text(v, "kind") {
+            "delegation" => {
+                let (d, cid) = Delegation::decode(&token).unwrap();
+                assert_eq!(d.iss, issuer);
+                assert_eq!(d.seal(&Keypair::from_seed(seed)).unwrap().0, token);
+                cid
+            }
+            "invocation" => {
+                let (i, cid) = Invocation::decode(&token).unwrap();
+                assert_eq!(i.iss, issuer);
+                assert_eq!(i.seal(&Keypair::from_seed(seed)).unwrap().0, token);
+                cid
+            }
+            other => panic!("unknown token kind {other}"),
+        };
+        assert_eq!(cid.to_string(), text(v, "cid"));
+        assert_eq!(cid, Cid::of_token(&token));
+    }
+
+    let chains = file["chains"].as_array().unwrap();
+    let mut names = BTreeSet::new();
+    let mut verifier = Verifier::new();
+    for v in chains {
+        let name = text(v, "name");
+        let invocation = bytes(v, "invocation");
+        let proofs: Vec<Vec<u8>> = v["proofs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| hex::decode(p.as_str().unwrap()).unwrap())
+            .collect();
+        let time = v["time"].as_i64().unwrap();
+        assert_eq!(
+            Cid::of_token(&invocation).to_string(),
+            text(v, "invocation_cid")
+        );
+
+        let full = ucan::validate(&invocation, &proofs, time);
+        assert_eq!(
+            verifier.validate(&invocation, &proofs, time),
+            full,
+            "{name}"
+        );
+        let spec = ucan::validate_spec(&invocation, &proofs, time);
+        assert_eq!(
+            spec.as_ref().err().map_or("valid", |e| e.name()),
+            text(v, "ucan"),
+            "{name}"
+        );
+        match text(v, "verdict") {
+            "valid" => assert!(full.is_ok(), "{name}: {full:?}"),
+            "invalid" => {
+                let err = full.unwrap_err();
+                assert_eq!(err.name(), text(v, "error"), "{name}");
+                assert_eq!(err.to_string(), text(v, "message"), "{name}");
+                names.insert(err.name());
+            }
+            other => panic!("{name}: unknown verdict {other}"),
+        }
+    }
+    // One case at least for every error the fixtures name, and for both of cix's own.
+    let every = [
+        "InvalidClaim",
+        "UnavailableProof",
+        "Expired",
+        "TooEarly",
+        "InvalidAudience",
+        "InvalidSubject",
+        "InvalidSignature",
+        "MatchError",
+        "Malformed",
+        "Profile",
+    ];
+    assert_eq!(names, every.into_iter().collect::<BTreeSet<_>>());
 }

@@ -251,9 +251,7 @@ pub fn validate(
     proofs: &[Vec<u8>],
     now: i64,
 ) -> Result<Validated, ValidationError> {
-    let validated = run(invocation, proofs, now, true)?;
-    check_profile(&validated, now)?;
-    Ok(validated)
+    check(invocation, proofs, now, true, &mut decode_proof)
 }
 
 /// Validates under UCAN 1.0 alone, without the cix profile (what the working group's fixtures
@@ -267,7 +265,31 @@ pub fn validate_spec(
     proofs: &[Vec<u8>],
     now: i64,
 ) -> Result<Validated, ValidationError> {
-    run(invocation, proofs, now, false)
+    check(invocation, proofs, now, false, &mut decode_proof)
+}
+
+/// Turns the bytes of a proof named by `cid` into a signature-checked delegation. [`validate`]
+/// decodes every time; a [`super::Verifier`] answers from its cache when it can.
+pub(crate) type ProofDecoder<'a> = dyn FnMut(&Cid, &[u8]) -> Result<Delegation, TokenError> + 'a;
+
+fn decode_proof(_: &Cid, bytes: &[u8]) -> Result<Delegation, TokenError> {
+    Delegation::decode(bytes).map(|(dlg, _)| dlg)
+}
+
+/// Both layers (or only UCAN's when `profile` is false), with `decode` turning proofs into
+/// delegations. Every validator of this crate runs through here, so they cannot disagree.
+pub(crate) fn check(
+    invocation: &[u8],
+    proofs: &[Vec<u8>],
+    now: i64,
+    profile: bool,
+    decode: &mut ProofDecoder<'_>,
+) -> Result<Validated, ValidationError> {
+    let validated = run(invocation, proofs, now, profile, decode)?;
+    if profile {
+        check_profile(&validated, now)?;
+    }
+    Ok(validated)
 }
 
 fn run(
@@ -275,6 +297,7 @@ fn run(
     proofs: &[Vec<u8>],
     now: i64,
     profile: bool,
+    decode: &mut ProofDecoder<'_>,
 ) -> Result<Validated, ValidationError> {
     let (inv, cid) = Invocation::decode(bytes).map_err(|e| refused(TokenRef::Invocation, e))?;
 
@@ -286,7 +309,7 @@ fn run(
     }
     check_time(TokenRef::Invocation, inv.exp, None, now)?;
 
-    let chain = resolve_chain(&inv, proofs)?;
+    let chain = resolve_chain(&inv, proofs, decode)?;
     for (dlg, cid) in &chain {
         check_time(TokenRef::Delegation(*cid), dlg.exp, dlg.nbf, now)?;
     }
@@ -313,6 +336,7 @@ fn run(
 fn resolve_chain(
     inv: &Invocation,
     proofs: &[Vec<u8>],
+    decode: &mut ProofDecoder<'_>,
 ) -> Result<Vec<(Delegation, Cid)>, ValidationError> {
     if inv.prf.is_empty() {
         if inv.iss != inv.sub {
@@ -342,8 +366,7 @@ fn resolve_chain(
 
     let mut chain = Vec::with_capacity(found.len());
     for (cid, bytes) in found {
-        let (dlg, _) =
-            Delegation::decode(bytes).map_err(|e| refused(TokenRef::Delegation(cid), e))?;
+        let dlg = decode(&cid, bytes).map_err(|e| refused(TokenRef::Delegation(cid), e))?;
         chain.push((dlg, cid));
     }
     Ok(chain)
