@@ -77,6 +77,11 @@ enum Command {
     /// Delegations this node issued and received.
     #[command(subcommand)]
     Tokens(token::TokensCommand),
+    /// Revoke a delegation this node issued: every chain through it is refused from now on,
+    /// on every node the revocation reaches (it is gossiped and kept forever).
+    Revoke(token::RevokeArgs),
+    /// Revocations this node knows: its own and those its peers passed on.
+    Revocations,
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +257,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Grant(args) => token::grant(&home, args, &mut out),
         Command::Delegate(args) => token::delegate(&home, args, &mut out),
         Command::Tokens(cmd) => token::tokens(&home, cmd, &mut out),
+        Command::Revoke(args) => token::revoke(&home, args, &mut out),
+        Command::Revocations => token::revocations(&home, &mut out),
     }
 }
 

@@ -154,6 +154,62 @@ pub(crate) fn tokens(home: &Home, cmd: TokensCommand, out: &mut Out) -> Result<(
     }
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// CID of the delegation (or a unique prefix of one this node issued; see `cix tokens
+    /// list`). A full CID issued downstream of one of this node's delegations works too.
+    cid: String,
+    /// Why; shown to whoever presents the revoked delegation.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+}
+
+/// Runs `cix revoke`.
+pub(crate) fn revoke(home: &Home, args: RevokeArgs, out: &mut Out) -> Result<()> {
+    let v: Value = Client::connect(home)?.post(
+        "/v1/revoke",
+        &json!({ "cid": args.cid, "reason": args.reason }),
+    )?;
+    let mut text = format!(
+        "revoked {}\nrevocation {} gossiped to {} peer(s); nodes that were away get it when they \
+         reconnect",
+        v["revoked"].as_str().unwrap_or("-"),
+        v["revocation"].as_str().unwrap_or("-"),
+        v["announced_to"]
+    );
+    if v["issued_here"] == Value::Bool(false) {
+        text.push_str(
+            "\nnote: this node did not issue that delegation; the revocation holds only on \
+             chains in which this node is upstream of it",
+        );
+    }
+    out.message(&v, &text)
+}
+
+/// Runs `cix revocations`.
+pub(crate) fn revocations(home: &Home, out: &mut Out) -> Result<()> {
+    let lines: Vec<Value> = Client::connect(home)?.get("/v1/revocations")?;
+    if out.is_json() {
+        return lines.iter().try_for_each(|l| out.line(l));
+    }
+    if lines.is_empty() {
+        return out.message(&Value::Null, "no revocations known");
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    t.set_header(vec!["revoked", "by", "at", "reason"]);
+    for l in &lines {
+        let s = |k: &str| l[k].as_str().unwrap_or("-").to_string();
+        let by = if l["issued_here"] == Value::Bool(true) {
+            format!("{} (this node)", s("by"))
+        } else {
+            s("by")
+        };
+        t.add_row(vec![s("revoked"), by, expiry(&l["at"]), s("reason")]);
+    }
+    out.message(&Value::Null, &t.to_string())
+}
+
 /// Runs `cix grant`.
 pub(crate) fn grant(home: &Home, args: GrantArgs, out: &mut Out) -> Result<()> {
     let v: Value = Client::connect(home)?.post(

@@ -294,6 +294,32 @@ pub fn sync_page(shared: &Shared, after: Option<EntryId>) -> SyncResponse {
     SyncResponse { entries, more }
 }
 
+/// One page of the revocations this node knows, whoever signed them, for a peer catching up:
+/// a revocation must reach nodes that were away when it was gossiped, even if its signer is
+/// offline now.
+pub fn revocation_page(shared: &Shared, after: Option<EntryId>) -> SyncResponse {
+    match shared.store.revocations_after(
+        after.map(|a| a.0),
+        limits::MAX_SYNC_ENTRIES,
+        limits::MAX_SYNC_RESPONSE_BYTES - 1024,
+    ) {
+        Ok((entries, more)) => SyncResponse {
+            entries: entries
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
+            more,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list revocations");
+            SyncResponse {
+                entries: Vec::new(),
+                more: false,
+            }
+        }
+    }
+}
+
 /// Outcome of asking for access, as `cix request` reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestOutcome {

@@ -19,6 +19,8 @@
 //! | `POST /v1/delegate` | [`tokens::DelegateRequest`]: pass a received delegation on |
 //! | `POST /v1/tokens/import` | [`tokens::ImportRequest`]: keep a chain addressed to this node |
 //! | `GET /v1/tokens` | one [`tokens::TokenLine`] per delegation issued or received |
+//! | `POST /v1/revoke` | [`crate::revoke::RevokeRequest`]: revoke a delegation, gossip it |
+//! | `GET /v1/revocations` | one [`crate::revoke::RevocationLine`] per revocation known |
 //!
 //! Errors are `{"error": "..."}` with a 4xx or 5xx status.
 
@@ -130,6 +132,8 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/delegate", post(token_delegate))
         .route("/v1/tokens/import", post(token_import))
         .route("/v1/tokens", get(token_list))
+        .route("/v1/revoke", post(revoke))
+        .route("/v1/revocations", get(revocations))
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         .with_state(api);
     tokio::spawn(async move {
@@ -193,6 +197,7 @@ async fn status(State(api): State<Api>) -> ApiResult<Value> {
         "catalogue": catalogue.len(),
         "own_datasets": own.len(),
         "pending_requests": pending,
+        "revocations": s.store.revocation_count(),
         "counters": s.stats.snapshot(),
         "version": env!("CARGO_PKG_VERSION"),
     })))
@@ -425,8 +430,12 @@ async fn metrics(State(api): State<Api>) -> std::result::Result<String, ApiError
          cix_gossip_entries_total{{verdict=\"accepted\"}} {}\ncix_gossip_entries_total{{verdict=\"rejected\"}} {}\n\
          # HELP cix_transfers_total Transfers, by outcome.\n# TYPE cix_transfers_total counter\n\
          cix_transfers_total{{outcome=\"served\"}} {}\ncix_transfers_total{{outcome=\"refused\"}} {}\n\
-         # HELP cix_bytes_served_total Dataset bytes served.\n# TYPE cix_bytes_served_total counter\ncix_bytes_served_total {}\n",
-        c.entries_accepted, c.entries_rejected, c.transfers_served, c.transfers_refused, c.bytes_served
+         # HELP cix_bytes_served_total Dataset bytes served.\n# TYPE cix_bytes_served_total counter\ncix_bytes_served_total {}\n\
+         # HELP cix_revocations Revocations this node keeps.\n# TYPE cix_revocations gauge\ncix_revocations {}\n\
+         # HELP cix_gossip_revocations_total Revocations received from peers, by verdict.\n# TYPE cix_gossip_revocations_total counter\n\
+         cix_gossip_revocations_total{{verdict=\"accepted\"}} {}\ncix_gossip_revocations_total{{verdict=\"rejected\"}} {}\n",
+        c.entries_accepted, c.entries_rejected, c.transfers_served, c.transfers_refused, c.bytes_served,
+        s.store.revocation_count(), c.revocations_accepted, c.revocations_rejected
     ))
 }
 
@@ -453,4 +462,15 @@ async fn token_import(
 
 async fn token_list(State(api): State<Api>) -> ApiResult<Vec<tokens::TokenLine>> {
     Ok(Json(tokens::list(&api.node.shared)?))
+}
+
+async fn revoke(
+    State(api): State<Api>,
+    Json(req): Json<crate::revoke::RevokeRequest>,
+) -> ApiResult<crate::revoke::RevocationLine> {
+    Ok(Json(crate::revoke::revoke(&api.node, &req).await?))
+}
+
+async fn revocations(State(api): State<Api>) -> ApiResult<Vec<crate::revoke::RevocationLine>> {
+    Ok(Json(crate::revoke::list(&api.node.shared)?))
 }

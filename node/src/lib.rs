@@ -23,6 +23,7 @@ pub mod home;
 pub mod network;
 pub mod node;
 pub mod publish;
+pub mod revoke;
 pub mod store;
 pub mod tokens;
 pub mod transfer;

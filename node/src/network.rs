@@ -13,9 +13,10 @@ use anyhow::{anyhow, Result};
 use cix_protocol::catalogue::{EntryId, Level, SignedEntry};
 use cix_protocol::identity::Did;
 use cix_protocol::limits;
+use cix_protocol::revocation::SignedRevocation;
 use cix_protocol::wire::{
     AccessRequest, AccessResponse, SyncRequest, SyncResponse, ACCESS_PROTOCOL, CATALOGUE_TOPIC,
-    SYNC_PROTOCOL,
+    REVOCATION_TOPIC, SYNC_PROTOCOL,
 };
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
@@ -103,8 +104,11 @@ pub fn agency_of(agent: &str) -> Option<String> {
 /// Requests from handles to the event loop.
 #[derive(Debug)]
 pub enum Command {
-    /// Announce a signed entry on the catalogue topic.
+    /// Announce a signed record on a gossip topic: an entry on the catalogue topic, a
+    /// revocation on the revocations topic.
     Announce {
+        /// [`CATALOGUE_TOPIC`] or [`REVOCATION_TOPIC`].
+        topic: &'static str,
         /// Envelope bytes.
         bytes: Vec<u8>,
         /// Number of peers it went to (0 if none was subscribed yet).
@@ -164,9 +168,7 @@ pub fn build_swarm(key: libp2p::identity::Keypair, agent: String) -> Result<Swar
                 .validation_mode(ValidationMode::Strict)
                 .validate_messages()
                 .max_transmit_size(limits::MAX_ENTRY_BYTES + 4096)
-                .message_id_fn(|m: &gossipsub::Message| {
-                    gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
-                })
+                .message_id_fn(message_id)
                 .heartbeat_interval(Duration::from_millis(700))
                 .build()
                 .map_err(|e| anyhow!("gossipsub config: {e}"))?;
@@ -222,12 +224,15 @@ pub(crate) struct EventLoop {
     shared: Shared,
     commands: mpsc::Receiver<Command>,
     topic: IdentTopic,
+    revocation_topic: IdentTopic,
     bootstrap: Vec<Multiaddr>,
     pending_access: HashMap<OutboundRequestId, oneshot::Sender<Result<AccessResponse>>>,
     pending_locate: HashMap<kad::QueryId, (PeerId, oneshot::Sender<bool>)>,
     identified: HashMap<PeerId, identify::Info>,
     rtt: HashMap<PeerId, Duration>,
     syncing: HashSet<PeerId>,
+    /// Outbound catch-up requests that ask for revocations (the rest ask for entries).
+    revocation_syncs: HashSet<OutboundRequestId>,
     listen_addrs: Vec<Multiaddr>,
 }
 
@@ -243,12 +248,14 @@ impl EventLoop {
             shared,
             commands,
             topic: IdentTopic::new(CATALOGUE_TOPIC),
+            revocation_topic: IdentTopic::new(REVOCATION_TOPIC),
             bootstrap,
             pending_access: HashMap::new(),
             pending_locate: HashMap::new(),
             identified: HashMap::new(),
             rtt: HashMap::new(),
             syncing: HashSet::new(),
+            revocation_syncs: HashSet::new(),
             listen_addrs: Vec::new(),
         }
     }
@@ -267,8 +274,10 @@ impl EventLoop {
 
     /// Runs until every handle is dropped.
     pub(crate) async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&self.topic) {
-            tracing::error!(error = %e, "cannot subscribe to the catalogue topic");
+        for topic in [self.topic.clone(), self.revocation_topic.clone()] {
+            if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+                tracing::error!(error = %e, %topic, "cannot subscribe to a gossip topic");
+            }
         }
         self.dial_bootstrap();
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
@@ -306,8 +315,17 @@ impl EventLoop {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Announce { bytes, reply } => {
-                let topic = self.topic.hash();
+            Command::Announce {
+                topic: name,
+                bytes,
+                reply,
+            } => {
+                let ident = if name == REVOCATION_TOPIC {
+                    self.revocation_topic.clone()
+                } else {
+                    self.topic.clone()
+                };
+                let topic = ident.hash();
                 let peers = self
                     .swarm
                     .behaviour()
@@ -315,12 +333,7 @@ impl EventLoop {
                     .all_peers()
                     .filter(|(_, topics)| topics.contains(&&topic))
                     .count();
-                let res = match self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(self.topic.clone(), bytes)
-                {
+                let res = match self.swarm.behaviour_mut().gossipsub.publish(ident, bytes) {
                     Ok(_) => Ok(peers),
                     // Nobody subscribed yet: the entry is stored and catch-up will deliver it.
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(0),
@@ -470,11 +483,22 @@ impl EventLoop {
         });
         self.identified.insert(peer, info);
         if speaks_sync && self.syncing.insert(peer) {
-            debug!(%peer, "catching up with peer's catalogue");
-            self.swarm
-                .behaviour_mut()
-                .sync
-                .send_request(&peer, SyncRequest { after: None });
+            debug!(%peer, "catching up with peer's catalogue and revocations");
+            self.swarm.behaviour_mut().sync.send_request(
+                &peer,
+                SyncRequest {
+                    after: None,
+                    revocations: false,
+                },
+            );
+            let id = self.swarm.behaviour_mut().sync.send_request(
+                &peer,
+                SyncRequest {
+                    after: None,
+                    revocations: true,
+                },
+            );
+            self.revocation_syncs.insert(id);
         }
     }
 
@@ -485,8 +509,14 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                let acceptance =
-                    self.accept_entry(&message.data, &propagation_source, "gossip", None);
+                let acceptance = if message.topic == self.revocation_topic.hash() {
+                    self.accept_revocation(&message.data, &propagation_source, "gossip")
+                } else if message.topic == self.topic.hash() {
+                    self.accept_entry(&message.data, &propagation_source, "gossip", None)
+                } else {
+                    warn!(peer = %propagation_source, topic = %message.topic, "gossip on a topic cix does not use");
+                    MessageAcceptance::Reject
+                };
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
@@ -565,6 +595,47 @@ impl EventLoop {
         }
     }
 
+    /// Checks a revocation from a peer and stores it durably. `Accept` if it is well formed and
+    /// correctly signed (new or known); `Reject` otherwise; `Ignore` if it could not be stored.
+    fn accept_revocation(
+        &mut self,
+        bytes: &[u8],
+        from: &PeerId,
+        via: &'static str,
+    ) -> MessageAcceptance {
+        let signed = match SignedRevocation::decode(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(peer = %from, via, error = %e, "rejected revocation");
+                self.shared.stats.revocation(false);
+                self.shared.emit(NodeEvent::RevocationRejected {
+                    from: from.to_string(),
+                    reason: e.to_string(),
+                });
+                return MessageAcceptance::Reject;
+            }
+        };
+        match self.shared.store.put_revocation(&signed) {
+            Ok(true) => {
+                let revoked = signed.revocation.revoke.to_string();
+                debug!(peer = %from, via, %revoked, by = %signed.revocation.iss, "accepted revocation");
+                self.shared.stats.revocation(true);
+                self.shared.emit(NodeEvent::RevocationAccepted {
+                    revocation: hex::encode(signed.id),
+                    revoked,
+                    by: signed.revocation.iss.to_string(),
+                    from: from.to_string(),
+                });
+                MessageAcceptance::Accept
+            }
+            Ok(false) => MessageAcceptance::Accept,
+            Err(e) => {
+                warn!(peer = %from, error = %e, "cannot store a valid revocation");
+                MessageAcceptance::Ignore
+            }
+        }
+    }
+
     fn on_access(&mut self, event: request_response::Event<AccessRequest, AccessResponse>) {
         use request_response::{Event, Message};
         match event {
@@ -627,7 +698,11 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let page = crate::access::sync_page(&self.shared, request.after);
+                let page = if request.revocations {
+                    crate::access::revocation_page(&self.shared, request.after)
+                } else {
+                    crate::access::sync_page(&self.shared, request.after)
+                };
                 if self
                     .swarm
                     .behaviour_mut()
@@ -636,6 +711,37 @@ impl EventLoop {
                     .is_err()
                 {
                     debug!(%peer, "sync requester went away");
+                }
+            }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        response,
+                        request_id,
+                    },
+                ..
+            } if self.revocation_syncs.remove(&request_id) => {
+                let mut last = None;
+                for bytes in response.entries.iter().take(limits::MAX_SYNC_ENTRIES) {
+                    match self.accept_revocation(bytes, &peer, "sync") {
+                        MessageAcceptance::Accept => {
+                            last = Some(EntryId(*blake3::hash(bytes).as_bytes()))
+                        }
+                        _ => return,
+                    }
+                }
+                if response.more {
+                    if let Some(after) = last {
+                        let id = self.swarm.behaviour_mut().sync.send_request(
+                            &peer,
+                            SyncRequest {
+                                after: Some(after),
+                                revocations: true,
+                            },
+                        );
+                        self.revocation_syncs.insert(id);
+                    }
                 }
             }
             Event::Message {
@@ -654,20 +760,47 @@ impl EventLoop {
                 }
                 if response.more {
                     if let Some(after) = last {
-                        self.swarm
-                            .behaviour_mut()
-                            .sync
-                            .send_request(&peer, SyncRequest { after: Some(after) });
+                        self.swarm.behaviour_mut().sync.send_request(
+                            &peer,
+                            SyncRequest {
+                                after: Some(after),
+                                revocations: false,
+                            },
+                        );
                     }
                 }
             }
-            Event::OutboundFailure { peer, error, .. } => {
+            Event::OutboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 debug!(%peer, %error, "catch-up failed");
+                self.revocation_syncs.remove(&request_id);
                 self.syncing.remove(&peer);
             }
             _ => {}
         }
     }
+}
+
+/// The gossip message id (`specs/gossip.md` §5): on the catalogue topic BLAKE3 of the data,
+/// which is the entry id; on any other topic BLAKE3 of the topic, a zero byte and the data.
+/// Keying other topics by topic keeps a copy of a revocation published on the catalogue topic
+/// (rejected there) from entering the seen-cache under the id the real one will carry.
+pub fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
+    let topic = m.topic.as_str();
+    let id = if topic == CATALOGUE_TOPIC {
+        blake3::hash(&m.data)
+    } else {
+        let mut h = blake3::Hasher::new();
+        h.update(topic.as_bytes());
+        h.update(&[0]);
+        h.update(&m.data);
+        h.finalize()
+    };
+    gossipsub::MessageId::from(id.as_bytes().to_vec())
 }
 
 /// The PeerId at the end of a multiaddr, if any.

@@ -58,6 +58,24 @@ pub enum NodeEvent {
         /// Why.
         reason: String,
     },
+    /// A revocation from a peer (gossip or catch-up) was accepted and stored.
+    RevocationAccepted {
+        /// Revocation id (BLAKE3 hex of its envelope).
+        revocation: String,
+        /// CID of the delegation it revokes.
+        revoked: String,
+        /// Who signed it.
+        by: String,
+        /// Peer it came from.
+        from: String,
+    },
+    /// A revocation from a peer was rejected (malformed or badly signed).
+    RevocationRejected {
+        /// Peer it came from.
+        from: String,
+        /// Why.
+        reason: String,
+    },
     /// An access request waits in the operator's queue.
     RequestQueued {
         /// Request id.
@@ -75,6 +93,8 @@ pub struct Stats {
     transfers_served: AtomicU64,
     transfers_refused: AtomicU64,
     bytes_served: AtomicU64,
+    revocations_accepted: AtomicU64,
+    revocations_rejected: AtomicU64,
 }
 
 /// A snapshot of [`Stats`].
@@ -90,6 +110,10 @@ pub struct StatsSnapshot {
     pub transfers_refused: u64,
     /// Bytes served.
     pub bytes_served: u64,
+    /// Revocations accepted from peers.
+    pub revocations_accepted: u64,
+    /// Revocations rejected (malformed or badly signed).
+    pub revocations_rejected: u64,
 }
 
 impl Stats {
@@ -103,6 +127,13 @@ impl Stats {
         self.transfers_served.fetch_add(1, Ordering::Relaxed);
         self.bytes_served.fetch_add(bytes, Ordering::Relaxed);
     }
+    pub(crate) fn revocation(&self, accepted: bool) {
+        if accepted {
+            self.revocations_accepted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.revocations_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     pub(crate) fn refused(&self) {
         self.transfers_refused.fetch_add(1, Ordering::Relaxed);
     }
@@ -114,6 +145,8 @@ impl Stats {
             transfers_served: self.transfers_served.load(Ordering::Relaxed),
             transfers_refused: self.transfers_refused.load(Ordering::Relaxed),
             bytes_served: self.bytes_served.load(Ordering::Relaxed),
+            revocations_accepted: self.revocations_accepted.load(Ordering::Relaxed),
+            revocations_rejected: self.revocations_rejected.load(Ordering::Relaxed),
         }
     }
 }
@@ -348,8 +381,21 @@ impl Node {
     }
 
     pub(crate) async fn announce(&self, bytes: Vec<u8>) -> Result<usize> {
-        self.call(|reply| Command::Announce { bytes, reply })
-            .await?
+        self.call(|reply| Command::Announce {
+            topic: cix_protocol::wire::CATALOGUE_TOPIC,
+            bytes,
+            reply,
+        })
+        .await?
+    }
+
+    pub(crate) async fn announce_revocation(&self, bytes: Vec<u8>) -> Result<usize> {
+        self.call(|reply| Command::Announce {
+            topic: cix_protocol::wire::REVOCATION_TOPIC,
+            bytes,
+            reply,
+        })
+        .await?
     }
 
     pub(crate) async fn send_access(

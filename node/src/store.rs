@@ -11,6 +11,8 @@
 //! | `spent` | invocation CID bytes | expiry (i64 big-endian): replay protection |
 //! | `issued` | delegation CID bytes | [`TokenRecord`]: delegations granted or re-delegated here |
 //! | `received` | delegation CID bytes | [`TokenRecord`]: delegation chains imported here |
+//! | `revocations` | revocation id (BLAKE3, 32 bytes) | revocation envelope bytes |
+//! | `revoked` | revoked delegation CID bytes, then revocation id | revocation envelope bytes |
 //!
 //! Every write that is acknowledged to a caller is flushed before the acknowledgement returns
 //! (DESIGN.md §6). Values are CBOR; a record that fails to decode is reported, never guessed.
@@ -22,11 +24,16 @@ use cix_protocol::catalogue::{DatasetId, EntryId, Level, SignedEntry};
 use cix_protocol::cbor;
 use cix_protocol::content::ContentHash;
 use cix_protocol::identity::Did;
+use cix_protocol::revocation::SignedRevocation;
 use cix_protocol::ucan::Cid;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Largest stored record; far above any real one, it only bounds a corrupt store's damage.
 const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Most revocations a node keeps (about 200 bytes each, twice). Past it, new revocations are
+/// refused with a warning rather than growing the store without bound; see `specs/limits.md`.
+pub const MAX_STORED_REVOCATIONS: usize = 1_000_000;
 
 /// A dataset this node published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +125,8 @@ pub struct Store {
     requests_in: sled::Tree,
     requests_out: sled::Tree,
     spent: sled::Tree,
+    revocations: sled::Tree,
+    revoked: sled::Tree,
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -165,6 +174,8 @@ impl Store {
             requests_in: db.open_tree("requests_in")?,
             requests_out: db.open_tree("requests_out")?,
             spent: db.open_tree("spent")?,
+            revocations: db.open_tree("revocations")?,
+            revoked: db.open_tree("revoked")?,
             db,
         })
     }
@@ -407,6 +418,91 @@ impl Store {
             }
         }
         Ok(fresh)
+    }
+}
+
+/// Revocations (see [`cix_protocol::revocation`]): kept forever, written durably before
+/// anything is acknowledged, looked up by the delegation they revoke.
+impl Store {
+    /// Stores a verified revocation and flushes it. Returns true if it was new.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O, or the store already holds [`MAX_STORED_REVOCATIONS`].
+    pub fn put_revocation(&self, r: &SignedRevocation) -> Result<bool> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        if self.revocations.contains_key(r.id)? {
+            return Ok(false);
+        }
+        if self.revocations.len() >= MAX_STORED_REVOCATIONS {
+            anyhow::bail!("the store already holds {MAX_STORED_REVOCATIONS} revocations");
+        }
+        let mut by_cid = r.revocation.revoke.as_bytes().to_vec();
+        by_cid.extend_from_slice(&r.id);
+        let bytes = r.bytes.as_slice();
+        (&self.revocations, &self.revoked)
+            .transaction(|(all, revoked)| {
+                all.insert(&r.id[..], bytes)?;
+                revoked.insert(by_cid.as_slice(), bytes)?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e: TransactionError<()>| anyhow!("cannot store a revocation: {e:?}"))?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Every revocation naming the delegation `cid`, whoever signed it.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn revocations_of(&self, cid: &Cid) -> Result<Vec<SignedRevocation>> {
+        let mut out = Vec::new();
+        for item in self.revoked.scan_prefix(cid.as_bytes()) {
+            let (_, v) = item?;
+            out.push(
+                SignedRevocation::decode(&v)
+                    .map_err(|e| anyhow!("corrupt revocation record: {e}"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Revocation envelopes in id order after `after`: at most `max_count` of them and at most
+    /// `max_bytes` in all. The flag is true if more follow.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn revocations_after(
+        &self,
+        after: Option<[u8; 32]>,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool)> {
+        let range = match after {
+            Some(a) => self.revocations.range((
+                std::ops::Bound::Excluded(a.to_vec()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.revocations.iter(),
+        };
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        for item in range {
+            let (_, v) = item?;
+            if out.len() == max_count || size + v.len() > max_bytes {
+                return Ok((out, true));
+            }
+            size += v.len();
+            out.push(v.to_vec());
+        }
+        Ok((out, false))
+    }
+
+    /// How many revocations the store holds.
+    pub fn revocation_count(&self) -> usize {
+        self.revocations.len()
     }
 }
 

@@ -16,8 +16,9 @@
 //! also shows the grants made through the request queue and those this node received that way,
 //! which the access module keeps with the requests.
 //!
-//! Not done here: revocation state (a revoked delegation is still listed by its time state) and
-//! delivering a direct grant over the network (the operator hands the chain over).
+//! Revocation lives in [`crate::revoke`]; the list shows a revoked chain's state as `revoked`.
+//! Not done here: delivering a direct grant over the network (the operator hands the chain
+//! over).
 
 use anyhow::{anyhow, bail, Context, Result};
 use cix_protocol::catalogue::Level;
@@ -107,7 +108,7 @@ pub struct TokenLine {
     pub purpose: Option<String>,
     /// Expiry, Unix seconds (`null`: never).
     pub expires: Option<i64>,
-    /// `active`, `expired` or `not-yet-valid`, at the time of the call.
+    /// `active`, `expired`, `not-yet-valid` or `revoked`, at the time of the call.
     pub state: &'static str,
     /// Length of the chain ending in this delegation.
     pub depth: usize,
@@ -335,7 +336,10 @@ pub fn list(shared: &Shared) -> Result<Vec<TokenLine>> {
     let mut lines = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut add = |record: &TokenRecord, direction| -> Result<()> {
-        let line = describe(record, direction, false)?;
+        let mut line = describe(record, direction, false)?;
+        if crate::revoke::revoked(shared, record)?.is_some() {
+            line.state = "revoked";
+        }
         if seen.insert((line.cid.clone(), direction)) {
             lines.push(line);
         }

@@ -202,45 +202,51 @@ fn authorise(
             "shared-group access is not yet supported by this node".into(),
         )),
         Level::SharedPublic | Level::SharedNamed => {
-            check_invocation(shared, peer, req).map_err(|reason| (DenyCode::NoGrant, reason))?;
+            check_invocation(shared, peer, req)?;
             Ok(own)
         }
     }
 }
 
 /// The invocation must be valid, issued by the connected peer, addressed to us, for fetching
-/// exactly this dataset and content, rooted in a delegation we issued, and never seen before.
+/// exactly this dataset and content, rooted in a delegation we issued, with no revoked link, and
+/// never seen before. Refusals are `no-grant`, except a revoked link (`revoked`).
 fn check_invocation(
     shared: &Shared,
     peer: &PeerId,
     req: &TransferRequest,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), (DenyCode, String)> {
+    let no = |reason: String| (DenyCode::NoGrant, reason);
     let Some(inv) = &req.invocation else {
-        return Err("this dataset needs a grant: request access first (cix request)".into());
+        return Err(no(
+            "this dataset needs a grant: request access first (cix request)".into(),
+        ));
     };
     if req.proofs.len() > ucan::MAX_CHAIN_LEN {
-        return Err("proof chain too long".into());
+        return Err(no("proof chain too long".into()));
     }
     let proofs: Vec<Vec<u8>> = req.proofs.iter().map(|p| p.to_vec()).collect();
     let t = now();
-    let v = ucan::validate(inv, &proofs, t).map_err(|e| format!("token refused: {e}"))?;
+    let v = ucan::validate(inv, &proofs, t).map_err(|e| no(format!("token refused: {e}")))?;
     let me = shared.did();
-    let requester = did_of_peer(peer).ok_or("peer has no ed25519 identity")?;
+    let requester = did_of_peer(peer).ok_or_else(|| no("peer has no ed25519 identity".into()))?;
     if v.invocation.iss != requester {
-        return Err("the invocation was not issued by the connected peer".into());
+        return Err(no(
+            "the invocation was not issued by the connected peer".into()
+        ));
     }
     if v.invocation.aud.is_some_and(|a| a != me) || v.invocation.sub != me {
-        return Err("the invocation is addressed to another node".into());
+        return Err(no("the invocation is addressed to another node".into()));
     }
     if v.invocation.cmd != ucan::CMD_FETCH {
-        return Err(format!(
+        return Err(no(format!(
             "the invocation is for {}, not {}",
             v.invocation.cmd,
             ucan::CMD_FETCH
-        ));
+        )));
     }
     if v.chain.first().is_none_or(|root| root.iss != me) {
-        return Err("the grant was not issued by this node".into());
+        return Err(no("the grant was not issued by this node".into()));
     }
     let arg = |k: &str| {
         v.invocation
@@ -252,20 +258,65 @@ fn check_invocation(
     if arg("dataset") != Some(req.dataset.to_string())
         || arg("content") != Some(req.content.to_hex())
     {
-        return Err("the invocation names another dataset or content".into());
+        return Err(no("the invocation names another dataset or content".into()));
     }
+    check_revocations(shared, &v)?;
     let exp = v
         .invocation
         .exp
         .unwrap_or(t + ucan::MAX_INVOCATION_TTL_SECS);
     match shared.store.spend_invocation(v.cid.as_bytes(), exp, t) {
         Ok(true) => Ok(()),
-        Ok(false) => Err("this invocation was already used (replay refused)".into()),
+        Ok(false) => Err(no(
+            "this invocation was already used (replay refused)".into()
+        )),
         Err(e) => {
             tracing::error!(error = %e, "cannot record a spent invocation");
-            Err("the owner's node could not record the invocation".into())
+            Err((
+                DenyCode::Busy,
+                "the owner's node could not record the invocation".into(),
+            ))
         }
     }
+}
+
+/// Refuses a chain with a revoked link (DESIGN §5): a revocation of one of its delegations,
+/// signed by that delegation's issuer or by anyone upstream of it.
+fn check_revocations(
+    shared: &Shared,
+    v: &ucan::Validated,
+) -> std::result::Result<(), (DenyCode, String)> {
+    let chain: Vec<(Delegation, ucan::Cid)> = v
+        .chain
+        .iter()
+        .cloned()
+        .zip(v.proof_cids().iter().copied())
+        .collect();
+    for (delegation, cid) in &chain {
+        let found = shared.store.revocations_of(cid).map_err(|e| {
+            tracing::error!(error = %e, "cannot read revocations");
+            (
+                DenyCode::Busy,
+                "the owner's node could not check revocations".to_string(),
+            )
+        })?;
+        if let Some(r) = found.iter().find(|r| r.breaks(&chain).is_some()) {
+            let why = r
+                .revocation
+                .reason
+                .as_deref()
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default();
+            return Err((
+                DenyCode::Revoked,
+                format!(
+                    "the delegation {cid} from {} was revoked by {}{why}",
+                    delegation.iss, r.revocation.iss
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a completed fetch delivered.

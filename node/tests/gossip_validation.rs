@@ -1,8 +1,9 @@
-//! A hostile peer gossips forged and malformed catalogue entries: the node it talks to rejects
-//! each one before accepting or forwarding it, so a node behind it never sees them.
+//! A hostile peer gossips forged and malformed catalogue entries and revocations: the node it
+//! talks to rejects each one before accepting or forwarding it, so a node behind it never sees
+//! them.
 //!
 //! Topology: hostile -- relay -- listener. The hostile peer is a bare libp2p swarm with only
-//! gossipsub, publishing whatever bytes it likes on `cix/catalogue/1`.
+//! gossipsub, publishing whatever bytes it likes on `cix/catalogue/1` and `cix/revocations/1`.
 
 mod common;
 
@@ -16,6 +17,8 @@ use cix_protocol::catalogue::{
 use cix_protocol::content::ContentHash;
 use cix_protocol::envelope;
 use cix_protocol::identity::Keypair;
+use cix_protocol::revocation::{Revocation, REVOCATION_TAG};
+use cix_protocol::ucan::Cid;
 use common::wait_for;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
@@ -124,34 +127,37 @@ async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
         .unwrap()
         .build();
     let topic = IdentTopic::new(cix_protocol::wire::CATALOGUE_TOPIC);
+    let revocations = IdentTopic::new(cix_protocol::wire::REVOCATION_TOPIC);
     hostile.behaviour_mut().subscribe(&topic).unwrap();
+    hostile.behaviour_mut().subscribe(&revocations).unwrap();
     hostile.dial(relay_addr).unwrap();
 
-    // Wait until the relay knows both peers are on the topic, and the hostile peer knows the
+    // Wait until the relay knows both peers are on both topics, and the hostile peer knows the
     // relay is.
     let deadline = tokio::time::Instant::now() + common::STEP;
-    loop {
+    let mut seen = 0;
+    while seen < 2 {
         let ev = tokio::time::timeout_at(deadline, hostile.select_next_some())
             .await
             .expect("hostile never saw the relay subscribe");
         if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
-            break;
+            seen += 1;
         }
     }
-    let mut subscribed = 0;
-    while subscribed < 2 {
+    for _ in 0..4 {
         wait_for(&mut relay_events, "relay to see two subscribers", |e| {
             matches!(e, NodeEvent::PeerSubscribed { .. })
         })
         .await;
-        subscribed += 1;
     }
-    wait_for(
-        &mut listener_events,
-        "listener to see the relay subscribe",
-        |e| matches!(e, NodeEvent::PeerSubscribed { .. }),
-    )
-    .await;
+    for _ in 0..2 {
+        wait_for(
+            &mut listener_events,
+            "listener to see the relay subscribe",
+            |e| matches!(e, NodeEvent::PeerSubscribed { .. }),
+        )
+        .await;
+    }
 
     // Four bad messages, then one good one.
     let key = Keypair::generate();
@@ -178,6 +184,35 @@ async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
             .publish(topic.clone(), bytes.clone())
             .unwrap();
     }
+
+    // Three bad revocations, then one good one.
+    let revocation = |by: &Keypair, what: &[u8]| Revocation {
+        iss: by.did(),
+        revoke: Cid::of_token(what),
+        at: 1_780_000_000,
+        reason: None,
+    };
+    let mut forged_rev = revocation(&key, b"forged").seal(&key).unwrap().bytes;
+    forged_rev[20] ^= 0x01;
+    let impostor_rev =
+        envelope::seal(&other, REVOCATION_TAG, &revocation(&key, b"impostor")).unwrap();
+    // A genuine entry is not a revocation.
+    let entry_as_rev = entry(&key, "Not a revocation", Spectrum::Open)
+        .sign(&key)
+        .unwrap()
+        .bytes;
+    let good_rev = revocation(&key, b"genuine").seal(&key).unwrap();
+    for bytes in [
+        forged_rev,
+        impostor_rev,
+        entry_as_rev,
+        good_rev.bytes.clone(),
+    ] {
+        hostile
+            .behaviour_mut()
+            .publish(revocations.clone(), bytes)
+            .unwrap();
+    }
     // Keep the hostile swarm running while the others work.
     let hostile_task = tokio::spawn(async move {
         loop {
@@ -202,9 +237,36 @@ async fn forged_and_malformed_entries_are_rejected_and_not_forwarded() {
         other => panic!("the listener was handed a bad entry: {other:?}"),
     }
 
-    // ...and the relay rejected all four bad ones, which therefore never travelled on.
+    // ...and the genuine revocation, nothing else...
+    let ev = wait_for(
+        &mut listener_events,
+        "the genuine revocation at the listener",
+        |e| {
+            matches!(
+                e,
+                NodeEvent::RevocationAccepted { .. } | NodeEvent::RevocationRejected { .. }
+            )
+        },
+    )
+    .await;
+    match ev {
+        NodeEvent::RevocationAccepted { revoked, .. } => {
+            assert_eq!(revoked, Cid::of_token(b"genuine").to_string())
+        }
+        other => panic!("the listener was handed a bad revocation: {other:?}"),
+    }
+
+    // ...and the relay rejected all the bad ones, which therefore never travelled on.
     eventually_rejected(&relay, 4).await;
-    assert_eq!(listener.node.shared.stats.snapshot().entries_rejected, 0);
+    let stats = relay.node.shared.stats.clone();
+    common::eventually("the relay to reject every bad revocation", || {
+        stats.snapshot().revocations_rejected == 3
+    })
+    .await;
+    let heard = listener.node.shared.stats.snapshot();
+    assert_eq!(heard.entries_rejected, 0);
+    assert_eq!(heard.revocations_rejected, 0);
+    assert_eq!(listener.node.shared.store.revocation_count(), 1);
     assert_eq!(listener.node.shared.store.catalogue().unwrap().len(), 1);
     assert_eq!(relay.node.shared.store.catalogue().unwrap().len(), 1);
     hostile_task.abort();

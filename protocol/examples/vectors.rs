@@ -1114,7 +1114,10 @@ fn sync_file(valid: &[SignedEntry]) -> VectorFile<SyncVector> {
             "sync-request-first",
             "SyncRequest",
             "first page: no after",
-            enc(&SyncRequest { after: None }),
+            enc(&SyncRequest {
+                after: None,
+                revocations: false,
+            }),
         ),
         (
             "sync-response-all",
@@ -1128,6 +1131,7 @@ fn sync_file(valid: &[SignedEntry]) -> VectorFile<SyncVector> {
             "next page: entries after the first id of sync-response-all",
             enc(&SyncRequest {
                 after: Some(latest[0].id),
+                revocations: false,
             }),
         ),
         (

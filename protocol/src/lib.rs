@@ -3,7 +3,7 @@
 //! This crate is the protocol as code: canonical CBOR ([`cbor`]), identities as `did:key`
 //! ([`identity`]), the signed envelope shared by tokens and records ([`envelope`]), catalogue
 //! entries with their ISO 37156 block ([`catalogue`]), data dictionaries ([`dictionary`]), UCAN
-//! 1.0 capability tokens ([`ucan`]), content ids ([`content`]), wire messages ([`wire`]) and
+//! 1.0 capability tokens ([`ucan`]), their revocations ([`revocation`]), content ids ([`content`]), wire messages ([`wire`]) and
 //! their size limits ([`limits`]). It has no tokio, no sled and no libp2p: the node crate brings
 //! those, and another implementation can read `specs/` beside this crate and interoperate.
 //!
@@ -23,5 +23,6 @@ pub mod dictionary;
 pub mod envelope;
 pub mod identity;
 pub mod limits;
+pub mod revocation;
 pub mod ucan;
 pub mod wire;

@@ -23,6 +23,8 @@ pub const TRANSFER_PROTOCOL: &str = "/cix/transfer/1";
 pub const SYNC_PROTOCOL: &str = "/cix/sync/1";
 /// Gossip topic of catalogue announcements.
 pub const CATALOGUE_TOPIC: &str = "cix/catalogue/1";
+/// Gossip topic of revocations ([`crate::revocation`]).
+pub const REVOCATION_TOPIC: &str = "cix/revocations/1";
 
 /// A requester asks the owner for access to a dataset (ISO 37156 5.5.3, 8.3.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,8 @@ pub enum DenyCode {
     NoGrant,
     /// The content asked for is not held here.
     NotHeld,
+    /// A delegation in the presented chain has been revoked.
+    Revoked,
     /// The node is overloaded; try later.
     Busy,
 }
@@ -130,18 +134,25 @@ pub enum TransferHeader {
     },
 }
 
-/// Asks a peer for its own latest entries (catalogue catch-up for nodes that were away).
+/// Asks a peer for its own latest entries, or for every revocation it knows (catch-up for
+/// nodes that were away).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRequest {
-    /// Continue after this entry (the last one of the previous page).
+    /// Continue after this id (the last one of the previous page): an entry id, or with
+    /// `revocations` a revocation id (both are 32-byte BLAKE3 hashes).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub after: Option<crate::catalogue::EntryId>,
+    /// Ask for revocations instead of entries. Absent means false, so an entry request encodes
+    /// exactly as in revision r0.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub revocations: bool,
 }
 
-/// One page of a peer's own entries.
+/// One page of a peer's own entries, or of the revocations it knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncResponse {
-    /// Signed entry envelopes, each checked on receipt like a gossip message.
+    /// Signed entry envelopes (or revocation envelopes, when revocations were asked for), each
+    /// checked on receipt like a gossip message.
     pub entries: Vec<serde_bytes::ByteBuf>,
     /// More pages follow.
     pub more: bool,

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cix_protocol::{cbor, limits, ucan};
+use cix_protocol::{cbor, limits, revocation, ucan};
 
 const LIMITS_TABLE: &str = "| NAME | value | meaning |";
 const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
@@ -57,8 +57,16 @@ fn code_limits() -> BTreeMap<String, u64> {
 
 /// Bounds defined outside `limits.rs` that the spec repeats, keyed `module::NAME`.
 fn code_elsewhere() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 4] = [
+    let all: [(&str, u64); 6] = [
         ("cbor::MAX_DEPTH", cbor::MAX_DEPTH as u64),
+        (
+            "revocation::MAX_REVOCATION_BYTES",
+            revocation::MAX_REVOCATION_BYTES as u64,
+        ),
+        (
+            "revocation::MAX_REVOCATION_REASON_BYTES",
+            revocation::MAX_REVOCATION_REASON_BYTES as u64,
+        ),
         ("ucan::MAX_TOKEN_BYTES", ucan::MAX_TOKEN_BYTES as u64),
         ("ucan::MAX_CHAIN_LEN", ucan::MAX_CHAIN_LEN as u64),
         (
