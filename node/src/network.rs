@@ -617,6 +617,14 @@ impl EventLoop {
         };
         match self.shared.store.put_revocation(&signed) {
             Ok(true) => {
+                // In force at once; made durable off the event loop so that a burst of
+                // revocations does not stall the swarm behind one fsync each.
+                let flush = self.shared.store.flush_async();
+                tokio::spawn(async move {
+                    if let Err(e) = flush.await {
+                        tracing::error!(error = %e, "cannot flush a received revocation");
+                    }
+                });
                 let revoked = signed.revocation.revoke.to_string();
                 debug!(peer = %from, via, %revoked, by = %signed.revocation.iss, "accepted revocation");
                 self.shared.stats.revocation(true);

@@ -136,6 +136,7 @@ pub async fn revoke(node: &Node, req: &RevokeRequest) -> Result<RevocationLine> 
     .map_err(|e| anyhow!("cannot sign the revocation: {e}"))?;
     // Durable first: a revocation acknowledged to the operator is never lost.
     shared.store.put_revocation(&signed)?;
+    shared.store.flush()?;
     info!(revoked = %cid, revocation = %hex::encode(signed.id), "delegation revoked");
     let announced = node.announce_revocation(signed.bytes.clone()).await?;
     Ok(line(&signed, issued_here, Some(announced)))

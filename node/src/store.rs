@@ -180,6 +180,18 @@ impl Store {
         })
     }
 
+    /// Flushes everything written so far to disk on a blocking thread; the future ends when it
+    /// is durable. (sled's own `flush_async` deadlocked here under concurrent writes, so the
+    /// ordinary flush runs off the async threads instead.)
+    pub fn flush_async(&self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let store = self.clone();
+        async move {
+            tokio::task::spawn_blocking(move || store.flush())
+                .await
+                .map_err(|e| anyhow!("flush task failed: {e}"))?
+        }
+    }
+
     /// Flushes everything written so far to disk.
     ///
     /// # Errors
@@ -424,7 +436,9 @@ impl Store {
 /// Revocations (see [`cix_protocol::revocation`]): kept forever, written durably before
 /// anything is acknowledged, looked up by the delegation they revoke.
 impl Store {
-    /// Stores a verified revocation and flushes it. Returns true if it was new.
+    /// Stores a verified revocation. Returns true if it was new. It is in force at once (every
+    /// check reads the store); the caller makes it durable with [`Store::flush`] before
+    /// acknowledging it, or with [`Store::flush_async`] when nothing waits on it.
     ///
     /// # Errors
     ///
@@ -447,7 +461,6 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e: TransactionError<()>| anyhow!("cannot store a revocation: {e:?}"))?;
-        self.flush()?;
         Ok(true)
     }
 

@@ -3,6 +3,8 @@
 //! For now this crate holds the quick tour, [`demo`]: three agencies in one process publish real
 //! open data, discover each other's catalogues, negotiate access under different ISO 37156
 //! spectrum levels and fetch verified copies. The `cix-testnet` binary runs it
-//! (`cix-testnet demo`); scenarios and measurements (DESIGN.md §9) will join it here.
+//! (`cix-testnet demo`). The first measurement, [`revocation`], times how fast revocations
+//! spread (`cix-testnet revocation`); scenarios (DESIGN.md §9) will join it here.
 
 pub mod demo;
+pub mod revocation;

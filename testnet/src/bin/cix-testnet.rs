@@ -33,6 +33,35 @@ enum Command {
     /// Every step is checked; the command exits 0 only if every check held. Nothing is left
     /// behind unless --keep is given.
     Demo(DemoArgs),
+    /// Measure how fast revocations spread: start N nodes in this process, let random nodes
+    /// sign revocations, and print, from each node's own events, the time until each node
+    /// accepted each one (median, p99, max) and until every node had it.
+    ///
+    /// Exits 1 if any node missed any revocation.
+    Revocation(RevocationArgs),
+}
+
+#[derive(Debug, Args)]
+struct RevocationArgs {
+    /// Nodes to start.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=500))]
+    nodes: u64,
+    /// Revocations to measure.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    revocations: u64,
+    /// Each node dials up to this many nodes started before it.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+    links: u64,
+    /// Milliseconds between two revocations.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    spacing: u64,
+    /// Longest wait for a revocation to reach every node, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    timeout: u64,
+    /// Print one JSON report on stdout instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +94,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Demo(args) => runtime.block_on(run_demo(args)),
+        Command::Revocation(args) => runtime.block_on(run_revocation(args)),
     };
     // Nodes keep background tasks; do not wait for them.
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -109,6 +139,43 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
                 let value = serde_json::json!({ "ok": false, "error": format!("{e:#}") });
                 let _ = print_json(&value);
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_revocation(args: RevocationArgs) -> ExitCode {
+    let opts = cix_testnet::revocation::Options {
+        nodes: args.nodes as usize,
+        revocations: args.revocations as usize,
+        links: args.links as usize,
+        spacing: Duration::from_millis(args.spacing),
+        timeout: Duration::from_secs(args.timeout),
+    };
+    match cix_testnet::revocation::run(opts).await {
+        Ok(report) => {
+            let shown = if args.json {
+                print_json(&report)
+            } else {
+                println!("{}", report.text());
+                Ok(())
+            };
+            if let Err(e) = shown {
+                eprintln!("cix-testnet: cannot write the report: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "cix-testnet: {} (revocation, node) pairs never arrived",
+                    report.missing
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("cix-testnet: the revocation measurement failed: {e:#}");
             ExitCode::FAILURE
         }
     }
