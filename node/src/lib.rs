@@ -17,12 +17,14 @@
 
 pub mod access;
 pub mod admin;
+pub mod attest;
 pub mod codec;
 pub mod config;
 pub mod home;
 pub mod network;
 pub mod node;
 pub mod publish;
+pub mod rules;
 pub mod store;
 pub mod tokens;
 pub mod transfer;

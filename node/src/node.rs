@@ -131,6 +131,9 @@ pub struct Shared {
     pub store: Store,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// This agency's own signed profile (`cix/profile@1`), sent with every access and transfer
+    /// request; signed at start from the config.
+    pub profile: Arc<cix_protocol::profile::SignedProfile>,
     events: broadcast::Sender<NodeEvent>,
     /// Becomes true when the node is shutting down.
     pub stopping: tokio::sync::watch::Receiver<bool>,
@@ -172,6 +175,16 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         .validate()
         .map_err(|e| anyhow!("invalid config: {e}"))?;
     let key = home.load_key()?;
+    let profile = cix_protocol::profile::Profile {
+        iss: key.did(),
+        name: config.name.clone(),
+        jurisdiction: config.jurisdiction.clone(),
+        sectors: config.sectors.clone(),
+        contact: config.contact.clone(),
+        issued: crate::access::now(),
+    }
+    .sign(&key)
+    .map_err(|e| anyhow!("invalid config: cannot sign the agency profile: {e}"))?;
     for dir in [home.blobs(), home.tmp()] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -210,6 +223,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         config: Arc::new(config),
         store,
         stats: Arc::new(Stats::default()),
+        profile: Arc::new(profile),
         events,
         stopping: stop_rx.clone(),
     };
