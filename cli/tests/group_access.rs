@@ -2,6 +2,8 @@
 //! member's `cix request --attestation`, then `cix fetch`, between two `cix node run`
 //! processes on 127.0.0.1. The owner is also the registrar it trusts.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

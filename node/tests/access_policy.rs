@@ -3,6 +3,8 @@
 //! (8.2.2 a, h), caveats in grants checked against reality (DESIGN §5), and a secondary
 //! publisher's re-delegation (9.2 e).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use cix_node::attest::{attest, AttestRequest};

@@ -187,6 +187,7 @@ mod opt_bytes {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::{cbor, limits};
