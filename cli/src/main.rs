@@ -82,6 +82,25 @@ enum Command {
     Revoke(token::RevokeArgs),
     /// Revocations this node knows: its own and those its peers passed on.
     Revocations,
+    /// As a registrar, attest that an agency belongs to a group (for shared-group data, ISO
+    /// 37156 5.5.3); owners that trust this node accept it with `cix request --attestation`.
+    Attest(AttestArgs),
+}
+
+#[derive(Debug, Args)]
+struct AttestArgs {
+    /// The member agency, as did:key:z6Mk….
+    #[arg(long, value_name = "DID")]
+    to: String,
+    /// The group's name (a-z, 0-9, '-', '_', '.', '/'; at most 64 bytes).
+    #[arg(long, value_name = "NAME")]
+    group: String,
+    /// Days the attestation holds (default: the node's grant_days; at most 366).
+    #[arg(long, value_name = "N")]
+    days: Option<u32>,
+    /// Write the signed attestation (raw CBOR) to FILE for the member.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -147,9 +166,13 @@ struct RequestArgs {
     /// What the data will be used for (recorded by the owner, ISO 37156 8.3.4).
     #[arg(long)]
     purpose: String,
-    /// Accept the dataset's stated terms (shared-public data).
+    /// Accept the dataset's stated terms (shared-public data); the grant binds their hash.
     #[arg(long)]
     accept_terms: bool,
+    /// A registrar's membership attestation (from `cix attest --out`) for shared-group data;
+    /// may be repeated (at most 8).
+    #[arg(long = "attestation", value_name = "FILE")]
+    attestations: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,12 +268,19 @@ fn run(cli: Cli) -> Result<()> {
             out.entry(&v)
         }
         Command::Request(args) => {
+            let attestations = args
+                .attestations
+                .iter()
+                .map(|p| read_attestation(p).map(hex::encode))
+                .collect::<Result<Vec<_>>>()?;
             let v: Value = Client::connect(&home)?.post(
                 "/v1/request",
-                &json!({ "dataset": args.id, "purpose": args.purpose, "accept_terms": args.accept_terms }),
+                &json!({ "dataset": args.id, "purpose": args.purpose,
+                         "accept_terms": args.accept_terms, "attestations": attestations }),
             )?;
             out.request_outcome(&v)
         }
+        Command::Attest(args) => attest(&home, args, &mut out),
         Command::Requests(cmd) => requests(&home, cmd, &mut out),
         Command::Fetch(args) => fetch(&home, args, &mut out),
         Command::Token(cmd) => token::token(cmd, &mut out),
@@ -260,6 +290,61 @@ fn run(cli: Cli) -> Result<()> {
         Command::Revoke(args) => token::revoke(&home, args, &mut out),
         Command::Revocations => token::revocations(&home, &mut out),
     }
+}
+
+/// Reads an attestation file: raw CBOR as `cix attest --out` writes it, or its hex.
+fn read_attestation(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = 2 * cix_protocol::limits::MAX_ATTESTATION_BYTES + 16;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("cannot read attestation {}", path.display()))?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read attestation {}", path.display()))?;
+    if bytes.len() > limit {
+        bail!(
+            "{} is too large for an attestation (at most {} bytes)",
+            path.display(),
+            cix_protocol::limits::MAX_ATTESTATION_BYTES
+        );
+    }
+    if bytes.first() != Some(&0x82) {
+        let text = String::from_utf8_lossy(&bytes);
+        bytes = hex::decode(text.trim()).with_context(|| {
+            format!("{} is neither a raw nor a hex attestation", path.display())
+        })?;
+    }
+    cix_protocol::attestation::Attestation::decode(&bytes)
+        .with_context(|| format!("{} is not a usable attestation", path.display()))?;
+    Ok(bytes)
+}
+
+fn attest(home: &Home, args: AttestArgs, out: &mut Out) -> Result<()> {
+    let v: Value = Client::connect(home)?.post(
+        "/v1/attest",
+        &json!({ "to": args.to, "group": args.group, "days": args.days }),
+    )?;
+    if let Some(path) = &args.out {
+        let bytes = hex::decode(v["attestation"].as_str().unwrap_or(""))
+            .context("the node returned a malformed attestation")?;
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let written = args
+        .out
+        .as_ref()
+        .map(|p| format!("\n  written to {}", p.display()))
+        .unwrap_or_default();
+    out.message(
+        &v,
+        &format!(
+            "attested {} as a member of {:?} until {}{written}\nthe member passes it on with: \
+             cix request ID --purpose TEXT --attestation FILE",
+            v["subject"].as_str().unwrap_or(""),
+            v["group"].as_str().unwrap_or(""),
+            v["expires"].as_i64().unwrap_or(0),
+        ),
+    )
 }
 
 /// Ids go into URL paths; allow only what ids are made of.

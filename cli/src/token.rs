@@ -90,11 +90,14 @@ pub(crate) struct GrantArgs {
     /// Days the delegation is valid (default: the node's grant_days; at most 366).
     #[arg(long, value_name = "N")]
     days: Option<u32>,
-    /// What the data may be used for; signed into the token's meta (ISO 37156 8.3.4).
+    /// What the data may be used for: a caveat in the token's policy, also kept in its meta
+    /// (ISO 37156 8.2.2 b, 8.3.4).
     #[arg(long, value_name = "TEXT")]
     purpose: Option<String>,
-    /// The command delegated (default /cix/data/fetch).
-    #[arg(long, value_name = "CMD")]
+    /// The command delegated (default /cix/data/fetch). /cix/data/republish gives a secondary
+    /// publisher republication rights, which include fetching (ISO 37156 9.2 e); /cix/data
+    /// covers both and lets it pass on fetch-only rights.
+    #[arg(long, visible_alias = "cmd", value_name = "CMD")]
     command: Option<String>,
     /// Write the chain to DIR as NN-CID.ucan files, root first, to hand to the audience.
     #[arg(long, value_name = "DIR")]
@@ -116,7 +119,7 @@ pub(crate) struct DelegateArgs {
     #[arg(long, value_name = "TEXT")]
     purpose: Option<String>,
     /// A command at or beneath the received one (default: the received one).
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, visible_alias = "cmd", value_name = "CMD")]
     command: Option<String>,
     /// Write the whole chain to DIR as NN-CID.ucan files, root first.
     #[arg(long, value_name = "DIR")]

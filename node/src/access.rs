@@ -6,17 +6,24 @@
 //! | closed (5.5.2) | always denied: closed data never leaves the node, whatever a token says |
 //! | open (5.5.4) | `Open`: any authenticated peer may fetch, no token |
 //! | shared-public (5.5.3) | granted at once when the requester accepts the stated terms |
-//! | shared-group (5.5.3) | denied as not yet supported (group rules come with token policy) |
+//! | shared-group (5.5.3) | granted at once when an attestation from a trusted registrar shows the requester in a group of the dataset's rule |
 //! | shared-named (5.5.3) | queued for the operator; granted only after `cix requests approve` |
 //!
+//! Before any shared level is decided, the dataset's jurisdiction rule applies (8.2.2 a, h): a
+//! requester whose signed profile (sent with the request, [`crate::rules`]) places it outside
+//! the allowed jurisdictions is refused, and so is one that sent no profile.
+//!
 //! A grant is a UCAN delegation from this node (the owner) to the requester, for
-//! `/cix/data/fetch` on one dataset only, valid for `grant_days`.
+//! `/cix/data/fetch` on one dataset only, valid for `grant_days` (and no longer than the
+//! attestation it rests on), whose policy carries the caveats of [`cix_protocol::caveats`]:
+//! the purpose stated, the terms accepted, the jurisdictions allowed and the retention.
 
 use anyhow::{anyhow, bail, Result};
-use cix_protocol::catalogue::{DatasetId, EntryId, Level};
+use cix_protocol::catalogue::{DatasetId, Entry, EntryId, Level};
+use cix_protocol::caveats;
 use cix_protocol::identity::Did;
 use cix_protocol::limits;
-use cix_protocol::ucan::{self, Delegation, Policy};
+use cix_protocol::ucan::{self, Delegation};
 use cix_protocol::wire::{AccessRequest, AccessResponse, DenyCode, SyncResponse};
 use libp2p::PeerId;
 use serde::Serialize;
@@ -99,25 +106,62 @@ fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<A
             ),
         });
     }
+    match level {
+        Level::Closed => {
+            return Ok(deny(
+                DenyCode::Closed,
+                "the dataset is closed (ISO 37156 5.5.2): it never leaves its owner's node",
+            ))
+        }
+        Level::Open => return Ok(AccessResponse::Open),
+        _ => {}
+    }
+    let entry = shared
+        .store
+        .entry(&own.entry)?
+        .ok_or_else(|| anyhow!("own dataset {} has no stored entry", own.dataset))?
+        .entry;
+    let t = now();
+    // ISO 37156 8.2.2 a, h: who is asking, by its own signed profile, and whether the data may
+    // go where it is.
+    let profile =
+        match crate::rules::requester_profile(shared, &requester, req.profile.as_deref(), t)
+            .and_then(|p| crate::rules::check_jurisdiction(&entry, p.as_ref()).map(|()| p))
+        {
+            Ok(p) => p,
+            Err((code, reason)) => {
+                debug!(%peer, dataset = %req.dataset, ?code, "access refused");
+                return Ok(deny(code, reason));
+            }
+        };
+    debug!(%peer, jurisdiction = ?profile.as_ref().map(|p| &p.jurisdiction), "requester profile");
     Ok(match level {
-        Level::Closed => deny(
-            DenyCode::Closed,
-            "the dataset is closed (ISO 37156 5.5.2): it never leaves its owner's node",
-        ),
-        Level::Open => AccessResponse::Open,
         Level::SharedPublic if !req.accept_terms => deny(
             DenyCode::TermsNotAccepted,
             "shared-public data is granted to anyone who accepts its terms: ask again with --accept-terms",
         ),
         Level::SharedPublic => {
-            let (delegation, _) = grant(shared, &requester, &req.dataset)?;
+            let (delegation, _) = grant(shared, &requester, &entry, &req.purpose, None)?;
             AccessResponse::Granted { delegation }
         }
-        Level::SharedGroup => deny(
-            DenyCode::Unsupported,
-            "shared-group access (rule-based groups) is not yet supported by this node",
-        ),
+        Level::SharedGroup => {
+            match crate::rules::check_group(shared, &requester, &entry, &req.attestations, t) {
+                Ok(a) => {
+                    let (delegation, _) =
+                        grant(shared, &requester, &entry, &req.purpose, Some(a.exp))?;
+                    AccessResponse::Granted { delegation }
+                }
+                Err((code, reason)) => {
+                    debug!(%peer, dataset = %req.dataset, ?code, "group access refused");
+                    deny(code, reason)
+                }
+            }
+        }
         Level::SharedNamed => named(shared, &requester, req)?,
+        Level::Open | Level::Closed => {
+            tracing::error!("level already decided above");
+            deny(DenyCode::Busy, "the owner's node could not decide")
+        }
     })
 }
 
@@ -178,17 +222,30 @@ fn named(shared: &Shared, requester: &Did, req: &AccessRequest) -> Result<Access
     Ok(AccessResponse::Pending)
 }
 
-/// Issues a delegation for `dataset` from this node to `requester`.
-fn grant(shared: &Shared, requester: &Did, dataset: &DatasetId) -> Result<(Vec<u8>, ucan::Cid)> {
+/// Issues a delegation of `/cix/data/fetch` on `entry`'s dataset from this node to
+/// `requester`, with the caveats of [`caveats::grant_policy`] for `purpose`, expiring after
+/// `grant_days` or at `not_after`, whichever is first.
+fn grant(
+    shared: &Shared,
+    requester: &Did,
+    entry: &Entry,
+    purpose: &str,
+    not_after: Option<i64>,
+) -> Result<(Vec<u8>, ucan::Cid)> {
     let issued = now();
+    let dataset = entry.dataset;
+    let mut exp = issued + i64::from(shared.config.grant_days) * 86_400;
+    if let Some(limit) = not_after {
+        exp = exp.min(limit);
+    }
     let delegation = Delegation {
         iss: shared.did(),
         aud: *requester,
         sub: Some(shared.did()),
         cmd: ucan::CMD_FETCH.into(),
-        pol: Policy::dataset_equals(&dataset.to_string()),
+        pol: caveats::grant_policy(entry, Some(purpose)),
         nonce: rand::random::<[u8; 16]>().to_vec(),
-        exp: Some(issued + i64::from(shared.config.grant_days) * 86_400),
+        exp: Some(exp),
         nbf: None,
         meta: None,
     };
@@ -228,7 +285,16 @@ pub fn approve(shared: &Shared, id: &str) -> Result<IncomingRequest> {
     if r.decision != Decision::Pending {
         bail!("request {} was already decided", r.id);
     }
-    let (delegation, _) = grant(shared, &r.requester, &r.dataset)?;
+    let own = shared
+        .store
+        .own(&r.dataset)?
+        .ok_or_else(|| anyhow!("dataset {} is no longer published by this node", r.dataset))?;
+    let entry = shared
+        .store
+        .entry(&own.entry)?
+        .ok_or_else(|| anyhow!("own dataset {} has no stored entry", own.dataset))?
+        .entry;
+    let (delegation, _) = grant(shared, &r.requester, &entry, &r.purpose, None)?;
     r.decision = Decision::Approved {
         delegation,
         at: now(),
@@ -348,6 +414,34 @@ pub async fn request(
     purpose: &str,
     accept_terms: bool,
 ) -> Result<RequestOutcome> {
+    request_with(node, dataset, purpose, accept_terms, &[]).await
+}
+
+/// [`request`], passing group membership attestations (ISO 37156 5.5.3) for shared-group data.
+/// This node's signed agency profile goes with every request.
+///
+/// # Errors
+///
+/// If the dataset is unknown, an attestation is malformed or there are too many, or the owner
+/// cannot be reached.
+pub async fn request_with(
+    node: &Node,
+    dataset: DatasetId,
+    purpose: &str,
+    accept_terms: bool,
+    attestations: &[Vec<u8>],
+) -> Result<RequestOutcome> {
+    if attestations.len() > limits::MAX_ATTESTATIONS {
+        bail!(
+            "at most {} attestations per request, not {}",
+            limits::MAX_ATTESTATIONS,
+            attestations.len()
+        );
+    }
+    for (i, a) in attestations.iter().enumerate() {
+        cix_protocol::attestation::Attestation::decode(a)
+            .map_err(|e| anyhow!("attestation {} is unusable: {e}", i + 1))?;
+    }
     if purpose.len() > limits::MAX_PURPOSE_BYTES {
         bail!("purpose is longer than {} bytes", limits::MAX_PURPOSE_BYTES);
     }
@@ -383,6 +477,11 @@ pub async fn request(
             purpose: purpose.clone(),
             accept_terms,
             probe: false,
+            profile: Some(node.shared.profile.bytes.clone()),
+            attestations: attestations
+                .iter()
+                .map(|a| serde_bytes::ByteBuf::from(a.clone()))
+                .collect(),
         },
     )
     .await?;

@@ -9,7 +9,8 @@
 //! | `POST /v1/publish` | [`PublishRequest`]: publish a file |
 //! | `GET /v1/catalogue` | one [`CatalogueLine`] per dataset known |
 //! | `GET /v1/catalogue/{id}` | the full entry |
-//! | `POST /v1/request` | `{"dataset","purpose","accept_terms"}`: ask the owner for access |
+//! | `POST /v1/request` | `{"dataset","purpose","accept_terms","attestations"}`: ask the owner for access (attestations in hex) |
+//! | `POST /v1/attest` | [`attest::AttestRequest`]: sign a group membership attestation as a registrar |
 //! | `GET /v1/requests` | the operator's queue and this node's own requests |
 //! | `POST /v1/requests/{id}/approve` | approve a queued request |
 //! | `POST /v1/requests/{id}/deny` | `{"reason"}`: deny it |
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::access;
+use crate::attest;
 use crate::node::Node;
 use crate::publish::{self, PublishRequest};
 use crate::store::Decision;
@@ -134,6 +136,7 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/tokens", get(token_list))
         .route("/v1/revoke", post(revoke))
         .route("/v1/revocations", get(revocations))
+        .route("/v1/attest", post(attest_member))
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         .with_state(api);
     tokio::spawn(async move {
@@ -280,6 +283,9 @@ struct RequestBody {
     purpose: String,
     #[serde(default)]
     accept_terms: bool,
+    /// Signed membership attestations, hex.
+    #[serde(default)]
+    attestations: Vec<String>,
 }
 
 async fn request(
@@ -301,11 +307,25 @@ async fn request(
             ),
         )
     })?;
-    let out = access::request(
+    let attestations = body
+        .attestations
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            hex::decode(h.trim()).map_err(|e| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("attestation {} is not hex: {e}", i + 1),
+                )
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let out = access::request_with(
         &api.node,
         entry.entry.dataset,
         &body.purpose,
         body.accept_terms,
+        &attestations,
     )
     .await?;
     Ok(Json(out))
@@ -473,4 +493,11 @@ async fn revoke(
 
 async fn revocations(State(api): State<Api>) -> ApiResult<Vec<crate::revoke::RevocationLine>> {
     Ok(Json(crate::revoke::list(&api.node.shared)?))
+}
+
+async fn attest_member(
+    State(api): State<Api>,
+    Json(req): Json<attest::AttestRequest>,
+) -> ApiResult<attest::AttestLine> {
+    Ok(Json(attest::attest(&api.node.shared, &req)?))
 }

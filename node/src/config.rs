@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 
+use cix_protocol::catalogue::Domain;
+use cix_protocol::identity::Did;
 use serde::{Deserialize, Serialize};
 
 /// Settings of one node.
@@ -37,6 +39,10 @@ pub struct Config {
     /// How long a granted delegation stays valid, in days.
     #[serde(default = "default_grant_days")]
     pub grant_days: u32,
+    /// Registrars whose group membership attestations this node accepts for its shared-group
+    /// datasets (ISO 37156 5.5.3), as did:key principals. Empty: no group request is granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_registrars: Vec<Did>,
 }
 
 fn default_listen() -> Vec<String> {
@@ -68,6 +74,7 @@ impl Config {
             admin_listen: default_admin(),
             store_cache_bytes: default_cache(),
             grant_days: default_grant_days(),
+            trusted_registrars: Vec::new(),
         }
     }
 
@@ -80,12 +87,21 @@ impl Config {
         if self.name.trim().is_empty() {
             return Err("name: must not be empty".into());
         }
-        if self.jurisdiction.len() != 2
-            || !self.jurisdiction.bytes().all(|c| c.is_ascii_uppercase())
-        {
+        if !cix_protocol::country::is_assigned(&self.jurisdiction) {
             return Err(format!(
-                "jurisdiction: {:?} is not an ISO 3166-1 alpha-2 code such as NL or US",
+                "jurisdiction: {:?} is not an assigned ISO 3166-1 alpha-2 code such as NL or US",
                 self.jurisdiction
+            ));
+        }
+        if let Some(bad) = self.sectors.iter().find(|s| s.parse::<Domain>().is_err()) {
+            return Err(format!(
+                "sectors: {bad:?} is not one of energy, water, transport, waste, ict"
+            ));
+        }
+        if self.name.len() > cix_protocol::limits::MAX_AGENCY_NAME_BYTES {
+            return Err(format!(
+                "name: at most {} bytes",
+                cix_protocol::limits::MAX_AGENCY_NAME_BYTES
             ));
         }
         if !self.admin_listen.ip().is_loopback() {

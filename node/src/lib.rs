@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod attest;
 pub mod codec;
 pub mod config;
 pub mod home;
@@ -24,6 +25,7 @@ pub mod network;
 pub mod node;
 pub mod publish;
 pub mod revoke;
+pub mod rules;
 pub mod store;
 pub mod tokens;
 pub mod transfer;

@@ -164,6 +164,9 @@ pub struct Shared {
     pub store: Store,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// This agency's own signed profile (`cix/profile@1`), sent with every access and transfer
+    /// request; signed at start from the config.
+    pub profile: Arc<cix_protocol::profile::SignedProfile>,
     events: broadcast::Sender<NodeEvent>,
     /// Becomes true when the node is shutting down.
     pub stopping: tokio::sync::watch::Receiver<bool>,
@@ -192,6 +195,7 @@ pub struct Node {
     peer_id: PeerId,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
     event_loop: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    server: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// Starts a node from `home` with `config`: opens the store, binds the listen addresses,
@@ -205,6 +209,16 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         .validate()
         .map_err(|e| anyhow!("invalid config: {e}"))?;
     let key = home.load_key()?;
+    let profile = cix_protocol::profile::Profile {
+        iss: key.did(),
+        name: config.name.clone(),
+        jurisdiction: config.jurisdiction.clone(),
+        sectors: config.sectors.clone(),
+        contact: config.contact.clone(),
+        issued: crate::access::now(),
+    }
+    .sign(&key)
+    .map_err(|e| anyhow!("invalid config: cannot sign the agency profile: {e}"))?;
     for dir in [home.blobs(), home.tmp()] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -243,6 +257,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         config: Arc::new(config),
         store,
         stats: Arc::new(Stats::default()),
+        profile: Arc::new(profile),
         events,
         stopping: stop_rx.clone(),
     };
@@ -260,8 +275,10 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         peer_id,
         stop: Arc::new(stop_tx),
         event_loop: Arc::new(tokio::sync::Mutex::new(Some(handle))),
+        server: Arc::new(tokio::sync::Mutex::new(None)),
     };
-    crate::transfer::spawn_server(node.clone())?;
+    let server = crate::transfer::spawn_server(node.clone())?;
+    *node.server.lock().await = Some(server);
     Ok(node)
 }
 
@@ -307,6 +324,11 @@ impl Node {
     pub async fn shutdown(&self) -> Result<()> {
         let _ = self.stop.send(true);
         if let Some(handle) = self.event_loop.lock().await.take() {
+            let _ = handle.await;
+        }
+        // The transfer server holds a handle on the store; once it has ended, dropping the last
+        // outside handle releases the store's lock (as a process exit would).
+        if let Some(handle) = self.server.lock().await.take() {
             let _ = handle.await;
         }
         self.shared.store.flush()

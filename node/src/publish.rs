@@ -71,6 +71,9 @@ pub struct Meta {
     pub facets: FacetsMeta,
     /// Terms for shared-public data.
     pub terms: Option<String>,
+    /// The group rule of shared-group data: groups whose members may have it (any one).
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// Who created the data (defaults to the agency).
     pub creator: Option<String>,
     /// Who owns it (defaults to the agency).
@@ -317,6 +320,7 @@ fn build_entry(
             },
             spectrum,
             access,
+            groups: meta.groups.clone(),
             terms: meta.terms.clone(),
             roles: Roles {
                 creator: meta

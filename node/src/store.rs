@@ -13,6 +13,7 @@
 //! | `received` | delegation CID bytes | [`TokenRecord`]: delegation chains imported here |
 //! | `revocations` | revocation id (BLAKE3, 32 bytes) | revocation envelope bytes |
 //! | `revoked` | revoked delegation CID bytes, then revocation id | revocation envelope bytes |
+//! | `profiles` | peer DID text | the newest signed agency profile a peer sent (`cix/profile@1`) |
 //!
 //! Every write that is acknowledged to a caller is flushed before the acknowledgement returns
 //! (DESIGN.md §6). Values are CBOR; a record that fails to decode is reported, never guessed.
@@ -527,6 +528,46 @@ pub struct TokenRecord {
     pub chain: Vec<serde_bytes::ByteBuf>,
     /// `grant`, `delegate`, `import` or `request`.
     pub source: String,
+}
+
+/// Peers' agency profiles, kept by DID so that a transfer can be checked against the profile
+/// its requester sent with an earlier request (ISO 37156 8.2.2 h).
+impl Store {
+    const PROFILES: &'static str = "profiles";
+
+    /// Keeps a peer's signed profile, replacing any older one.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn put_profile(&self, did: &Did, bytes: &[u8]) -> Result<()> {
+        self.db
+            .open_tree(Self::PROFILES)?
+            .insert(did.to_string().as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// The signed profile kept for a peer, if any (not yet verified again).
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn profile(&self, did: &Did) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .db
+            .open_tree(Self::PROFILES)?
+            .get(did.to_string().as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// How many profiles are kept.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn profile_count(&self) -> Result<usize> {
+        Ok(self.db.open_tree(Self::PROFILES)?.len())
+    }
 }
 
 /// The delegation trees, opened on first use (sled keeps them open after that).

@@ -3,14 +3,16 @@
 //! `cix tokens list` do through the admin API.
 //!
 //! - **grant**: the owner of a dataset delegates a command on it (by default
-//!   `/cix/data/fetch`) to another agency without waiting for a request, with the policy
-//!   `[["==", ".dataset", ID]]`. A stated purpose travels in the token's `meta` (`purpose`),
-//!   where it is signed but grants nothing.
+//!   `/cix/data/fetch`; `/cix/data/republish` or `/cix/data` for a secondary publisher,
+//!   ISO 37156 9.2 e) to another agency without waiting for a request. The policy names the
+//!   dataset and carries the dataset's caveats ([`cix_protocol::caveats`]: jurisdictions,
+//!   retention, terms), and the purpose when one is stated (also kept in `meta.purpose`).
 //! - **delegate**: an agency that received a delegation passes it on, attenuated: the same or a
 //!   narrower command, the same subject and policy, and an expiry no later than the one it
 //!   received (ISO 37156 9.2 e: a secondary publisher's rights are a subset of the primary's).
 //! - **import**: a delegation chain handed over out of band (a file from `cix grant --out`) is
-//!   checked and kept as received, so it can be used and re-delegated.
+//!   checked and kept as received, so it can be used and re-delegated. A chain in which a link
+//!   widens the command, drops a policy statement or outlives the link before it is refused.
 //!
 //! Records live in the store's `issued` and `received` trees (see [`crate::store`]); the list
 //! also shows the grants made through the request queue and those this node received that way,
@@ -203,12 +205,17 @@ pub fn grant(shared: &Shared, req: &GrantRequest) -> Result<TokenLine> {
         bail!("--command {cmd:?} is not a cix command beneath /cix (e.g. {CMD_FETCH})");
     }
     let issued = now();
+    let purpose = req
+        .purpose
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
     let dlg = Delegation {
         iss: shared.did(),
         aud: to,
         sub: Some(shared.did()),
         cmd,
-        pol: Policy::dataset_equals(&dataset.to_string()),
+        pol: cix_protocol::caveats::grant_policy(&entry.entry, purpose),
         nonce: ucan::fresh_nonce(),
         exp: Some(issued + validity(shared, req.days)?),
         nbf: None,
@@ -303,7 +310,8 @@ pub fn import(shared: &Shared, req: &ImportRequest) -> Result<TokenLine> {
                 dlg.iss,
                 p.aud
             ),
-            _ => {}
+            Some(p) => check_attenuates(p, &dlg, &cid)?,
+            None => {}
         }
         chain.push(ByteBuf::from(bytes));
         prev = Some(dlg);
@@ -325,6 +333,36 @@ pub fn import(shared: &Shared, req: &ImportRequest) -> Result<TokenLine> {
     shared.store.flush()?;
     info!(token = %cid, issuer = %last.iss, "delegation imported");
     describe(&record, "received", true)
+}
+
+/// ISO 37156 9.2 e: a link hands on at most what it received: a command the one before covers,
+/// every statement of its policy, the same subject, and no later expiry (the rules the cix
+/// profile applies when the chain is used, checked here so a bad chain is not even kept).
+fn check_attenuates(proof: &Delegation, dlg: &Delegation, cid: &Cid) -> Result<()> {
+    if !command_covers(&proof.cmd, &dlg.cmd) {
+        bail!(
+            "delegation {cid} widens the command: {:?} is not covered by {:?} delegated before it",
+            dlg.cmd,
+            proof.cmd
+        );
+    }
+    if let Some(i) = proof
+        .pol
+        .statements()
+        .iter()
+        .position(|s| !dlg.pol.statements().contains(s))
+    {
+        bail!("delegation {cid} loosens the policy: it drops statement {i} of the one before it");
+    }
+    if dlg.sub.is_some() && dlg.sub != proof.sub {
+        bail!("delegation {cid} is about another subject than the one before it");
+    }
+    if let (Some(exp), Some(before)) = (dlg.exp, proof.exp) {
+        if exp > before {
+            bail!("delegation {cid} expires at {exp}, after the one before it ({before})");
+        }
+    }
+    Ok(())
 }
 
 /// Every delegation this node issued or received, newest expiry first.

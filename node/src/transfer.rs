@@ -12,10 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cix_protocol::catalogue::{DatasetId, Level, SignedEntry};
+use cix_protocol::catalogue::{DatasetId, Entry, Level, SignedEntry};
+use cix_protocol::caveats;
 use cix_protocol::content::ContentHash;
+use cix_protocol::identity::Did;
 use cix_protocol::limits;
-use cix_protocol::ucan::{self, Delegation, Invocation};
+use cix_protocol::profile::Profile;
+use cix_protocol::ucan::{self, command_covers, Cid, Delegation, Invocation};
 use cix_protocol::wire::{
     AccessRequest, AccessResponse, DenyCode, TransferHeader, TransferRequest, TRANSFER_PROTOCOL,
 };
@@ -29,6 +32,7 @@ use tracing::{debug, info, warn};
 use crate::access::now;
 use crate::codec::{read_message, write_message};
 use crate::node::{did_of_peer, peer_of_did, Node, Shared};
+use crate::rules::{self, Refusal};
 use crate::store::OwnDataset;
 
 /// Most transfers a node serves at once; further requests are refused as busy.
@@ -46,18 +50,18 @@ fn protocol() -> StreamProtocol {
     StreamProtocol::new(TRANSFER_PROTOCOL)
 }
 
-/// Starts accepting transfer streams.
+/// Starts accepting transfer streams; the task ends when the node stops.
 ///
 /// # Errors
 ///
 /// If the protocol is already registered.
-pub fn spawn_server(node: Node) -> Result<()> {
+pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
     let mut control = node.control();
     let mut incoming = control
         .accept(protocol())
         .map_err(|e| anyhow!("cannot accept transfers: {e}"))?;
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_TRANSFERS));
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let mut stopping = node.shared.stopping.clone();
         loop {
             let next = tokio::select! {
@@ -95,8 +99,7 @@ pub fn spawn_server(node: Node) -> Result<()> {
                 }
             }
         }
-    });
-    Ok(())
+    }))
 }
 
 async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Result<()> {
@@ -159,7 +162,7 @@ fn authorise(
     shared: &Shared,
     peer: &PeerId,
     req: &TransferRequest,
-) -> std::result::Result<OwnDataset, (DenyCode, String)> {
+) -> std::result::Result<OwnDataset, Refusal> {
     let internal = |e: anyhow::Error| {
         tracing::error!(error = %e, "store failure while authorising a transfer");
         (
@@ -197,69 +200,90 @@ fn authorise(
             "the dataset is closed (ISO 37156 5.5.2): it never leaves its owner's node".into(),
         )),
         Level::Open => Ok(own),
-        Level::SharedGroup => Err((
-            DenyCode::Unsupported,
-            "shared-group access is not yet supported by this node".into(),
-        )),
-        Level::SharedPublic | Level::SharedNamed => {
-            check_invocation(shared, peer, req)?;
+        Level::SharedPublic | Level::SharedGroup | Level::SharedNamed => {
+            let entry = shared
+                .store
+                .entry(&own.entry)
+                .map_err(internal)?
+                .ok_or_else(|| internal(anyhow!("own dataset {} has no entry", own.dataset)))?
+                .entry;
+            let requester = did_of_peer(peer).ok_or((
+                DenyCode::BadRequest,
+                "peer has no ed25519 identity".to_string(),
+            ))?;
+            // ISO 37156 8.2.2 h, at the moment the data would leave (DESIGN §7), against the
+            // current entry: a grant given before the rule tightened does not escape it.
+            let profile =
+                rules::requester_profile(shared, &requester, req.profile.as_deref(), now())?;
+            rules::check_jurisdiction(&entry, profile.as_ref())?;
+            check_invocation(shared, &requester, req, &entry, profile.as_ref())?;
             Ok(own)
         }
     }
 }
 
 /// The invocation must be valid, issued by the connected peer, addressed to us, for fetching
-/// exactly this dataset and content, rooted in a delegation we issued, with no revoked link, and
-/// never seen before. Refusals are `no-grant`, except a revoked link (`revoked`).
+/// exactly this dataset and content, rooted in a delegation we issued, with no revoked link
+/// (refused as `revoked`), and never seen before; and what its arguments claim must be true of
+/// the requester and the current entry.
 fn check_invocation(
     shared: &Shared,
-    peer: &PeerId,
+    requester: &Did,
     req: &TransferRequest,
-) -> std::result::Result<(), (DenyCode, String)> {
-    let no = |reason: String| (DenyCode::NoGrant, reason);
+    entry: &Entry,
+    profile: Option<&Profile>,
+) -> std::result::Result<(), Refusal> {
+    let no_grant = |reason: String| (DenyCode::NoGrant, reason);
     let Some(inv) = &req.invocation else {
-        return Err(no(
+        return Err(no_grant(
             "this dataset needs a grant: request access first (cix request)".into(),
         ));
     };
     if req.proofs.len() > ucan::MAX_CHAIN_LEN {
-        return Err(no("proof chain too long".into()));
+        return Err(no_grant("proof chain too long".into()));
     }
     let proofs: Vec<Vec<u8>> = req.proofs.iter().map(|p| p.to_vec()).collect();
     let t = now();
-    let v = ucan::validate(inv, &proofs, t).map_err(|e| no(format!("token refused: {e}")))?;
+    let v = ucan::validate(inv, &proofs, t).map_err(|e| no_grant(explain_refusal(&e, &proofs)))?;
     let me = shared.did();
-    let requester = did_of_peer(peer).ok_or_else(|| no("peer has no ed25519 identity".into()))?;
-    if v.invocation.iss != requester {
-        return Err(no(
-            "the invocation was not issued by the connected peer".into()
+    if &v.invocation.iss != requester {
+        return Err(no_grant(
+            "the invocation was not issued by the connected peer".into(),
         ));
     }
     if v.invocation.aud.is_some_and(|a| a != me) || v.invocation.sub != me {
-        return Err(no("the invocation is addressed to another node".into()));
+        return Err(no_grant(
+            "the invocation is addressed to another node".into(),
+        ));
     }
-    if v.invocation.cmd != ucan::CMD_FETCH {
-        return Err(no(format!(
-            "the invocation is for {}, not {}",
+    // Republication rights imply fetch: taking the data to republish it is a fetch.
+    if v.invocation.cmd != ucan::CMD_FETCH && v.invocation.cmd != ucan::CMD_REPUBLISH {
+        return Err(no_grant(format!(
+            "the invocation is for {}, not {} or {}",
             v.invocation.cmd,
-            ucan::CMD_FETCH
+            ucan::CMD_FETCH,
+            ucan::CMD_REPUBLISH
         )));
     }
-    if v.chain.first().is_none_or(|root| root.iss != me) {
-        return Err(no("the grant was not issued by this node".into()));
-    }
-    let arg = |k: &str| {
-        v.invocation
-            .args
-            .get(k)
-            .and_then(|x| x.as_text())
-            .map(str::to_owned)
+    let Some(root) = v.chain.first().filter(|root| root.iss == me) else {
+        return Err(no_grant("the grant was not issued by this node".into()));
     };
-    if arg("dataset") != Some(req.dataset.to_string())
-        || arg("content") != Some(req.content.to_hex())
+    let arg = |k: &str| v.invocation.args.get(k);
+    let text = |k: &str| arg(k).and_then(|x| x.as_text()).map(str::to_owned);
+    if text(caveats::ARG_DATASET) != Some(req.dataset.to_string())
+        || text(caveats::ARG_CONTENT) != Some(req.content.to_hex())
     {
-        return Err(no("the invocation names another dataset or content".into()));
+        return Err(no_grant(
+            "the invocation names another dataset or content".into(),
+        ));
     }
+    check_claims(
+        root,
+        entry,
+        profile,
+        &text,
+        arg(caveats::ARG_RETENTION_DAYS),
+    )?;
     check_revocations(shared, &v)?;
     let exp = v
         .invocation
@@ -267,13 +291,12 @@ fn check_invocation(
         .unwrap_or(t + ucan::MAX_INVOCATION_TTL_SECS);
     match shared.store.spend_invocation(v.cid.as_bytes(), exp, t) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(no(
-            "this invocation was already used (replay refused)".into()
+        Ok(false) => Err(no_grant(
+            "this invocation was already used (replay refused)".into(),
         )),
         Err(e) => {
             tracing::error!(error = %e, "cannot record a spent invocation");
-            Err((
-                DenyCode::Busy,
+            Err(no_grant(
                 "the owner's node could not record the invocation".into(),
             ))
         }
@@ -317,6 +340,91 @@ fn check_revocations(
         }
     }
     Ok(())
+}
+
+/// The invocation's caveat arguments against reality (DESIGN §5): the policy already checked
+/// that they match the grant; here they must also match the requester and the current entry.
+fn check_claims(
+    root: &Delegation,
+    entry: &Entry,
+    profile: Option<&Profile>,
+    text: &dyn Fn(&str) -> Option<String>,
+    retention: Option<&ciborium::Value>,
+) -> std::result::Result<(), Refusal> {
+    let no_grant = |reason: String| Err((DenyCode::NoGrant, reason));
+    // Purpose (8.2.2 b): the one this node granted.
+    if let Some(granted) = caveats::pinned_text(&root.pol, caveats::ARG_PURPOSE) {
+        if text(caveats::ARG_PURPOSE).as_deref() != Some(granted.as_str()) {
+            return no_grant(format!(
+                "the invocation states another purpose than the one granted ({granted:?})"
+            ));
+        }
+    }
+    // Terms (5.5.3): the ones the dataset states now.
+    if entry.level() == Level::SharedPublic {
+        if let Some(terms) = &entry.iso.terms {
+            let current = caveats::terms_hash(terms);
+            if text(caveats::ARG_TERMS).as_deref() != Some(current.as_str()) {
+                return no_grant(format!(
+                    "the invocation does not accept the dataset's current terms (BLAKE3 \
+                     {current}); ask again with `cix request ID --accept-terms`"
+                ));
+            }
+        }
+    }
+    // Jurisdiction (8.2.2 a, h): the one the requester's own signed profile states.
+    let claimed = text(caveats::ARG_JURISDICTION);
+    if let (Some(claimed), Some(p)) = (&claimed, profile) {
+        if claimed != &p.jurisdiction {
+            return Err((
+                DenyCode::Jurisdiction,
+                format!(
+                    "the invocation states jurisdiction {claimed}, but your signed profile says {}",
+                    p.jurisdiction
+                ),
+            ));
+        }
+    }
+    if caveats::allowed_jurisdictions(entry).is_some() && claimed.is_none() {
+        return Err((
+            DenyCode::Jurisdiction,
+            "this dataset restricts jurisdictions: the invocation must state yours".into(),
+        ));
+    }
+    // Retention (8.2.2 e): no longer than the entry allows now.
+    if let Some(days) = entry.iso.privacy.retention_days {
+        let stated = retention.and_then(|v| v.as_integer()).map(i128::from);
+        if stated.is_none_or(|n| n < 0 || n > i128::from(days)) {
+            return no_grant(format!(
+                "this dataset may be kept at most {days} days: the invocation must state \
+                 retention_days of at most that"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Words for a token refusal; a policy mismatch names the caveat it broke.
+fn explain_refusal(e: &ucan::ValidationError, proofs: &[Vec<u8>]) -> String {
+    if let ucan::ValidationError::MatchError {
+        delegation,
+        statement,
+    } = e
+    {
+        let arg = proofs
+            .iter()
+            .filter(|p| ucan::Cid::of_token(p) == *delegation)
+            .find_map(|p| Delegation::decode(p).ok())
+            .and_then(|(d, _)| d.pol.statements().get(*statement).cloned())
+            .and_then(|s| caveats::argument_of(&s));
+        if let Some(arg) = arg {
+            return rules::clip(format!(
+                "token refused: the invocation's {arg} does not meet the caveat of delegation \
+                 {delegation} ({e})"
+            ));
+        }
+    }
+    rules::clip(format!("token refused: {e}"))
 }
 
 /// What a completed fetch delivered.
@@ -379,6 +487,8 @@ async fn explain_unknown(node: &Node, text: &str) -> anyhow::Error {
             purpose: String::new(),
             accept_terms: false,
             probe: true,
+            profile: None,
+            attestations: Vec::new(),
         };
         let who = p.agency().unwrap_or_else(|| p.peer_id.clone());
         match node.send_access(peer, req).await {
@@ -443,33 +553,25 @@ pub async fn fetch(
         let (_, bytes) = write_verified_copy(&blob, out, &dist.content).await?;
         return Ok(done(bytes));
     }
-    let (invocation, proofs) = credentials(node, &signed).await?;
-    let peer = peer_of_did(&owner)?;
-    if !node.locate(peer).await? {
-        bail!(
-            "cannot reach the owner {owner}: not connected and no address known (is it running?)"
-        );
-    }
-    let mut control = node.control();
-    let mut stream = control
-        .open_stream(peer, protocol())
-        .await
-        .map_err(|e| anyhow!("cannot open a transfer stream to the owner: {e}"))?;
+    let (invocation, proofs) = match credentials(node, &signed).await? {
+        Some((inv, proofs)) => {
+            let (bytes, _) = inv
+                .seal(&node.shared.key)
+                .map_err(|e| anyhow!("cannot sign invocation: {e}"))?;
+            (Some(bytes), proofs)
+        }
+        None => (None, Vec::new()),
+    };
     let req = TransferRequest {
         dataset: entry.dataset,
         content: dist.content,
         offset: 0,
         invocation,
         proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+        // The owner checks it against the dataset's jurisdiction rule (ISO 37156 8.2.2 h).
+        profile: (entry.level() != Level::Open).then(|| node.shared.profile.bytes.clone()),
     };
-    write_message(&mut stream, &req, limits::MAX_TRANSFER_REQUEST_BYTES).await?;
-    let header: TransferHeader = tokio::time::timeout(
-        IDLE_TIMEOUT,
-        read_message(&mut stream, limits::MAX_TRANSFER_HEADER_BYTES),
-    )
-    .await
-    .map_err(|_| anyhow!("the owner did not answer in time"))?
-    .context("the owner's answer was malformed")?;
+    let (mut stream, header) = send_transfer(node, &owner, &req).await?;
     let length = match header {
         TransferHeader::Refused { code, reason } => {
             bail!(
@@ -497,80 +599,226 @@ fn code_text(code: DenyCode) -> String {
         .unwrap_or_default()
 }
 
-/// The invocation and proofs for fetching `signed`, or none for open data.
-async fn credentials(node: &Node, signed: &SignedEntry) -> Result<(Option<Vec<u8>>, Vec<Vec<u8>>)> {
+/// Opens a transfer stream to `owner`, sends `req` and reads the owner's header. The bytes,
+/// if any, follow on the returned stream. [`fetch`] uses it; so can tests and tools that build
+/// their own request.
+///
+/// # Errors
+///
+/// If the owner cannot be reached, or its answer is late or malformed.
+pub async fn send_transfer(
+    node: &Node,
+    owner: &Did,
+    req: &TransferRequest,
+) -> Result<(libp2p::Stream, TransferHeader)> {
+    let peer = peer_of_did(owner)?;
+    if !node.locate(peer).await? {
+        bail!(
+            "cannot reach the owner {owner}: not connected and no address known (is it running?)"
+        );
+    }
+    let mut control = node.control();
+    let mut stream = control
+        .open_stream(peer, protocol())
+        .await
+        .map_err(|e| anyhow!("cannot open a transfer stream to the owner: {e}"))?;
+    write_message(&mut stream, req, limits::MAX_TRANSFER_REQUEST_BYTES).await?;
+    let header: TransferHeader = tokio::time::timeout(
+        IDLE_TIMEOUT,
+        read_message(&mut stream, limits::MAX_TRANSFER_HEADER_BYTES),
+    )
+    .await
+    .map_err(|_| anyhow!("the owner did not answer in time"))?
+    .context("the owner's answer was malformed")?;
+    Ok((stream, header))
+}
+
+/// The delegation chain this node holds for fetching `signed`'s dataset from its owner, root
+/// first: the grant from a request to the owner, else a chain it received (`cix tokens import`;
+/// a secondary publisher's re-delegation, ISO 37156 9.2 e) that is rooted in the owner, covers
+/// fetching or republishing, names the dataset and has not expired (the one lasting longest).
+/// Asks the owner again when a request is pending.
+async fn held_chain(node: &Node, signed: &SignedEntry) -> Result<Vec<Vec<u8>>> {
     let entry = &signed.entry;
     let level = entry.level();
-    match level {
-        Level::Open => return Ok((None, Vec::new())),
+    let id = entry.dataset;
+    let mut prior = node.shared.store.request_out(&id)?;
+    let granted = |p: &Option<crate::store::OutgoingRequest>| {
+        p.as_ref()
+            .is_some_and(|p| p.status == "granted" && !p.delegation.is_empty())
+    };
+    if granted(&prior) {
+        let delegation = prior.map(|p| p.delegation).unwrap_or_default();
+        return Ok(vec![delegation]);
+    }
+    if let Some(chain) = received_chain(node, entry)? {
+        debug!(dataset = %id, depth = chain.len(), "fetching under a received delegation chain");
+        return Ok(chain);
+    }
+    if prior.is_none() {
+        let hint = if level == Level::SharedPublic {
+            " --accept-terms"
+        } else if level == Level::SharedGroup {
+            " --attestation FILE"
+        } else {
+            ""
+        };
+        bail!(
+            "{level} data needs a grant from its owner: run `cix request {id} --purpose TEXT{hint}` first"
+        );
+    }
+    // Ask again: the owner may have decided since.
+    let outcome = crate::access::request(node, id, "", false).await?;
+    match outcome.status.as_str() {
+        "granted" => prior = node.shared.store.request_out(&id)?,
+        "pending" => bail!(
+            "access to {id} is still waiting for the owner's approval (the owner runs `cix requests approve`)"
+        ),
+        "denied" => bail!(
+            "access to {id} was denied by the owner: {}",
+            outcome.reason.unwrap_or_default()
+        ),
+        other => bail!("unexpected access status {other}"),
+    }
+    if !granted(&prior) {
+        bail!("the owner answered granted but no grant was kept");
+    }
+    Ok(vec![prior.map(|p| p.delegation).unwrap_or_default()])
+}
+
+/// A received chain usable for `entry`'s dataset, if any (see [`held_chain`]).
+fn received_chain(node: &Node, entry: &Entry) -> Result<Option<Vec<Vec<u8>>>> {
+    let t = now();
+    let me = node.did();
+    let dataset = entry.dataset.to_string();
+    let mut best: Option<(i64, Vec<Vec<u8>>)> = None;
+    for (cid, record) in node.shared.store.received()? {
+        let mut links = Vec::with_capacity(record.chain.len());
+        for bytes in &record.chain {
+            match Delegation::decode(bytes) {
+                Ok((d, _)) => links.push(d),
+                Err(e) => {
+                    warn!(token = %cid, error = %e, "stored delegation chain no longer decodes");
+                    break;
+                }
+            }
+        }
+        let (Some(root), Some(last)) = (links.first(), links.last()) else {
+            continue;
+        };
+        if links.len() != record.chain.len() {
+            continue;
+        }
+        let covers = command_covers(&last.cmd, ucan::CMD_FETCH)
+            || command_covers(&last.cmd, ucan::CMD_REPUBLISH);
+        let exp = links.iter().filter_map(|d| d.exp).min().unwrap_or(i64::MAX);
+        let usable = root.iss == entry.iss
+            && root.sub == Some(entry.iss)
+            && last.aud == me
+            && covers
+            && exp > t
+            && caveats::pinned_text(&root.pol, caveats::ARG_DATASET).as_deref()
+                == Some(dataset.as_str());
+        if usable && best.as_ref().is_none_or(|(e, _)| exp > *e) {
+            best = Some((exp, record.chain.iter().map(|b| b.to_vec()).collect()));
+        }
+    }
+    Ok(best.map(|(_, chain)| chain))
+}
+
+/// The invocation (unsigned) and proofs for fetching `signed`, or none for open data. Its
+/// arguments meet the chain's caveats: the purpose granted, this node's jurisdiction (from its
+/// config, as its signed profile states), the hash of the terms it accepted, and the retention
+/// it keeps to (the shortest the chain and the entry allow).
+///
+/// # Errors
+///
+/// Closed data, no usable grant, or a grant whose command does not include fetching.
+pub async fn credentials(
+    node: &Node,
+    signed: &SignedEntry,
+) -> Result<Option<(Invocation, Vec<Vec<u8>>)>> {
+    let entry = &signed.entry;
+    match entry.level() {
+        Level::Open => return Ok(None),
         Level::Closed => bail!("the dataset is closed (ISO 37156 5.5.2) and cannot be fetched"),
         _ => {}
     }
     let id = entry.dataset;
-    let mut prior = node.shared.store.request_out(&id)?;
-    let granted = prior
-        .as_ref()
-        .is_some_and(|p| p.status == "granted" && !p.delegation.is_empty());
-    if !granted {
-        if prior.is_none() {
-            let hint = if level == Level::SharedPublic {
-                " --accept-terms"
-            } else {
-                ""
-            };
-            bail!(
-                "{level} data needs a grant from its owner: run `cix request {id} --purpose TEXT{hint}` first"
-            );
-        }
-        // Ask again: the owner may have decided since.
-        let outcome = crate::access::request(node, id, "", false).await?;
-        match outcome.status.as_str() {
-            "granted" => prior = node.shared.store.request_out(&id)?,
-            "pending" => bail!(
-                "access to {id} is still waiting for the owner's approval (the owner runs `cix requests approve`)"
-            ),
-            "denied" => bail!(
-                "access to {id} was denied by the owner: {}",
-                outcome.reason.unwrap_or_default()
-            ),
-            other => bail!("unexpected access status {other}"),
-        }
-    }
-    let delegation = prior.map(|p| p.delegation).unwrap_or_default();
-    let (d, cid) =
-        Delegation::decode(&delegation).map_err(|e| anyhow!("stored grant is invalid: {e}"))?;
-    if d.exp.is_some_and(|e| e <= now()) {
-        bail!("the grant for {id} has expired: request access again");
+    let chain = held_chain(node, signed).await?;
+    let mut links = Vec::with_capacity(chain.len());
+    for bytes in &chain {
+        let (d, cid) =
+            Delegation::decode(bytes).map_err(|e| anyhow!("stored grant is invalid: {e}"))?;
+        links.push((d, cid));
     }
     let t = now();
+    if links.iter().any(|(d, _)| d.exp.is_some_and(|e| e <= t)) {
+        bail!("the grant for {id} has expired: request access again");
+    }
+    let last_cmd = links.last().map(|(d, _)| d.cmd.clone()).unwrap_or_default();
+    let cmd = if command_covers(&last_cmd, ucan::CMD_FETCH) {
+        ucan::CMD_FETCH
+    } else if command_covers(&last_cmd, ucan::CMD_REPUBLISH) {
+        ucan::CMD_REPUBLISH
+    } else {
+        bail!("the delegation held for {id} is for {last_cmd}, which does not include fetching");
+    };
+
+    let text = |s: String| ciborium::Value::Text(s);
     let mut args = BTreeMap::new();
-    args.insert("dataset".to_string(), ciborium::Value::Text(id.to_string()));
+    args.insert(caveats::ARG_DATASET.to_string(), text(id.to_string()));
     args.insert(
-        "content".to_string(),
-        ciborium::Value::Text(
+        caveats::ARG_CONTENT.to_string(),
+        text(
             entry
                 .primary()
                 .map(|d| d.content.to_hex())
                 .unwrap_or_default(),
         ),
     );
+    args.insert(
+        caveats::ARG_JURISDICTION.to_string(),
+        text(node.shared.config.jurisdiction.clone()),
+    );
+    if let Some(purpose) = links
+        .iter()
+        .find_map(|(d, _)| caveats::pinned_text(&d.pol, caveats::ARG_PURPOSE))
+    {
+        args.insert(caveats::ARG_PURPOSE.to_string(), text(purpose));
+    }
+    if let Some(terms) = &entry.iso.terms {
+        args.insert(
+            caveats::ARG_TERMS.to_string(),
+            text(caveats::terms_hash(terms)),
+        );
+    }
+    let bound = links
+        .iter()
+        .filter_map(|(d, _)| caveats::retention_bound(&d.pol))
+        .chain(entry.iso.privacy.retention_days.map(i128::from))
+        .min();
+    if let Some(days) = bound {
+        let days = u32::try_from(days.max(0)).unwrap_or(u32::MAX);
+        args.insert(
+            caveats::ARG_RETENTION_DAYS.to_string(),
+            ciborium::Value::Integer(days.into()),
+        );
+    }
     let inv = Invocation {
         iss: node.did(),
         sub: entry.iss,
         aud: Some(entry.iss),
-        cmd: ucan::CMD_FETCH.into(),
+        cmd: cmd.into(),
         args,
-        prf: vec![cid],
+        prf: links.iter().map(|(_, cid)| *cid).collect::<Vec<Cid>>(),
         exp: Some(t + INVOCATION_TTL_SECS),
         iat: Some(t),
         nonce: rand::random::<[u8; 16]>().to_vec(),
         meta: None,
         cause: None,
     };
-    let (bytes, _) = inv
-        .seal(&node.shared.key)
-        .map_err(|e| anyhow!("cannot sign invocation: {e}"))?;
-    Ok((Some(bytes), vec![delegation]))
+    Ok(Some((inv, chain)))
 }
 
 fn partial_file(out: &Path) -> Result<tempfile::NamedTempFile> {

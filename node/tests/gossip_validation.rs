@@ -60,6 +60,7 @@ fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
             facets: Facets::default(),
             spectrum,
             access: None,
+            groups: vec![],
             terms: None,
             roles: Roles {
                 creator: Agent {

@@ -340,6 +340,7 @@ fn pressure_v1(owner: &Keypair) -> Entry {
             },
             spectrum: Spectrum::Open,
             access: None,
+            groups: vec![],
             terms: None,
             roles: Roles {
                 creator: agency(owner),
@@ -748,6 +749,8 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
                 purpose: "leak detection model for district 4".into(),
                 accept_terms: false,
                 probe: false,
+                profile: None,
+                attestations: Vec::new(),
             }),
         ),
         (
@@ -760,6 +763,8 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
                 purpose: "emergency response planning".into(),
                 accept_terms: true,
                 probe: false,
+                profile: None,
+                attestations: Vec::new(),
             }),
         ),
         (
@@ -772,6 +777,8 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
                 purpose: String::new(),
                 accept_terms: false,
                 probe: true,
+                profile: None,
+                attestations: Vec::new(),
             }),
         ),
         (
@@ -865,6 +872,7 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
                 offset: 0,
                 invocation: None,
                 proofs: vec![],
+                profile: None,
             }),
         ),
         (
@@ -877,6 +885,7 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
                 offset: 0,
                 invocation: Some(TOKEN_PLACEHOLDER.to_vec()),
                 proofs: vec![serde_bytes::ByteBuf::from(TOKEN_PLACEHOLDER.to_vec())],
+                profile: None,
             }),
         ),
         (
@@ -889,6 +898,7 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
                 offset: 60,
                 invocation: None,
                 proofs: vec![],
+                profile: None,
             }),
         ),
         (

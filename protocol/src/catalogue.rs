@@ -403,6 +403,11 @@ pub struct Iso {
     /// 5.5.3; present exactly when the spectrum is shared.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub access: Option<AccessMode>,
+    /// 5.5.3 group access: the dataset's rule, as the groups whose members may have it (any one
+    /// suffices; membership is shown by a registrar's attestation, [`crate::attestation`]).
+    /// Present exactly when the access mode is group; absent from the encoding when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub groups: Vec<String>,
     /// Terms a requester accepts for shared-public data (5.5.3).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub terms: Option<String>,
@@ -587,8 +592,52 @@ impl Entry {
                 "iso.terms",
                 "shared-public data must state the terms a requester accepts (ISO 37156 5.5.3)",
             )),
-            _ => Ok(()),
+            _ => self.check_groups(),
         }
+    }
+
+    /// ISO 37156 5.5.3 group access: a group rule exactly when the access mode is group, made
+    /// of at most [`limits::MAX_GROUPS`] distinct, well-formed group names.
+    fn check_groups(&self) -> Result<(), RuleError> {
+        let groups = &self.iso.groups;
+        let is_group = self.iso.access == Some(AccessMode::Group);
+        if is_group && groups.is_empty() {
+            return Err(rule(
+                "iso.groups",
+                "shared-group data must name the groups whose members may have it (ISO 37156 5.5.3)",
+            ));
+        }
+        if !is_group && !groups.is_empty() {
+            return Err(rule(
+                "iso.groups",
+                "only shared-group data has a group rule",
+            ));
+        }
+        if groups.len() > limits::MAX_GROUPS {
+            return Err(rule(
+                "iso.groups",
+                format!("at most {} groups", limits::MAX_GROUPS),
+            ));
+        }
+        if let Some(bad) = groups
+            .iter()
+            .find(|g| !crate::attestation::is_group_name(g))
+        {
+            return Err(rule(
+                "iso.groups",
+                format!(
+                    "{:?} is not a group name (1 to {} bytes of a-z, 0-9, '-', '_', '.', '/')",
+                    bad.chars().take(80).collect::<String>(),
+                    limits::MAX_GROUP_NAME_BYTES
+                ),
+            ));
+        }
+        let mut sorted: Vec<&String> = groups.iter().collect();
+        sorted.sort();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(rule("iso.groups", "a group is named twice"));
+        }
+        Ok(())
     }
 
     /// ISO 37156 8.2: open data holds nothing personal; personal data says why it is held,

@@ -14,8 +14,8 @@ pub const MAX_KEYWORDS: usize = 64;
 pub const MAX_DISTRIBUTIONS: usize = 16;
 /// Most fields in one data dictionary.
 pub const MAX_DICTIONARY_FIELDS: usize = 256;
-/// Largest access request on `/cix/access/1`.
-pub const MAX_ACCESS_REQUEST_BYTES: usize = 8 * 1024;
+/// Largest access request on `/cix/access/1` (it may carry a profile and attestations).
+pub const MAX_ACCESS_REQUEST_BYTES: usize = 16 * 1024;
 /// Largest access response on `/cix/access/1` (it may carry a delegation token).
 pub const MAX_ACCESS_RESPONSE_BYTES: usize = 32 * 1024;
 /// Largest purpose text a requester may state.
@@ -34,3 +34,17 @@ pub const MAX_SYNC_ENTRIES: usize = 64;
 pub const MAX_SYNC_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Largest catch-up request on `/cix/sync/1`.
 pub const MAX_SYNC_REQUEST_BYTES: usize = 1024;
+/// Largest signed agency profile (`cix/profile@1`, the envelope bytes).
+pub const MAX_PROFILE_BYTES: usize = 2 * 1024;
+/// Longest agency name in a profile.
+pub const MAX_AGENCY_NAME_BYTES: usize = 256;
+/// Most sectors in a profile.
+pub const MAX_SECTORS: usize = 16;
+/// Largest signed group membership attestation (`cix/attest@1`, the envelope bytes).
+pub const MAX_ATTESTATION_BYTES: usize = 1024;
+/// Most attestations one access request may carry.
+pub const MAX_ATTESTATIONS: usize = 8;
+/// Longest group name, in an attestation or an entry's group rule.
+pub const MAX_GROUP_NAME_BYTES: usize = 64;
+/// Most groups an entry's group rule may accept.
+pub const MAX_GROUPS: usize = 16;

@@ -87,6 +87,14 @@ pub const INVOCATION_TAG_RC1: &str = "ucan/inv@1.0.0-rc.1";
 
 /// Fetch a dataset (args: `dataset`, the dataset's name).
 pub const CMD_FETCH: &str = "/cix/data/fetch";
+/// Take a dataset in order to republish it as its secondary publisher (ISO 37156 9.2 e). The
+/// serving node treats an invocation of it as a fetch, so republication rights imply fetch
+/// rights; the right to republish itself is shown by holding a chain that covers it.
+pub const CMD_REPUBLISH: &str = "/cix/data/republish";
+/// Every command on a dataset's data: covers [`CMD_FETCH`] and [`CMD_REPUBLISH`]. What a
+/// primary publisher grants a secondary publisher that may pass on read-only rights
+/// (`/cix/data/republish` cannot be narrowed to `/cix/data/fetch`, which is not beneath it).
+pub const CMD_DATA: &str = "/cix/data";
 
 /// Largest token accepted or produced, in bytes (whole envelope).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;

@@ -42,6 +42,15 @@ pub struct AccessRequest {
     /// why an id missing from the local catalogue cannot be fetched (a closed dataset, say).
     #[serde(default, skip_serializing_if = "is_false")]
     pub probe: bool,
+    /// The requester's own signed agency profile ([`crate::profile`]), which the owner checks
+    /// against the connected peer and uses for the jurisdiction rules (ISO 37156 8.2.2 a, h).
+    /// Absent from the encoding when none is sent.
+    #[serde(skip_serializing_if = "Option::is_none", default, with = "opt_bytes")]
+    pub profile: Option<Vec<u8>>,
+    /// Signed membership attestations ([`crate::attestation`]) for shared-group data, at most
+    /// [`crate::limits::MAX_ATTESTATIONS`]. Absent from the encoding when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<serde_bytes::ByteBuf>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -60,7 +69,8 @@ pub enum DenyCode {
     DeniedByOwner,
     /// Shared-public data needs the terms accepted.
     TermsNotAccepted,
-    /// The access mode is not supported by this node yet.
+    /// The access mode is not supported by this node (no longer sent by this revision, which
+    /// supports every mode; kept so that older answers still decode).
     Unsupported,
     /// The request itself is malformed (purpose too long, say).
     BadRequest,
@@ -72,6 +82,14 @@ pub enum DenyCode {
     Revoked,
     /// The node is overloaded; try later.
     Busy,
+    /// The requester's jurisdiction is outside those the dataset may go to (ISO 37156 8.2.2 h).
+    Jurisdiction,
+    /// The dataset restricts jurisdictions and the requester sent no signed profile saying
+    /// where it is (ISO 37156 8.2.2 a, h).
+    ProfileRequired,
+    /// Shared-group data, and no attestation shows the requester in a group the dataset's rule
+    /// accepts (ISO 37156 5.5.3).
+    NotInGroup,
 }
 
 /// The owner's answer.
@@ -112,6 +130,10 @@ pub struct TransferRequest {
     /// The delegations the invocation cites.
     #[serde(default)]
     pub proofs: Vec<serde_bytes::ByteBuf>,
+    /// The requester's own signed agency profile, for datasets that restrict jurisdictions
+    /// (ISO 37156 8.2.2 h); absent from the encoding when none is sent.
+    #[serde(skip_serializing_if = "Option::is_none", default, with = "opt_bytes")]
+    pub profile: Option<Vec<u8>>,
 }
 
 /// The server's answer before any data.
@@ -176,6 +198,7 @@ mod opt_bytes {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::{cbor, limits};
@@ -188,6 +211,8 @@ mod tests {
             purpose: "flood model calibration".into(),
             accept_terms: false,
             probe: false,
+            profile: None,
+            attestations: Vec::new(),
         };
         let bytes = cbor::to_vec(&req).unwrap();
         assert_eq!(
@@ -213,6 +238,39 @@ mod tests {
     }
 
     #[test]
+    fn access_request_with_profile_and_attestations_round_trips_and_empty_list_is_refused() {
+        let req = AccessRequest {
+            request: vec![1; 16],
+            dataset: DatasetId([2; 16]),
+            purpose: "p".into(),
+            accept_terms: true,
+            probe: false,
+            profile: Some(vec![7; 30]),
+            attestations: vec![serde_bytes::ByteBuf::from(vec![8u8; 20])],
+        };
+        let bytes = cbor::to_vec(&req).unwrap();
+        let back: AccessRequest =
+            cbor::from_slice(&bytes, limits::MAX_ACCESS_REQUEST_BYTES).unwrap();
+        assert_eq!(back, req);
+        // An explicit empty attestation list is a second encoding of "none": not canonical.
+        let mut v = ciborium::Value::serialized(&AccessRequest {
+            attestations: Vec::new(),
+            ..req
+        })
+        .unwrap();
+        if let ciborium::Value::Map(m) = &mut v {
+            m.push((
+                ciborium::Value::Text("attestations".into()),
+                ciborium::Value::Array(vec![]),
+            ));
+        }
+        let bytes = cbor::value_to_vec(&v).unwrap();
+        assert!(
+            cbor::from_slice::<AccessRequest>(&bytes, limits::MAX_ACCESS_REQUEST_BYTES).is_err()
+        );
+    }
+
+    #[test]
     fn transfer_request_round_trips_with_and_without_invocation() {
         for inv in [None, Some(vec![5u8; 10])] {
             let req = TransferRequest {
@@ -221,6 +279,7 @@ mod tests {
                 offset: 0,
                 invocation: inv,
                 proofs: vec![serde_bytes::ByteBuf::from(vec![1u8, 2])],
+                profile: None,
             };
             let bytes = cbor::to_vec(&req).unwrap();
             let back: TransferRequest =

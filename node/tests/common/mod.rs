@@ -26,12 +26,22 @@ pub fn init_tracing() {
 
 /// Starts a node named `name`, bootstrapped to `bootstrap` (addresses with /p2p/).
 pub async fn spawn(name: &str, bootstrap: Vec<String>) -> TestNode {
+    spawn_with(name, bootstrap, |_| {}).await
+}
+
+/// [`spawn`], with `edit` changing the config first (jurisdiction, trusted registrars...).
+pub async fn spawn_with(
+    name: &str,
+    bootstrap: Vec<String>,
+    edit: impl FnOnce(&mut Config),
+) -> TestNode {
     let dir = tempfile::tempdir().expect("temp dir");
     let home = Home::new(dir.path().join("home"));
     let mut config = Config::new(name, "US");
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     config.bootstrap = bootstrap;
     config.store_cache_bytes = 8 * 1024 * 1024;
+    edit(&mut config);
     home.init(&config).expect("init");
     let node = cix_node::start(home, config).await.expect("start");
     TestNode {

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use crate::dictionary::FieldType;
 
@@ -47,6 +49,7 @@ fn entry(key: &Keypair) -> Entry {
             facets: Facets::default(),
             spectrum: Spectrum::Open,
             access: None,
+            groups: vec![],
             terms: None,
             roles: Roles {
                 creator: Agent {
@@ -212,4 +215,38 @@ fn level_names_round_trip() {
         assert_eq!(l.as_str().parse::<Level>().unwrap(), l);
     }
     assert!("public".parse::<Level>().is_err());
+}
+
+#[test]
+fn group_rule_present_exactly_when_access_is_group() {
+    // ISO 37156 5.5.3 group access: the rule is part of the entry, and only of group entries.
+    let key = Keypair::generate();
+    let mut e = entry(&key);
+    e.iso.spectrum = Spectrum::Shared;
+    e.iso.access = Some(AccessMode::Group);
+    assert!(matches!(e.check(), Err(r) if r.field == "iso.groups"));
+    e.iso.groups = vec!["water-utilities".into(), "nl/emergency".into()];
+    e.check().unwrap();
+    let signed = e.sign(&key).unwrap();
+    assert_eq!(SignedEntry::decode(&signed.bytes).unwrap().entry, e);
+
+    e.iso.groups = vec!["Not A Name".into()];
+    assert!(matches!(e.check(), Err(r) if r.field == "iso.groups"));
+    e.iso.groups = vec!["a".into(), "a".into()];
+    assert!(matches!(e.check(), Err(r) if r.field == "iso.groups"));
+    e.iso.groups = (0..=limits::MAX_GROUPS).map(|i| format!("g{i}")).collect();
+    assert!(matches!(e.check(), Err(r) if r.field == "iso.groups"));
+
+    e.iso.groups = vec!["water-utilities".into()];
+    e.iso.access = Some(AccessMode::Named);
+    assert!(matches!(e.check(), Err(r) if r.field == "iso.groups"));
+}
+
+#[test]
+fn entry_without_groups_encodes_without_the_field() {
+    // Old entries (signed before the group rule existed) keep their exact bytes.
+    let key = Keypair::generate();
+    let bytes = crate::cbor::to_vec(&entry(&key).iso).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("groups"));
 }

@@ -211,6 +211,26 @@ pub enum ProfileError {
     /// The invoked command is not one of cix's (under `/cix`).
     #[error("command {0:?} is not under /cix")]
     ForeignCommand(String),
+    /// A delegation drops a policy statement of the delegation before it: the chain would hand
+    /// on fewer caveats than it received (ISO 37156 9.2 e: a secondary publisher's rights are a
+    /// subset of the primary publisher's).
+    #[error("{cid} drops statement {statement} of the policy delegated to its issuer")]
+    PolicyLoosened {
+        /// The delegation that loosens.
+        cid: Cid,
+        /// Index of the dropped statement in the previous delegation's policy.
+        statement: usize,
+    },
+    /// A delegation expires after the delegation before it.
+    #[error("{cid} expires at {exp}, after the delegation it rests on ({proof_exp})")]
+    OutlivesProof {
+        /// The delegation that outlives its proof.
+        cid: Cid,
+        /// Its expiry.
+        exp: i64,
+        /// The proof's expiry.
+        proof_exp: i64,
+    },
 }
 
 /// An invocation that passed validation, with the chain that grants it.
@@ -530,6 +550,33 @@ fn check_profile(v: &Validated, now: i64) -> Result<(), ValidationError> {
                 token,
                 len: nonce.len(),
             });
+        }
+    }
+
+    // Attenuation, beyond UCAN's: each delegation keeps every statement of the one before it
+    // and expires no later, so what is handed on is visibly a subset of what was received.
+    for (pair, cid) in v.chain.windows(2).zip(inv.prf.iter().skip(1)) {
+        let (proof, dlg) = (&pair[0], &pair[1]);
+        let kept = dlg.pol.statements();
+        if let Some(statement) = proof
+            .pol
+            .statements()
+            .iter()
+            .position(|s| !kept.contains(s))
+        {
+            return refuse(ProfileError::PolicyLoosened {
+                cid: *cid,
+                statement,
+            });
+        }
+        if let (Some(exp), Some(proof_exp)) = (dlg.exp, proof.exp) {
+            if exp > proof_exp {
+                return refuse(ProfileError::OutlivesProof {
+                    cid: *cid,
+                    exp,
+                    proof_exp,
+                });
+            }
         }
     }
     Ok(())
@@ -937,6 +984,49 @@ mod tests {
             validate(&inv, &[g], NOW).unwrap_err(),
             ValidationError::Profile(ProfileError::ForeignCommand("/msg/send".into()))
         );
+    }
+
+    #[test]
+    fn a_link_that_drops_a_caveat_or_outlives_its_proof_is_refused_by_the_profile() {
+        // ISO 37156 9.2 e: what a secondary publisher hands on is a subset of what it received.
+        let w = World::new();
+        let third = Keypair::generate();
+        let root = w.grant();
+        let (root_bytes, root_cid) = root.seal(&w.owner).unwrap();
+        let next = |pol: Policy, exp: Option<i64>| Delegation {
+            iss: w.requester.did(),
+            aud: third.did(),
+            pol,
+            exp,
+            ..w.grant()
+        };
+        let chain = |d: &Delegation| {
+            let (bytes, cid) = d.seal(&w.requester).unwrap();
+            let mut inv = w.fetch(vec![root_cid, cid], "water/net3");
+            inv.iss = third.did();
+            let (inv, _) = inv.seal(&third).unwrap();
+            (inv, vec![root_bytes.clone(), bytes], cid)
+        };
+
+        // Same policy, same expiry: accepted.
+        let (inv, proofs, _) = chain(&next(root.pol.clone(), root.exp));
+        validate(&inv, &proofs, NOW).unwrap();
+
+        // The caveat dropped: valid UCAN (policies add up along the chain), refused by cix.
+        let (inv, proofs, cid) = chain(&next(Policy::empty(), root.exp));
+        assert!(validate_spec(&inv, &proofs, NOW).is_ok());
+        assert_eq!(
+            validate(&inv, &proofs, NOW).unwrap_err(),
+            ValidationError::Profile(ProfileError::PolicyLoosened { cid, statement: 0 })
+        );
+
+        // A later expiry than the proof's.
+        let later = root.exp.map(|e| e + 60);
+        let (inv, proofs, cid) = chain(&next(root.pol.clone(), later));
+        assert!(matches!(
+            validate(&inv, &proofs, NOW).unwrap_err(),
+            ValidationError::Profile(ProfileError::OutlivesProof { cid: c, .. }) if c == cid
+        ));
     }
 
     #[test]
