@@ -266,6 +266,45 @@ fn two_agencies_share_open_named_and_closed_data_through_the_cli() {
     let status = json_lines(&ok(&a, &["--json", "status"]));
     assert_eq!(status[0]["counters"]["transfers_served"], 2);
     assert_eq!(status[0]["own_datasets"], 3);
+
+    // The owner revokes the grant: B's next fetch is refused, saying so, and B's node lists
+    // the revocation it was gossiped.
+    let issued = json_lines(&ok(&a, &["--json", "tokens", "list"]));
+    let grant = issued
+        .iter()
+        .find(|t| t["direction"] == "issued" && t["dataset"] == named.as_str())
+        .expect("the approval is listed as issued");
+    let cid = grant["cid"].as_str().unwrap();
+    let revoked = json_lines(&ok(
+        &a,
+        &[
+            "--json",
+            "revoke",
+            &cid[..20],
+            "--reason",
+            "depot plan finished",
+        ],
+    ));
+    assert_eq!(revoked[0]["revoked"], cid);
+    assert_eq!(revoked[0]["issued_here"], true);
+    wait_until("B to receive the revocation", || {
+        json_lines(&ok(&b, &["--json", "revocations"]))
+            .iter()
+            .any(|r| r["revoked"] == cid)
+    });
+    let again = dir.path().join("feeders-again.csv");
+    let err = fails(&b, &["fetch", &named, "-o", again.to_str().unwrap()]);
+    assert!(
+        err.contains("revoked") && err.contains("depot plan finished"),
+        "{err}"
+    );
+    assert!(!again.exists());
+    let listed = json_lines(&ok(&a, &["--json", "tokens", "list"]));
+    assert!(listed
+        .iter()
+        .any(|t| t["cid"] == cid && t["state"] == "revoked"));
+    let err = fails(&a, &["revoke", "bafynothing"]);
+    assert!(err.contains("issued no delegation"), "{err}");
 }
 
 #[test]

@@ -71,6 +71,7 @@ pub(crate) fn generate() -> Vec<(&'static str, String)> {
         ("wire.json", json(&wire_file(&owner))),
         ("sync.json", json(&sync_file(valid))),
         ("tokens.json", json(&tokens_file(&owner))),
+        ("revocations.json", json(&revocations_file(&owner))),
         ("annotated.txt", annotated_file(valid, &owner)),
     ]
 }
@@ -1177,6 +1178,204 @@ fn sync_file(valid: &[SignedEntry]) -> VectorFile<SyncVector> {
         })
         .collect();
     vector_file("catalogue catch-up on /cix/sync/1", vectors)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revocations
+
+/// Seed of a third agency: the audience of the second link in the revocation vectors.
+const THIRD_SEED: [u8; 32] = [4; 32];
+
+#[derive(Serialize)]
+struct RevocationVector {
+    name: &'static str,
+    description: &'static str,
+    envelope: String,
+    /// BLAKE3 of the envelope: the revocation id (valid cases only).
+    id: Option<String>,
+    /// `valid`, or the kind of refusal: `envelope`, `payload`, `reason`, `time`.
+    verdict: &'static str,
+    /// The delegation CID revoked (valid cases only).
+    revoke: Option<String>,
+    /// Index (root first) of the link it breaks in the file's `chain`, if any (valid cases).
+    breaks: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct RevocationsFile {
+    about: &'static str,
+    regenerate: &'static str,
+    /// Delegation tokens in hex, root first: owner to requester, requester to third.
+    chain: Vec<String>,
+    /// The catch-up request for revocations on `/cix/sync/1`, CBOR hex.
+    sync_request: String,
+    vectors: Vec<RevocationVector>,
+}
+
+fn revocation_kind(err: &cix_protocol::revocation::RevocationError) -> &'static str {
+    use cix_protocol::revocation::RevocationError as E;
+    match err {
+        E::Envelope(_) => "envelope",
+        E::Payload(_) => "payload",
+        E::Reason => "reason",
+        E::Time(_) => "time",
+        _ => "other",
+    }
+}
+
+fn revocations_file(owner: &Keypair) -> RevocationsFile {
+    use cix_protocol::revocation::{
+        Revocation, SignedRevocation, MAX_REVOCATION_REASON_BYTES, REVOCATION_TAG,
+    };
+    let requester = Keypair::from_seed(REQUESTER_SEED);
+    let third = Keypair::from_seed(THIRD_SEED);
+    let stranger = Keypair::from_seed(STRANGER_SEED);
+    let root = grant_delegation(owner, &requester);
+    let (root_bytes, root_cid) = root.seal(owner).expect("root seals");
+    let mut child = grant_delegation(&requester, &third);
+    child.nonce = vec![0x33; 16];
+    let (child_bytes, child_cid) = child.seal(&requester).expect("child seals");
+    let chain = vec![(root, root_cid), (child, child_cid)];
+
+    let at = TOKEN_TIME + 86_400;
+    let revocation = |by: &Keypair, cid: ucan::Cid, reason: Option<&str>| Revocation {
+        iss: by.did(),
+        revoke: cid,
+        at,
+        reason: reason.map(str::to_string),
+    };
+    let seal = |by: &Keypair, r: &Revocation| {
+        envelope::seal(by, REVOCATION_TAG, r).expect("revocations encode")
+    };
+    let mut cases: Vec<(&'static str, &'static str, Vec<u8>, &'static str)> = vec![
+        (
+            "owner-revokes-root",
+            "the owner revokes its own grant: breaks link 0, and so the whole chain",
+            seal(owner, &revocation(owner, root_cid, Some("agreement ended"))),
+            "valid",
+        ),
+        (
+            "owner-revokes-child",
+            "the owner, upstream, revokes the requester's re-delegation: breaks link 1",
+            seal(owner, &revocation(owner, child_cid, None)),
+            "valid",
+        ),
+        (
+            "requester-revokes-child",
+            "the requester revokes the delegation it issued: breaks link 1",
+            seal(&requester, &revocation(&requester, child_cid, None)),
+            "valid",
+        ),
+        (
+            "requester-revokes-root",
+            "the requester is downstream of the root: well formed, kept, but breaks nothing",
+            seal(&requester, &revocation(&requester, root_cid, None)),
+            "valid",
+        ),
+        (
+            "stranger-revokes-root",
+            "an agency outside the chain: well formed, kept and passed on, but breaks nothing",
+            seal(
+                &stranger,
+                &revocation(&stranger, root_cid, Some("mischief")),
+            ),
+            "valid",
+        ),
+    ];
+    let mut forged = seal(owner, &revocation(owner, root_cid, None));
+    forged[3] ^= 0x01; // the first byte of the signature
+    cases.push((
+        "forged-signature",
+        "one bit of the signature flipped",
+        forged,
+        "envelope",
+    ));
+    cases.push((
+        "signed-by-another",
+        "names the owner as issuer but is signed by the stranger",
+        seal(&stranger, &revocation(owner, root_cid, None)),
+        "envelope",
+    ));
+    cases.push((
+        "entry-tag",
+        "a revocation payload under the catalogue entry's type tag",
+        envelope::seal(owner, ENTRY_TAG, &revocation(owner, root_cid, None)).expect("encodes"),
+        "envelope",
+    ));
+    let long = "x".repeat(MAX_REVOCATION_REASON_BYTES + 1);
+    cases.push((
+        "reason-too-long",
+        "a reason one byte over MAX_REVOCATION_REASON_BYTES",
+        seal(owner, &revocation(owner, root_cid, Some(&long))),
+        "reason",
+    ));
+    let mut before_epoch = revocation(owner, root_cid, None);
+    before_epoch.at = -1;
+    cases.push((
+        "negative-time",
+        "a time before 1970",
+        seal(owner, &before_epoch),
+        "time",
+    ));
+    let mut extra = parse(&seal(owner, &revocation(owner, root_cid, None)));
+    if let Value::Array(parts) = &mut extra {
+        if let Some(Value::Map(signed)) = parts.get_mut(1) {
+            if let Some((_, Value::Map(fields))) = signed.get_mut(1) {
+                fields.push((Value::Text("zz".into()), Value::Bool(true)));
+                // Keep the map canonical (shorter keys first, then bytewise).
+                fields.sort_by_key(|(k, _)| {
+                    let t = k.as_text().unwrap_or_default().to_string();
+                    (t.len(), t)
+                });
+            }
+        }
+    }
+    cases.push((
+        "unknown-field",
+        "a field this version does not know (the signature no longer matters: decoding fails first)",
+        write_raw(&extra),
+        "payload",
+    ));
+    let mut trailing = seal(owner, &revocation(owner, root_cid, None));
+    trailing.push(0x00);
+    cases.push((
+        "trailing-byte",
+        "one byte after the envelope",
+        trailing,
+        "envelope",
+    ));
+
+    let vectors = cases
+        .into_iter()
+        .map(|(name, description, bytes, verdict)| {
+            let decoded = SignedRevocation::decode(&bytes);
+            let found = match &decoded {
+                Ok(_) => "valid",
+                Err(e) => revocation_kind(e),
+            };
+            assert_eq!(found, verdict, "{name}: decoder says {decoded:?}");
+            let ok = decoded.ok();
+            RevocationVector {
+                name,
+                description,
+                envelope: hex::encode(&bytes),
+                id: ok.as_ref().map(|r| hex::encode(r.id)),
+                verdict,
+                revoke: ok.as_ref().map(|r| r.revocation.revoke.to_string()),
+                breaks: ok.as_ref().and_then(|r| r.breaks(&chain)),
+            }
+        })
+        .collect();
+    RevocationsFile {
+        about: "revocations (cix/revoke@1): signed records, their ids, verdicts, and which link of a two-link chain each breaks",
+        regenerate: "cargo run -p cix-protocol --example vectors",
+        chain: vec![hex::encode(root_bytes), hex::encode(child_bytes)],
+        sync_request: hex::encode(enc(&SyncRequest {
+            after: None,
+            revocations: true,
+        })),
+        vectors,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -386,6 +386,50 @@ fn check_framed(v: &Json, cbor_bytes: &[u8]) {
 }
 
 #[test]
+fn revocation_vectors_hold() {
+    use cix_protocol::revocation::SignedRevocation;
+    use cix_protocol::ucan::Delegation;
+
+    let file: Json = serde_json::from_str(&read("revocations.json")).unwrap();
+    let chain: Vec<_> = file["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| Delegation::decode(&hex::decode(t.as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    let request: SyncRequest = cbor::from_slice(
+        &hex::decode(file["sync_request"].as_str().unwrap()).unwrap(),
+        limits::MAX_SYNC_REQUEST_BYTES,
+    )
+    .unwrap();
+    assert!(request.revocations && request.after.is_none());
+    let mut verdicts = BTreeSet::new();
+    for v in file["vectors"].as_array().unwrap() {
+        let name = text(v, "name");
+        let decoded = SignedRevocation::decode(&bytes(v, "envelope"));
+        verdicts.insert(text(v, "verdict").to_string());
+        match text(v, "verdict") {
+            "valid" => {
+                let r = decoded.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(hex::encode(r.id), text(v, "id"), "{name}");
+                assert_eq!(r.revocation.revoke.to_string(), text(v, "revoke"), "{name}");
+                assert_eq!(
+                    r.breaks(&chain),
+                    v["breaks"].as_u64().map(|b| b as usize),
+                    "{name}"
+                );
+            }
+            _ => assert!(decoded.is_err(), "{name} should be refused"),
+        }
+    }
+    let every = ["envelope", "payload", "reason", "time", "valid"];
+    assert_eq!(
+        verdicts,
+        every.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>()
+    );
+}
+
+#[test]
 fn token_vectors_hold() {
     use cix_protocol::ucan::{self, Cid, Delegation, Invocation, Verifier};
 
