@@ -242,6 +242,15 @@ fn check_invocation(
     if req.proofs.len() > ucan::MAX_CHAIN_LEN {
         return Err(no_grant("proof chain too long".into()));
     }
+    // The validator skips over-limit proofs unhashed and would then call the one named "not
+    // presented"; say what is wrong instead.
+    if let Some(big) = req.proofs.iter().find(|p| p.len() > ucan::MAX_TOKEN_BYTES) {
+        return Err(no_grant(format!(
+            "token refused: a proof of {} bytes exceeds the limit of {} bytes",
+            big.len(),
+            ucan::MAX_TOKEN_BYTES
+        )));
+    }
     let proofs: Vec<Vec<u8>> = req.proofs.iter().map(|p| p.to_vec()).collect();
     let t = now();
     let v = ucan::validate(inv, &proofs, t).map_err(|e| no_grant(explain_refusal(&e, &proofs)))?;
