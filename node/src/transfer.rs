@@ -242,6 +242,15 @@ fn check_invocation(
     if req.proofs.len() > ucan::MAX_CHAIN_LEN {
         return Err(no_grant("proof chain too long".into()));
     }
+    // The validator skips over-limit proofs unhashed and would then call the one named "not
+    // presented"; say what is wrong instead.
+    if let Some(big) = req.proofs.iter().find(|p| p.len() > ucan::MAX_TOKEN_BYTES) {
+        return Err(no_grant(format!(
+            "token refused: a proof of {} bytes exceeds the limit of {} bytes",
+            big.len(),
+            ucan::MAX_TOKEN_BYTES
+        )));
+    }
     let proofs: Vec<Vec<u8>> = req.proofs.iter().map(|p| p.to_vec()).collect();
     let t = now();
     let v = ucan::validate(inv, &proofs, t).map_err(|e| no_grant(explain_refusal(&e, &proofs)))?;
@@ -611,17 +620,7 @@ pub async fn send_transfer(
     owner: &Did,
     req: &TransferRequest,
 ) -> Result<(libp2p::Stream, TransferHeader)> {
-    let peer = peer_of_did(owner)?;
-    if !node.locate(peer).await? {
-        bail!(
-            "cannot reach the owner {owner}: not connected and no address known (is it running?)"
-        );
-    }
-    let mut control = node.control();
-    let mut stream = control
-        .open_stream(peer, protocol())
-        .await
-        .map_err(|e| anyhow!("cannot open a transfer stream to the owner: {e}"))?;
+    let mut stream = open_transfer_stream(node, owner).await?;
     write_message(&mut stream, req, limits::MAX_TRANSFER_REQUEST_BYTES).await?;
     let header: TransferHeader = tokio::time::timeout(
         IDLE_TIMEOUT,
@@ -631,6 +630,27 @@ pub async fn send_transfer(
     .map_err(|_| anyhow!("the owner did not answer in time"))?
     .context("the owner's answer was malformed")?;
     Ok((stream, header))
+}
+
+/// Opens a `/cix/transfer/1` stream to `owner` and writes nothing on it. [`send_transfer`]
+/// sends its framed request on it; tests and tools use it to send bytes that are not a valid
+/// request at all (an over-limit length prefix, say) and see what the owner does.
+///
+/// # Errors
+///
+/// If the owner cannot be reached or refuses the protocol.
+pub async fn open_transfer_stream(node: &Node, owner: &Did) -> Result<libp2p::Stream> {
+    let peer = peer_of_did(owner)?;
+    if !node.locate(peer).await? {
+        bail!(
+            "cannot reach the owner {owner}: not connected and no address known (is it running?)"
+        );
+    }
+    let mut control = node.control();
+    control
+        .open_stream(peer, protocol())
+        .await
+        .map_err(|e| anyhow!("cannot open a transfer stream to the owner: {e}"))
 }
 
 /// The delegation chain this node holds for fetching `signed`'s dataset from its owner, root
