@@ -1,93 +1,12 @@
 //! The README's operator guide, run for real: two `cix node run` processes with separate homes
 //! on 127.0.0.1, driven only through the `cix` command line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
+use common::{cix, fails, json_lines, listen_addr, ok, start, wait_until};
 use serde_json::Value;
-
-const CIX: &str = env!("CARGO_BIN_EXE_cix");
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A running `cix node run`, killed when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn cix(home: &Path, args: &[&str]) -> Output {
-    Command::new(CIX)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run cix")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = cix(home, args);
-    assert!(
-        out.status.success(),
-        "cix {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-fn fails(home: &Path, args: &[&str]) -> String {
-    let out = cix(home, args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "cix {args:?} should fail with exit code 1"
-    );
-    String::from_utf8(out.stderr).expect("utf-8 stderr")
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
-fn start(home: &Path, bootstrap: Option<&str>) -> Daemon {
-    let mut cmd = Command::new(CIX);
-    cmd.arg("--home")
-        .arg(home)
-        .args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
-    if let Some(b) = bootstrap {
-        cmd.args(["--bootstrap", b]);
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn node");
-    let daemon = Daemon(child);
-    wait_until("the node to write node.json", || {
-        home.join("node.json").exists()
-    });
-    daemon
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn listen_addr(home: &Path) -> String {
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(home.join("node.json")).unwrap()).unwrap();
-    v["listen"][0].as_str().unwrap().to_string()
-}
 
 fn catalogue(home: &Path) -> Vec<Value> {
     json_lines(&ok(home, &["--json", "catalogue", "list"]))

@@ -24,7 +24,9 @@ async fn every_node_receives_every_revocation_and_the_figures_add_up() {
     assert!(a.median_ms <= a.p99_ms && a.p99_ms <= a.max_ms, "{a:?}");
     // The last node to get a revocation is as late as the latest single arrival.
     assert_eq!(a.max_ms, p.max_ms);
-    assert!(report.text().contains("every node received every revocation"));
+    assert!(report
+        .text()
+        .contains("every node received every revocation"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
