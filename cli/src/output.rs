@@ -288,6 +288,23 @@ impl Out {
         if self.json {
             return self.line(v);
         }
+        if let Some(p) = v["projection"].as_object() {
+            let fields: Vec<&str> = p
+                .get("fields")
+                .and_then(Value::as_array)
+                .map(|f| f.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            return self.text(&format!(
+                "fetched {:?}: {} written to {}: a projection on the fields {} only \
+                 (ISO 37156 8.2.2 c) of content {}; blake3 {} as the owner stated it, verified",
+                s(&v["title"]),
+                human_bytes(v["bytes"].as_u64().unwrap_or(0)),
+                s(&v["path"]),
+                fields.join(", "),
+                p.get("of_content").and_then(Value::as_str).unwrap_or("-"),
+                s(&v["content_hash"]),
+            ));
+        }
         self.text(&format!(
             "fetched {:?}: {} written to {}, blake3 {} verified",
             s(&v["title"]),

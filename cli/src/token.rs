@@ -99,6 +99,11 @@ pub(crate) struct GrantArgs {
     /// covers both and lets it pass on fetch-only rights.
     #[arg(long, visible_alias = "cmd", value_name = "CMD")]
     command: Option<String>,
+    /// Limit the grant to these fields (data dictionary names, comma-separated) of a CSV
+    /// dataset: the audience receives a projection with only these columns (ISO 37156 8.2.2 c,
+    /// data adequate, relevant and not excessive).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    fields: Option<Vec<String>>,
     /// Write the chain to DIR as NN-CID.ucan files, root first, to hand to the audience.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -218,7 +223,7 @@ pub(crate) fn grant(home: &Home, args: GrantArgs, out: &mut Out) -> Result<()> {
     let v: Value = Client::connect(home)?.post(
         "/v1/grant",
         &json!({ "dataset": args.dataset, "to": args.to, "days": args.days,
-                 "purpose": args.purpose, "command": args.command }),
+                 "purpose": args.purpose, "command": args.command, "fields": args.fields }),
     )?;
     issued(&v, args.out, out, "granted")
 }
@@ -629,6 +634,13 @@ fn issued(v: &Value, dir: Option<PathBuf>, out: &mut Out, verb: &str) -> Result<
         expiry(&v["expires"]),
         s("cid")
     );
+    if let Some(fields) = v["fields"].as_array() {
+        let names: Vec<&str> = fields.iter().filter_map(Value::as_str).collect();
+        text.push_str(&format!(
+            "\n  fields limited to {} (ISO 37156 8.2.2 c)",
+            names.join(", ")
+        ));
+    }
     if !written.is_empty() {
         text.push_str(&format!(
             "\n  chain written root first (hand these to the audience):\n    {}",

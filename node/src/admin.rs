@@ -16,7 +16,7 @@
 //! | `POST /v1/requests/{id}/deny` | `{"reason"}`: deny it |
 //! | `POST /v1/fetch` | `{"dataset","output"}`: JSON Lines of progress, then the result |
 //! | `GET /metrics` | Prometheus text format |
-//! | `POST /v1/grant` | [`tokens::GrantRequest`]: delegate an own dataset directly |
+//! | `POST /v1/grant` | [`tokens::GrantRequest`]: delegate an own dataset directly (optionally only some `fields`) |
 //! | `POST /v1/delegate` | [`tokens::DelegateRequest`]: pass a received delegation on |
 //! | `POST /v1/tokens/import` | [`tokens::ImportRequest`]: keep a chain addressed to this node |
 //! | `GET /v1/tokens` | one [`tokens::TokenLine`] per delegation issued or received |

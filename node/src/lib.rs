@@ -23,6 +23,7 @@ pub mod config;
 pub mod home;
 pub mod network;
 pub mod node;
+pub mod projection;
 pub mod publish;
 pub mod revoke;
 pub mod rules;

@@ -6,9 +6,10 @@
 //!   `/cix/data/fetch`; `/cix/data/republish` or `/cix/data` for a secondary publisher,
 //!   ISO 37156 9.2 e) to another agency without waiting for a request. The policy names the
 //!   dataset and carries the dataset's caveats ([`cix_protocol::caveats`]: jurisdictions,
-//!   retention, terms), and the purpose when one is stated (also kept in `meta.purpose`).
+//!   retention, terms), the purpose when one is stated (also kept in `meta.purpose`), and, with
+//!   `--fields`, the only columns of a CSV dataset the audience may have (ISO 37156 8.2.2 c).
 //! - **delegate**: an agency that received a delegation passes it on, attenuated: the same or a
-//!   narrower command, the same subject and policy, and an expiry no later than the one it
+//!   narrower command, the same subject and policy (a fields caveat included), and an expiry no later than the one it
 //!   received (ISO 37156 9.2 e: a secondary publisher's rights are a subset of the primary's).
 //! - **import**: a delegation chain handed over out of band (a file from `cix grant --out`) is
 //!   checked and kept as received, so it can be used and re-delegated. A chain in which a link
@@ -56,6 +57,10 @@ pub struct GrantRequest {
     /// Command delegated; `/cix/data/fetch` when absent.
     #[serde(default)]
     pub command: Option<String>,
+    /// The only fields (data dictionary names) of a CSV dataset the audience may have
+    /// (ISO 37156 8.2.2 c, 7.1); every field when absent.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
 }
 
 /// What `POST /v1/delegate` takes.
@@ -108,6 +113,9 @@ pub struct TokenLine {
     pub dataset: Option<String>,
     /// The purpose in its `meta`, if any.
     pub purpose: Option<String>,
+    /// The only fields its policy permits (sorted), if it limits fields (ISO 37156 8.2.2 c).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
     /// Expiry, Unix seconds (`null`: never).
     pub expires: Option<i64>,
     /// `active`, `expired`, `not-yet-valid` or `revoked`, at the time of the call.
@@ -177,7 +185,9 @@ fn issue(
 ///
 /// # Errors
 ///
-/// An unknown, foreign or closed dataset, a bad DID, command or duration, or store I/O.
+/// An unknown, foreign or closed dataset, a bad DID, command or duration, fields that a CSV
+/// dataset's dictionary does not have (or named twice, or none, or a dataset that is not CSV),
+/// or store I/O.
 pub fn grant(shared: &Shared, req: &GrantRequest) -> Result<TokenLine> {
     let to = parse_did(&req.to)?;
     let entry = crate::transfer::resolve(shared, &req.dataset)?.ok_or_else(|| {
@@ -210,12 +220,21 @@ pub fn grant(shared: &Shared, req: &GrantRequest) -> Result<TokenLine> {
         .as_deref()
         .map(str::trim)
         .filter(|p| !p.is_empty());
+    let mut pol = cix_protocol::caveats::grant_policy(&entry.entry, purpose);
+    if let Some(fields) = &req.fields {
+        // ISO 37156 8.2.2 c and 7.1: only the columns the audience needs.
+        cix_protocol::caveats::field_columns(&entry.entry, fields)
+            .map_err(|e| anyhow!("--fields: {e}"))?;
+        let mut statements = pol.statements().to_vec();
+        statements.push(cix_protocol::caveats::fields_statement(fields));
+        pol = Policy::new(statements);
+    }
     let dlg = Delegation {
         iss: shared.did(),
         aud: to,
         sub: Some(shared.did()),
         cmd,
-        pol: cix_protocol::caveats::grant_policy(&entry.entry, purpose),
+        pol,
         nonce: ucan::fresh_nonce(),
         exp: Some(issued + validity(shared, req.days)?),
         nbf: None,
@@ -480,6 +499,7 @@ fn describe(record: &TokenRecord, direction: &'static str, with_chain: bool) -> 
         command: dlg.cmd.clone(),
         dataset: dataset_of(&dlg.pol),
         purpose,
+        fields: cix_protocol::caveats::permitted_fields(&dlg.pol),
         expires: dlg.exp,
         state,
         depth: record.chain.len(),

@@ -20,7 +20,8 @@ use cix_protocol::limits;
 use cix_protocol::profile::Profile;
 use cix_protocol::ucan::{self, command_covers, Cid, Delegation, Invocation};
 use cix_protocol::wire::{
-    AccessRequest, AccessResponse, DenyCode, TransferHeader, TransferRequest, TRANSFER_PROTOCOL,
+    AccessRequest, AccessResponse, DenyCode, Projection, TransferHeader, TransferRequest,
+    TRANSFER_PROTOCOL,
 };
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
@@ -113,17 +114,14 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
         warn!(%peer, error = %e, "malformed transfer request");
         e
     })?;
-    let own = match authorise(shared, &peer, &req) {
-        Ok(own) => own,
-        Err((code, reason)) => {
-            warn!(%peer, dataset = %req.dataset, ?code, %reason, "transfer refused");
-            shared.stats.refused();
-            let header = TransferHeader::Refused { code, reason };
-            write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
-            return Ok(());
-        }
+    let (own, plan) = match authorise(shared, &peer, &req) {
+        Ok(ok) => ok,
+        Err((code, reason)) => return refuse(shared, peer, &req, stream, code, reason).await,
     };
     let path = shared.home.blobs().join(own.content.to_hex());
+    if let Some(plan) = plan {
+        return serve_projection(shared, peer, &req, stream, &own, plan, path).await;
+    }
     let mut file = tokio::fs::File::open(&path)
         .await
         .with_context(|| format!("blob {} is missing", path.display()))?;
@@ -136,8 +134,37 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
     let header = TransferHeader::Ok {
         size: own.bytes,
         length,
+        projection: None,
     };
     write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
+    let sent = send_file(stream, &mut file, length, &path).await?;
+    shared.stats.served(sent);
+    info!(%peer, dataset = %own.dataset, bytes = sent, "transfer served");
+    Ok(())
+}
+
+async fn refuse(
+    shared: &Shared,
+    peer: PeerId,
+    req: &TransferRequest,
+    stream: &mut libp2p::Stream,
+    code: DenyCode,
+    reason: String,
+) -> Result<()> {
+    warn!(%peer, dataset = %req.dataset, ?code, %reason, "transfer refused");
+    shared.stats.refused();
+    let header = TransferHeader::Refused { code, reason };
+    write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
+    Ok(())
+}
+
+/// Sends `length` bytes of `file` from where it stands.
+async fn send_file(
+    stream: &mut libp2p::Stream,
+    file: &mut tokio::fs::File,
+    length: u64,
+    path: &Path,
+) -> Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut sent = 0u64;
     while sent < length {
@@ -152,8 +179,71 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
         sent += n as u64;
     }
     stream.flush().await?;
+    Ok(sent)
+}
+
+/// Which columns of the dataset an authorised transfer may carry, when the invocation asked for
+/// some fields only (ISO 37156 8.2.2 c).
+#[derive(Debug, Clone)]
+struct Plan {
+    /// Column numbers, ascending.
+    columns: Vec<usize>,
+    /// Their dictionary names, in that order: what the header states.
+    fields: Vec<String>,
+    /// Fields the dictionary describes, which the stored CSV's header must have.
+    width: usize,
+}
+
+/// Serves the projection of the dataset on `plan`'s columns: projected into a temporary file
+/// while hashed, its BLAKE3 and length stated in the header, then sent.
+async fn serve_projection(
+    shared: &Shared,
+    peer: PeerId,
+    req: &TransferRequest,
+    stream: &mut libp2p::Stream,
+    own: &OwnDataset,
+    plan: Plan,
+    path: PathBuf,
+) -> Result<()> {
+    let tmp_dir = shared.home.tmp();
+    let (columns, width) = (plan.columns.clone(), plan.width);
+    let blob = path.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&tmp_dir)?;
+        crate::projection::project(&blob, &tmp_dir, &columns, width)
+    })
+    .await
+    .map_err(|e| anyhow!("projection task failed: {e}"))?;
+    let projected = match made {
+        Ok(p) => p,
+        Err(e @ crate::projection::ProjectError::RowTooLong { .. }) => {
+            let reason = format!("cannot serve a projection of this dataset: {e}");
+            return refuse(shared, peer, req, stream, DenyCode::BadRequest, reason).await;
+        }
+        Err(e) => {
+            tracing::error!(dataset = %own.dataset, error = %e, "cannot project an own dataset");
+            let reason = "the owner's node could not project the dataset".to_string();
+            return refuse(shared, peer, req, stream, DenyCode::Busy, reason).await;
+        }
+    };
+    let header = TransferHeader::Ok {
+        size: own.bytes,
+        length: projected.size,
+        projection: Some(Projection {
+            fields: plan.fields.clone(),
+            content: projected.content,
+            size: projected.size,
+        }),
+    };
+    write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
+    let mut file = tokio::fs::File::open(projected.file.path())
+        .await
+        .context("the projection vanished")?;
+    let sent = send_file(stream, &mut file, projected.size, projected.file.path()).await?;
+    drop(projected);
     shared.stats.served(sent);
-    info!(%peer, dataset = %own.dataset, bytes = sent, "transfer served");
+    info!(%peer, dataset = %own.dataset, bytes = sent, fields = plan.fields.len(),
+        "projection served");
     Ok(())
 }
 
@@ -162,7 +252,7 @@ fn authorise(
     shared: &Shared,
     peer: &PeerId,
     req: &TransferRequest,
-) -> std::result::Result<OwnDataset, Refusal> {
+) -> std::result::Result<(OwnDataset, Option<Plan>), Refusal> {
     let internal = |e: anyhow::Error| {
         tracing::error!(error = %e, "store failure while authorising a transfer");
         (
@@ -199,7 +289,7 @@ fn authorise(
             DenyCode::Closed,
             "the dataset is closed (ISO 37156 5.5.2): it never leaves its owner's node".into(),
         )),
-        Level::Open => Ok(own),
+        Level::Open => Ok((own, None)),
         Level::SharedPublic | Level::SharedGroup | Level::SharedNamed => {
             let entry = shared
                 .store
@@ -216,8 +306,8 @@ fn authorise(
             let profile =
                 rules::requester_profile(shared, &requester, req.profile.as_deref(), now())?;
             rules::check_jurisdiction(&entry, profile.as_ref())?;
-            check_invocation(shared, &requester, req, &entry, profile.as_ref())?;
-            Ok(own)
+            let plan = check_invocation(shared, &requester, req, &entry, profile.as_ref())?;
+            Ok((own, plan))
         }
     }
 }
@@ -225,14 +315,14 @@ fn authorise(
 /// The invocation must be valid, issued by the connected peer, addressed to us, for fetching
 /// exactly this dataset and content, rooted in a delegation we issued, with no revoked link
 /// (refused as `revoked`), and never seen before; and what its arguments claim must be true of
-/// the requester and the current entry.
+/// the requester and the current entry. Returns the projection to serve when it states fields.
 fn check_invocation(
     shared: &Shared,
     requester: &Did,
     req: &TransferRequest,
     entry: &Entry,
     profile: Option<&Profile>,
-) -> std::result::Result<(), Refusal> {
+) -> std::result::Result<Option<Plan>, Refusal> {
     let no_grant = |reason: String| (DenyCode::NoGrant, reason);
     let Some(inv) = &req.invocation else {
         return Err(no_grant(
@@ -293,13 +383,14 @@ fn check_invocation(
         &text,
         arg(caveats::ARG_RETENTION_DAYS),
     )?;
+    let plan = check_fields(&v.chain, arg(caveats::ARG_FIELDS), entry, req.offset)?;
     check_revocations(shared, &v)?;
     let exp = v
         .invocation
         .exp
         .unwrap_or(t + ucan::MAX_INVOCATION_TTL_SECS);
     match shared.store.spend_invocation(v.cid.as_bytes(), exp, t) {
-        Ok(true) => Ok(()),
+        Ok(true) => Ok(plan),
         Ok(false) => Err(no_grant(
             "this invocation was already used (replay refused)".into(),
         )),
@@ -413,6 +504,78 @@ fn check_claims(
     Ok(())
 }
 
+/// The fields caveat (ISO 37156 8.2.2 c, 7.1) against the invocation's `fields` and the
+/// current entry. The policy already holds the stated fields to those every link permits; this
+/// says so in words when it did not, and refuses names the current dictionary lacks, a
+/// non-CSV dataset, a dataset too large to project and a projection from a non-zero offset.
+fn check_fields(
+    chain: &[Delegation],
+    stated: Option<&ciborium::Value>,
+    entry: &Entry,
+    offset: u64,
+) -> std::result::Result<Option<Plan>, Refusal> {
+    let bad = |reason: String| Err((DenyCode::BadRequest, reason));
+    let stated = match caveats::stated_fields(stated) {
+        Ok(s) => s,
+        Err(e) => return bad(format!("the invocation's fields: {e}")),
+    };
+    let permitted = caveats::permitted_by_all(chain.iter().map(|d| &d.pol));
+    let Some(stated) = stated else {
+        return match permitted {
+            None => Ok(None),
+            Some(p) => Err((
+                DenyCode::NoGrant,
+                rules::clip(format!(
+                    "this grant permits only the fields {} (ISO 37156 8.2.2 c): the invocation \
+                     must state which of them it wants",
+                    p.join(", ")
+                )),
+            )),
+        };
+    };
+    if let Some(p) = &permitted {
+        let extra: Vec<&str> = stated
+            .iter()
+            .filter(|n| !p.contains(n))
+            .map(String::as_str)
+            .collect();
+        if !extra.is_empty() {
+            return Err((
+                DenyCode::NoGrant,
+                rules::clip(format!(
+                    "the invocation asks for fields the grant does not permit: {} (permitted: \
+                     {}; ISO 37156 8.2.2 c)",
+                    extra.join(", "),
+                    p.join(", ")
+                )),
+            ));
+        }
+    }
+    let columns = match caveats::field_columns(entry, &stated) {
+        Ok(c) => c,
+        Err(e) => return bad(rules::clip(format!("cannot serve those fields: {e}"))),
+    };
+    if offset != 0 {
+        return bad(
+            "a projection is sent whole, from offset 0: fetch it again from the start".into(),
+        );
+    }
+    let bytes = entry.primary().map(|d| d.bytes).unwrap_or_default();
+    if bytes > limits::MAX_PROJECTION_SOURCE_BYTES {
+        return bad(format!(
+            "the dataset is {bytes} bytes; this node projects datasets of at most {} bytes \
+             (MAX_PROJECTION_SOURCE_BYTES)",
+            limits::MAX_PROJECTION_SOURCE_BYTES
+        ));
+    }
+    debug!(dataset = %entry.dataset, fields = columns.len(), "invocation asks for a projection");
+    Ok(Some(Plan {
+        fields: caveats::column_names(entry, &columns),
+        columns,
+        width: entry.iso.dictionary.len(),
+    }))
+}
+
 /// Words for a token refusal; a policy mismatch names the caveat it broke.
 fn explain_refusal(e: &ucan::ValidationError, proofs: &[Vec<u8>]) -> String {
     if let ucan::ValidationError::MatchError {
@@ -425,8 +588,17 @@ fn explain_refusal(e: &ucan::ValidationError, proofs: &[Vec<u8>]) -> String {
             .filter(|p| ucan::Cid::of_token(p) == *delegation)
             .find_map(|p| Delegation::decode(p).ok())
             .and_then(|(d, _)| d.pol.statements().get(*statement).cloned())
-            .and_then(|s| caveats::argument_of(&s));
-        if let Some(arg) = arg {
+            .and_then(|s| caveats::argument_of(&s).map(|a| (a, s)));
+        if let Some((arg, statement)) = arg {
+            if arg == caveats::ARG_FIELDS {
+                let permitted = caveats::permitted_fields(&ucan::Policy::new(vec![statement]))
+                    .unwrap_or_default();
+                return rules::clip(format!(
+                    "token refused: the invocation's fields are not within the fields delegation \
+                     {delegation} permits ({}; ISO 37156 8.2.2 c)",
+                    permitted.join(", ")
+                ));
+            }
             return rules::clip(format!(
                 "token refused: the invocation's {arg} does not meet the caveat of delegation \
                  {delegation} ({e})"
@@ -443,7 +615,8 @@ pub struct Fetched {
     pub dataset: String,
     /// Title.
     pub title: String,
-    /// BLAKE3 hex, verified.
+    /// BLAKE3 hex of the bytes written, verified: the catalogue's content hash, or for a
+    /// projection the hash its owner stated.
     pub content_hash: String,
     /// Bytes written.
     pub bytes: u64,
@@ -451,6 +624,18 @@ pub struct Fetched {
     pub path: PathBuf,
     /// The owner's principal.
     pub from: String,
+    /// Present when what was written is a projection on some fields (ISO 37156 8.2.2 c).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection: Option<FetchedProjection>,
+}
+
+/// The projection a fetch delivered.
+#[derive(Debug, Clone, Serialize)]
+pub struct FetchedProjection {
+    /// The fields it holds, in the dataset's column order.
+    pub fields: Vec<String>,
+    /// BLAKE3 hex of the whole content it was projected from (the catalogue's).
+    pub of_content: String,
 }
 
 /// Finds a dataset in the local catalogue by id or unique id prefix (at least 4 hex digits).
@@ -549,21 +734,25 @@ pub async fn fetch(
         bail!("dataset is {} bytes, over this node's limit", dist.bytes);
     }
     let owner = entry.iss;
-    let done = |bytes| Fetched {
+    let done = |bytes, content: &ContentHash, projection| Fetched {
         dataset: entry.dataset.to_string(),
         title: entry.title.clone(),
-        content_hash: dist.content.to_hex(),
+        content_hash: content.to_hex(),
         bytes,
         path: out.to_path_buf(),
         from: owner.to_string(),
+        projection,
     };
     if owner == node.did() {
         let blob = node.shared.home.blobs().join(dist.content.to_hex());
         let (_, bytes) = write_verified_copy(&blob, out, &dist.content).await?;
-        return Ok(done(bytes));
+        return Ok(done(bytes, &dist.content, None));
     }
+    let mut asked: Option<Vec<String>> = None;
     let (invocation, proofs) = match credentials(node, &signed).await? {
         Some((inv, proofs)) => {
+            asked = caveats::stated_fields(inv.args.get(caveats::ARG_FIELDS))
+                .map_err(|e| anyhow!("{e}"))?;
             let (bytes, _) = inv
                 .seal(&node.shared.key)
                 .map_err(|e| anyhow!("cannot sign invocation: {e}"))?;
@@ -581,24 +770,67 @@ pub async fn fetch(
         profile: (entry.level() != Level::Open).then(|| node.shared.profile.bytes.clone()),
     };
     let (mut stream, header) = send_transfer(node, &owner, &req).await?;
-    let length = match header {
+    let (length, expected, projection) = match header {
         TransferHeader::Refused { code, reason } => {
             bail!(
                 "the owner refused the transfer ({}): {reason}",
                 code_text(code)
             )
         }
-        TransferHeader::Ok { size, length } if size == dist.bytes && length == size => length,
-        TransferHeader::Ok { size, .. } => {
+        TransferHeader::Ok { size, .. } if size != dist.bytes => {
             bail!(
                 "the owner offers {size} bytes but the catalogue entry says {}",
                 dist.bytes
             )
         }
+        TransferHeader::Ok {
+            length,
+            projection: None,
+            ..
+        } => {
+            if asked.is_some() {
+                warn!(dataset = %entry.dataset, "owner sent the whole file when fields were asked");
+                bail!("the owner sent the whole dataset, but this node asked for some fields only");
+            }
+            if length != dist.bytes {
+                bail!(
+                    "the owner offers {length} bytes from the start, but the entry has {}",
+                    dist.bytes
+                );
+            }
+            (length, dist.content, None)
+        }
+        TransferHeader::Ok {
+            length,
+            projection: Some(p),
+            ..
+        } => {
+            // ISO 37156 8.2.2 c: exactly the fields asked for, verified against the hash the
+            // owner stated (authenticated by the Noise session with the owner's PeerId).
+            if asked.as_ref() != Some(&p.fields) {
+                warn!(dataset = %entry.dataset, "owner's projection holds other fields than asked");
+                bail!(
+                    "the owner sent a projection on other fields ({}) than this node asked for",
+                    rules::clip(p.fields.join(", "))
+                );
+            }
+            if length != p.size || p.size > limits::MAX_DATASET_BYTES {
+                bail!(
+                    "the owner's projection header is inconsistent ({length} bytes follow, the \
+                     projection has {})",
+                    p.size
+                );
+            }
+            let about = FetchedProjection {
+                fields: p.fields,
+                of_content: dist.content.to_hex(),
+            };
+            (length, p.content, Some(about))
+        }
     };
-    let bytes = receive(&mut stream, out, &dist.content, length, &mut progress).await?;
-    debug!(dataset = %entry.dataset, bytes, "fetched and verified");
-    Ok(done(bytes))
+    let bytes = receive(&mut stream, out, &expected, length, &mut progress).await?;
+    debug!(dataset = %entry.dataset, bytes, projection = projection.is_some(), "fetched and verified");
+    Ok(done(bytes, &expected, projection))
 }
 
 fn code_text(code: DenyCode) -> String {
@@ -825,6 +1057,12 @@ pub async fn credentials(
             ciborium::Value::Integer(days.into()),
         );
     }
+    if let Some(fields) = fields_to_ask(entry, &links)? {
+        args.insert(
+            caveats::ARG_FIELDS.to_string(),
+            ciborium::Value::Array(fields.into_iter().map(text).collect()),
+        );
+    }
     let inv = Invocation {
         iss: node.did(),
         sub: entry.iss,
@@ -839,6 +1077,26 @@ pub async fn credentials(
         cause: None,
     };
     Ok(Some((inv, chain)))
+}
+
+/// The fields to state when the chain limits them (ISO 37156 8.2.2 c): every field all its
+/// links permit that the entry's dictionary still has, in the dataset's column order; `None`
+/// when no link limits fields.
+fn fields_to_ask(entry: &Entry, links: &[(Delegation, Cid)]) -> Result<Option<Vec<String>>> {
+    let Some(mut names) = caveats::permitted_by_all(links.iter().map(|(d, _)| &d.pol)) else {
+        return Ok(None);
+    };
+    let id = entry.dataset;
+    names.retain(|n| entry.iso.dictionary.iter().any(|f| &f.name == n));
+    if names.is_empty() {
+        bail!(
+            "the grant for {id} permits only fields that its current data dictionary no longer \
+             has: ask the owner for a new grant"
+        );
+    }
+    let columns = caveats::field_columns(entry, &names)
+        .map_err(|e| anyhow!("the grant for {id} limits fields, but {e}"))?;
+    Ok(Some(caveats::column_names(entry, &columns)))
 }
 
 fn partial_file(out: &Path) -> Result<tempfile::NamedTempFile> {

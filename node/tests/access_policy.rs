@@ -66,6 +66,16 @@ async fn fetch_edited(
     signed: &SignedEntry,
     edit: impl FnOnce(&mut ucan::Invocation, &mut Vec<Vec<u8>>),
 ) -> TransferHeader {
+    fetch_edited_at(requester, signed, 0, edit).await
+}
+
+/// [`fetch_edited`] from byte `offset`.
+async fn fetch_edited_at(
+    requester: &TestNode,
+    signed: &SignedEntry,
+    offset: u64,
+    edit: impl FnOnce(&mut ucan::Invocation, &mut Vec<Vec<u8>>),
+) -> TransferHeader {
     let (mut inv, mut proofs) = transfer::credentials(&requester.node, signed)
         .await
         .unwrap()
@@ -76,7 +86,7 @@ async fn fetch_edited(
     let req = TransferRequest {
         dataset: signed.entry.dataset,
         content: dist.content,
-        offset: 0,
+        offset,
         invocation: Some(bytes),
         proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
         profile: Some(requester.node.shared.profile.bytes.clone()),
@@ -472,6 +482,7 @@ async fn secondary_publishers_chain_lets_a_third_agency_fetch_and_a_widened_chai
             days: Some(10),
             purpose: Some("regional energy atlas".into()),
             command: Some(ucan::CMD_REPUBLISH.into()),
+            fields: None,
         },
     )
     .unwrap();
@@ -553,4 +564,189 @@ async fn secondary_publishers_chain_lets_a_third_agency_fetch_and_a_widened_chai
         assert_eq!(code, DenyCode::NoGrant, "{reason}");
         assert!(reason.contains("token refused"), "{what}: {reason}");
     }
+}
+
+/// The columns of a CSV: header text and every row's values, by column.
+fn columns_of(csv: &[u8]) -> Vec<(String, Vec<String>)> {
+    let mut rdr = ::csv::Reader::from_reader(csv);
+    let headers: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    let mut cols: Vec<(String, Vec<String>)> = headers.into_iter().map(|h| (h, vec![])).collect();
+    for record in rdr.records() {
+        let record = record.unwrap();
+        assert_eq!(record.len(), cols.len());
+        for (col, value) in cols.iter_mut().zip(record.iter()) {
+            col.1.push(value.to_string());
+        }
+    }
+    cols
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fields_limited_grant_serves_exactly_the_permitted_columns_and_nothing_more() {
+    // ISO 37156 8.2.2 c (adequate, relevant and not excessive) and 7.1 (least access): the
+    // owner grants some columns; the requester receives a projection with only those.
+    common::init_tracing();
+    let owner = spawn("Water Board", vec![]).await;
+    let boot = vec![owner.addr().await];
+    let requester = spawn("Flood Office", boot.clone()).await;
+    let third = spawn("University Lab", boot).await;
+    let mut data = readings_csv(400);
+    // A value that needs quoting survives the projection.
+    data.extend_from_slice(b"2024-02-01T00:00:00Z,\"ST, \"\"north\"\"\",1.5,7\n");
+    let ds = publish_with(&owner, &data, "shared-named", "").await;
+    let signed = entry_at(&requester, &ds.dataset).await;
+    entry_at(&third, &ds.dataset).await;
+    let names: Vec<&str> = signed
+        .entry
+        .iso
+        .dictionary
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, ["time", "station", "flow", "pressure"]);
+
+    let grant = |fields: Vec<&str>| {
+        tokens::grant(
+            &owner.node.shared,
+            &GrantRequest {
+                dataset: ds.dataset.clone(),
+                to: requester.node.did().to_string(),
+                days: Some(3),
+                purpose: Some("flood forecasting".into()),
+                command: Some(ucan::CMD_DATA.into()),
+                fields: Some(fields.into_iter().map(String::from).collect()),
+            },
+        )
+    };
+    // Refused at grant time: an unknown field, a duplicate, none at all.
+    let err = grant(vec!["time", "velocity"]).unwrap_err().to_string();
+    assert!(err.contains("no field \"velocity\""), "{err}");
+    assert!(err.contains("time, station, flow, pressure"), "{err}");
+    let err = grant(vec!["time", "time"]).unwrap_err().to_string();
+    assert!(err.contains("named twice"), "{err}");
+    let err = grant(vec![]).unwrap_err().to_string();
+    assert!(err.contains("empty"), "{err}");
+
+    // Given in any order; the policy pins the sorted set.
+    let line = grant(vec!["pressure", "station"]).unwrap();
+    assert_eq!(
+        line.fields,
+        Some(vec!["pressure".to_string(), "station".into()])
+    );
+    let got = tokens::import(&requester.node.shared, &ImportRequest { chain: line.chain }).unwrap();
+
+    // Claiming an extra field: refused, naming the permitted ones.
+    let (code, reason) = refused(
+        fetch_edited(&requester, &signed, |inv, _| {
+            inv.args.insert(
+                caveats::ARG_FIELDS.into(),
+                ciborium::Value::Array(vec!["station".into(), "flow".into()]),
+            );
+        })
+        .await,
+    );
+    assert_eq!(code, DenyCode::NoGrant);
+    assert!(
+        reason.contains("fields") && reason.contains("pressure, station"),
+        "{reason}"
+    );
+    // Stating no fields, to get the whole file: refused too.
+    let (code, reason) = refused(
+        fetch_edited(&requester, &signed, |inv, _| {
+            inv.args.remove(caveats::ARG_FIELDS);
+        })
+        .await,
+    );
+    assert_eq!(code, DenyCode::NoGrant, "{reason}");
+    // A projection does not resume from an offset.
+    let (code, reason) = refused(fetch_edited_at(&requester, &signed, 10, |_, _| {}).await);
+    assert_eq!(code, DenyCode::BadRequest);
+    assert!(reason.contains("offset"), "{reason}");
+
+    // The honest fetch: exactly the permitted columns, in the dataset's order, header included.
+    let out = requester.path("projection.csv");
+    let fetched = transfer::fetch(&requester.node, &ds.dataset, &out, |_, _| {})
+        .await
+        .unwrap();
+    let written = std::fs::read(&out).unwrap();
+    let original = columns_of(&data);
+    assert_eq!(
+        columns_of(&written),
+        vec![original[1].clone(), original[3].clone()]
+    );
+    assert_eq!(original[1].1.last().unwrap(), "ST, \"north\"");
+    let projection = fetched.projection.expect("a projection");
+    assert_eq!(projection.fields, ["station", "pressure"]);
+    assert_eq!(
+        projection.of_content,
+        signed.entry.primary().unwrap().content.to_hex()
+    );
+    assert_eq!(
+        fetched.content_hash,
+        blake3::hash(&written).to_hex().to_string()
+    );
+    assert_eq!(fetched.bytes, written.len() as u64);
+    assert!(written.len() < data.len());
+
+    // Passed on, the chain keeps the caveat: the third agency gets the same columns only.
+    let passed = tokens::delegate(
+        &requester.node.shared,
+        &DelegateRequest {
+            cid: got.cid,
+            to: third.node.did().to_string(),
+            days: Some(1),
+            purpose: None,
+            command: Some(ucan::CMD_FETCH.into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(passed.fields, line.fields);
+    tokens::import(
+        &third.node.shared,
+        &ImportRequest {
+            chain: passed.chain,
+        },
+    )
+    .unwrap();
+    let out = third.path("passed-on.csv");
+    let fetched = transfer::fetch(&third.node, &ds.dataset, &out, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(fetched.projection.unwrap().fields, ["station", "pressure"]);
+    assert_eq!(std::fs::read(&out).unwrap(), written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_cannot_limit_a_grant_of_a_dataset_that_is_not_csv() {
+    common::init_tracing();
+    let owner = spawn("Parks Department", vec![]).await;
+    let file = owner.path("boundaries.geojson");
+    std::fs::write(&file, br#"{"type":"FeatureCollection","features":[]}"#).unwrap();
+    let ds = publish(
+        &owner.node,
+        PublishRequest {
+            path: file,
+            title: Some("park boundaries".into()),
+            spectrum: Some("shared-named".into()),
+            meta: Some("domain = \"water\"\nkind = \"supply\"\ndescription = \"test\"\n".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let err = tokens::grant(
+        &owner.node.shared,
+        &GrantRequest {
+            dataset: ds.dataset,
+            to: cix_protocol::identity::Keypair::generate()
+                .did()
+                .to_string(),
+            days: Some(1),
+            purpose: None,
+            command: None,
+            fields: Some(vec!["type".into()]),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not a CSV file"), "{err}");
 }

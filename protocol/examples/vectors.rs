@@ -33,7 +33,7 @@ use cix_protocol::identity::Keypair;
 use cix_protocol::limits;
 use cix_protocol::ucan;
 use cix_protocol::wire::{
-    AccessRequest, AccessResponse, DenyCode, SyncRequest, SyncResponse, TransferHeader,
+    AccessRequest, AccessResponse, DenyCode, Projection, SyncRequest, SyncResponse, TransferHeader,
     TransferRequest, ACCESS_PROTOCOL, SYNC_PROTOCOL, TRANSFER_PROTOCOL,
 };
 
@@ -181,6 +181,10 @@ const PRESSURE_V2: &[u8] = b"main_id,time,pressure (kPa)\n\
 WM-0412,2026-11-30T00:00:00Z,412\n\
 WM-0412,2026-11-30T01:00:00Z,409\n\
 WM-0412,2026-11-30T02:00:00Z,415\n";
+/// Version 1 projected on `main_id` and `pressure` (ISO 37156 8.2.2 c), as an owner serves it.
+const PRESSURE_V1_PROJECTED: &[u8] = b"main_id,pressure (kPa)\n\
+WM-0412,412\n\
+WM-0412,409\n";
 /// Household consumption (personal data, shared with named agencies only).
 const CONSUMPTION: &[u8] = b"meter_id,date,volume (m3)\nHH-00017,2026-11-30,0.412\n";
 /// Hydrant locations (reference data, shared under public terms).
@@ -909,6 +913,7 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
             enc(&TransferHeader::Ok {
                 size: PRESSURE_V1.len() as u64,
                 length: PRESSURE_V1.len() as u64,
+                projection: None,
             }),
         ),
         (
@@ -918,6 +923,21 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
             enc(&TransferHeader::Ok {
                 size: PRESSURE_V1.len() as u64,
                 length: PRESSURE_V1.len() as u64 - 60,
+                projection: None,
+            }),
+        ),
+        (
+            "transfer-header-ok-projection",
+            TRANSFER_PROTOCOL,
+            "TransferHeader",
+            enc(&TransferHeader::Ok {
+                size: PRESSURE_V1.len() as u64,
+                length: PRESSURE_V1_PROJECTED.len() as u64,
+                projection: Some(Projection {
+                    fields: vec!["main_id".into(), "pressure".into()],
+                    content: ContentHash::of(PRESSURE_V1_PROJECTED),
+                    size: PRESSURE_V1_PROJECTED.len() as u64,
+                }),
             }),
         ),
         (

@@ -9,6 +9,13 @@
 //! | terms | `["==", ".terms", BLAKE3-HEX]` | shared-public data: the terms accepted | 5.5.3 |
 //! | jurisdiction | `["or", [["==", ".jurisdiction", CC], …]]` | the dataset restricts where it may go | 8.2.2 a, h |
 //! | retention | `["<=", ".retention_days", N]` | the entry sets `privacy.retention_days` | 8.2.2 e |
+//! | fields | `["all", ".fields", ["or", [["==", ".", NAME], …]]]` | the owner limits a grant to some columns of a CSV dataset (`cix grant --fields`) | 8.2.2 c, 7.1 |
+//!
+//! The fields caveat lists the permitted data dictionary names, sorted. The invocation states
+//! `fields`, the list of names it wants (a non-empty subset of the permitted ones, in the
+//! dataset's column order), and the owner serves a projection: the CSV with those columns
+//! only. A missing `fields` argument selects `null`, over which `all` is false, so a chain that
+//! pins fields cannot fetch the whole file.
 //!
 //! UCAN's policy language has no set-membership operator, so "one of these jurisdictions" is
 //! an `or` of equalities. The requester's invocation states `purpose`, `terms` (the BLAKE3 hex
@@ -25,6 +32,7 @@
 use ciborium::Value;
 
 use crate::catalogue::{Entry, Level};
+use crate::limits;
 use crate::ucan::{CompareOp, Number, Policy, Selector, Statement};
 
 /// Argument naming the dataset (32 hex digits).
@@ -39,6 +47,204 @@ pub const ARG_TERMS: &str = "terms";
 pub const ARG_JURISDICTION: &str = "jurisdiction";
 /// Argument stating how many days the requester keeps the data.
 pub const ARG_RETENTION_DAYS: &str = "retention_days";
+/// Argument listing the fields (data dictionary names) wanted, as a list of text.
+pub const ARG_FIELDS: &str = "fields";
+
+/// The media type a dataset must have to be limited to some fields.
+pub const CSV_MEDIA_TYPE: &str = "text/csv";
+
+/// Why a list of fields cannot limit a grant or an invocation (ISO 37156 8.2.2 c).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldsError {
+    /// The dataset is not a CSV file described by a data dictionary.
+    #[error(
+        "the dataset is {0}, not a CSV file with a data dictionary: only CSV datasets can be \
+         limited to some fields"
+    )]
+    NotCsv(String),
+    /// No field was named.
+    #[error("the list of fields is empty: name at least one field")]
+    Empty,
+    /// More names than a dictionary may hold.
+    #[error("{0} fields named, more than the {max} a data dictionary may hold", max = limits::MAX_DICTIONARY_FIELDS)]
+    TooMany(usize),
+    /// A name appears twice.
+    #[error("field {0:?} is named twice")]
+    Duplicate(String),
+    /// A name the dictionary does not have.
+    #[error("the dataset's data dictionary has no field {name:?} (its fields: {known})")]
+    Unknown {
+        /// The name given (clipped).
+        name: String,
+        /// The dictionary's names (clipped).
+        known: String,
+    },
+    /// A name the dictionary gives to several columns.
+    #[error("field {0:?} names {1} columns of the dataset, so it cannot say which one is meant")]
+    Ambiguous(String, usize),
+    /// The `fields` argument is not a list of text.
+    #[error("the fields argument is not a list of field names")]
+    NotAList,
+}
+
+/// Whether `entry` can be limited to some fields: a CSV distribution with a data dictionary.
+pub fn is_csv(entry: &Entry) -> bool {
+    entry
+        .primary()
+        .is_some_and(|d| d.media_type.eq_ignore_ascii_case(CSV_MEDIA_TYPE))
+        && !entry.iso.dictionary.is_empty()
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push('…');
+    out
+}
+
+/// The column numbers (positions in `entry`'s data dictionary, which follows the CSV's column
+/// order) that `names` select, ascending. Refuses a non-CSV dataset, an empty or overlong list,
+/// a duplicate, a name the dictionary lacks and a name it gives to several columns.
+///
+/// # Errors
+///
+/// The first [`FieldsError`] found.
+pub fn field_columns(entry: &Entry, names: &[String]) -> Result<Vec<usize>, FieldsError> {
+    if !is_csv(entry) {
+        let media = entry
+            .primary()
+            .map(|d| clip(&d.media_type, 60))
+            .unwrap_or_else(|| "without a distribution".into());
+        return Err(FieldsError::NotCsv(media));
+    }
+    if names.is_empty() {
+        return Err(FieldsError::Empty);
+    }
+    if names.len() > limits::MAX_DICTIONARY_FIELDS {
+        return Err(FieldsError::TooMany(names.len()));
+    }
+    let dictionary = &entry.iso.dictionary;
+    let mut columns = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(FieldsError::Duplicate(clip(name, 80)));
+        }
+        let hits: Vec<usize> = dictionary
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| &f.name == name)
+            .map(|(c, _)| c)
+            .collect();
+        match hits.as_slice() {
+            [] => {
+                let known: Vec<&str> = dictionary.iter().map(|f| f.name.as_str()).collect();
+                return Err(FieldsError::Unknown {
+                    name: clip(name, 80),
+                    known: clip(&known.join(", "), 400),
+                });
+            }
+            [c] => columns.push(*c),
+            more => return Err(FieldsError::Ambiguous(clip(name, 80), more.len())),
+        }
+    }
+    columns.sort_unstable();
+    Ok(columns)
+}
+
+/// The names of `columns` in `entry`'s dictionary, in that (column) order.
+pub fn column_names(entry: &Entry, columns: &[usize]) -> Vec<String> {
+    columns
+        .iter()
+        .filter_map(|&c| entry.iso.dictionary.get(c).map(|f| f.name.clone()))
+        .collect()
+}
+
+/// The statement pinning the permitted fields: `["all", ".fields", ["or", [["==", ".",
+/// NAME], …]]]` with the names sorted and deduplicated, so the same set always encodes alike.
+pub fn fields_statement(names: &[String]) -> Statement {
+    let mut sorted: Vec<&String> = names.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    Statement::All(
+        Selector::field(ARG_FIELDS),
+        Box::new(Statement::Or(
+            sorted
+                .into_iter()
+                .map(|n| Statement::Equal(Selector::whole(), Value::Text(n.clone())))
+                .collect(),
+        )),
+    )
+}
+
+/// The fields a policy permits, sorted: the intersection of every fields statement in it (see
+/// [`fields_statement`]; a lone `["==", ".", NAME]` under `all` counts too), or `None` when it
+/// has none and so does not limit fields.
+pub fn permitted_fields(policy: &Policy) -> Option<Vec<String>> {
+    let sel = format!(".{ARG_FIELDS}");
+    let mut permitted: Option<Vec<String>> = None;
+    for statement in policy.statements() {
+        let Statement::All(k, inner) = statement else {
+            continue;
+        };
+        if k.as_str() != sel {
+            continue;
+        }
+        let one = |s: &Statement| match s {
+            Statement::Equal(w, Value::Text(t)) if w.as_str() == "." => Some(t.clone()),
+            _ => None,
+        };
+        let mut names: Vec<String> = match inner.as_ref() {
+            Statement::Or(list) => list.iter().filter_map(one).collect(),
+            other => one(other).into_iter().collect(),
+        };
+        names.sort();
+        names.dedup();
+        permitted = Some(match permitted {
+            None => names,
+            Some(before) => before.into_iter().filter(|n| names.contains(n)).collect(),
+        });
+    }
+    permitted
+}
+
+/// The fields every one of `policies` permits (a delegation chain's, say), sorted; `None` when
+/// none of them limits fields.
+pub fn permitted_by_all<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Option<Vec<String>> {
+    let mut permitted: Option<Vec<String>> = None;
+    for names in policies.into_iter().filter_map(permitted_fields) {
+        permitted = Some(match permitted {
+            None => names,
+            Some(before) => before.into_iter().filter(|n| names.contains(n)).collect(),
+        });
+    }
+    permitted
+}
+
+/// The `fields` argument of an invocation as names, `None` when absent.
+///
+/// # Errors
+///
+/// [`FieldsError::NotAList`] when it is not a list of text; [`FieldsError::TooMany`] past
+/// [`limits::MAX_DICTIONARY_FIELDS`].
+pub fn stated_fields(arg: Option<&Value>) -> Result<Option<Vec<String>>, FieldsError> {
+    let Some(v) = arg else {
+        return Ok(None);
+    };
+    let Value::Array(items) = v else {
+        return Err(FieldsError::NotAList);
+    };
+    if items.len() > limits::MAX_DICTIONARY_FIELDS {
+        return Err(FieldsError::TooMany(items.len()));
+    }
+    items
+        .iter()
+        .map(|i| i.as_text().map(str::to_owned).ok_or(FieldsError::NotAList))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
 
 /// The BLAKE3 hex of a terms text: what a shared-public grant binds.
 pub fn terms_hash(terms: &str) -> String {
@@ -169,5 +375,75 @@ mod tests {
             argument_of(&pol.statements()[1]).as_deref(),
             Some(ARG_RETENTION_DAYS)
         );
+    }
+
+    fn list(names: &[&str]) -> Value {
+        Value::Array(names.iter().map(|n| Value::Text((*n).into())).collect())
+    }
+
+    fn args(fields: Option<Value>) -> Value {
+        let mut m = vec![(Value::Text("dataset".into()), Value::Text("d".into()))];
+        if let Some(f) = fields {
+            m.push((Value::Text(ARG_FIELDS.into()), f));
+        }
+        Value::Map(m)
+    }
+
+    #[test]
+    fn fields_caveat_admits_subsets_of_the_permitted_fields_only() {
+        // ISO 37156 8.2.2 c: adequate, relevant and not excessive.
+        let names = vec!["time".to_string(), "flow".into(), "flow".into()];
+        let statement = fields_statement(&names);
+        let pol = Policy::new(vec![statement.clone()]);
+        let text = |t: &str| Value::Text(t.into());
+        assert_eq!(
+            pol.to_value(),
+            Value::Array(vec![Value::Array(vec![
+                text("all"),
+                text(".fields"),
+                Value::Array(vec![
+                    text("or"),
+                    Value::Array(vec![
+                        Value::Array(vec![text("=="), text("."), text("flow")]),
+                        Value::Array(vec![text("=="), text("."), text("time")]),
+                    ]),
+                ]),
+            ])]),
+            "sorted, deduplicated, and as the spec writes it"
+        );
+        assert!(pol.matches(&args(Some(list(&["time", "flow"])))));
+        assert!(pol.matches(&args(Some(list(&["flow"])))));
+        assert!(!pol.matches(&args(Some(list(&["time", "pressure"])))));
+        assert!(!pol.matches(&args(None)), "no fields: the whole file");
+        assert!(!pol.matches(&args(Some(text("time")))));
+        assert_eq!(
+            permitted_fields(&pol),
+            Some(vec!["flow".to_string(), "time".into()])
+        );
+        assert_eq!(argument_of(&statement).as_deref(), Some(ARG_FIELDS));
+        // Two statements: the intersection holds.
+        let narrower = Policy::new(vec![statement, fields_statement(&["time".to_string()])]);
+        assert_eq!(permitted_fields(&narrower), Some(vec!["time".to_string()]));
+        assert_eq!(permitted_fields(&Policy::empty()), None);
+        assert_eq!(
+            stated_fields(Some(&list(&["a", "b"]))),
+            Ok(Some(vec!["a".to_string(), "b".into()]))
+        );
+        assert_eq!(
+            stated_fields(Some(&Value::Array(vec![Value::Integer(1.into())]))),
+            Err(FieldsError::NotAList)
+        );
+        assert_eq!(stated_fields(None), Ok(None));
+    }
+
+    #[test]
+    fn the_widest_fields_caveat_evaluates_within_the_budget() {
+        let names: Vec<String> = (0..limits::MAX_DICTIONARY_FIELDS)
+            .map(|i| format!("f{i:03}"))
+            .collect();
+        let pol = Policy::new(vec![fields_statement(&names)]);
+        // Stated in reverse, so each one is found last: the worst case.
+        let stated: Vec<&str> = names.iter().rev().map(String::as_str).collect();
+        assert!(pol.matches(&args(Some(list(&stated)))));
     }
 }

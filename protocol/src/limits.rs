@@ -24,8 +24,9 @@ pub const MAX_PURPOSE_BYTES: usize = 1024;
 pub const MAX_REASON_BYTES: usize = 1024;
 /// Largest transfer request on `/cix/transfer/1` (an invocation and its proof chain).
 pub const MAX_TRANSFER_REQUEST_BYTES: usize = 160 * 1024;
-/// Largest transfer response header on `/cix/transfer/1`.
-pub const MAX_TRANSFER_HEADER_BYTES: usize = 4 * 1024;
+/// Largest transfer response header on `/cix/transfer/1` (a projection's header lists the
+/// fields it holds, which an invocation of at most `MAX_TOKEN_BYTES` named).
+pub const MAX_TRANSFER_HEADER_BYTES: usize = 16 * 1024;
 /// Largest dataset a node accepts in one transfer (1 TiB).
 pub const MAX_DATASET_BYTES: u64 = 1 << 40;
 /// Most entries in one catch-up page on `/cix/sync/1`.
@@ -48,3 +49,9 @@ pub const MAX_ATTESTATIONS: usize = 8;
 pub const MAX_GROUP_NAME_BYTES: usize = 64;
 /// Most groups an entry's group rule may accept.
 pub const MAX_GROUPS: usize = 16;
+/// Largest dataset an owner serves as a projection of some of its fields (ISO 37156 8.2.2 c):
+/// the owner projects the whole file before the header goes out, so this bounds the wait.
+pub const MAX_PROJECTION_SOURCE_BYTES: u64 = 1 << 30;
+/// Longest CSV row (record) an owner reads while projecting; a longer row is refused, so a
+/// projection holds at most this much of the file in memory at once.
+pub const MAX_PROJECTION_ROW_BYTES: usize = 1024 * 1024;

@@ -142,10 +142,16 @@ pub struct TransferRequest {
 pub enum TransferHeader {
     /// Bytes follow: `length` of them, starting at the requested offset.
     Ok {
-        /// Total size of the content.
+        /// Total size of the content, as the catalogue entry states it.
         size: u64,
         /// Bytes that follow.
         length: u64,
+        /// Present when the bytes are a projection of the content on some of its fields (the
+        /// invocation stated `fields`, ISO 37156 8.2.2 c) rather than the content itself: the
+        /// receiver checks the bytes against this, not against the catalogue's hash. Absent
+        /// from the encoding for a whole-file transfer, which encodes as in revision r0.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        projection: Option<Projection>,
     },
     /// Refused; the stream closes.
     Refused {
@@ -154,6 +160,19 @@ pub enum TransferHeader {
         /// Human explanation.
         reason: String,
     },
+}
+
+/// What a projection holds: the CSV of the content with only `fields` (header included, in the
+/// dataset's column order), whose BLAKE3 and length the owner states before sending it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Projection {
+    /// The fields (data dictionary names) it holds, in the dataset's column order: the ones the
+    /// invocation asked for.
+    pub fields: Vec<String>,
+    /// BLAKE3 of the projection's bytes.
+    pub content: ContentHash,
+    /// Length of the projection in bytes (it starts at offset 0, so `length` equals it).
+    pub size: u64,
 }
 
 /// Asks a peer for its own latest entries, or for every revocation it knows (catch-up for
@@ -267,6 +286,51 @@ mod tests {
         let bytes = cbor::value_to_vec(&v).unwrap();
         assert!(
             cbor::from_slice::<AccessRequest>(&bytes, limits::MAX_ACCESS_REQUEST_BYTES).is_err()
+        );
+    }
+
+    #[test]
+    fn transfer_header_without_projection_encodes_as_before_and_with_one_round_trips() {
+        let plain = TransferHeader::Ok {
+            size: 10,
+            length: 10,
+            projection: None,
+        };
+        let bytes = cbor::to_vec(&plain).unwrap();
+        // r0's encoding: a map of status, size and length only.
+        let v = cbor::value_from_slice(&bytes, limits::MAX_TRANSFER_HEADER_BYTES).unwrap();
+        assert_eq!(v.as_map().map(Vec::len), Some(3));
+        let projected = TransferHeader::Ok {
+            size: 10,
+            length: 4,
+            projection: Some(Projection {
+                fields: vec!["time".into(), "flow".into()],
+                content: ContentHash([7; 32]),
+                size: 4,
+            }),
+        };
+        for h in [plain, projected] {
+            let bytes = cbor::to_vec(&h).unwrap();
+            let back: TransferHeader =
+                cbor::from_slice(&bytes, limits::MAX_TRANSFER_HEADER_BYTES).unwrap();
+            assert_eq!(back, h);
+        }
+        // An explicit null projection is a second encoding of "none": not canonical.
+        let mut v = ciborium::Value::serialized(&TransferHeader::Ok {
+            size: 1,
+            length: 1,
+            projection: None,
+        })
+        .unwrap();
+        if let ciborium::Value::Map(m) = &mut v {
+            m.push((
+                ciborium::Value::Text("projection".into()),
+                ciborium::Value::Null,
+            ));
+        }
+        let bytes = cbor::value_to_vec(&v).unwrap();
+        assert!(
+            cbor::from_slice::<TransferHeader>(&bytes, limits::MAX_TRANSFER_HEADER_BYTES).is_err()
         );
     }
 

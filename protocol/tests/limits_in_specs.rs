@@ -14,7 +14,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 22] = [
+    let all: [(&str, u64); 24] = [
         ("MAX_ENTRY_BYTES", limits::MAX_ENTRY_BYTES as u64),
         ("MAX_TITLE_BYTES", limits::MAX_TITLE_BYTES as u64),
         ("MAX_KEYWORDS", limits::MAX_KEYWORDS as u64),
@@ -64,6 +64,14 @@ fn code_limits() -> BTreeMap<String, u64> {
         ("MAX_ATTESTATIONS", limits::MAX_ATTESTATIONS as u64),
         ("MAX_GROUP_NAME_BYTES", limits::MAX_GROUP_NAME_BYTES as u64),
         ("MAX_GROUPS", limits::MAX_GROUPS as u64),
+        (
+            "MAX_PROJECTION_SOURCE_BYTES",
+            limits::MAX_PROJECTION_SOURCE_BYTES,
+        ),
+        (
+            "MAX_PROJECTION_ROW_BYTES",
+            limits::MAX_PROJECTION_ROW_BYTES as u64,
+        ),
     ];
     all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()
 }

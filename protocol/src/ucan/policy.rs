@@ -571,6 +571,14 @@ impl Selector {
         }
     }
 
+    /// The selector `.`: the whole value (inside `all` or `any`, the item at hand).
+    pub fn whole() -> Selector {
+        Selector {
+            text: ".".into(),
+            segments: Vec::new(),
+        }
+    }
+
     /// Parses selector text such as `.`, `.a.b[0]`, `.tags[]`, `.["odd key"]?`.
     ///
     /// # Errors
