@@ -237,7 +237,7 @@ async fn served_to(owner: &TestNode, by: &TestNode, req: &TransferRequest, data:
     let before = owner.node.shared.stats.snapshot().transfers_served;
     let (header, body) = send_to(owner, by, req).await;
     assert!(
-        matches!(header, TransferHeader::Ok { size, length } if size == data.len() as u64 && length == size),
+        matches!(header, TransferHeader::Ok { size, length, projection: None } if size == data.len() as u64 && length == size),
         "expected the data, got {header:?}"
     );
     assert_eq!(body, data);
