@@ -271,6 +271,16 @@ pub fn delegate(shared: &Shared, req: &DelegateRequest) -> Result<TokenLine> {
             record.chain.len()
         );
     }
+    if !command_covers(&parent.cmd, ucan::CMD_REPUBLISH) {
+        bail!(
+            "delegation {parent_cid} gives this node {:?} only: data may be passed on only under \
+             republication rights ({}), which the owner grants with `cix grant --cmd {}` \
+             (ISO 37156 9.2 e)",
+            parent.cmd,
+            ucan::CMD_REPUBLISH,
+            ucan::CMD_REPUBLISH
+        );
+    }
     let cmd = req.command.clone().unwrap_or_else(|| parent.cmd.clone());
     if !command_covers(&parent.cmd, &cmd) {
         bail!(

@@ -367,6 +367,22 @@ fn check_invocation(
     let Some(root) = v.chain.first().filter(|root| root.iss == me) else {
         return Err(no_grant("the grant was not issued by this node".into()));
     };
+    // Onward transfer (DESIGN §5, ISO 37156 9.2 e): only an agency given republication rights
+    // may pass data on. Every link but the last must therefore carry /cix/data/republish (or
+    // more); a plain fetch grant ends the chain.
+    if let Some(link) = v.chain[..v.chain.len() - 1]
+        .iter()
+        .find(|d| !command_covers(&d.cmd, ucan::CMD_REPUBLISH))
+    {
+        return Err(no_grant(format!(
+            "{} passed on a delegation of {} it received from {}, but only republication rights \
+             ({}) may be passed on (ISO 37156 9.2 e)",
+            link.aud,
+            link.cmd,
+            link.iss,
+            ucan::CMD_REPUBLISH
+        )));
+    }
     let arg = |k: &str| v.invocation.args.get(k);
     let text = |k: &str| arg(k).and_then(|x| x.as_text()).map(str::to_owned);
     if text(caveats::ARG_DATASET) != Some(req.dataset.to_string())

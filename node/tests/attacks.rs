@@ -51,6 +51,9 @@ struct World {
     signed: SignedEntry,
     /// The owner's genuine delegation to the requester.
     grant: Vec<u8>,
+    /// The owner's delegation of `/cix/data` (republication rights, which include fetching) to
+    /// the requester, like `grant` otherwise: the root of every chain the requester passes on.
+    chain_root: (Vec<u8>, Cid),
     data: Vec<u8>,
 }
 
@@ -117,12 +120,19 @@ async fn world(with_third: bool) -> World {
         .unwrap()
         .unwrap()
         .delegation;
+    let chain_root = {
+        let mut d = Delegation::decode(&grant).unwrap().0;
+        d.nonce = ucan::fresh_nonce();
+        d.cmd = ucan::CMD_DATA.into();
+        d.seal(&owner.node.shared.key).unwrap()
+    };
     World {
         owner,
         requester,
         third,
         signed,
         grant,
+        chain_root,
         data,
     }
 }
@@ -315,9 +325,10 @@ impl World {
         d.seal(&self.owner.node.shared.key).unwrap()
     }
 
-    /// A second link the requester signs from its grant to `to`, with `cmd` and `pol`.
+    /// A second link the requester signs from its republication grant to `to`, with `cmd` and
+    /// `pol`.
     fn child(&self, to: &TestNode, cmd: &str, pol: Policy) -> (Vec<u8>, Cid) {
-        let root = self.grant_delegation();
+        let root = Delegation::decode(&self.chain_root.0).unwrap().0;
         Delegation {
             iss: self.requester.node.did(),
             aud: to.node.did(),
@@ -333,14 +344,23 @@ impl World {
         .unwrap()
     }
 
-    /// The third agency's request under the chain `[grant, child]`.
+    /// The third agency's request under the chain `[chain_root, child]`.
     fn third_request(&self, child: &(Vec<u8>, Cid)) -> TransferRequest {
+        self.third_request_under(&self.chain_root, child)
+    }
+
+    /// The third agency's request under the chain `[root, child]`.
+    fn third_request_under(
+        &self,
+        root: &(Vec<u8>, Cid),
+        child: &(Vec<u8>, Cid),
+    ) -> TransferRequest {
         let third = self.third();
-        let inv = self.invocation(third, vec![self.grant_cid(), child.1]);
+        let inv = self.invocation(third, vec![root.1, child.1]);
         self.request(
             third,
             seal_inv(third, &inv),
-            vec![self.grant.clone(), child.0.clone()],
+            vec![root.0.clone(), child.0.clone()],
         )
     }
 }
@@ -487,13 +507,13 @@ async fn attack_command_widened_by_child() {
     let w = world(true).await;
     let pol = w.grant_delegation().pol;
 
-    // The requester hands the third agency `/cix`, wider than the `/cix/data/fetch` it holds.
+    // The requester hands the third agency `/cix`, wider than the `/cix/data` it holds.
     let widened = w.child(w.third(), "/cix", pol.clone());
     w.refused(
         w.third(),
         &w.third_request(&widened),
         DenyCode::NoGrant,
-        "command \"/cix\" is not covered by \"/cix/data/fetch\"",
+        "command \"/cix\" is not covered by \"/cix/data\"",
     )
     .await;
 
@@ -535,6 +555,56 @@ async fn attack_policy_loosened_by_child() {
 
     let faithful = w.child(w.third(), ucan::CMD_FETCH, pol);
     w.served(w.third(), &w.third_request(&faithful)).await;
+}
+
+// 6b. -----------------------------------------------------------------------------------------
+
+/// Onward transfer (ISO 37156 9.2 e): a requester granted fetch only (through the owner's
+/// queue) hands its grant on, faithfully. Only republication rights may be passed on, so the
+/// owner refuses, and the requester's own node will not sign such a hand-on either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_fetch_grant_passed_on() {
+    let w = world(true).await;
+    let root = w.grant_delegation();
+    assert_eq!(root.cmd, ucan::CMD_FETCH);
+    let child = Delegation {
+        iss: w.requester.node.did(),
+        aud: w.third().node.did(),
+        sub: root.sub,
+        cmd: ucan::CMD_FETCH.into(),
+        pol: root.pol.clone(),
+        nonce: ucan::fresh_nonce(),
+        exp: root.exp,
+        nbf: None,
+        meta: None,
+    }
+    .seal(&w.requester.node.shared.key)
+    .unwrap();
+    let req = w.third_request_under(&(w.grant.clone(), w.grant_cid()), &child);
+    w.refused(
+        w.third(),
+        &req,
+        DenyCode::NoGrant,
+        "only republication rights (/cix/data/republish) may be passed on",
+    )
+    .await;
+    let err = cix_node::tokens::delegate(
+        &w.requester.node.shared,
+        &cix_node::tokens::DelegateRequest {
+            cid: w.grant_cid().to_string(),
+            to: w.third().node.did().to_string(),
+            days: None,
+            purpose: None,
+            command: None,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("passed on only under republication rights"),
+        "{err}"
+    );
+    w.honest_still_served().await;
 }
 
 // 7. ------------------------------------------------------------------------------------------
@@ -847,12 +917,12 @@ async fn attack_oversized_token_chain_and_request() {
         .await;
 
     // A delegation over it: the requester's link to itself, padded.
-    let root = w.grant_delegation();
+    let root = Delegation::decode(&w.chain_root.0).unwrap().0;
     let link = |meta| Delegation {
         iss: w.requester.node.did(),
         aud: w.requester.node.did(),
         sub: root.sub,
-        cmd: ucan::CMD_FETCH.into(),
+        cmd: ucan::CMD_DATA.into(),
         pol: root.pol.clone(),
         nonce: ucan::fresh_nonce(),
         exp: root.exp,
@@ -861,18 +931,19 @@ async fn attack_oversized_token_chain_and_request() {
     };
     let big = envelope::seal(key, ucan::DELEGATION_TAG, &link(padding()).to_value()).unwrap();
     assert!(big.len() > ucan::MAX_TOKEN_BYTES);
-    let inv = w.invocation(&w.requester, vec![w.grant_cid(), Cid::of_token(&big)]);
+    let inv = w.invocation(&w.requester, vec![w.chain_root.1, Cid::of_token(&big)]);
     let req = w.request(
         &w.requester,
         seal_inv(&w.requester, &inv),
-        vec![w.grant.clone(), big],
+        vec![w.chain_root.0.clone(), big],
     );
     w.refused(&w.requester, &req, DenyCode::NoGrant, &too_large)
         .await;
 
-    // Chains of the grant and links from the requester to itself: every link valid.
+    // Chains of the republication grant and links from the requester to itself: every link
+    // valid.
     let chain = |len: usize| {
-        let mut tokens = vec![w.grant.clone()];
+        let mut tokens = vec![w.chain_root.0.clone()];
         tokens.extend((1..len).map(|_| link(None).seal(key).unwrap().0));
         tokens
     };
