@@ -217,7 +217,8 @@ fn main() {
                     json!({ "error": format!("{e:#}") })
                 );
             } else {
-                let _ = writeln!(std::io::stderr(), "cix: error: {e:#}");
+                let text = format!("cix: error: {e:#}");
+                let _ = writeln!(std::io::stderr(), "{}", output::printable(&text));
             }
             std::process::exit(1);
         }

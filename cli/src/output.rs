@@ -14,6 +14,27 @@ pub(crate) struct Out {
     stdout: io::Stdout,
 }
 
+/// `text` made safe for a terminal: control characters other than newline (escape sequences,
+/// carriage returns, backspaces, C1 controls) are shown as `\u{..}` instead of being obeyed.
+/// Titles, purposes and reasons come from peers; without this a requester could clear or
+/// overwrite what the approving operator sees. JSON output needs no such care: serde_json
+/// escapes control characters itself.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c != '\n' && (c.is_control() || c == '\u{2028}' || c == '\u{2029}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// True if the error is a closed stdout, which is not a failure (`cix ... | head`).
 pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -70,7 +91,7 @@ impl Out {
     }
 
     fn text(&mut self, t: &str) -> Result<()> {
-        writeln!(self.stdout, "{t}")?;
+        writeln!(self.stdout, "{}", printable(t))?;
         Ok(())
     }
 
@@ -140,13 +161,16 @@ impl Out {
             format!("announced to {} peer(s)", s(&v["announced_to"]))
         };
         eprintln!(
-            "published {:?} as {}: {}, {}, blake3 {}; {}",
-            s(&v["title"]),
-            s(&v["dataset"]),
-            s(&v["spectrum"]),
-            human_bytes(v["bytes"].as_u64().unwrap_or(0)),
-            s(&v["content_hash"]),
-            announced
+            "{}",
+            printable(&format!(
+                "published {:?} as {}: {}, {}, blake3 {}; {}",
+                s(&v["title"]),
+                s(&v["dataset"]),
+                s(&v["spectrum"]),
+                human_bytes(v["bytes"].as_u64().unwrap_or(0)),
+                s(&v["content_hash"]),
+                announced
+            ))
         );
         Ok(())
     }
@@ -312,5 +336,24 @@ impl Out {
             s(&v["path"]),
             s(&v["content_hash"]),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_from_peers_are_shown_not_obeyed() {
+        assert_eq!(
+            printable("Hourly flows\nline two"),
+            "Hourly flows\nline two"
+        );
+        assert_eq!(
+            printable("legit\u{1b}[2J\u{1b}[Hcleared\rOVER\u{9b}"),
+            "legit\\u{1b}[2J\\u{1b}[Hcleared\\u{d}OVER\\u{9b}"
+        );
+        assert_eq!(printable("tab\there"), "tab\\u{9}here");
+        assert_eq!(printable("Zürich – Ω"), "Zürich – Ω");
     }
 }
