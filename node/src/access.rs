@@ -454,6 +454,16 @@ pub async fn request_with(
     if prior.as_ref().is_some_and(|p| p.status == "denied") && !purpose.is_empty() {
         prior = None;
     }
+    // A grant that was revoked or has expired is spent: asking again is a new request (the
+    // owner would otherwise answer with the same, dead, delegation). The old purpose stands
+    // unless a new one is given.
+    let mut old_purpose = None;
+    if let Some(p) = prior.as_ref().filter(|p| p.status == "granted") {
+        if crate::revoke::grant_unusable(&node.shared, &p.delegation)?.is_some() {
+            old_purpose = Some(p.purpose.clone());
+            prior = None;
+        }
+    }
     let request_id = prior
         .as_ref()
         .map(|p| p.request.clone())
@@ -462,6 +472,7 @@ pub async fn request_with(
         prior
             .as_ref()
             .map(|p| p.purpose.clone())
+            .or(old_purpose)
             .unwrap_or_default()
     } else {
         purpose.to_string()

@@ -167,6 +167,32 @@ pub fn list(shared: &Shared) -> Result<Vec<RevocationLine>> {
     Ok(out)
 }
 
+/// Why a single grant this node received can no longer be used: revoked (with the revocation)
+/// or expired; `None` while it is usable.
+///
+/// # Errors
+///
+/// Store I/O, or a grant that no longer decodes.
+pub fn grant_unusable(shared: &Shared, delegation: &[u8]) -> Result<Option<String>> {
+    let record = TokenRecord {
+        chain: vec![serde_bytes::ByteBuf::from(delegation.to_vec())],
+        source: "request".into(),
+    };
+    if let Some(r) = revoked(shared, &record)? {
+        let why = r
+            .revocation
+            .reason
+            .as_deref()
+            .map(|t| format!(": {t}"))
+            .unwrap_or_default();
+        return Ok(Some(format!("was revoked by {}{why}", r.revocation.iss)));
+    }
+    let (d, _) = Delegation::decode(delegation).map_err(|e| anyhow!("stored grant: {e}"))?;
+    Ok(d.exp
+        .filter(|e| *e <= now())
+        .map(|e| format!("expired at {e}")))
+}
+
 /// The revocation that breaks the chain of `record`, if one is known.
 ///
 /// # Errors

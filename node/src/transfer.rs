@@ -915,13 +915,27 @@ async fn held_chain(node: &Node, signed: &SignedEntry) -> Result<Vec<Vec<u8>>> {
         p.as_ref()
             .is_some_and(|p| p.status == "granted" && !p.delegation.is_empty())
     };
+    // A revoked or expired grant is skipped (a chain imported since may still serve), and
+    // explained if nothing else does.
+    let mut dead = None;
     if granted(&prior) {
-        let delegation = prior.map(|p| p.delegation).unwrap_or_default();
-        return Ok(vec![delegation]);
+        let delegation = prior
+            .as_ref()
+            .map(|p| p.delegation.clone())
+            .unwrap_or_default();
+        match crate::revoke::grant_unusable(&node.shared, &delegation)? {
+            None => return Ok(vec![delegation]),
+            Some(why) => dead = Some(why),
+        }
     }
     if let Some(chain) = received_chain(node, entry)? {
         debug!(dataset = %id, depth = chain.len(), "fetching under a received delegation chain");
         return Ok(chain);
+    }
+    if let Some(why) = dead {
+        bail!(
+            "the grant for {id} {why}; ask its owner again with `cix request {id} --purpose TEXT`"
+        );
     }
     if prior.is_none() {
         let hint = if level == Level::SharedPublic {
@@ -987,6 +1001,7 @@ fn received_chain(node: &Node, entry: &Entry) -> Result<Option<Vec<Vec<u8>>>> {
             && exp > t
             && caveats::pinned_text(&root.pol, caveats::ARG_DATASET).as_deref()
                 == Some(dataset.as_str());
+        let usable = usable && crate::revoke::revoked(&node.shared, &record)?.is_none();
         if usable && best.as_ref().is_none_or(|(e, _)| exp > *e) {
             best = Some((exp, record.chain.iter().map(|b| b.to_vec()).collect()));
         }

@@ -1,15 +1,21 @@
 //! Revocation against running nodes over loopback (DESIGN §5; ISO 37156 9.2 b, an owner changes
-//! the data's permissions): a revoked grant is refused with `revoked`, the revocation reaches a
-//! node that was not there when it was gossiped (catch-up from a peer other than its signer), it
-//! survives the owner's restart, and a stranger cannot revoke someone else's grant.
+//! the data's permissions): a revoked grant is refused (by the requester's own node, which knows
+//! of the revocation, and by the owner with the code `revoked`), the revocation reaches a node
+//! that was not there when it was gossiped (catch-up from a peer other than its signer), it
+//! survives the owner's restart, the requester can ask again and be granted afresh, and a
+//! stranger cannot revoke someone else's grant.
 
 mod common;
 
 use cix_node::publish::{publish, PublishRequest};
 use cix_node::revoke::{revoke, RevokeRequest};
 use cix_node::{access, tokens, transfer, NodeEvent};
+use std::collections::BTreeMap;
+
+use cix_protocol::caveats;
 use cix_protocol::revocation::Revocation;
-use cix_protocol::ucan::Cid;
+use cix_protocol::ucan::{self, Cid, Invocation};
+use cix_protocol::wire::{DenyCode, TransferHeader, TransferRequest};
 use common::{eventually, readings_csv, spawn, wait_for};
 
 fn named(path: &std::path::Path, title: &str) -> PublishRequest {
@@ -85,7 +91,8 @@ async fn revoked_grant_is_refused_everywhere_also_after_restart() {
     })
     .await;
 
-    // Refused from now on, with the code and the owner's reason; nothing written.
+    // Refused from now on: the requester's node knows, says why and how to ask again; nothing
+    // is written. The owner refuses the same chain presented by hand, with the code `revoked`.
     let again = requester.path("mains-2.csv");
     let err = transfer::fetch(&requester.node, &dataset, &again, |_, _| {})
         .await
@@ -93,7 +100,11 @@ async fn revoked_grant_is_refused_everywhere_also_after_restart() {
         .to_string();
     assert!(err.contains("revoked"), "{err}");
     assert!(err.contains("agreement ended"), "{err}");
+    assert!(err.contains("cix request"), "{err}");
     assert!(!again.exists());
+    let (code, reason) = presented_by_hand(&requester, &owner.node.did(), &dataset).await;
+    assert_eq!(code, DenyCode::Revoked, "{reason}");
+    assert!(reason.contains("agreement ended"), "{reason}");
     assert_eq!(owner.node.shared.stats.snapshot().transfers_refused, 1);
     let listed = tokens::list(&owner.node.shared).unwrap();
     assert!(
@@ -142,12 +153,96 @@ async fn revoked_grant_is_refused_everywhere_also_after_restart() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let err = transfer::fetch(&requester.node, &dataset, &again, |_, _| {})
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("revoked"), "{err}");
+    let (code, reason) = presented_by_hand(&requester, &restarted.did(), &dataset).await;
+    assert_eq!(code, DenyCode::Revoked, "after the restart: {reason}");
     assert!(!again.exists());
+
+    // The requester asks again (the old purpose stands): a new request in the owner's queue,
+    // and once approved, a new grant that works.
+    let id = dataset.parse().unwrap();
+    let outcome = access::request(&requester.node, id, "", false)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, "pending", "{outcome:?}");
+    let fresh = restarted
+        .shared
+        .store
+        .requests_in()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.decision == cix_node::store::Decision::Pending)
+        .expect("a new pending request");
+    assert_eq!(fresh.purpose, "leak detection");
+    access::approve(&restarted.shared, &fresh.id).unwrap();
+    transfer::fetch(&requester.node, &dataset, &again, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), data);
+}
+
+/// Presents the requester's stored (revoked) grant to `owner` with a fresh, honest invocation,
+/// bypassing the requester's own refusal, and returns the owner's refusal.
+async fn presented_by_hand(
+    requester: &common::TestNode,
+    owner: &cix_protocol::identity::Did,
+    dataset: &str,
+) -> (DenyCode, String) {
+    let id: cix_protocol::catalogue::DatasetId = dataset.parse().unwrap();
+    let grant = requester
+        .node
+        .shared
+        .store
+        .request_out(&id)
+        .unwrap()
+        .unwrap()
+        .delegation;
+    let entry = requester
+        .node
+        .shared
+        .store
+        .latest_entry(&id)
+        .unwrap()
+        .unwrap();
+    let content = entry.entry.primary().unwrap().content;
+    let t = cix_node::access::now();
+    let text = |s: &str| ciborium::Value::Text(s.into());
+    let inv = Invocation {
+        iss: requester.node.did(),
+        sub: *owner,
+        aud: Some(*owner),
+        cmd: ucan::CMD_FETCH.into(),
+        args: BTreeMap::from([
+            (caveats::ARG_DATASET.into(), text(dataset)),
+            (caveats::ARG_CONTENT.into(), text(&content.to_hex())),
+            (caveats::ARG_PURPOSE.into(), text("leak detection")),
+            (
+                caveats::ARG_JURISDICTION.into(),
+                text(&requester.node.shared.config.jurisdiction),
+            ),
+        ]),
+        prf: vec![Cid::of_token(&grant)],
+        exp: Some(t + 60),
+        iat: Some(t),
+        nonce: ucan::fresh_nonce(),
+        meta: None,
+        cause: None,
+    };
+    let req = TransferRequest {
+        dataset: id,
+        content,
+        offset: 0,
+        invocation: Some(inv.seal(&requester.node.shared.key).unwrap().0),
+        proofs: vec![serde_bytes::ByteBuf::from(grant)],
+        profile: Some(requester.node.shared.profile.bytes.clone()),
+    };
+    match transfer::send_transfer(&requester.node, owner, &req)
+        .await
+        .unwrap()
+        .1
+    {
+        TransferHeader::Refused { code, reason } => (code, reason),
+        other => panic!("the revoked grant was served: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
