@@ -220,6 +220,8 @@ pub(crate) fn revocations(home: &Home, out: &mut Out) -> Result<()> {
 
 /// Runs `cix grant`.
 pub(crate) fn grant(home: &Home, args: GrantArgs, out: &mut Out) -> Result<()> {
+    // Before anything is signed: a grant must not be issued when its files cannot be written.
+    prepare_out(args.out.as_deref())?;
     let v: Value = Client::connect(home)?.post(
         "/v1/grant",
         &json!({ "dataset": args.dataset, "to": args.to, "days": args.days,
@@ -230,6 +232,8 @@ pub(crate) fn grant(home: &Home, args: GrantArgs, out: &mut Out) -> Result<()> {
 
 /// Runs `cix delegate`.
 pub(crate) fn delegate(home: &Home, args: DelegateArgs, out: &mut Out) -> Result<()> {
+    // Before anything is signed: a grant must not be issued when its files cannot be written.
+    prepare_out(args.out.as_deref())?;
     let v: Value = Client::connect(home)?.post(
         "/v1/delegate",
         &json!({ "cid": args.cid, "to": args.to, "days": args.days,
@@ -603,6 +607,22 @@ fn verify(at: Option<i64>, ucan_only: bool, paths: &[String], out: &mut Out) -> 
 // Node-backed commands
 
 /// Prints a delegation the node issued or imported, and writes its chain when asked.
+/// Makes sure `--out DIR` can take the chain's files: creates it and writes a probe file.
+fn prepare_out(dir: Option<&std::path::Path>) -> Result<()> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!("--out {}: cannot create that directory; nothing was issued", dir.display())
+    })?;
+    let probe = dir.join(format!(".cix-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| {
+        format!("--out {}: cannot write there; nothing was issued", dir.display())
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 fn issued(v: &Value, dir: Option<PathBuf>, out: &mut Out, verb: &str) -> Result<()> {
     let mut written = Vec::new();
     if let Some(dir) = dir {

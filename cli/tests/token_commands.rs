@@ -490,6 +490,26 @@ fn grant_import_delegate_and_list_through_a_running_node() {
     );
     assert_eq!(v["meta"]["purpose"], "flood model");
 
+    // An --out that cannot be written is refused before anything is signed.
+    let before = json_lines(&expect(&home, &["--json", "tokens", "list"], 0).0).len();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let (_, err) = expect(
+        &home,
+        &[
+            "grant",
+            &dataset[..8],
+            "--to",
+            &agency,
+            "--out",
+            blocker.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.contains("nothing was issued"), "{err}");
+    let after = json_lines(&expect(&home, &["--json", "tokens", "list"], 0).0).len();
+    assert_eq!(after, before, "a refused grant left a delegation behind");
+
     // grant refusals, each named.
     let (_, err) = expect(
         &home,
