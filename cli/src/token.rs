@@ -613,11 +613,17 @@ fn prepare_out(dir: Option<&std::path::Path>) -> Result<()> {
         return Ok(());
     };
     std::fs::create_dir_all(dir).with_context(|| {
-        format!("--out {}: cannot create that directory; nothing was issued", dir.display())
+        format!(
+            "--out {}: cannot create that directory; nothing was issued",
+            dir.display()
+        )
     })?;
     let probe = dir.join(format!(".cix-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").with_context(|| {
-        format!("--out {}: cannot write there; nothing was issued", dir.display())
+        format!(
+            "--out {}: cannot write there; nothing was issued",
+            dir.display()
+        )
     })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())

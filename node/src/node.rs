@@ -234,6 +234,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         let ma: Multiaddr = addr
             .parse()
             .with_context(|| format!("listen address {addr:?} is not a multiaddr"))?;
+        ensure_port_free(&ma)?;
         swarm
             .listen_on(ma.clone())
             .with_context(|| format!("cannot listen on {ma}"))?;
@@ -280,6 +281,39 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let server = crate::transfer::spawn_server(node.clone())?;
     *node.server.lock().await = Some(server);
     Ok(node)
+}
+
+/// libp2p's TCP transport sets SO_REUSEPORT on its listeners, so a second node told to listen
+/// on a port another node already holds would start without a word and share the port's
+/// connections with it. Binding the address once without that option first turns this into a
+/// clear error. Port 0 (the system picks) needs no check.
+fn ensure_port_free(addr: &Multiaddr) -> Result<()> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow!(
+            "cannot listen on {addr}: port {port} is already in use (another cix node, or \
+             another program); choose another port with --listen or `listen` in config.toml"
+        )),
+        // Other failures (an address not on this machine, say) are libp2p's to report.
+        Err(_) => Ok(()),
+    }
 }
 
 async fn wait_for_listeners(event_loop: &mut EventLoop, count: usize) {

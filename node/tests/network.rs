@@ -264,3 +264,22 @@ async fn node_restarted_from_its_home_keeps_and_serves_what_it_published() {
         .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_a_port_in_use_is_refused_with_a_clear_error() {
+    let first = spawn("Power Utility", vec![]).await;
+    let addr = first.addr().await;
+    // /ip4/127.0.0.1/tcp/PORT/p2p/... -> the same address without the peer id.
+    let port: String = addr
+        .split('/')
+        .nth(4)
+        .expect("a tcp port in the address")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let home = cix_node::Home::new(dir.path().join("home"));
+    let mut config = cix_node::Config::new("Water Board", "US");
+    config.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
+    home.init(&config).unwrap();
+    let err = cix_node::start(home, config).await.unwrap_err();
+    assert!(format!("{err:#}").contains("already in use"), "{err:#}");
+}
