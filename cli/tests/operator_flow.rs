@@ -245,3 +245,72 @@ fn commands_fail_clearly_without_a_node() {
     );
     assert!(err.contains("jurisdiction"), "{err}");
 }
+
+/// Ctrl-C on `cix fetch` abandons the transfer: the partial file goes away and the output never
+/// appears (the node does not finish the fetch on its own).
+#[test]
+fn cancelling_a_fetch_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (home, name) in [(&a, "City Power"), (&b, "Transit Authority")] {
+        ok(
+            home,
+            &["init", "--name", name, "--listen", "/ip4/127.0.0.1/tcp/0"],
+        );
+    }
+    let _node_a = start(&a, None);
+    let _node_b = start(&b, Some(&listen_addr(&a)));
+    // Large enough that the fetch is still running when it is cancelled.
+    let big = dir.path().join("big.bin");
+    let mut bytes = vec![0u8; 256 << 20];
+    for (i, chunk) in bytes.chunks_mut(4096).enumerate() {
+        chunk[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    }
+    std::fs::write(&big, &bytes).unwrap();
+    drop(bytes);
+    let id = ok(
+        &a,
+        &[
+            "publish",
+            big.to_str().unwrap(),
+            "--title",
+            "Big",
+            "--spectrum",
+            "open",
+        ],
+    )
+    .trim()
+    .to_string();
+    wait_until("B to list the dataset", || {
+        catalogue(&b).iter().any(|l| l["dataset"] == id.as_str())
+    });
+
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    let out = downloads.join("big-copy.bin");
+    let mut child = std::process::Command::new(common::CIX)
+        .arg("--home")
+        .arg(&b)
+        .args(["fetch", &id, "-o", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let partials = || {
+        std::fs::read_dir(&downloads)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".cix-partial"))
+            .count()
+    };
+    wait_until("the transfer to start", || partials() > 0 || out.exists());
+    assert!(
+        !out.exists(),
+        "the fetch finished before it could be cancelled"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Had the node carried on, the partial file would be renamed into place; it must vanish.
+    wait_until("the partial file to be removed", || partials() == 0);
+    assert!(!out.exists(), "a cancelled fetch wrote its output");
+}

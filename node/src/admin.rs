@@ -409,14 +409,22 @@ async fn fetch(State(api): State<Api>, Json(body): Json<FetchBody>) -> Response 
     tokio::spawn(async move {
         let progress_tx = tx.clone();
         let mut last = std::time::Instant::now();
-        let result = transfer::fetch(&api.node, &body.dataset, &body.output, |got, total| {
+        let fetching = transfer::fetch(&api.node, &body.dataset, &body.output, |got, total| {
             if got == total || last.elapsed() >= std::time::Duration::from_millis(100) {
                 last = std::time::Instant::now();
                 let line = json!({ "event": "progress", "received": got, "total": total });
                 let _ = progress_tx.try_send(format!("{line}\n"));
             }
-        })
-        .await;
+        });
+        // The client going away (Ctrl-C on `cix fetch`) drops the response body and so the
+        // receiver: the fetch is abandoned, its temporary file removed, nothing written.
+        let result = tokio::select! {
+            r = fetching => r,
+            () = tx.closed() => {
+                tracing::info!(dataset = %body.dataset, "fetch cancelled: the client went away");
+                return;
+            }
+        };
         let line = match result {
             Ok(done) => {
                 let mut v = serde_json::to_value(done).unwrap_or_default();
