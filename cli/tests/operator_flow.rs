@@ -1,6 +1,9 @@
 //! The README's operator guide, run for real: two `cix node run` processes with separate homes
 //! on 127.0.0.1, driven only through the `cix` command line.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

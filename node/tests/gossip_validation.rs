@@ -5,6 +5,9 @@
 //! Topology: hostile -- relay -- listener. The hostile peer is a bare libp2p swarm with only
 //! gossipsub, publishing whatever bytes it likes on `cix/catalogue/1` and `cix/revocations/1`.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

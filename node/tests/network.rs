@@ -1,6 +1,9 @@
 //! Scenario tests over real loopback sockets: agencies publish, discover each other's
 //! catalogues, negotiate access by data spectrum (ISO 37156 5.5) and fetch verified copies.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use cix_node::publish::{publish, PublishRequest};

@@ -5,6 +5,9 @@
 //! survives the owner's restart, the requester can ask again and be granted afresh, and a
 //! stranger cannot revoke someone else's grant.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use cix_node::publish::{publish, PublishRequest};

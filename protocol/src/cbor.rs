@@ -179,6 +179,7 @@ pub fn map_get<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde::Deserialize;

@@ -101,6 +101,7 @@ impl<'de> Deserialize<'de> for ContentHash {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -250,6 +250,7 @@ fn finish(col: Column) -> Field {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -219,6 +219,7 @@ impl<'de> Deserialize<'de> for Did {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -4,6 +4,9 @@
 //! `limits.rs` and nothing else. Its second table (header `| NAME | value | meaning | defined
 //! in |`) repeats bounds defined in other modules of this crate; each row must match the code.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -1,6 +1,9 @@
 //! `cix-testnet revocation` on a small network: every node receives every revocation, and the
 //! figures it reports are consistent with each other.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use cix_testnet::revocation::{run, Options};
