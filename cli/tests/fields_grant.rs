@@ -4,82 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use serde_json::Value;
-
-const CIX: &str = env!("CARGO_BIN_EXE_cix");
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A `cix node run` child, killed and reaped when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run(home: &Path, args: &[&str]) -> Output {
-    Command::new(CIX)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run cix")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = run(home, args);
-    assert!(
-        out.status.success(),
-        "cix {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let text = ok(home, &all);
-    serde_json::from_str(text.lines().last().expect("a line")).expect("JSON")
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn start(home: &Path, bootstrap: Option<&str>) -> Daemon {
-    let mut cmd = Command::new(CIX);
-    cmd.arg("--home")
-        .arg(home)
-        .args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
-    if let Some(b) = bootstrap {
-        cmd.args(["--bootstrap", b]);
-    }
-    let daemon = Daemon(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn node"),
-    );
-    wait_until("node.json", || home.join("node.json").exists());
-    daemon
-}
-
-fn listen_addr(home: &Path) -> String {
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(home.join("node.json")).unwrap()).unwrap();
-    v["listen"][0].as_str().unwrap().to_string()
-}
+use common::{json, listen_addr, ok, start, wait_until};
 
 #[test]
 fn grant_with_fields_gives_the_holder_a_projection_it_verifies_and_reports() {
@@ -124,7 +51,7 @@ fn grant_with_fields_gives_the_holder_a_projection_it_verifies_and_reports() {
     });
 
     // A field the dictionary lacks: refused at grant time, naming it and the known ones.
-    let out = run(
+    let out = common::cix(
         &owner,
         &["grant", &id, "--to", &holder_did, "--fields", "meter,owner"],
     );

@@ -179,12 +179,7 @@ pub fn grant_unusable(shared: &Shared, delegation: &[u8]) -> Result<Option<Strin
         source: "request".into(),
     };
     if let Some(r) = revoked(shared, &record)? {
-        let why = r
-            .revocation
-            .reason
-            .as_deref()
-            .map(|t| format!(": {t}"))
-            .unwrap_or_default();
+        let why = r.reason_suffix();
         return Ok(Some(format!("was revoked by {}{why}", r.revocation.iss)));
     }
     let (d, _) = Delegation::decode(delegation).map_err(|e| anyhow!("stored grant: {e}"))?;

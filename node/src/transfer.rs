@@ -440,12 +440,7 @@ fn check_revocations(
             )
         })?;
         if let Some(r) = found.iter().find(|r| r.breaks(&chain).is_some()) {
-            let why = r
-                .revocation
-                .reason
-                .as_deref()
-                .map(|t| format!(": {t}"))
-                .unwrap_or_default();
+            let why = r.reason_suffix();
             return Err((
                 DenyCode::Revoked,
                 format!(

@@ -133,6 +133,16 @@ impl SignedRevocation {
         })
     }
 
+    /// `": REASON"` when the revocation states a reason, else empty: for messages that end in
+    /// the signer's own words.
+    pub fn reason_suffix(&self) -> String {
+        self.revocation
+            .reason
+            .as_deref()
+            .map(|t| format!(": {t}"))
+            .unwrap_or_default()
+    }
+
     /// The index of the link this revocation breaks in `chain` (root first, each delegation
     /// with its CID), or `None` if it does not apply: the revoked CID is not in the chain, or its
     /// issuer is neither the revoked delegation's issuer nor upstream of it.
