@@ -733,6 +733,14 @@ pub async fn fetch(
     out: &Path,
     mut progress: impl FnMut(u64, u64) + Send,
 ) -> Result<Fetched> {
+    if out.is_dir() {
+        bail!(
+            "-o {} is a directory: give the path of the file to write (for example {}/{})",
+            out.display(),
+            out.display(),
+            "data.csv"
+        );
+    }
     let Some(signed) = resolve(&node.shared, dataset)? else {
         return Err(explain_unknown(node, dataset).await);
     };

@@ -85,6 +85,13 @@ async fn three_agencies_discover_negotiate_and_fetch_by_spectrum() {
         );
     }
 
+    // A directory as the output is refused before anything is fetched.
+    let err = transfer::fetch(&transit.node, &open.dataset, transit.dir.path(), |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+    assert_eq!(water.node.shared.stats.snapshot().transfers_served, 0);
+
     // Open data: fetched without asking, byte-identical.
     let out = transit.path("flows-copy.csv");
     let got = transfer::fetch(&transit.node, &open.dataset, &out, |_, _| {})
