@@ -225,6 +225,13 @@ fn two_agencies_share_open_named_and_closed_data_through_the_cli() {
     assert!(listed
         .iter()
         .any(|t| t["cid"] == cid && t["state"] == "revoked"));
+    let queue = json_lines(&ok(&a, &["--json", "requests", "list"]));
+    assert!(
+        queue
+            .iter()
+            .any(|r| r["request"] == pending["request"] && r["state"] == "revoked"),
+        "the owner's queue still shows the revoked approval as standing: {queue:?}"
+    );
     let err = fails(&a, &["revoke", "bafynothing"]);
     assert!(err.contains("issued no delegation"), "{err}");
 }

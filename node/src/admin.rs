@@ -340,7 +340,16 @@ async fn requests(State(api): State<Api>) -> ApiResult<Value> {
         .map(|r| {
             let (state, reason) = match &r.decision {
                 Decision::Pending => ("pending", None),
-                Decision::Approved { .. } => ("approved", None),
+                // An approval whose grant was since revoked, or has run out, no longer stands.
+                Decision::Approved { delegation, .. } => {
+                    match crate::revoke::grant_unusable(s, delegation) {
+                        Ok(Some(why)) if why.starts_with("was revoked") => {
+                            ("revoked", Some(format!("the grant {why}")))
+                        }
+                        Ok(Some(why)) => ("expired", Some(format!("the grant {why}"))),
+                        _ => ("approved", None),
+                    }
+                }
                 Decision::Denied { reason, .. } => ("denied", Some(reason.clone())),
             };
             let title = s
