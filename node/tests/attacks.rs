@@ -145,29 +145,14 @@ fn invocation_for(
     content: ContentHash,
     prf: Vec<Cid>,
 ) -> Invocation {
-    let t = now();
-    let text = |s: &str| Value::Text(s.into());
-    Invocation {
-        iss: by.node.did(),
-        sub: owner.node.did(),
-        aud: Some(owner.node.did()),
-        cmd: ucan::CMD_FETCH.into(),
-        args: BTreeMap::from([
-            (caveats::ARG_DATASET.into(), text(&dataset.to_string())),
-            (caveats::ARG_CONTENT.into(), text(&content.to_hex())),
-            (caveats::ARG_PURPOSE.into(), text(PURPOSE)),
-            (
-                caveats::ARG_JURISDICTION.into(),
-                text(&by.node.shared.config.jurisdiction),
-            ),
-        ]),
+    common::fetch_invocation(
+        by,
+        &owner.node.did(),
+        &dataset.to_string(),
+        &content,
+        PURPOSE,
         prf,
-        exp: Some(t + 60),
-        iat: Some(t),
-        nonce: ucan::fresh_nonce(),
-        meta: None,
-        cause: None,
-    }
+    )
 }
 
 fn seal_inv(by: &TestNode, inv: &Invocation) -> Vec<u8> {

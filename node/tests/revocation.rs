@@ -13,11 +13,8 @@ mod common;
 use cix_node::publish::{publish, PublishRequest};
 use cix_node::revoke::{revoke, RevokeRequest};
 use cix_node::{access, tokens, transfer, NodeEvent};
-use std::collections::BTreeMap;
-
-use cix_protocol::caveats;
 use cix_protocol::revocation::Revocation;
-use cix_protocol::ucan::{self, Cid, Invocation};
+use cix_protocol::ucan::Cid;
 use cix_protocol::wire::{DenyCode, TransferHeader, TransferRequest};
 use common::{eventually, readings_csv, spawn, wait_for};
 
@@ -207,29 +204,14 @@ async fn presented_by_hand(
         .unwrap()
         .unwrap();
     let content = entry.entry.primary().unwrap().content;
-    let t = cix_node::access::now();
-    let text = |s: &str| ciborium::Value::Text(s.into());
-    let inv = Invocation {
-        iss: requester.node.did(),
-        sub: *owner,
-        aud: Some(*owner),
-        cmd: ucan::CMD_FETCH.into(),
-        args: BTreeMap::from([
-            (caveats::ARG_DATASET.into(), text(dataset)),
-            (caveats::ARG_CONTENT.into(), text(&content.to_hex())),
-            (caveats::ARG_PURPOSE.into(), text("leak detection")),
-            (
-                caveats::ARG_JURISDICTION.into(),
-                text(&requester.node.shared.config.jurisdiction),
-            ),
-        ]),
-        prf: vec![Cid::of_token(&grant)],
-        exp: Some(t + 60),
-        iat: Some(t),
-        nonce: ucan::fresh_nonce(),
-        meta: None,
-        cause: None,
-    };
+    let inv = common::fetch_invocation(
+        requester,
+        owner,
+        dataset,
+        &content,
+        "leak detection",
+        vec![Cid::of_token(&grant)],
+    );
     let req = TransferRequest {
         dataset: id,
         content,

@@ -107,3 +107,40 @@ pub fn readings_csv(rows: usize) -> Vec<u8> {
     }
     out.into_bytes()
 }
+
+/// The invocation an honest `by` signs to fetch `content` of `dataset` from `owner` under
+/// `prf`, stating the caveat arguments a grant for `purpose` asks for (what
+/// `transfer::credentials` would build). Tests edit it to make attacks.
+pub fn fetch_invocation(
+    by: &TestNode,
+    owner: &cix_protocol::identity::Did,
+    dataset: &str,
+    content: &cix_protocol::content::ContentHash,
+    purpose: &str,
+    prf: Vec<cix_protocol::ucan::Cid>,
+) -> cix_protocol::ucan::Invocation {
+    use cix_protocol::{caveats, ucan};
+    let t = cix_node::access::now();
+    let text = |s: &str| ciborium::Value::Text(s.into());
+    ucan::Invocation {
+        iss: by.node.did(),
+        sub: *owner,
+        aud: Some(*owner),
+        cmd: ucan::CMD_FETCH.into(),
+        args: std::collections::BTreeMap::from([
+            (caveats::ARG_DATASET.into(), text(dataset)),
+            (caveats::ARG_CONTENT.into(), text(&content.to_hex())),
+            (caveats::ARG_PURPOSE.into(), text(purpose)),
+            (
+                caveats::ARG_JURISDICTION.into(),
+                text(&by.node.shared.config.jurisdiction),
+            ),
+        ]),
+        prf,
+        exp: Some(t + 60),
+        iat: Some(t),
+        nonce: ucan::fresh_nonce(),
+        meta: None,
+        cause: None,
+    }
+}
