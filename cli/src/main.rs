@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 mod client;
+mod dictionary;
 mod output;
 mod token;
 
@@ -60,6 +61,10 @@ enum Command {
     /// Inspect the catalogue: this node's datasets and those its peers announced.
     #[command(subcommand)]
     Catalogue(CatalogueCommand),
+    /// A dataset's data dictionary (ISO 37156 5.4): show it, or export it as a Frictionless
+    /// Table Schema.
+    #[command(subcommand)]
+    Dictionary(dictionary::DictionaryCommand),
     /// Ask a dataset's owner for access.
     Request(RequestArgs),
     /// The access requests queue (requests for this node's data, and this node's own).
@@ -146,6 +151,11 @@ struct PublishArgs {
     /// coverage, privacy, dictionary overrides.
     #[arg(long, value_name = "FILE.toml")]
     meta: Option<PathBuf>,
+    /// Publish a CSV even though rows break its data dictionary (wrong type, missing required
+    /// value, out of range, not an allowed value, wrong number of columns); the entry's
+    /// quality statement then says how many rows and which rule, so receivers see it.
+    #[arg(long)]
+    accept_invalid: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +291,7 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             out.request_outcome(&v)
         }
+        Command::Dictionary(cmd) => dictionary::dictionary(&home, cmd, &mut out),
         Command::Attest(args) => attest(&home, args, &mut out),
         Command::Requests(cmd) => requests(&home, cmd, &mut out),
         Command::Fetch(args) => fetch(&home, args, &mut out),
@@ -470,7 +481,8 @@ fn publish(home: &Home, args: PublishArgs, out: &mut Out) -> Result<()> {
     };
     let v: Value = Client::connect(home)?.post(
         "/v1/publish",
-        &json!({ "path": path, "title": args.title, "spectrum": args.spectrum, "meta": meta }),
+        &json!({ "path": path, "title": args.title, "spectrum": args.spectrum, "meta": meta,
+                 "accept_invalid": args.accept_invalid }),
     )?;
     out.published(&v)
 }

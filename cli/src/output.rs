@@ -160,19 +160,82 @@ impl Out {
         } else {
             format!("announced to {} peer(s)", s(&v["announced_to"]))
         };
+        let invalid = match v["invalid_rows"].as_u64() {
+            Some(n) if n > 0 => format!(
+                "\n  {n} row(s) break the data dictionary: accepted (--accept-invalid) and stated \
+                 in the entry's quality statement"
+            ),
+            _ => String::new(),
+        };
         eprintln!(
             "{}",
             printable(&format!(
-                "published {:?} as {}: {}, {}, blake3 {}; {}",
+                "published {:?} as {}: {}, {}, blake3 {}, {} dictionary field(s); {}{invalid}",
                 s(&v["title"]),
                 s(&v["dataset"]),
                 s(&v["spectrum"]),
                 human_bytes(v["bytes"].as_u64().unwrap_or(0)),
                 s(&v["content_hash"]),
+                v["dictionary_fields"].as_u64().unwrap_or(0),
                 announced
             ))
         );
         Ok(())
+    }
+
+    /// `cix dictionary show`: one object with `dataset`, `title` and `fields` as JSON; a table
+    /// for people.
+    pub(crate) fn dictionary(
+        &mut self,
+        v: &Value,
+        fields: &[cix_protocol::dictionary::Field],
+    ) -> Result<()> {
+        if self.json {
+            return self.line(&serde_json::json!({
+                "dataset": v["dataset"],
+                "title": v["record"]["title"],
+                "media_type": v["media_type"],
+                "fields": fields,
+            }));
+        }
+        let mut text = format!(
+            "{} ({}), {}: {} field(s) (ISO 37156 5.4)",
+            s(&v["record"]["title"]),
+            s(&v["dataset"]),
+            s(&v["media_type"]),
+            fields.len()
+        );
+        if fields.is_empty() {
+            text.push_str("\n  no data dictionary: the file is neither CSV nor JSON");
+            return self.text(&text);
+        }
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+        let mut t = table(&[
+            "field", "type", "unit", "nullable", "min", "max", "enum", "count", "description",
+        ]);
+        for f in fields {
+            let kind = match &f.geometry_types {
+                Some(g) => format!("{} ({})", f.field_type, g.join(", ")),
+                None => f.field_type.to_string(),
+            };
+            t.add_row(vec![
+                f.name.clone(),
+                kind,
+                opt(&f.unit),
+                f.nullable.to_string(),
+                opt(&f.min),
+                opt(&f.max),
+                f.allowed.as_ref().map_or_else(|| "-".into(), |a| a.join(", ")),
+                f.count.map_or_else(|| "-".into(), |c| c.to_string()),
+                opt(&f.description),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&t.to_string());
+        if let Some(q) = v["record"]["iso"]["quality"].as_str() {
+            text.push_str(&format!("\nquality: {q}"));
+        }
+        self.text(&text)
     }
 
     pub(crate) fn catalogue(&mut self, lines: &[Value]) -> Result<()> {

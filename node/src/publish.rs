@@ -2,8 +2,11 @@
 //!
 //! What the command line does not say comes from the metadata file (`--meta FILE.toml`, see
 //! [`Meta`]), then from defaults. A CSV's data dictionary (ISO 37156 5.4) is inferred from its
-//! header and values, and any field the metadata file lists overrides the inferred one.
-//! The entry's consistency rules are checked before anything is stored: a refused entry leaves
+//! header and values, and any field the metadata file lists overrides the inferred one; the
+//! file is then validated against the result, and a file that breaks it is refused with the
+//! line, column and rule of each violation unless the operator accepts it (`accept_invalid`,
+//! recorded in the entry's quality statement). JSON and GeoJSON files get their structure
+//! described. The entry's consistency rules are checked before anything is stored: a refused entry leaves
 //! no blob and no record behind.
 
 use std::collections::BTreeMap;
@@ -120,7 +123,8 @@ pub struct FacetsMeta {
     pub stakeholder: Option<String>,
 }
 
-/// Overrides for one dictionary field.
+/// Overrides for one dictionary field (ISO 37156 5.4): what the metadata file says wins over
+/// what was inferred, and the file is then validated against the result.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldMeta {
@@ -131,6 +135,15 @@ pub struct FieldMeta {
     pub unit: Option<String>,
     /// Meaning.
     pub description: Option<String>,
+    /// Whether values may be missing; `false` makes a value required in every row.
+    pub nullable: Option<bool>,
+    /// Smallest allowed value (a TOML number, date or string).
+    pub min: Option<toml::Value>,
+    /// Largest allowed value.
+    pub max: Option<toml::Value>,
+    /// The only values allowed.
+    #[serde(rename = "enum")]
+    pub allowed: Option<Vec<toml::Value>>,
 }
 
 /// What `cix publish` asks for.
@@ -144,6 +157,10 @@ pub struct PublishRequest {
     pub spectrum: Option<String>,
     /// Text of the metadata TOML file.
     pub meta: Option<String>,
+    /// Publish a CSV even though rows break its data dictionary; the entry's quality
+    /// statement then says so.
+    #[serde(default)]
+    pub accept_invalid: bool,
 }
 
 /// What was published.
@@ -163,6 +180,10 @@ pub struct Published {
     pub bytes: u64,
     /// Peers the announcement went to directly (0 for closed data, never announced).
     pub announced_to: usize,
+    /// Fields in the entry's data dictionary.
+    pub dictionary_fields: usize,
+    /// Rows that break the dictionary (non-zero only with `accept_invalid`).
+    pub invalid_rows: u64,
 }
 
 fn parse<T: std::str::FromStr<Err = String>>(
@@ -356,13 +377,37 @@ fn build_entry(
     })
 }
 
+/// A bound or allowed value from the metadata file, as dictionary text.
+fn value_text(name: &str, key: &str, v: &toml::Value) -> Result<String> {
+    match v {
+        toml::Value::String(t) => Ok(t.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) if f.is_finite() => Ok(f.to_string()),
+        toml::Value::Datetime(d) => Ok(d.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        _ => bail!("metadata fields.{name}.{key}: must be a number, a date or a string"),
+    }
+}
+
+/// Applies the metadata file's `[fields.NAME]` overrides to the inferred dictionary (ISO
+/// 37156 5.4) and checks the result.
 fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
     for (name, over) in &meta.fields {
         let Some(f) = fields.iter_mut().find(|f| &f.name == name) else {
             bail!("metadata fields.{name}: the file has no field of that name");
         };
         if let Some(t) = over.field_type {
-            f.field_type = t;
+            if t != f.field_type {
+                f.field_type = t;
+                // Extremes inferred for the old type may not hold for the new one.
+                let fits = |v: &Option<String>| {
+                    v.as_deref().is_none_or(|v| dictionary::fits(t, v))
+                };
+                if !t.is_ranged() || !fits(&f.min) || !fits(&f.max) {
+                    f.min = None;
+                    f.max = None;
+                }
+            }
         }
         if over.unit.is_some() {
             f.unit = over.unit.clone();
@@ -370,8 +415,134 @@ fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
         if over.description.is_some() {
             f.description = over.description.clone();
         }
+        if let Some(n) = over.nullable {
+            f.nullable = n;
+        }
+        if let Some(v) = &over.min {
+            f.min = Some(value_text(name, "min", v)?);
+        }
+        if let Some(v) = &over.max {
+            f.max = Some(value_text(name, "max", v)?);
+        }
+        if let Some(values) = &over.allowed {
+            f.allowed = Some(
+                values
+                    .iter()
+                    .map(|v| value_text(name, "enum", v))
+                    .collect::<Result<_>>()?,
+            );
+        }
     }
+    dictionary::check(&fields).map_err(|e| anyhow!("metadata fields: the data dictionary's {e}"))?;
     Ok(fields)
+}
+
+/// The media type without parameters, lower-cased.
+fn essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Infers the dictionary of the stored copy `file` of `shown` (ISO 37156 5.4): CSV from its
+/// header and values, then validated against it; JSON and GeoJSON by structure.
+fn describe(
+    file: &Path,
+    shown: &Path,
+    media_type: &str,
+    bytes: u64,
+    meta: &Meta,
+) -> Result<(Vec<Field>, Option<dictionary::Report>)> {
+    let open = || File::open(file).with_context(|| format!("cannot reopen {}", file.display()));
+    match essence(media_type).as_str() {
+        "text/csv" => {
+            let inferred = dictionary::infer_csv(open()?).with_context(|| {
+                format!("cannot infer the data dictionary of {}", shown.display())
+            })?;
+            let fields = apply_overrides(inferred, meta)?;
+            let report = dictionary::validate_csv(open()?, &fields)
+                .with_context(|| format!("cannot validate {}", shown.display()))?;
+            debug!(
+                fields = fields.len(),
+                rows = report.rows,
+                violations = report.violations,
+                "csv dictionary inferred and checked"
+            );
+            Ok((fields, Some(report)))
+        }
+        "application/json" | "application/geo+json" | "application/ld+json" => {
+            if bytes > dictionary::MAX_STRUCTURE_SOURCE_BYTES {
+                if !meta.fields.is_empty() {
+                    bail!(
+                        "metadata fields: {} is larger than the {} bytes whose structure cix                          describes, so it gets no dictionary to override",
+                        shown.display(),
+                        dictionary::MAX_STRUCTURE_SOURCE_BYTES
+                    );
+                }
+                debug!(bytes, "json too large to describe; published without a dictionary");
+                return Ok((Vec::new(), None));
+            }
+            let mut data = Vec::new();
+            open()?
+                .read_to_end(&mut data)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let inferred = dictionary::infer_json(&data).with_context(|| {
+                format!("cannot describe the structure of {}", shown.display())
+            })?;
+            Ok((apply_overrides(inferred, meta)?, None))
+        }
+        _ if meta.fields.is_empty() => Ok((Vec::new(), None)),
+        _ => bail!("metadata fields: dictionary overrides need a CSV, JSON or GeoJSON file"),
+    }
+}
+
+/// Why a file that breaks its dictionary is refused: the first violations with line, column
+/// and rule, and the total.
+fn refusal(shown: &Path, r: &dictionary::Report) -> String {
+    let mut text = format!(
+        "{} breaks its data dictionary (ISO 37156 5.4): {} of its {} rows and header break it, \
+         {} violations in all:",
+        shown.display(),
+        r.invalid_rows,
+        r.rows + 1,
+        r.violations
+    );
+    for v in &r.listed {
+        text.push_str(&format!("\n  {v}"));
+    }
+    let unlisted = r.violations - r.listed.len() as u64;
+    if unlisted > 0 {
+        text.push_str(&format!("\n  … and {unlisted} more"));
+    }
+    text.push_str(
+        "\nfix the file, or the [fields.NAME] entries of the metadata file, or publish it \
+         anyway with --accept-invalid (the entry's quality statement then says so)",
+    );
+    text
+}
+
+/// The quality statement of an entry published with `--accept-invalid` (ISO 37156 9.3): the
+/// operator's own, then what breaks the dictionary, so receivers see it.
+fn quality_with(own: Option<&str>, r: &dictionary::Report) -> String {
+    let first = r
+        .listed
+        .first()
+        .map(|v| format!("; first: {v}"))
+        .unwrap_or_default();
+    let note = format!(
+        "The file breaks its data dictionary (ISO 37156 5.4) in {} of {} rows, {} violations \
+         in all{first}; published anyway by the operator (--accept-invalid).",
+        r.invalid_rows,
+        r.rows + 1,
+        r.violations
+    );
+    match own.map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => format!("{q} {note}"),
+        None => note,
+    }
 }
 
 /// Copies `src` into `tmp_dir` while hashing it; returns the temporary file, hash and size.
@@ -409,7 +580,7 @@ fn copy_hashing(src: &Path, tmp_dir: &Path) -> Result<(tempfile::NamedTempFile, 
 /// is stored in that case.
 pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
     let shared = node.shared.clone();
-    let (signed, own) = tokio::task::spawn_blocking(move || prepare(&shared, &req))
+    let (signed, own, invalid_rows) = tokio::task::spawn_blocking(move || prepare(&shared, &req))
         .await
         .map_err(|e| anyhow!("publish task failed: {e}"))??;
     let level = signed.entry.level();
@@ -427,30 +598,39 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         content_hash: own.content.to_hex(),
         bytes: own.bytes,
         announced_to,
+        dictionary_fields: signed.entry.iso.dictionary.len(),
+        invalid_rows,
     })
 }
 
-fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDataset)> {
+fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDataset, u64)> {
     if !req.path.is_absolute() {
         bail!("the file path must be absolute: {}", req.path.display());
     }
-    let meta: Meta = match &req.meta {
+    let mut meta: Meta = match &req.meta {
         Some(text) => toml::from_str(text).context("invalid metadata file")?,
         None => Meta::default(),
     };
     let (tmp, content, bytes) = copy_hashing(&req.path, &shared.home.tmp())?;
-    let is_csv =
-        guess_media_type(&req.path) == "text/csv" || meta.media_type.as_deref() == Some("text/csv");
-    let dictionary = if is_csv {
-        let f = File::open(tmp.path())?;
-        let inferred = dictionary::infer_csv(f).with_context(|| {
-            format!("cannot infer the data dictionary of {}", req.path.display())
-        })?;
-        apply_overrides(inferred, &meta)?
-    } else if meta.fields.is_empty() {
-        Vec::new()
-    } else {
-        bail!("metadata fields: dictionary overrides need a CSV file");
+    let media_type = meta
+        .media_type
+        .clone()
+        .unwrap_or_else(|| guess_media_type(&req.path).to_string());
+    let (dictionary, report) = describe(tmp.path(), &req.path, &media_type, bytes, &meta)?;
+    let invalid_rows = match &report {
+        Some(r) if !r.is_valid() => {
+            if !req.accept_invalid {
+                bail!("{}", refusal(&req.path, r));
+            }
+            info!(
+                invalid_rows = r.invalid_rows,
+                violations = r.violations,
+                "publishing a file that breaks its data dictionary, as the operator asked"
+            );
+            meta.quality = Some(quality_with(meta.quality.as_deref(), r));
+            r.invalid_rows
+        }
+        _ => 0,
     };
     let entry = build_entry(shared, req, &meta, content, bytes, dictionary)?;
     let signed = entry.sign(&shared.key).map_err(|e| anyhow!("{e}"))?;
@@ -471,7 +651,7 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
     shared.store.put_entry(&signed)?;
     shared.store.put_own(&own)?;
     shared.store.flush()?;
-    Ok((signed, own))
+    Ok((signed, own, invalid_rows))
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ async fn publish_with(
             meta: Some(format!(
                 "domain = \"water\"\nkind = \"supply\"\ndescription = \"test\"\n{meta}"
             )),
+            ..Default::default()
         },
     )
     .await
@@ -729,6 +730,7 @@ async fn fields_cannot_limit_a_grant_of_a_dataset_that_is_not_csv() {
             title: Some("park boundaries".into()),
             spectrum: Some("shared-named".into()),
             meta: Some("domain = \"water\"\nkind = \"supply\"\ndescription = \"test\"\n".into()),
+            ..Default::default()
         },
     )
     .await

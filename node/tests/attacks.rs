@@ -73,6 +73,7 @@ async fn publish_file(
             title: Some(format!("{spectrum} mains readings")),
             spectrum: Some(spectrum.into()),
             meta: Some(format!("domain = \"water\"\nkind = \"supply\"\n{extra}")),
+            ..Default::default()
         },
     )
     .await

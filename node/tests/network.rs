@@ -16,6 +16,7 @@ fn publish_request(path: &std::path::Path, title: &str, spectrum: &str) -> Publi
         title: Some(title.into()),
         spectrum: Some(spectrum.into()),
         meta: Some("domain = \"water\"\nkind = \"supply\"\ndescription = \"test data\"\n".into()),
+        ..Default::default()
     }
 }
 
@@ -214,6 +215,7 @@ async fn entry_that_breaks_the_rules_is_refused_at_publish_and_nothing_is_stored
         title: Some("Household consumption".into()),
         spectrum: Some("open".into()),
         meta: Some("personal_data = true\npurpose = \"billing\"\nlegal_basis = \"contract\"\nretention_days = 30\n".into()),
+        ..Default::default()
     };
     let err = publish(&owner.node, req).await.unwrap_err();
     assert!(

@@ -24,6 +24,7 @@ fn named(path: &std::path::Path, title: &str) -> PublishRequest {
         title: Some(title.into()),
         spectrum: Some("shared-named".into()),
         meta: Some("domain = \"water\"\nkind = \"supply\"\n".into()),
+        ..Default::default()
     }
 }
 

@@ -282,6 +282,9 @@ fn field(name: &str, field_type: FieldType, unit: Option<&str>, description: &st
         nullable: false,
         min: None,
         max: None,
+        allowed: None,
+        geometry_types: None,
+        count: None,
     }
 }
 

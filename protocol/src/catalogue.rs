@@ -534,6 +534,8 @@ impl Entry {
                 format!("at most {} fields", limits::MAX_DICTIONARY_FIELDS),
             ));
         }
+        crate::dictionary::check(&self.iso.dictionary)
+            .map_err(|e| rule("iso.dictionary", e.to_string()))?;
         if self.version == 0 || (self.version == 1) != self.previous.is_none() {
             return Err(rule(
                 "version",

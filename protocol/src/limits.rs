@@ -14,6 +14,11 @@ pub const MAX_KEYWORDS: usize = 64;
 pub const MAX_DISTRIBUTIONS: usize = 16;
 /// Most fields in one data dictionary.
 pub const MAX_DICTIONARY_FIELDS: usize = 256;
+/// Longest text in a data dictionary field: its name, unit, description, `min`, `max`, and
+/// each `enum` value.
+pub const MAX_FIELD_TEXT_BYTES: usize = 1024;
+/// Most allowed values (`enum`) one data dictionary field may list.
+pub const MAX_ENUM_VALUES: usize = 256;
 /// Largest access request on `/cix/access/1` (it may carry a profile and attestations).
 pub const MAX_ACCESS_REQUEST_BYTES: usize = 16 * 1024;
 /// Largest access response on `/cix/access/1` (it may carry a delegation token).

@@ -10,14 +10,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cix_protocol::{cbor, limits, revocation, ucan};
+use cix_protocol::{cbor, dictionary, limits, revocation, ucan};
 
 const LIMITS_TABLE: &str = "| NAME | value | meaning |";
 const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 24] = [
+    let all: [(&str, u64); 26] = [
         ("MAX_ENTRY_BYTES", limits::MAX_ENTRY_BYTES as u64),
         ("MAX_TITLE_BYTES", limits::MAX_TITLE_BYTES as u64),
         ("MAX_KEYWORDS", limits::MAX_KEYWORDS as u64),
@@ -26,6 +26,8 @@ fn code_limits() -> BTreeMap<String, u64> {
             "MAX_DICTIONARY_FIELDS",
             limits::MAX_DICTIONARY_FIELDS as u64,
         ),
+        ("MAX_FIELD_TEXT_BYTES", limits::MAX_FIELD_TEXT_BYTES as u64),
+        ("MAX_ENUM_VALUES", limits::MAX_ENUM_VALUES as u64),
         (
             "MAX_ACCESS_REQUEST_BYTES",
             limits::MAX_ACCESS_REQUEST_BYTES as u64,
@@ -81,7 +83,7 @@ fn code_limits() -> BTreeMap<String, u64> {
 
 /// Bounds defined outside `limits.rs` that the spec repeats, keyed `module::NAME`.
 fn code_elsewhere() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 6] = [
+    let all: [(&str, u64); 9] = [
         ("cbor::MAX_DEPTH", cbor::MAX_DEPTH as u64),
         (
             "revocation::MAX_REVOCATION_BYTES",
@@ -96,6 +98,18 @@ fn code_elsewhere() -> BTreeMap<String, u64> {
         (
             "ucan::MAX_INVOCATION_TTL_SECS",
             ucan::MAX_INVOCATION_TTL_SECS as u64,
+        ),
+        (
+            "dictionary::MAX_DICTIONARY_DEPTH",
+            dictionary::MAX_DICTIONARY_DEPTH as u64,
+        ),
+        (
+            "dictionary::MAX_LISTED_VIOLATIONS",
+            dictionary::MAX_LISTED_VIOLATIONS as u64,
+        ),
+        (
+            "dictionary::MAX_STRUCTURE_SOURCE_BYTES",
+            dictionary::MAX_STRUCTURE_SOURCE_BYTES,
         ),
     ];
     all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()

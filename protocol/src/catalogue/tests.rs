@@ -83,6 +83,9 @@ fn entry(key: &Keypair) -> Entry {
                 nullable: false,
                 min: None,
                 max: None,
+                allowed: None,
+                geometry_types: None,
+                count: None,
             }],
         },
     }

@@ -217,6 +217,7 @@ impl Demo {
             title: None,
             spectrum: None,
             meta: Some(shipped.meta.to_string()),
+            ..Default::default()
         };
         let node = agency.node.clone();
         let what = format!("for {} to publish {}", agency.plan.name, shipped.file);
