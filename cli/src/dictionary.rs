@@ -169,8 +169,21 @@ mod tests {
 
     /// The field types the Frictionless Table Schema specification defines.
     const SPEC_TYPES: [&str; 15] = [
-        "string", "number", "integer", "boolean", "object", "array", "date", "time", "datetime",
-        "year", "yearmonth", "duration", "geopoint", "geojson", "any",
+        "string",
+        "number",
+        "integer",
+        "boolean",
+        "object",
+        "array",
+        "date",
+        "time",
+        "datetime",
+        "year",
+        "yearmonth",
+        "duration",
+        "geopoint",
+        "geojson",
+        "any",
     ];
 
     #[test]

@@ -211,7 +211,15 @@ impl Out {
         }
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
         let mut t = table(&[
-            "field", "type", "unit", "nullable", "min", "max", "enum", "count", "description",
+            "field",
+            "type",
+            "unit",
+            "nullable",
+            "min",
+            "max",
+            "enum",
+            "count",
+            "description",
         ]);
         for f in fields {
             let kind = match &f.geometry_types {
@@ -225,7 +233,9 @@ impl Out {
                 f.nullable.to_string(),
                 opt(&f.min),
                 opt(&f.max),
-                f.allowed.as_ref().map_or_else(|| "-".into(), |a| a.join(", ")),
+                f.allowed
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |a| a.join(", ")),
                 f.count.map_or_else(|| "-".into(), |c| c.to_string()),
                 opt(&f.description),
             ]);

@@ -400,9 +400,7 @@ fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
             if t != f.field_type {
                 f.field_type = t;
                 // Extremes inferred for the old type may not hold for the new one.
-                let fits = |v: &Option<String>| {
-                    v.as_deref().is_none_or(|v| dictionary::fits(t, v))
-                };
+                let fits = |v: &Option<String>| v.as_deref().is_none_or(|v| dictionary::fits(t, v));
                 if !t.is_ranged() || !fits(&f.min) || !fits(&f.max) {
                     f.min = None;
                     f.max = None;
@@ -433,7 +431,8 @@ fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
             );
         }
     }
-    dictionary::check(&fields).map_err(|e| anyhow!("metadata fields: the data dictionary's {e}"))?;
+    dictionary::check(&fields)
+        .map_err(|e| anyhow!("metadata fields: the data dictionary's {e}"))?;
     Ok(fields)
 }
 
@@ -482,16 +481,18 @@ fn describe(
                         dictionary::MAX_STRUCTURE_SOURCE_BYTES
                     );
                 }
-                debug!(bytes, "json too large to describe; published without a dictionary");
+                debug!(
+                    bytes,
+                    "json too large to describe; published without a dictionary"
+                );
                 return Ok((Vec::new(), None));
             }
             let mut data = Vec::new();
             open()?
                 .read_to_end(&mut data)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let inferred = dictionary::infer_json(&data).with_context(|| {
-                format!("cannot describe the structure of {}", shown.display())
-            })?;
+            let inferred = dictionary::infer_json(&data)
+                .with_context(|| format!("cannot describe the structure of {}", shown.display()))?;
             Ok((apply_overrides(inferred, meta)?, None))
         }
         _ if meta.fields.is_empty() => Ok((Vec::new(), None)),
@@ -503,11 +504,12 @@ fn describe(
 /// and rule, and the total.
 fn refusal(shown: &Path, r: &dictionary::Report) -> String {
     let mut text = format!(
-        "{} breaks its data dictionary (ISO 37156 5.4): {} of its {} rows and header break it, \
-         {} violations in all:",
+        "{} breaks its data dictionary (ISO 37156 5.4): {} of its {} records (the header and \
+         {} rows) break it, {} violations in all:",
         shown.display(),
         r.invalid_rows,
         r.rows + 1,
+        r.rows,
         r.violations
     );
     for v in &r.listed {
@@ -533,8 +535,9 @@ fn quality_with(own: Option<&str>, r: &dictionary::Report) -> String {
         .map(|v| format!("; first: {v}"))
         .unwrap_or_default();
     let note = format!(
-        "The file breaks its data dictionary (ISO 37156 5.4) in {} of {} rows, {} violations \
-         in all{first}; published anyway by the operator (--accept-invalid).",
+        "The file breaks its data dictionary (ISO 37156 5.4) in {} of {} records (header \
+         included), {} violations in all{first}; published anyway by the operator \
+         (--accept-invalid).",
         r.invalid_rows,
         r.rows + 1,
         r.violations

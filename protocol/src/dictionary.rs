@@ -240,7 +240,11 @@ pub fn check(fields: &[Field]) -> Result<(), DictionaryError> {
         for (key, v) in [("min", &f.min), ("max", &f.max)] {
             if let Some(v) = v {
                 if !fits(f.field_type, v) {
-                    return Err(bad(format!("{key} {:?} is not {}", clip(v, 40), f.field_type.noun())));
+                    return Err(bad(format!(
+                        "{key} {:?} is not {}",
+                        clip(v, 40),
+                        f.field_type.noun()
+                    )));
                 }
             }
         }
@@ -277,7 +281,10 @@ pub fn check(fields: &[Field]) -> Result<(), DictionaryError> {
                 return Err(bad("geometry_types applies only to geojson fields".into()));
             }
             if let Some(t) = types.iter().find(|t| !GEOMETRY_TYPES.contains(&t.as_str())) {
-                return Err(bad(format!("{:?} is not a GeoJSON geometry type", clip(t, 40))));
+                return Err(bad(format!(
+                    "{:?} is not a GeoJSON geometry type",
+                    clip(t, 40)
+                )));
             }
             if types.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(bad("geometry_types must be sorted without repeats".into()));
@@ -334,13 +341,15 @@ fn is_date(v: &str) -> bool {
 }
 
 fn is_datetime(v: &str) -> bool {
-    v.len() > 10 && (is_rfc3339(v) || (v.len() >= 19 && !has_offset(v) && is_rfc3339(&format!("{v}Z"))))
+    v.len() > 10
+        && (is_rfc3339(v) || (v.len() >= 19 && !has_offset(v) && is_rfc3339(&format!("{v}Z"))))
 }
 
 /// Whether a date-time text ends with `Z` or a numeric offset.
 fn has_offset(v: &str) -> bool {
     let b = v.as_bytes();
-    matches!(b.last(), Some(b'Z' | b'z')) || (b.len() >= 25 && matches!(b[b.len() - 6], b'+' | b'-'))
+    matches!(b.last(), Some(b'Z' | b'z'))
+        || (b.len() >= 25 && matches!(b[b.len() - 6], b'+' | b'-'))
 }
 
 fn is_number(v: &str) -> bool {
@@ -356,10 +365,17 @@ pub fn fits(t: FieldType, v: &str) -> bool {
         FieldType::Date => is_date(v),
         FieldType::Datetime => is_date(v) || is_datetime(v),
         FieldType::String | FieldType::Any => true,
-        FieldType::Object => serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| j.is_object()),
-        FieldType::Array => serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| j.is_array()),
-        FieldType::Geojson => serde_json::from_str::<serde_json::Value>(v)
-            .is_ok_and(|j| j["type"].as_str().is_some_and(|t| GEOMETRY_TYPES.contains(&t))),
+        FieldType::Object => {
+            serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| j.is_object())
+        }
+        FieldType::Array => {
+            serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| j.is_array())
+        }
+        FieldType::Geojson => serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| {
+            j["type"]
+                .as_str()
+                .is_some_and(|t| GEOMETRY_TYPES.contains(&t))
+        }),
     }
 }
 
@@ -383,7 +399,11 @@ fn instant(v: &str) -> Option<i128> {
         if let Some(frac) = rest.strip_prefix('.') {
             let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
             rest = &frac[digits.len()..];
-            let padded: String = digits.chars().chain(std::iter::repeat('0')).take(9).collect();
+            let padded: String = digits
+                .chars()
+                .chain(std::iter::repeat('0'))
+                .take(9)
+                .collect();
             nanos = padded.parse::<i128>().ok()?;
         }
         if let [sign @ (b'+' | b'-'), ..] = rest.as_bytes() {
@@ -493,14 +513,24 @@ impl Column {
         self.present += 1;
         self.seen = widen(self.seen, kind, json);
         let (lo, hi, t) = match kind {
-            Seen::Integer | Seen::Number => (&mut self.num_min, &mut self.num_max, FieldType::Number),
-            Seen::Date | Seen::Datetime => (&mut self.time_min, &mut self.time_max, FieldType::Datetime),
+            Seen::Integer | Seen::Number => {
+                (&mut self.num_min, &mut self.num_max, FieldType::Number)
+            }
+            Seen::Date | Seen::Datetime => {
+                (&mut self.time_min, &mut self.time_max, FieldType::Datetime)
+            }
             _ => return,
         };
-        if lo.as_deref().is_none_or(|m| compare(t, text, m) == Some(Ordering::Less)) {
+        if lo
+            .as_deref()
+            .is_none_or(|m| compare(t, text, m) == Some(Ordering::Less))
+        {
             *lo = Some(text.to_string());
         }
-        if hi.as_deref().is_none_or(|m| compare(t, text, m) == Some(Ordering::Greater)) {
+        if hi
+            .as_deref()
+            .is_none_or(|m| compare(t, text, m) == Some(Ordering::Greater))
+        {
             *hi = Some(text.to_string());
         }
     }
@@ -713,7 +743,7 @@ impl std::fmt::Display for Violation {
 pub struct Report {
     /// Data rows read (records after the header).
     pub rows: u64,
-    /// Rows (and the header) with at least one violation.
+    /// Records (the header counts as one) with at least one violation.
     pub invalid_rows: u64,
     /// Violations in all.
     pub violations: u64,
@@ -765,18 +795,28 @@ fn check_value(f: &Field, v: &str) -> Option<(Rule, String)> {
         if !allowed.iter().any(|a| a == v) {
             return Some((
                 Rule::Enum,
-                format!("{:?} is not one of the {} allowed values", clip(v, 40), allowed.len()),
+                format!(
+                    "{:?} is not one of the {} allowed values",
+                    clip(v, 40),
+                    allowed.len()
+                ),
             ));
         }
     }
     if let Some(min) = &f.min {
         if compare(f.field_type, v, min) == Some(Ordering::Less) {
-            return Some((Rule::Minimum, format!("{} is below the minimum {min}", clip(v, 40))));
+            return Some((
+                Rule::Minimum,
+                format!("{} is below the minimum {min}", clip(v, 40)),
+            ));
         }
     }
     if let Some(max) = &f.max {
         if compare(f.field_type, v, max) == Some(Ordering::Greater) {
-            return Some((Rule::Maximum, format!("{} is above the maximum {max}", clip(v, 40))));
+            return Some((
+                Rule::Maximum,
+                format!("{} is above the maximum {max}", clip(v, 40)),
+            ));
         }
     }
     None
@@ -888,7 +928,11 @@ impl Shape {
             J::Null => col.nullable = true,
             J::Bool(_) => col.scalar(Seen::Boolean, "", true),
             J::Number(n) => {
-                let kind = if n.is_i64() { Seen::Integer } else { Seen::Number };
+                let kind = if n.is_i64() {
+                    Seen::Integer
+                } else {
+                    Seen::Number
+                };
                 col.scalar(kind, &n.to_string(), true);
             }
             J::String(s) => {
@@ -961,7 +1005,11 @@ impl Shape {
     }
 
     fn finish(self) -> Result<Vec<Field>, InferError> {
-        if self.cols.iter().any(|c| c.name.len() > limits::MAX_FIELD_TEXT_BYTES) {
+        if self
+            .cols
+            .iter()
+            .any(|c| c.name.len() > limits::MAX_FIELD_TEXT_BYTES)
+        {
             return Err(InferError::LongPath);
         }
         Ok(self.cols.into_iter().map(|c| c.finish(true)).collect())
@@ -1080,7 +1128,9 @@ pub fn infer_json(bytes: &[u8]) -> Result<Vec<Field>, InferError> {
         serde_json::Value::Object(o) => o.len(),
         _ => limits::MAX_DICTIONARY_FIELDS + 1,
     };
-    Err(InferError::TooManyColumns(top.max(limits::MAX_DICTIONARY_FIELDS + 1)))
+    Err(InferError::TooManyColumns(
+        top.max(limits::MAX_DICTIONARY_FIELDS + 1),
+    ))
 }
 
 #[cfg(test)]

@@ -121,8 +121,11 @@ fn violations_name_physical_lines_columns_and_rules() {
     d[2].max = Some("60".into());
     d[3].allowed = Some(vec!["x".into(), "y".into()]);
     let r = validate_csv(csv.as_bytes(), &d).unwrap();
-    let got: Vec<(u64, Option<usize>, Rule)> =
-        r.listed.iter().map(|v| (v.line, v.column, v.rule)).collect();
+    let got: Vec<(u64, Option<usize>, Rule)> = r
+        .listed
+        .iter()
+        .map(|v| (v.line, v.column, v.rule))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -137,7 +140,10 @@ fn violations_name_physical_lines_columns_and_rules() {
     assert_eq!(r.invalid_rows, 4);
     assert_eq!(r.violations, 5);
     let text = r.listed[0].to_string();
-    assert_eq!(text, "line 5, column 3 (temp): type: \"hot\" is not a number");
+    assert_eq!(
+        text,
+        "line 5, column 3 (temp): type: \"hot\" is not a number"
+    );
 }
 
 #[test]
@@ -163,7 +169,10 @@ fn only_a_bounded_number_of_violations_is_listed_but_all_are_counted() {
     assert_eq!(r.violations, 1000);
     assert_eq!(r.invalid_rows, 1000);
     assert_eq!(r.listed.len(), MAX_LISTED_VIOLATIONS);
-    assert_eq!(r.listed.last().unwrap().line, MAX_LISTED_VIOLATIONS as u64 + 1);
+    assert_eq!(
+        r.listed.last().unwrap().line,
+        MAX_LISTED_VIOLATIONS as u64 + 1
+    );
 }
 
 #[test]
@@ -185,7 +194,10 @@ fn check_refuses_bounds_that_do_not_fit_the_type() {
     let mut g = Field::new("geometry", FieldType::Geojson);
     g.geometry_types = Some(vec!["Polygon".into(), "Blob".into()]);
     assert!(check(&[g]).is_err());
-    let long = Field::new("x".repeat(limits::MAX_FIELD_TEXT_BYTES + 1), FieldType::String);
+    let long = Field::new(
+        "x".repeat(limits::MAX_FIELD_TEXT_BYTES + 1),
+        FieldType::String,
+    );
     assert!(check(&[long]).is_err());
     assert!(check(&[Field::new("", FieldType::String)]).is_err());
 }
@@ -203,7 +215,15 @@ fn geojson_features_give_geometry_types_and_properties() {
     let names: Vec<&str> = d.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
-        ["geometry", "id", "meta.since", "name", "pop", "properties.geometry", "area"],
+        [
+            "geometry",
+            "id",
+            "meta.since",
+            "name",
+            "pop",
+            "properties.geometry",
+            "area"
+        ],
         "members in name order within a feature, fields in first-seen order"
     );
     assert_eq!(d[0].field_type, FieldType::Geojson);
@@ -216,7 +236,10 @@ fn geojson_features_give_geometry_types_and_properties() {
     assert_eq!(d[1].field_type, FieldType::Integer);
     assert!(d[1].nullable, "the third feature has no id");
     assert_eq!(d[4].field_type, FieldType::Number);
-    assert_eq!((d[4].min.as_deref(), d[4].max.as_deref()), (Some("2.5"), Some("10")));
+    assert_eq!(
+        (d[4].min.as_deref(), d[4].max.as_deref()),
+        (Some("2.5"), Some("10"))
+    );
     assert_eq!(d[2].field_type, FieldType::Date);
     assert_eq!(d[2].count, Some(1));
     assert_eq!(d[6].field_type, FieldType::Any, "only null seen");
