@@ -617,8 +617,11 @@ fn sniff_delimiter<R: Read>(reader: &mut BufReader<R>) -> Result<(), InferError>
 fn csv_reader<R: Read>(reader: R) -> Result<csv::Reader<BufReader<R>>, InferError> {
     let mut buffered = BufReader::with_capacity(64 * 1024, reader);
     sniff_delimiter(&mut buffered)?;
+    // Records end at LF alone, so that a record's line break is read with it (a CR before it is
+    // trimmed off the last value like any space) and line numbers can be told exactly.
     Ok(csv::ReaderBuilder::new()
         .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
         .from_reader(buffered))
 }
 
@@ -659,7 +662,7 @@ pub fn infer_csv<R: Read>(reader: R) -> Result<Vec<Field>, InferError> {
     let mut cols = header_columns(&headers)?;
     let mut record = csv::StringRecord::new();
     while rdr.read_record(&mut record)? {
-        if record.len() != cols.len() {
+        if record.len() != cols.len() || is_blank_crlf(&record) {
             continue;
         }
         for (col, value) in cols.iter_mut().zip(record.iter()) {
@@ -822,6 +825,41 @@ fn check_value(f: &Field, v: &str) -> Option<(Rule, String)> {
     None
 }
 
+/// A blank line of a CRLF file: records end at LF, so it reads as one value holding CR.
+fn is_blank_crlf(record: &csv::StringRecord) -> bool {
+    record.len() == 1 && record.get(0) == Some("\r")
+}
+
+/// The physical line where `record`, just read, starts, if its own line break was read with
+/// it (true for every record but a last one the file does not end with a break after, which
+/// the caller corrects). The reader's position is then after that break; every other line
+/// break of the record is inside a quoted value. Counting back from the end skips the blank
+/// lines the reader passed over before the record, which its start position would include.
+fn start_line<R: Read>(rdr: &csv::Reader<R>, record: &csv::StringRecord) -> u64 {
+    let inside: u64 = record
+        .iter()
+        .map(|v| v.bytes().filter(|&b| b == b'\n').count() as u64)
+        .sum();
+    rdr.position().line().saturating_sub(inside + 1)
+}
+
+/// A reader that remembers the last byte it passed on, to tell whether a file ends with a
+/// line break.
+struct Tail<R> {
+    inner: R,
+    last: std::rc::Rc<std::cell::Cell<Option<u8>>>,
+}
+
+impl<R: Read> Read for Tail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(&b) = buf[..n].last() {
+            self.last.set(Some(b));
+        }
+        Ok(n)
+    }
+}
+
 /// Checks CSV bytes against `fields` (ISO 37156 5.4): the header names the fields in order,
 /// every row has one value per field, and each value fits its field's type, nullability,
 /// range and allowed values. Reading stops only at malformed CSV; every violation is counted.
@@ -830,7 +868,11 @@ fn check_value(f: &Field, v: &str) -> Option<(Rule, String)> {
 ///
 /// [`InferError`] when the file cannot be read as CSV at all.
 pub fn validate_csv<R: Read>(reader: R, fields: &[Field]) -> Result<Report, InferError> {
-    let mut rdr = csv_reader(reader)?;
+    let last_byte = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut rdr = csv_reader(Tail {
+        inner: reader,
+        last: last_byte.clone(),
+    })?;
     let headers = rdr.headers()?.clone();
     let mut report = Report::default();
     let mut header_bad = false;
@@ -862,10 +904,15 @@ pub fn validate_csv<R: Read>(reader: R, fields: &[Field]) -> Result<Report, Infe
         }
     }
     report.invalid_rows += u64::from(header_bad);
+    let mut last_record = report.listed.len();
     let mut record = csv::StringRecord::new();
     while rdr.read_record(&mut record)? {
+        last_record = report.listed.len();
+        if is_blank_crlf(&record) {
+            continue;
+        }
         report.rows += 1;
-        let line = record.position().map_or(0, csv::Position::line);
+        let line = start_line(&rdr, &record);
         if record.len() != fields.len() {
             report.invalid_rows += 1;
             report.add(Violation {
@@ -891,6 +938,12 @@ pub fn validate_csv<R: Read>(reader: R, fields: &[Field]) -> Result<Report, Infe
             }
         }
         report.invalid_rows += u64::from(row_bad);
+    }
+    if report.rows > 0 && last_byte.get() != Some(b'\n') {
+        // The last record had no line break of its own to count back over.
+        for v in &mut report.listed[last_record..] {
+            v.line += 1;
+        }
     }
     Ok(report)
 }

@@ -147,6 +147,37 @@ fn violations_name_physical_lines_columns_and_rules() {
 }
 
 #[test]
+fn blank_lines_and_crlf_count_as_lines() {
+    let d = vec![Field::new("n", FieldType::Integer)];
+    for csv in [
+        "n\r\n1\r\n\r\nx\r\n\n\ny\r\n",
+        "n\n1\n\nx\n\n\ny",
+        "n\n1\n\n\"x\"\n\n\ny\n",
+    ] {
+        let r = validate_csv(csv.as_bytes(), &d).unwrap();
+        assert_eq!(r.rows, 3, "{csv:?}");
+        let lines: Vec<(u64, Rule)> = r.listed.iter().map(|v| (v.line, v.rule)).collect();
+        assert_eq!(lines, [(4, Rule::Type), (7, Rule::Type)], "{csv:?}");
+    }
+    // A quoted value over lines, then a bad record right after, at the end without a break.
+    let r = validate_csv(
+        "n,s\n1,\"a\r\nb\nc\"\nx,d".as_bytes(),
+        &[
+            Field::new("n", FieldType::Integer),
+            Field::new("s", FieldType::String),
+        ],
+    )
+    .unwrap();
+    assert_eq!(r.listed[0].line, 5);
+    // The CR of a CRLF file is not part of the last value.
+    let d = infer_csv("a,b\r\n1,2\r\n".as_bytes()).unwrap();
+    assert_eq!(
+        (d[1].name.as_str(), d[1].field_type),
+        ("b", FieldType::Integer)
+    );
+}
+
+#[test]
 fn a_header_that_does_not_match_is_reported_on_line_1() {
     let d = infer_csv("a,b\n1,2\n".as_bytes()).unwrap();
     let r = validate_csv("a,c\n1,2\n".as_bytes(), &d).unwrap();
