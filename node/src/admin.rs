@@ -232,15 +232,16 @@ async fn publish_file(
 }
 
 fn line(node: &Node, e: &cix_protocol::catalogue::SignedEntry) -> CatalogueLine {
-    let d = e.entry.primary();
+    let held = e.entry.held().ok();
+    let d = held.map(|(d, _, _)| d).or(e.entry.primary());
     CatalogueLine {
         dataset: e.entry.dataset.to_string(),
         title: e.entry.title.clone(),
         publisher: e.entry.publisher.name.clone(),
         publisher_did: e.entry.iss.to_string(),
         spectrum: e.entry.level().to_string(),
-        content_hash: d.map(|d| d.content.to_hex()).unwrap_or_default(),
-        bytes: d.map(|d| d.bytes).unwrap_or(0),
+        content_hash: held.map(|(_, c, _)| c.to_hex()).unwrap_or_default(),
+        bytes: held.map(|(_, _, n)| n).unwrap_or(0),
         media_type: d.map(|d| d.media_type.clone()).unwrap_or_default(),
         entry: e.id.to_string(),
         version: e.entry.version,
