@@ -11,17 +11,40 @@ use cix_protocol::content::ContentHash;
 use cix_protocol::identity::Keypair;
 
 fn agent(name: &str) -> Agent {
-    Agent { name: name.into(), ..Agent::default() }
+    Agent {
+        name: name.into(),
+        ..Agent::default()
+    }
 }
 
 /// Entries for real files, with every kind of property set somewhere.
 fn entries(key: &Keypair) -> Vec<Entry> {
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/datasets");
     let files = [
-        ("energy/iowa-electricity.csv", "Iowa electricity generation", Domain::Energy, Level::Open),
-        ("environment/seattle-weather.csv", "Seattle daily weather", Domain::Ict, Level::SharedPublic),
-        ("transport/airports.csv", "US airports", Domain::Transport, Level::SharedGroup),
-        ("water/Net3.inp", "EPANET example network 3", Domain::Water, Level::SharedNamed),
+        (
+            "energy/iowa-electricity.csv",
+            "Iowa electricity generation",
+            Domain::Energy,
+            Level::Open,
+        ),
+        (
+            "environment/seattle-weather.csv",
+            "Seattle daily weather",
+            Domain::Ict,
+            Level::SharedPublic,
+        ),
+        (
+            "transport/airports.csv",
+            "US airports",
+            Domain::Transport,
+            Level::SharedGroup,
+        ),
+        (
+            "water/Net3.inp",
+            "EPANET example network 3",
+            Domain::Water,
+            Level::SharedNamed,
+        ),
     ];
     let mut out = Vec::new();
     for (i, (rel, title, domain, level)) in files.into_iter().enumerate() {
@@ -147,7 +170,11 @@ fn export_then_import_loses_nothing_in_any_format() {
         let detected = cix_interchange::detect("export", &bytes).unwrap();
         assert_eq!(detected, back, "{out:?} is detected as what it is");
         let parsed = parse(back, &bytes).unwrap();
-        assert!(parsed.skipped.iter().all(|s| s.reason.contains("Catalog")), "{out:?}: {:?}", parsed.skipped);
+        assert!(
+            parsed.skipped.iter().all(|s| s.reason.contains("Catalog")),
+            "{out:?}: {:?}",
+            parsed.skipped
+        );
         assert_eq!(parsed.drafts.len(), entries.len(), "{out:?}");
         for e in &entries {
             let want = Record::from_entry(e);
@@ -174,7 +201,11 @@ fn export_then_import_loses_nothing_in_any_format() {
             }
             assert_eq!(r.details, want.details, "{out:?} details");
             assert_eq!(r, &want, "{out:?} whole record");
-            assert_eq!(got.iso, Classification::from_iso(&e.iso), "{out:?} ISO block");
+            assert_eq!(
+                got.iso,
+                Classification::from_iso(&e.iso),
+                "{out:?} ISO block"
+            );
             // And the confirmed block rebuilds the same ISO block.
             let iso = got.iso.to_iso(key.did(), r).unwrap();
             assert_eq!(iso, e.iso, "{out:?} iso");

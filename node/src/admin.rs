@@ -9,6 +9,8 @@
 //! | `POST /v1/publish` | [`PublishRequest`]: publish a file |
 //! | `GET /v1/catalogue` | one [`CatalogueLine`] per dataset known |
 //! | `GET /v1/catalogue/{id}` | the full entry |
+//! | `POST /v1/catalogue/import` | [`crate::import::ImportRequest`]: sign and announce confirmed drafts; one [`crate::import::ImportOutcome`] per record |
+//! | `GET /v1/catalogue/export?format=F` | [`crate::import::Exported`]: this node's own non-closed datasets as `dcat-ap-jsonld`, `dcat-ap-turtle` or `data-json` |
 //! | `POST /v1/request` | `{"dataset","purpose","accept_terms","attestations"}`: ask the owner for access (attestations in hex) |
 //! | `POST /v1/attest` | [`attest::AttestRequest`]: sign a group membership attestation as a registrar |
 //! | `GET /v1/requests` | the operator's queue and this node's own requests |
@@ -123,6 +125,8 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/dial", post(dial))
         .route("/v1/publish", post(publish_file))
         .route("/v1/catalogue", get(catalogue))
+        .route("/v1/catalogue/import", post(catalogue_import))
+        .route("/v1/catalogue/export", get(catalogue_export))
         .route("/v1/catalogue/{id}", get(catalogue_show))
         .route("/v1/request", post(request))
         .route("/v1/requests", get(requests))
@@ -263,6 +267,25 @@ async fn catalogue(State(api): State<Api>) -> ApiResult<Vec<CatalogueLine>> {
         .collect();
     lines.sort_by(|a, b| a.publisher.cmp(&b.publisher).then(a.title.cmp(&b.title)));
     Ok(Json(lines))
+}
+
+async fn catalogue_import(
+    State(api): State<Api>,
+    Json(req): Json<crate::import::ImportRequest>,
+) -> ApiResult<Vec<crate::import::ImportOutcome>> {
+    Ok(Json(crate::import::import(&api.node, req).await?))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    format: String,
+}
+
+async fn catalogue_export(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<ExportQuery>,
+) -> ApiResult<crate::import::Exported> {
+    Ok(Json(crate::import::export(&api.node, &q.format)?))
 }
 
 async fn catalogue_show(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Value> {
