@@ -204,12 +204,10 @@ impl Classification {
     /// The classification an exported entry carries (everything but the signer's roles and
     /// the dictionary, which travel with the entry itself).
     pub fn from_iso(iso: &Iso) -> Self {
-        let level = match (iso.spectrum, iso.access) {
-            (s, a) => cix_protocol::catalogue::Level::ALL
-                .into_iter()
-                .find(|l| l.split() == (s, a))
-                .map(|l| l.to_string()),
-        };
+        let level = Level::ALL
+            .into_iter()
+            .find(|l| l.split() == (iso.spectrum, iso.access))
+            .map(|l| l.to_string());
         Classification {
             data_type: Some(iso.data_type),
             kind: Some(iso.kind),

@@ -609,10 +609,13 @@ fn classification(g: &Graph, s: &NamedOrBlankNode) -> Result<Classification, Str
         if let Some(f) = key.strip_prefix("facets_") {
             facets.insert(f.to_string(), v);
         } else if CIX_LISTS.contains(&key) {
-            m.entry(key.to_string())
+            if let Some(a) = m
+                .entry(key.to_string())
                 .or_insert_with(|| Value::Array(vec![]))
                 .as_array_mut()
-                .map(|a| a.push(v));
+            {
+                a.push(v);
+            }
         } else {
             m.insert(key.to_string(), v);
         }

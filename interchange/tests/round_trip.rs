@@ -114,12 +114,12 @@ fn entries(key: &Keypair) -> Vec<Entry> {
                 landing_page: Some(format!("https://riverside.example/datasets/{i}")),
                 languages: vec!["http://publications.europa.eu/resource/authority/language/ENG".into()],
                 frequency: Some(if rich { "http://publications.europa.eu/resource/authority/frequency/DAILY".into() } else { "daily".into() }),
-                conforms_to: rich.then(|| vec!["https://www.w3.org/TR/tabular-data-primer/".into()]).unwrap_or_default(),
+                conforms_to: if rich { vec!["https://www.w3.org/TR/tabular-data-primer/".into()] } else { vec![] },
                 access_rights: Some("public".into()),
                 documentation: vec!["https://riverside.example/doc".into()],
                 version_info: Some("1.0".into()),
                 version_notes: rich.then(|| "First public release".into()),
-                legislation: rich.then(|| vec!["http://data.europa.eu/eli/dir/2007/2/2019-06-26".into()]).unwrap_or_default(),
+                legislation: if rich { vec!["http://data.europa.eu/eli/dir/2007/2/2019-06-26".into()] } else { vec![] },
             },
             iso: Iso {
                 data_type: if rich { DataType::Thematic } else { DataType::Reference },
@@ -211,4 +211,92 @@ fn export_then_import_loses_nothing_in_any_format() {
             assert_eq!(iso, e.iso, "{out:?} iso");
         }
     }
+}
+
+#[test]
+fn rdf_xml_of_an_export_imports_to_the_same_records() {
+    use oxrdfio::{RdfFormat, RdfParser, RdfSerializer};
+    let key = Keypair::generate();
+    let entries = entries(&key);
+    if entries.is_empty() {
+        return;
+    }
+    let turtle = export(&entries, ExportFormat::DcatApTurtle).unwrap();
+    let mut ser = RdfSerializer::from_format(RdfFormat::RdfXml).for_writer(Vec::new());
+    for q in RdfParser::from_format(RdfFormat::Turtle).for_slice(&turtle) {
+        ser.serialize_quad(&q.unwrap()).unwrap();
+    }
+    let xml = ser.finish().unwrap();
+    assert_eq!(
+        cix_interchange::detect("x.rdf", &xml).unwrap(),
+        Format::DcatApRdfxml
+    );
+    let parsed = parse(Format::DcatApRdfxml, &xml).unwrap();
+    for e in &entries {
+        let want = Record::from_entry(e);
+        let got = parsed
+            .drafts
+            .iter()
+            .find(|d| d.record.source_id == want.source_id)
+            .unwrap();
+        assert_eq!(got.record, want);
+        assert_eq!(got.iso, Classification::from_iso(&e.iso));
+    }
+}
+
+#[test]
+fn mapping_rules_override_defaults_and_the_source_in_order() {
+    let key = Keypair::generate();
+    let entries = entries(&key);
+    if entries.is_empty() {
+        return;
+    }
+    let r = Record::from_entry(&entries[0]);
+    let m = cix_interchange::Mapping::parse(
+        r#"
+[defaults]
+level = "open"
+domain = "water"
+kind = "usage"
+[[rules]]
+keyword = "K0"
+[rules.set]
+domain = "energy"
+[[rules]]
+keyword = "k0"
+title = "no such title"
+[rules.set]
+domain = "waste"
+"#,
+    )
+    .unwrap();
+    let stated = Classification {
+        kind: Some(Kind::Supply),
+        ..Classification::default()
+    };
+    let c = m.classify(&r, &stated);
+    assert_eq!(
+        c.domain,
+        Some(Domain::Energy),
+        "the first rule matches (case-insensitive), the second does not"
+    );
+    assert_eq!(
+        c.kind,
+        Some(Kind::Supply),
+        "what the source states wins over defaults"
+    );
+    assert_eq!(
+        c.missing(),
+        vec!["data_type", "concept", "insight", "jurisdiction"]
+    );
+    assert!(c
+        .to_iso(key.did(), &r)
+        .unwrap_err()
+        .contains("missing data_type"));
+    let err = cix_interchange::Mapping::parse("[defaults]\nlevel = 3\n").unwrap_err();
+    assert!(err.contains("level"), "{err}");
+    assert!(
+        cix_interchange::Mapping::parse("[defaults]\nspectrum = \"open\"\n").is_err(),
+        "unknown keys are refused"
+    );
 }

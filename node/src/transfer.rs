@@ -747,12 +747,12 @@ pub async fn fetch(
     let entry = &signed.entry;
     // Only a held distribution travels over /cix/transfer/1; a referenced one is fetched
     // from its URL by whoever wants it.
-    let (content, size) = match entry.held() {
+    let (content, entry_size) = match entry.held() {
         Ok((_, content, size)) => (content, size),
         Err(e) => bail!("{e}"),
     };
-    if size > limits::MAX_DATASET_BYTES {
-        bail!("dataset is {size} bytes, over this node's limit");
+    if entry_size > limits::MAX_DATASET_BYTES {
+        bail!("dataset is {entry_size} bytes, over this node's limit");
     }
     let owner = entry.iss;
     let done = |bytes, content: &ContentHash, projection| Fetched {
@@ -798,10 +798,10 @@ pub async fn fetch(
                 code_text(code)
             )
         }
-        TransferHeader::Ok { size, .. } if size != size => {
+        TransferHeader::Ok { size, .. } if size != entry_size => {
             bail!(
                 "the owner offers {size} bytes but the catalogue entry says {}",
-                size
+                entry_size
             )
         }
         TransferHeader::Ok {
@@ -813,10 +813,10 @@ pub async fn fetch(
                 warn!(dataset = %entry.dataset, "owner sent the whole file when fields were asked");
                 bail!("the owner sent the whole dataset, but this node asked for some fields only");
             }
-            if length != size {
+            if length != entry_size {
                 bail!(
                     "the owner offers {length} bytes from the start, but the entry has {}",
-                    size
+                    entry_size
                 );
             }
             (length, content, None)
