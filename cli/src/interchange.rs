@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 use crate::client::Client;
 use crate::output::Out;
 
+/// Drafts sent to the node per request.
+const IMPORT_BATCH: usize = 100;
+
 /// Import a catalogue file.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
@@ -150,10 +153,16 @@ pub(crate) fn import(home: &Home, args: ImportArgs, out: &mut Out) -> Result<()>
         send.push(json!({ "record": d.record, "iso": d.iso }));
     }
     if !send.is_empty() {
-        let results: Vec<Value> = Client::connect(home)?.post(
-            "/v1/catalogue/import",
-            &json!({ "drafts": send, "dry_run": args.dry_run }),
-        )?;
+        let client = Client::connect(home)?;
+        let mut results: Vec<Value> = Vec::with_capacity(send.len());
+        // Batches keep each request well under the admin API's body limit.
+        for batch in send.chunks(IMPORT_BATCH) {
+            let part: Vec<Value> = client.post(
+                "/v1/catalogue/import",
+                &json!({ "drafts": batch, "dry_run": args.dry_run }),
+            )?;
+            results.extend(part);
+        }
         for mut r in results {
             let sid = r["source_id"].as_str().unwrap_or_default().to_string();
             if let Some((_, notes)) = notes_of.iter().find(|(s, _)| *s == sid) {

@@ -140,6 +140,8 @@ fn seattle_catalogue_imports_spreads_and_round_trips_through_the_cli() {
         "{err}"
     );
     assert!(!out.exists());
+    let err = fails(&b, &["request", id, "--purpose", "planning"]);
+    assert!(err.contains("published by reference only"), "{err}");
 
     // The same file again changes nothing.
     let lines = outcomes(&a, &[file, "--mapping", m]);
