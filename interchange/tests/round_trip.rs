@@ -300,3 +300,51 @@ domain = "waste"
         "unknown keys are refused"
     );
 }
+
+#[test]
+fn a_mapping_that_breaks_a_rule_is_refused_naming_field_and_rule() {
+    let key = Keypair::generate();
+    let entries = entries(&key);
+    if entries.is_empty() {
+        return;
+    }
+    let r = Record::from_entry(&entries[0]);
+    let m = cix_interchange::Mapping::parse(
+        r#"
+[defaults]
+level = "open"
+data_type = "thematic"
+kind = "usage"
+concept = "State"
+domain = "transport"
+insight = "operational"
+jurisdiction = "US"
+personal_data = true
+purpose = "x"
+legal_basis = "y"
+retention_days = 3
+"#,
+    )
+    .unwrap();
+    let iso = m
+        .classify(&r, &Classification::default())
+        .to_iso(key.did(), &r)
+        .unwrap();
+    let id = cix_interchange::dataset_id_for(&key.did(), &r.source_id);
+    let entry = r.clone().into_entry(key.did(), id, 1, None, iso);
+    let err = entry.sign(&key).unwrap_err().to_string();
+    assert!(
+        err.contains("iso.privacy.personal_data") && err.contains("open data"),
+        "{err}"
+    );
+}
+
+#[test]
+fn imported_dataset_ids_are_stable_per_publisher_and_source() {
+    let a = Keypair::generate().did();
+    let b = Keypair::generate().did();
+    let id = cix_interchange::dataset_id_for;
+    assert_eq!(id(&a, "e3zj-s4zh"), id(&a, "e3zj-s4zh"));
+    assert_ne!(id(&a, "e3zj-s4zh"), id(&b, "e3zj-s4zh"));
+    assert_ne!(id(&a, "e3zj-s4zh"), id(&a, "e3zj-s4zi"));
+}
