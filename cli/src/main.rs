@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 mod client;
 mod dictionary;
+mod interchange;
 mod output;
 mod token;
 
@@ -167,6 +168,11 @@ enum CatalogueCommand {
         /// Dataset id, or a unique prefix of it.
         id: String,
     },
+    /// Import a catalogue file: each record becomes a draft whose ISO 37156 block a mapping
+    /// file (or an edited drafts file) confirms; then the node signs and announces them.
+    Import(interchange::ImportArgs),
+    /// Export this node's own non-closed datasets (latest versions) as DCAT-AP or data.json.
+    Export(interchange::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +278,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Catalogue(CatalogueCommand::List) => {
             let v: Vec<Value> = Client::connect(&home)?.get("/v1/catalogue")?;
             out.catalogue(&v)
+        }
+        Command::Catalogue(CatalogueCommand::Import(args)) => {
+            interchange::import(&home, args, &mut out)
+        }
+        Command::Catalogue(CatalogueCommand::Export(args)) => {
+            interchange::export(&home, args, &mut out)
         }
         Command::Catalogue(CatalogueCommand::Show { id }) => {
             let v: Value =

@@ -448,6 +448,11 @@ pub async fn request_with(
     let entry = node.shared.store.latest_entry(&dataset)?.ok_or_else(|| {
         anyhow!("dataset {dataset} is not in this node's catalogue (see `cix catalogue list`)")
     })?;
+    // Access through cix is to bytes the owner serves; a reference-only entry (an imported
+    // portal record) points elsewhere.
+    if let Err(e) = entry.entry.held() {
+        bail!("{e}");
+    }
     let owner = entry.entry.iss;
     let mut prior = node.shared.store.request_out(&dataset)?;
     // After a denial, asking again with a purpose is a new request the owner decides afresh.

@@ -9,6 +9,8 @@
 //! | `POST /v1/publish` | [`PublishRequest`]: publish a file |
 //! | `GET /v1/catalogue` | one [`CatalogueLine`] per dataset known |
 //! | `GET /v1/catalogue/{id}` | the full entry |
+//! | `POST /v1/catalogue/import` | [`crate::import::ImportRequest`]: sign and announce confirmed drafts; one [`crate::import::ImportOutcome`] per record |
+//! | `GET /v1/catalogue/export?format=F` | [`crate::import::Exported`]: this node's own non-closed datasets as `dcat-ap-jsonld`, `dcat-ap-turtle` or `data-json` |
 //! | `POST /v1/request` | `{"dataset","purpose","accept_terms","attestations"}`: ask the owner for access (attestations in hex) |
 //! | `POST /v1/attest` | [`attest::AttestRequest`]: sign a group membership attestation as a registrar |
 //! | `GET /v1/requests` | the operator's queue and this node's own requests |
@@ -123,6 +125,8 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/dial", post(dial))
         .route("/v1/publish", post(publish_file))
         .route("/v1/catalogue", get(catalogue))
+        .route("/v1/catalogue/import", post(catalogue_import))
+        .route("/v1/catalogue/export", get(catalogue_export))
         .route("/v1/catalogue/{id}", get(catalogue_show))
         .route("/v1/request", post(request))
         .route("/v1/requests", get(requests))
@@ -232,15 +236,16 @@ async fn publish_file(
 }
 
 fn line(node: &Node, e: &cix_protocol::catalogue::SignedEntry) -> CatalogueLine {
-    let d = e.entry.primary();
+    let held = e.entry.held().ok();
+    let d = held.map(|(d, _, _)| d).or(e.entry.primary());
     CatalogueLine {
         dataset: e.entry.dataset.to_string(),
         title: e.entry.title.clone(),
         publisher: e.entry.publisher.name.clone(),
         publisher_did: e.entry.iss.to_string(),
         spectrum: e.entry.level().to_string(),
-        content_hash: d.map(|d| d.content.to_hex()).unwrap_or_default(),
-        bytes: d.map(|d| d.bytes).unwrap_or(0),
+        content_hash: held.map(|(_, c, _)| c.to_hex()).unwrap_or_default(),
+        bytes: held.map(|(_, _, n)| n).unwrap_or(0),
         media_type: d.map(|d| d.media_type.clone()).unwrap_or_default(),
         entry: e.id.to_string(),
         version: e.entry.version,
@@ -262,6 +267,25 @@ async fn catalogue(State(api): State<Api>) -> ApiResult<Vec<CatalogueLine>> {
         .collect();
     lines.sort_by(|a, b| a.publisher.cmp(&b.publisher).then(a.title.cmp(&b.title)));
     Ok(Json(lines))
+}
+
+async fn catalogue_import(
+    State(api): State<Api>,
+    Json(req): Json<crate::import::ImportRequest>,
+) -> ApiResult<Vec<crate::import::ImportOutcome>> {
+    Ok(Json(crate::import::import(&api.node, req).await?))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    format: String,
+}
+
+async fn catalogue_export(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<ExportQuery>,
+) -> ApiResult<crate::import::Exported> {
+    Ok(Json(crate::import::export(&api.node, &q.format)?))
 }
 
 async fn catalogue_show(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Value> {

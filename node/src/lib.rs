@@ -21,6 +21,7 @@ pub mod attest;
 pub mod codec;
 pub mod config;
 pub mod home;
+pub mod import;
 pub mod network;
 pub mod node;
 pub mod projection;

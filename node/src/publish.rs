@@ -243,6 +243,7 @@ fn build_entry(
     let agency = Agent {
         name: shared.config.name.clone(),
         did: Some(me),
+        uri: None,
     };
     let level: Level = match req.spectrum.as_ref().or(meta.spectrum.as_ref()) {
         Some(s) => s.parse().map_err(|e: String| anyhow!(e))?,
@@ -303,6 +304,7 @@ fn build_entry(
             .map(|name| Contact {
                 name,
                 email: meta.contact_email.clone(),
+                ..Contact::default()
             }),
         licence: meta.licence.clone(),
         spatial: (meta.place.is_some() || bbox.is_some()).then(|| Spatial {
@@ -322,10 +324,12 @@ fn build_entry(
                 .media_type
                 .clone()
                 .unwrap_or_else(|| guess_media_type(&req.path).to_string()),
-            bytes,
-            content,
+            bytes: Some(bytes),
+            content: Some(content),
             filename,
+            ..Distribution::default()
         }],
+        details: Default::default(),
         iso: Iso {
             data_type: parse("data_type", meta.data_type.as_ref(), DataType::Thematic)?,
             kind: parse("kind", meta.kind.as_ref(), Kind::Status)?,
@@ -347,12 +351,18 @@ fn build_entry(
                 creator: meta
                     .creator
                     .clone()
-                    .map(|name| Agent { name, did: None })
+                    .map(|name| Agent {
+                        name,
+                        ..Agent::default()
+                    })
                     .unwrap_or_else(|| agency.clone()),
                 owner: meta
                     .owner
                     .clone()
-                    .map(|name| Agent { name, did: None })
+                    .map(|name| Agent {
+                        name,
+                        ..Agent::default()
+                    })
                     .unwrap_or(agency),
                 custodians: vec![me],
                 primary_publisher: me,

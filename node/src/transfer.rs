@@ -571,7 +571,7 @@ fn check_fields(
             "a projection is sent whole, from offset 0: fetch it again from the start".into(),
         );
     }
-    let bytes = entry.primary().map(|d| d.bytes).unwrap_or_default();
+    let bytes = entry.held().map(|(_, _, n)| n).unwrap_or_default();
     if bytes > limits::MAX_PROJECTION_SOURCE_BYTES {
         return bad(format!(
             "the dataset is {bytes} bytes; this node projects datasets of at most {} bytes \
@@ -745,12 +745,14 @@ pub async fn fetch(
         return Err(explain_unknown(node, dataset).await);
     };
     let entry = &signed.entry;
-    let dist = entry
-        .primary()
-        .ok_or_else(|| anyhow!("entry has no distribution"))?
-        .clone();
-    if dist.bytes > limits::MAX_DATASET_BYTES {
-        bail!("dataset is {} bytes, over this node's limit", dist.bytes);
+    // Only a held distribution travels over /cix/transfer/1; a referenced one is fetched
+    // from its URL by whoever wants it.
+    let (content, entry_size) = match entry.held() {
+        Ok((_, content, size)) => (content, size),
+        Err(e) => bail!("{e}"),
+    };
+    if entry_size > limits::MAX_DATASET_BYTES {
+        bail!("dataset is {entry_size} bytes, over this node's limit");
     }
     let owner = entry.iss;
     let done = |bytes, content: &ContentHash, projection| Fetched {
@@ -763,9 +765,9 @@ pub async fn fetch(
         projection,
     };
     if owner == node.did() {
-        let blob = node.shared.home.blobs().join(dist.content.to_hex());
-        let (_, bytes) = write_verified_copy(&blob, out, &dist.content).await?;
-        return Ok(done(bytes, &dist.content, None));
+        let blob = node.shared.home.blobs().join(content.to_hex());
+        let (_, bytes) = write_verified_copy(&blob, out, &content).await?;
+        return Ok(done(bytes, &content, None));
     }
     let mut asked: Option<Vec<String>> = None;
     let (invocation, proofs) = match credentials(node, &signed).await? {
@@ -781,7 +783,7 @@ pub async fn fetch(
     };
     let req = TransferRequest {
         dataset: entry.dataset,
-        content: dist.content,
+        content,
         offset: 0,
         invocation,
         proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
@@ -796,10 +798,10 @@ pub async fn fetch(
                 code_text(code)
             )
         }
-        TransferHeader::Ok { size, .. } if size != dist.bytes => {
+        TransferHeader::Ok { size, .. } if size != entry_size => {
             bail!(
                 "the owner offers {size} bytes but the catalogue entry says {}",
-                dist.bytes
+                entry_size
             )
         }
         TransferHeader::Ok {
@@ -811,13 +813,13 @@ pub async fn fetch(
                 warn!(dataset = %entry.dataset, "owner sent the whole file when fields were asked");
                 bail!("the owner sent the whole dataset, but this node asked for some fields only");
             }
-            if length != dist.bytes {
+            if length != entry_size {
                 bail!(
                     "the owner offers {length} bytes from the start, but the entry has {}",
-                    dist.bytes
+                    entry_size
                 );
             }
-            (length, dist.content, None)
+            (length, content, None)
         }
         TransferHeader::Ok {
             length,
@@ -842,7 +844,7 @@ pub async fn fetch(
             }
             let about = FetchedProjection {
                 fields: p.fields,
-                of_content: dist.content.to_hex(),
+                of_content: content.to_hex(),
             };
             (length, p.content, Some(about))
         }
@@ -1056,12 +1058,7 @@ pub async fn credentials(
     args.insert(caveats::ARG_DATASET.to_string(), text(id.to_string()));
     args.insert(
         caveats::ARG_CONTENT.to_string(),
-        text(
-            entry
-                .primary()
-                .map(|d| d.content.to_hex())
-                .unwrap_or_default(),
-        ),
+        text(entry.held().map(|(_, c, _)| c.to_hex()).unwrap_or_default()),
     );
     args.insert(
         caveats::ARG_JURISDICTION.to_string(),

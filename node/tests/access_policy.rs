@@ -86,7 +86,7 @@ async fn fetch_edited_at(
     let dist = signed.entry.primary().unwrap();
     let req = TransferRequest {
         dataset: signed.entry.dataset,
-        content: dist.content,
+        content: dist.content.unwrap(),
         offset,
         invocation: Some(bytes),
         proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
@@ -680,7 +680,7 @@ async fn a_fields_limited_grant_serves_exactly_the_permitted_columns_and_nothing
     assert_eq!(projection.fields, ["station", "pressure"]);
     assert_eq!(
         projection.of_content,
-        signed.entry.primary().unwrap().content.to_hex()
+        signed.entry.primary().unwrap().content.unwrap().to_hex()
     );
     assert_eq!(
         fetched.content_hash,

@@ -250,7 +250,7 @@ impl World {
     }
 
     fn content(&self) -> ContentHash {
-        self.signed.entry.primary().unwrap().content
+        self.signed.entry.primary().unwrap().content.unwrap()
     }
 
     fn grant_cid(&self) -> Cid {
@@ -1067,7 +1067,13 @@ async fn attack_jurisdiction_outside_the_datasets_list() {
         "allowed_jurisdictions = [\"BE\"]\n",
     )
     .await;
-    let content = learn(&abroad, id).await.entry.primary().unwrap().content;
+    let content = learn(&abroad, id)
+        .await
+        .entry
+        .primary()
+        .unwrap()
+        .content
+        .unwrap();
     // Grants without a jurisdiction caveat, as one issued before the rule was set would be:
     // only the owner's check of the requester's signed profile stands in the way.
     let grant_to = |to: &TestNode| {

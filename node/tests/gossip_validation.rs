@@ -41,6 +41,7 @@ fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
         publisher: Agent {
             name: "Hostile".into(),
             did: Some(key.did()),
+            uri: None,
         },
         contact: None,
         licence: None,
@@ -50,10 +51,12 @@ fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
         modified: "2026-12-03T10:00:00Z".into(),
         distributions: vec![Distribution {
             media_type: "text/csv".into(),
-            bytes: 1,
-            content: ContentHash::of(b"x"),
+            bytes: Some(1),
+            content: Some(ContentHash::of(b"x")),
             filename: None,
+            ..Default::default()
         }],
+        details: Default::default(),
         iso: Iso {
             data_type: DataType::Thematic,
             kind: Kind::Status,
@@ -69,10 +72,12 @@ fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
                 creator: Agent {
                     name: "Hostile".into(),
                     did: None,
+                    uri: None,
                 },
                 owner: Agent {
                     name: "Hostile".into(),
                     did: None,
+                    uri: None,
                 },
                 custodians: vec![],
                 primary_publisher: key.did(),

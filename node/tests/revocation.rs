@@ -204,7 +204,7 @@ async fn presented_by_hand(
         .latest_entry(&id)
         .unwrap()
         .unwrap();
-    let content = entry.entry.primary().unwrap().content;
+    let content = entry.entry.primary().unwrap().content.unwrap();
     let inv = common::fetch_invocation(
         requester,
         owner,

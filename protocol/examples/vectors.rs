@@ -261,15 +261,17 @@ fn agency(key: &Keypair) -> Agent {
     Agent {
         name: "Riverside Water Board".into(),
         did: Some(key.did()),
+        uri: None,
     }
 }
 
 fn csv_distribution(data: &[u8], filename: &str) -> Distribution {
     Distribution {
         media_type: "text/csv".into(),
-        bytes: data.len() as u64,
-        content: ContentHash::of(data),
+        bytes: Some(data.len() as u64),
+        content: Some(ContentHash::of(data)),
         filename: Some(filename.into()),
+        ..Default::default()
     }
 }
 
@@ -315,6 +317,7 @@ fn pressure_v1(owner: &Keypair) -> Entry {
         contact: Some(Contact {
             name: "Network data desk".into(),
             email: Some("data@riverside-water.example".into()),
+            ..Default::default()
         }),
         licence: Some("CC-BY-4.0".into()),
         spatial: Some(Spatial {
@@ -333,6 +336,7 @@ fn pressure_v1(owner: &Keypair) -> Entry {
         issued: "2026-12-01T08:00:00Z".into(),
         modified: "2026-12-01T08:00:00Z".into(),
         distributions: vec![csv_distribution(PRESSURE_V1, "pressure.csv")],
+        details: Default::default(),
         iso: Iso {
             data_type: DataType::Thematic,
             kind: Kind::Status,

@@ -252,23 +252,33 @@ text_enum!(
 );
 
 /// A person or organisation in a role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
     /// Display name.
     pub name: String,
     /// The principal, when the agent runs a node.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub did: Option<Did>,
+    /// The agent's IRI in a catalogue it came from (DCAT-AP publishers are often only an
+    /// IRI; `name` then repeats it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uri: Option<String>,
 }
 
-/// A point of contact (DCAT `contactPoint`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A point of contact (DCAT `contactPoint`, a vCard).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
-    /// Name of the person or desk.
+    /// Name of the person or desk (`vcard:fn`).
     pub name: String,
-    /// E-mail address.
+    /// E-mail address (`vcard:hasEmail`, without `mailto:`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub email: Option<String>,
+    /// Web page of the contact (`vcard:hasURL`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub url: Option<String>,
+    /// Telephone (`vcard:hasTelephone`, without `tel:`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub phone: Option<String>,
 }
 
 /// A bounding box in units of 1e-7 degree (WGS 84), west/south/east/north.
@@ -307,17 +317,144 @@ pub struct Temporal {
 }
 
 /// One way to get the dataset's bytes (DCAT `Distribution`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A distribution is *held* when it has a `content` hash (and so a `bytes` size): its owner
+/// serves those exact bytes over `/cix/transfer/1`. It is *referenced* when it has an
+/// `access_url` or `download_url`: the data lives elsewhere (an imported catalogue record,
+/// for instance). Every distribution is one or the other, or both (rule H1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Distribution {
-    /// IANA media type, for example `text/csv`.
+    /// IANA media type, for example `text/csv` (`dcat:mediaType`); empty when unknown.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
     pub media_type: String,
-    /// Exact length in bytes.
-    pub bytes: u64,
-    /// BLAKE3 of the bytes: the content id.
-    pub content: ContentHash,
+    /// Exact length in bytes (`dcat:byteSize`). Required for a held distribution.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bytes: Option<u64>,
+    /// BLAKE3 of the bytes: the content id (`spdx:checksum`). Present exactly when held.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content: Option<ContentHash>,
     /// Suggested file name.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub filename: Option<String>,
+    /// `dct:title`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub title: Option<String>,
+    /// `dct:description`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub description: Option<String>,
+    /// `dcat:accessURL`: a page or service giving access to the data.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub access_url: Option<String>,
+    /// `dcat:downloadURL`: the file itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub download_url: Option<String>,
+    /// `dct:format`: a file-type IRI or a short name such as `CSV`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub format: Option<String>,
+    /// `dct:license`, when it differs from the dataset's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub licence: Option<String>,
+    /// `dcatap:availability` (e.g. the EU planned-availability IRI `.../STABLE`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub availability: Option<String>,
+    /// A checksum the source catalogue gave, other than the BLAKE3 content id
+    /// (`spdx:checksum`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checksum: Option<Checksum>,
+    /// `dct:issued`, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub issued: Option<String>,
+    /// `dct:modified`, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub modified: Option<String>,
+}
+
+impl Distribution {
+    /// The content id and size when this node's owner serves the bytes itself.
+    pub fn held(&self) -> Option<(ContentHash, u64)> {
+        Some((self.content?, self.bytes?))
+    }
+
+    /// Where the data can be got from outside cix: the download URL, else the access URL.
+    pub fn url(&self) -> Option<&str> {
+        self.download_url.as_deref().or(self.access_url.as_deref())
+    }
+}
+
+/// A checksum stated by a source catalogue (`spdx:Checksum`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    /// The SPDX algorithm name in lower case (`sha1`, `sha256`, `md5`, ...).
+    pub algorithm: String,
+    /// The value as given, normally hex.
+    pub value: String,
+}
+
+/// The title, description and keywords in another language (multilingual DCAT-AP literals).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Translation {
+    /// BCP 47 language tag, lower case (`en`, `es`, `pt-br`).
+    pub lang: String,
+    /// The title in that language.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub title: Option<String>,
+    /// The description in that language.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub description: Option<String>,
+    /// The keywords in that language.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub keywords: Vec<String>,
+}
+
+/// The DCAT-AP dataset properties beyond the core ones, all optional; the whole block is
+/// left out of the encoding when empty, so entries that do not use it sign exactly as
+/// before it existed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Details {
+    /// `dct:identifier`: the dataset's id in the catalogue it came from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub identifier: Option<String>,
+    /// BCP 47 tag of the language `title`, `description` and `keywords` are written in.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lang: Option<String>,
+    /// Title, description and keywords in other languages (no language twice, none equal
+    /// to `lang`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub translations: Vec<Translation>,
+    /// `dcat:landingPage`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub landing_page: Option<String>,
+    /// `dct:language`: languages of the data itself (IRIs or tags).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub languages: Vec<String>,
+    /// `dct:accrualPeriodicity`: how often it is updated (an IRI or a word such as `daily`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub frequency: Option<String>,
+    /// `dct:conformsTo`: standards or schemas the data follows.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub conforms_to: Vec<String>,
+    /// `dct:accessRights`, as the source catalogue stated them (e.g. POD `accessLevel`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub access_rights: Option<String>,
+    /// `foaf:page`: documentation pages.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub documentation: Vec<String>,
+    /// `dcat:version` (`owl:versionInfo`): the publisher's own version label.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version_info: Option<String>,
+    /// `adms:versionNotes`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version_notes: Option<String>,
+    /// `dcatap:applicableLegislation`: ELI IRIs of the law that applies.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub legislation: Vec<String>,
+}
+
+impl Details {
+    /// True when no property is set (the block is then not encoded).
+    pub fn is_empty(&self) -> bool {
+        self == &Details::default()
+    }
 }
 
 /// ISO 37156 5.3 table 3: observation facets.
@@ -466,11 +603,35 @@ pub struct Entry {
     pub issued: String,
     /// This version's modification time, RFC 3339.
     pub modified: String,
-    /// The ways to get the bytes; the first is the canonical one.
+    /// The ways to get the bytes; the first is the canonical one. May be empty: DCAT-AP
+    /// recommends, not requires, a distribution, and an entry may only describe.
     pub distributions: Vec<Distribution>,
+    /// The optional DCAT-AP properties.
+    #[serde(skip_serializing_if = "Details::is_empty", default)]
+    pub details: Details,
     /// The ISO 37156 block.
     pub iso: Iso,
 }
+
+/// The entry has no distribution its owner serves over `/cix/transfer/1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotHeld {
+    /// The first URL a distribution names, if any.
+    pub url: Option<String>,
+}
+
+impl fmt::Display for NotHeld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.url {
+            Some(url) => write!(f, "published by reference only: get it from {url}"),
+            None => {
+                f.write_str("this entry only describes the data: it has no distribution to get")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotHeld {}
 
 /// An entry refused by [`Entry::check`]: which field, and which rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -506,6 +667,29 @@ impl Entry {
         self.distributions.first()
     }
 
+    /// The first distribution the owner serves itself, with its content id and size.
+    ///
+    /// # Errors
+    ///
+    /// When no distribution is held, a message for the operator: where to get the data
+    /// instead (the first URL a distribution names), or that the entry only describes it.
+    pub fn held(&self) -> Result<(&Distribution, ContentHash, u64), NotHeld> {
+        if let Some((d, (c, n))) = self
+            .distributions
+            .iter()
+            .find_map(|d| d.held().map(|h| (d, h)))
+        {
+            return Ok((d, c, n));
+        }
+        Err(NotHeld {
+            url: self
+                .distributions
+                .iter()
+                .find_map(|d| d.url())
+                .map(|u| u.chars().take(limits::MAX_URL_BYTES).collect()),
+        })
+    }
+
     /// Checks the rules every entry must meet, at signing and on receipt.
     ///
     /// # Errors
@@ -516,12 +700,8 @@ impl Entry {
         self.check_classification()?;
         self.check_privacy()?;
         self.check_coverage()?;
-        if self.distributions.is_empty() {
-            return Err(rule(
-                "distributions",
-                "at least one distribution is required",
-            ));
-        }
+        self.check_details()?;
+        self.check_distributions()?;
         if self.distributions.len() > limits::MAX_DISTRIBUTIONS {
             return Err(rule(
                 "distributions",
@@ -551,7 +731,145 @@ impl Entry {
         Ok(())
     }
 
+    /// DCAT-AP optional properties: bounded text, well-formed URLs and language tags.
+    fn check_details(&self) -> Result<(), RuleError> {
+        let d = &self.details;
+        short("details.identifier", d.identifier.as_deref())?;
+        lang_tag("details.lang", d.lang.as_deref())?;
+        url("details.landing_page", d.landing_page.as_deref())?;
+        short("details.frequency", d.frequency.as_deref())?;
+        short("details.access_rights", d.access_rights.as_deref())?;
+        short("details.version_info", d.version_info.as_deref())?;
+        long("details.version_notes", d.version_notes.as_deref())?;
+        for (field, list, urls) in [
+            ("details.languages", &d.languages, false),
+            ("details.conforms_to", &d.conforms_to, false),
+            ("details.documentation", &d.documentation, true),
+            ("details.legislation", &d.legislation, true),
+            ("themes", &self.themes, false),
+        ] {
+            if list.len() > limits::MAX_LIST_ITEMS {
+                return Err(rule(
+                    field,
+                    format!("at most {} items", limits::MAX_LIST_ITEMS),
+                ));
+            }
+            for v in list {
+                if urls {
+                    url(field, Some(v))?;
+                } else {
+                    short(field, Some(v))?;
+                }
+            }
+        }
+        for k in &self.keywords {
+            short("keywords", Some(k))?;
+        }
+        if d.translations.len() > limits::MAX_TRANSLATIONS {
+            return Err(rule(
+                "details.translations",
+                format!("at most {}", limits::MAX_TRANSLATIONS),
+            ));
+        }
+        let mut langs: Vec<&str> = Vec::new();
+        for t in &d.translations {
+            lang_tag("details.translations", Some(&t.lang))?;
+            if d.lang.as_deref() == Some(t.lang.as_str()) || langs.contains(&t.lang.as_str()) {
+                return Err(rule(
+                    "details.translations",
+                    format!("language {:?} is given twice (or is also lang)", t.lang),
+                ));
+            }
+            if d.lang.is_none() {
+                return Err(rule(
+                    "details.lang",
+                    "translations need the language of the main text",
+                ));
+            }
+            langs.push(&t.lang);
+            if t.title
+                .as_deref()
+                .is_some_and(|x| x.len() > limits::MAX_TITLE_BYTES)
+            {
+                return Err(rule(
+                    "details.translations",
+                    format!("a title is over {} bytes", limits::MAX_TITLE_BYTES),
+                ));
+            }
+            long("details.translations", t.description.as_deref())?;
+            if t.keywords.len() > limits::MAX_KEYWORDS {
+                return Err(rule(
+                    "details.translations",
+                    format!("at most {} keywords", limits::MAX_KEYWORDS),
+                ));
+            }
+            for k in &t.keywords {
+                short("details.translations", Some(k))?;
+            }
+        }
+        let contact = self.contact.as_ref();
+        short("contact.name", contact.map(|c| c.name.as_str()))?;
+        short("contact.email", contact.and_then(|c| c.email.as_deref()))?;
+        url("contact.url", contact.and_then(|c| c.url.as_deref()))?;
+        short("contact.phone", contact.and_then(|c| c.phone.as_deref()))?;
+        short("publisher.name", Some(&self.publisher.name))?;
+        url("publisher.uri", self.publisher.uri.as_deref())?;
+        short("licence", self.licence.as_deref())?;
+        Ok(())
+    }
+
+    /// Rules H1-H3: each distribution is held, referenced or both, and well-formed.
+    fn check_distributions(&self) -> Result<(), RuleError> {
+        for d in &self.distributions {
+            if d.content.is_some() && d.bytes.is_none() {
+                return Err(rule(
+                    "distributions.bytes",
+                    "a held distribution (with a content hash) must state its size",
+                ));
+            }
+            if d.content.is_none() && d.access_url.is_none() && d.download_url.is_none() {
+                return Err(rule(
+                    "distributions",
+                    "each distribution is held (content hash) or referenced (access_url or download_url), or both",
+                ));
+            }
+            url("distributions.access_url", d.access_url.as_deref())?;
+            url("distributions.download_url", d.download_url.as_deref())?;
+            short("distributions.media_type", Some(&d.media_type))?;
+            short("distributions.filename", d.filename.as_deref())?;
+            short("distributions.title", d.title.as_deref())?;
+            long("distributions.description", d.description.as_deref())?;
+            short("distributions.format", d.format.as_deref())?;
+            short("distributions.licence", d.licence.as_deref())?;
+            short("distributions.availability", d.availability.as_deref())?;
+            if let Some(c) = &d.checksum {
+                short("distributions.checksum", Some(&c.algorithm))?;
+                short("distributions.checksum", Some(&c.value))?;
+            }
+            for (field, v) in [
+                ("distributions.issued", &d.issued),
+                ("distributions.modified", &d.modified),
+            ] {
+                if let Some(v) = v {
+                    if !is_rfc3339(v) {
+                        return Err(rule(
+                            field,
+                            format!("{:?} is not an RFC 3339 date or time", clip(v)),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn check_text(&self) -> Result<(), RuleError> {
+        if self.description.len() > limits::MAX_DESCRIPTION_BYTES {
+            return Err(rule(
+                "description",
+                format!("at most {} bytes", limits::MAX_DESCRIPTION_BYTES),
+            ));
+        }
         if self.title.trim().is_empty() {
             return Err(rule("title", "must not be empty"));
         }
@@ -811,6 +1129,91 @@ impl SignedEntry {
             bytes: bytes.to_vec(),
         })
     }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// Optional text of at most [`limits::MAX_SHORT_TEXT_BYTES`].
+fn short(field: &'static str, v: Option<&str>) -> Result<(), RuleError> {
+    match v {
+        Some(v) if v.len() > limits::MAX_SHORT_TEXT_BYTES => Err(rule(
+            field,
+            format!("at most {} bytes", limits::MAX_SHORT_TEXT_BYTES),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Optional text of at most [`limits::MAX_DESCRIPTION_BYTES`].
+fn long(field: &'static str, v: Option<&str>) -> Result<(), RuleError> {
+    match v {
+        Some(v) if v.len() > limits::MAX_DESCRIPTION_BYTES => Err(rule(
+            field,
+            format!("at most {} bytes", limits::MAX_DESCRIPTION_BYTES),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn url(field: &'static str, v: Option<&str>) -> Result<(), RuleError> {
+    match v {
+        Some(v) if !is_url(v) => Err(rule(
+            field,
+            format!(
+                "{:?} is not an absolute URI (scheme:rest, no spaces or control characters, at most {} bytes)",
+                clip(v),
+                limits::MAX_URL_BYTES
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn lang_tag(field: &'static str, v: Option<&str>) -> Result<(), RuleError> {
+    match v {
+        Some(v) if !is_lang_tag(v) => Err(rule(
+            field,
+            format!(
+                "{:?} is not a lower-case BCP 47 language tag (such as en or pt-br)",
+                clip(v)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// True for an absolute URI in the sense cix checks: at most [`limits::MAX_URL_BYTES`]
+/// bytes, a scheme (a letter, then letters, digits, `+`, `-` or `.`), a colon, then at
+/// least one character, with no whitespace or control characters anywhere.
+pub fn is_url(s: &str) -> bool {
+    if s.len() > limits::MAX_URL_BYTES || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+}
+
+/// True for a lower-case BCP 47 tag as cix keeps them: 1 to 8 letters, then optional
+/// `-`-separated subtags of 1 to 8 letters or digits, at most 35 bytes.
+pub fn is_lang_tag(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let first_ok = parts
+        .next()
+        .is_some_and(|p| (1..=8).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_lowercase()));
+    s.len() <= 35
+        && first_ok
+        && parts.all(|p| {
+            (1..=8).contains(&p.len())
+                && p.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
 }
 
 /// True for `YYYY-MM-DD` or an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.f](Z|±HH:MM)`).

@@ -10,6 +10,19 @@ pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 pub const MAX_TITLE_BYTES: usize = 512;
 /// Most keywords on one entry.
 pub const MAX_KEYWORDS: usize = 64;
+/// Largest entry description, and largest of any other long text in an entry (version
+/// notes, a distribution's description, a translated description).
+pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
+/// Largest short text in an entry: a keyword, theme, identifier, licence, media type, format,
+/// contact detail, frequency and the like.
+pub const MAX_SHORT_TEXT_BYTES: usize = 1024;
+/// Longest URL (landing page, access or download URL, documentation page, ...).
+pub const MAX_URL_BYTES: usize = 2048;
+/// Most items in any other list of an entry (themes, languages, conforms-to,
+/// documentation pages, legislation).
+pub const MAX_LIST_ITEMS: usize = 64;
+/// Most translations of an entry's title, description and keywords.
+pub const MAX_TRANSLATIONS: usize = 16;
 /// Most distributions on one entry.
 pub const MAX_DISTRIBUTIONS: usize = 16;
 /// Most fields in one data dictionary.

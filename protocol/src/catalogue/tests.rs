@@ -16,6 +16,7 @@ fn entry(key: &Keypair) -> Entry {
         publisher: Agent {
             name: "Iowa Power".into(),
             did: Some(key.did()),
+            uri: None,
         },
         contact: None,
         licence: Some("US-Government-Work".into()),
@@ -36,10 +37,12 @@ fn entry(key: &Keypair) -> Entry {
         modified: "2026-12-03T10:00:00Z".into(),
         distributions: vec![Distribution {
             media_type: "text/csv".into(),
-            bytes: 3,
-            content: ContentHash::of(b"a,b"),
+            bytes: Some(3),
+            content: Some(ContentHash::of(b"a,b")),
             filename: Some("iowa.csv".into()),
+            ..Default::default()
         }],
+        details: Default::default(),
         iso: Iso {
             data_type: DataType::Thematic,
             kind: Kind::Production,
@@ -55,10 +58,12 @@ fn entry(key: &Keypair) -> Entry {
                 creator: Agent {
                     name: "EIA".into(),
                     did: None,
+                    uri: None,
                 },
                 owner: Agent {
                     name: "Iowa Power".into(),
                     did: Some(key.did()),
+                    uri: None,
                 },
                 custodians: vec![],
                 primary_publisher: key.did(),
@@ -252,4 +257,178 @@ fn entry_without_groups_encodes_without_the_field() {
     let bytes = crate::cbor::to_vec(&entry(&key).iso).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     assert!(!text.contains("groups"));
+}
+
+/// The field a refused entry names, or "" when it passes.
+fn verdict(e: &Entry) -> &'static str {
+    e.check().err().map(|r| r.field).unwrap_or("")
+}
+
+fn referenced(url: &str) -> Distribution {
+    Distribution {
+        media_type: "text/csv".into(),
+        access_url: Some(url.into()),
+        ..Distribution::default()
+    }
+}
+
+#[test]
+fn a_distribution_is_held_or_referenced_or_both() {
+    let key = Keypair::generate();
+    let mut e = entry(&key);
+    // Held and referenced at once.
+    e.distributions[0].download_url = Some("https://example.org/iowa.csv".into());
+    assert_eq!(verdict(&e), "");
+    // Referenced only.
+    e.distributions = vec![referenced("https://data.seattle.gov/api/views/x/rows.csv")];
+    assert_eq!(verdict(&e), "");
+    let err = e.held().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "published by reference only: get it from https://data.seattle.gov/api/views/x/rows.csv"
+    );
+    // Neither: refused, naming the rule.
+    e.distributions = vec![Distribution {
+        media_type: "text/csv".into(),
+        ..Distribution::default()
+    }];
+    let r = e.check().unwrap_err();
+    assert_eq!(r.field, "distributions");
+    assert!(r.rule.contains("held"), "{r}");
+    // A content hash needs the size.
+    e.distributions = vec![Distribution {
+        content: Some(ContentHash::of(b"x")),
+        ..Distribution::default()
+    }];
+    assert_eq!(verdict(&e), "distributions.bytes");
+}
+
+#[test]
+fn an_entry_may_only_describe() {
+    let key = Keypair::generate();
+    let mut e = entry(&key);
+    e.distributions.clear();
+    assert_eq!(verdict(&e), "");
+    assert!(e.held().unwrap_err().to_string().contains("only describes"));
+    let signed = e.sign(&key).unwrap();
+    assert_eq!(SignedEntry::decode(&signed.bytes).unwrap().entry, e);
+}
+
+#[test]
+fn urls_must_be_absolute_and_bounded() {
+    let key = Keypair::generate();
+    for bad in [
+        "not a url",
+        "/relative/path",
+        "https://exa mple.org",
+        "1http://x",
+        "mailto:",
+        &format!("https://x.org/{}", "a".repeat(limits::MAX_URL_BYTES)),
+    ] {
+        let mut e = entry(&key);
+        e.details.landing_page = Some(bad.to_string());
+        assert_eq!(verdict(&e), "details.landing_page", "{bad}");
+        let mut e = entry(&key);
+        e.distributions = vec![referenced(bad)];
+        assert_eq!(verdict(&e), "distributions.access_url", "{bad}");
+        let mut e = entry(&key);
+        e.details.documentation = vec![bad.to_string()];
+        assert_eq!(verdict(&e), "details.documentation", "{bad}");
+    }
+    for ok in [
+        "https://data.seattle.gov/d/e3zj-s4zh",
+        "urn:ngsi-ld:Dataset:id:VESI:23278568",
+        "http://publications.europa.eu/resource/authority/licence/CC_BY_4_0",
+    ] {
+        let mut e = entry(&key);
+        e.details.landing_page = Some(ok.to_string());
+        assert_eq!(verdict(&e), "", "{ok}");
+    }
+}
+
+#[test]
+fn languages_and_translations_are_checked() {
+    let key = Keypair::generate();
+    let mut e = entry(&key);
+    e.details.translations = vec![Translation {
+        lang: "en".into(),
+        title: Some("Example".into()),
+        description: None,
+        keywords: vec![],
+    }];
+    // A translation without the main text's language is ambiguous.
+    assert_eq!(verdict(&e), "details.lang");
+    e.details.lang = Some("es".into());
+    assert_eq!(verdict(&e), "");
+    e.details.lang = Some("EN".into());
+    assert_eq!(verdict(&e), "details.lang");
+    e.details.lang = Some("en".into());
+    assert_eq!(verdict(&e), "details.translations", "same language twice");
+    e.details.lang = Some("es".into());
+    e.details.translations[0].title = Some("t".repeat(limits::MAX_TITLE_BYTES + 1));
+    assert_eq!(verdict(&e), "details.translations");
+    assert!(is_lang_tag("pt-br") && is_lang_tag("es") && !is_lang_tag("") && !is_lang_tag("e s"));
+}
+
+#[test]
+fn text_lists_and_dates_are_bounded() {
+    let key = Keypair::generate();
+    let mut e = entry(&key);
+    e.description = "d".repeat(limits::MAX_DESCRIPTION_BYTES + 1);
+    assert_eq!(verdict(&e), "description");
+    let mut e = entry(&key);
+    e.keywords = vec!["k".repeat(limits::MAX_SHORT_TEXT_BYTES + 1)];
+    assert_eq!(verdict(&e), "keywords");
+    let mut e = entry(&key);
+    e.details.languages = vec!["es".into(); limits::MAX_LIST_ITEMS + 1];
+    assert_eq!(verdict(&e), "details.languages");
+    let mut e = entry(&key);
+    e.details.translations = (0..=limits::MAX_TRANSLATIONS)
+        .map(|i| Translation {
+            lang: format!("x{i}"),
+            title: None,
+            description: None,
+            keywords: vec![],
+        })
+        .collect();
+    e.details.lang = Some("en".into());
+    assert_eq!(verdict(&e), "details.translations");
+    let mut e = entry(&key);
+    e.distributions[0].modified = Some("last tuesday".into());
+    assert_eq!(verdict(&e), "distributions.modified");
+    e.distributions[0].modified = Some("2013-03-22".into());
+    assert_eq!(verdict(&e), "");
+}
+
+#[test]
+fn details_survive_signing_and_are_refused_on_receipt_when_bad() {
+    let key = Keypair::generate();
+    let mut e = entry(&key);
+    e.details = Details {
+        identifier: Some("e3zj-s4zh".into()),
+        lang: Some("es".into()),
+        translations: vec![Translation {
+            lang: "en".into(),
+            title: Some("Example Dataset".into()),
+            description: Some("Example dataset description.".into()),
+            keywords: vec!["statistics".into()],
+        }],
+        landing_page: Some("https://data.seattle.gov/d/e3zj-s4zh".into()),
+        languages: vec!["http://publications.europa.eu/resource/authority/language/SPA".into()],
+        frequency: Some("weekly".into()),
+        conforms_to: vec!["https://project-open-data.cio.gov/v1.1/schema".into()],
+        access_rights: Some("public".into()),
+        documentation: vec!["https://example.org/doc".into()],
+        version_info: Some("1.0".into()),
+        version_notes: Some("first".into()),
+        legislation: vec!["https://www.boe.es/eli/es/rd/2023/08/22/729".into()],
+    };
+    let signed = e.sign(&key).unwrap();
+    assert_eq!(SignedEntry::decode(&signed.bytes).unwrap().entry, e);
+    // A hostile peer signs a bad URL by hand: the receiver still refuses it.
+    let mut bad = e.clone();
+    bad.details.landing_page = Some("no url".into());
+    let bytes = crate::envelope::seal(&key, ENTRY_TAG, &bad).unwrap();
+    let err = SignedEntry::decode(&bytes).unwrap_err();
+    assert!(err.to_string().contains("details.landing_page"), "{err}");
 }
