@@ -1133,22 +1133,21 @@ fn sync_file(valid: &[SignedEntry]) -> VectorFile<SyncVector> {
         })
         .collect();
     latest.sort_by_key(|e| e.id);
-    let page = |from: usize| SyncResponse {
-        entries: latest[from..]
-            .iter()
-            .map(|e| serde_bytes::ByteBuf::from(e.bytes.clone()))
-            .collect(),
-        more: false,
+    let page = |from: usize| {
+        SyncResponse::envelopes(
+            latest[from..]
+                .iter()
+                .map(|e| serde_bytes::ByteBuf::from(e.bytes.clone()))
+                .collect(),
+            false,
+        )
     };
     let messages = [
         (
             "sync-request-first",
             "SyncRequest",
             "first page: no after",
-            enc(&SyncRequest {
-                after: None,
-                revocations: false,
-            }),
+            enc(&SyncRequest::entries(None)),
         ),
         (
             "sync-response-all",
@@ -1160,10 +1159,7 @@ fn sync_file(valid: &[SignedEntry]) -> VectorFile<SyncVector> {
             "sync-request-after",
             "SyncRequest",
             "next page: entries after the first id of sync-response-all",
-            enc(&SyncRequest {
-                after: Some(latest[0].id),
-                revocations: false,
-            }),
+            enc(&SyncRequest::entries(Some(latest[0].id))),
         ),
         (
             "sync-response-after",
@@ -1390,10 +1386,7 @@ fn revocations_file(owner: &Keypair) -> RevocationsFile {
         about: "revocations (cix/revoke@1): signed records, their ids, verdicts, and which link of a two-link chain each breaks",
         regenerate: "cargo run -p cix-protocol --example vectors",
         chain: vec![hex::encode(root_bytes), hex::encode(child_bytes)],
-        sync_request: hex::encode(enc(&SyncRequest {
-            after: None,
-            revocations: true,
-        })),
+        sync_request: hex::encode(enc(&SyncRequest::revocations(None))),
         vectors,
     }
 }
