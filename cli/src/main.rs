@@ -294,10 +294,8 @@ fn run(cli: Cli) -> Result<()> {
             out.history(&v)
         }
         Command::Catalogue(CatalogueCommand::Withdraw { id, reason }) => {
-            let v: Value = Client::connect(&home)?.post(
-                "/v1/withdraw",
-                &json!({ "dataset": id, "reason": reason }),
-            )?;
+            let v: Value = Client::connect(&home)?
+                .post("/v1/withdraw", &json!({ "dataset": id, "reason": reason }))?;
             out.withdrawn(&v)
         }
         Command::Request(args) => {

@@ -238,7 +238,11 @@ impl Out {
                 format!("{}…", hash.get(..16).unwrap_or(&hash)),
                 s(&l["modified"]),
                 s(&l["title"]),
-                if l["current"] == true { "current".into() } else { String::new() },
+                if l["current"] == true {
+                    "current".into()
+                } else {
+                    String::new()
+                },
             ]);
         }
         text.push('\n');

@@ -185,7 +185,8 @@ impl Stats {
         }
     }
     pub(crate) fn sync_served(&self, records: u64) {
-        self.sync_records_served.fetch_add(records, Ordering::Relaxed);
+        self.sync_records_served
+            .fetch_add(records, Ordering::Relaxed);
     }
     pub(crate) fn sync_received(&self, bytes: u64) {
         self.sync_records_received.fetch_add(1, Ordering::Relaxed);

@@ -283,11 +283,13 @@ impl Store {
             return Ok(());
         }
         let n = match self.seq.last()? {
-            Some((k, _)) => u64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| anyhow!("corrupt sequence key"))?,
-            ) + 1,
+            Some((k, _)) => {
+                u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| anyhow!("corrupt sequence key"))?,
+                ) + 1
+            }
             None => 1,
         };
         let mut value = id.to_vec();
