@@ -76,6 +76,9 @@ struct CatchUp {
     in_flight: usize,
     /// Records received in this catch-up.
     received: u64,
+    /// Ids of the current page that were being fetched from another peer when their turn
+    /// came: checked again before the page is committed.
+    deferred: Vec<[u8; 32]>,
 }
 
 /// The composed libp2p behaviour of a cix node.
@@ -270,6 +273,9 @@ pub(crate) struct EventLoop {
     sync_asks: HashMap<OutboundRequestId, (PeerId, SyncAsk)>,
     /// r1 catch-ups under way.
     catch_ups: HashMap<PeerId, CatchUp>,
+    /// Records asked for and not yet answered, with the peer asked: a record that several
+    /// peers list is fetched from one of them only.
+    fetching: HashMap<[u8; 32], PeerId>,
     withdrawal_topic: IdentTopic,
     listen_addrs: Vec<Multiaddr>,
 }
@@ -295,6 +301,7 @@ impl EventLoop {
             syncing: HashSet::new(),
             sync_asks: HashMap::new(),
             catch_ups: HashMap::new(),
+            fetching: HashMap::new(),
             withdrawal_topic: IdentTopic::new(WITHDRAWAL_TOPIC),
             listen_addrs: Vec::new(),
         }
@@ -469,7 +476,7 @@ impl EventLoop {
                 debug!(peer = %peer_id, "disconnected");
                 self.identified.remove(&peer_id);
                 self.syncing.remove(&peer_id);
-                self.catch_ups.remove(&peer_id);
+                self.end_catch_up(peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
@@ -881,7 +888,7 @@ impl EventLoop {
             } => {
                 debug!(%peer, %error, "catch-up failed");
                 let ask = self.sync_asks.remove(&request_id);
-                self.catch_ups.remove(&peer);
+                self.end_catch_up(peer);
                 // A peer of revision r0 refuses the r1 form: fall back to its own entries.
                 if let Some((_, SyncAsk::Ids(0))) = ask {
                     if self.swarm.is_connected(&peer) {
@@ -986,6 +993,11 @@ impl EventLoop {
     /// r1: a page of records asked for by id. Each is checked exactly as if it came by gossip,
     /// on its own signature, whoever relays it.
     fn on_record_page(&mut self, peer: PeerId, asked: Vec<[u8; 32]>, response: SyncResponse) {
+        for id in &asked {
+            if self.fetching.get(id) == Some(&peer) {
+                self.fetching.remove(id);
+            }
+        }
         if let Some(state) = self.catch_ups.get_mut(&peer) {
             state.in_flight = state.in_flight.saturating_sub(1);
         } else {
@@ -993,7 +1005,7 @@ impl EventLoop {
         }
         if response.entries.len() > limits::MAX_SYNC_ENTRIES {
             warn!(%peer, "catch-up page with too many records");
-            self.catch_ups.remove(&peer);
+            self.end_catch_up(peer);
             return;
         }
         let mut got = HashSet::new();
@@ -1004,7 +1016,7 @@ impl EventLoop {
                 warn!(%peer, "catch-up page holds a record that was not asked for");
                 self.shared.stats.rejected();
                 MessageAcceptance::Reject
-            } else if record_tag(bytes) == Some(WITHDRAWAL_TAG) {
+            } else if is_withdrawal(bytes) {
                 self.accept_withdrawal(bytes, &peer, "sync")
             } else {
                 self.accept_entry(bytes, &peer, "sync", None)
@@ -1018,7 +1030,7 @@ impl EventLoop {
                 }
                 // A peer that relays a bad record gets no further requests.
                 _ => {
-                    self.catch_ups.remove(&peer);
+                    self.end_catch_up(peer);
                     return;
                 }
             }
@@ -1032,22 +1044,79 @@ impl EventLoop {
             }
         }
         self.pump(peer);
+        self.pump_waiting(peer);
     }
 
-    /// Keeps up to [`MAX_SYNC_IN_FLIGHT`] record requests going to `peer`; when a page is
-    /// done, commits the cursor and asks for the next page, or reports the catch-up done.
+    /// Ends the catch-up with `peer` (done, failed or disconnected): what it was asked for is
+    /// free to be asked of others, and catch-ups that waited on it go on.
+    fn end_catch_up(&mut self, peer: PeerId) {
+        if self.catch_ups.remove(&peer).is_some() {
+            self.fetching.retain(|_, p| *p != peer);
+            self.pump_waiting(peer);
+        }
+    }
+
+    /// Lets every other catch-up that has nothing in flight re-check its deferred ids.
+    fn pump_waiting(&mut self, except: PeerId) {
+        let waiting: Vec<PeerId> = self
+            .catch_ups
+            .iter()
+            .filter(|(p, s)| **p != except && s.in_flight == 0 && !s.deferred.is_empty())
+            .map(|(p, _)| *p)
+            .collect();
+        for p in waiting {
+            self.pump(p);
+        }
+    }
+
+    /// Keeps up to [`MAX_SYNC_IN_FLIGHT`] record requests going to `peer`, skipping records
+    /// held by now and deferring those another peer is sending; when a page is done, commits
+    /// the cursor and asks for the next page, or reports the catch-up done.
     fn pump(&mut self, peer: PeerId) {
+        let store = self.shared.store.clone();
         let mut asks = Vec::new();
         let finished = {
             let Some(state) = self.catch_ups.get_mut(&peer) else {
                 return;
             };
+            if state.queue.is_empty() && state.in_flight == 0 {
+                // Deferred ids: done if held now, ours to ask if nobody is sending them.
+                let mut still = Vec::new();
+                for id in std::mem::take(&mut state.deferred) {
+                    if store.holds(&id).unwrap_or(false) {
+                        continue;
+                    }
+                    if self.fetching.contains_key(&id) {
+                        still.push(id);
+                    } else {
+                        state.queue.push_back(id);
+                    }
+                }
+                state.deferred = still;
+            }
             while state.in_flight < MAX_SYNC_IN_FLIGHT && !state.queue.is_empty() {
-                let n = state.queue.len().min(limits::MAX_SYNC_ENTRIES);
-                asks.push(state.queue.drain(..n).collect::<Vec<_>>());
+                let mut batch = Vec::new();
+                while batch.len() < limits::MAX_SYNC_ENTRIES {
+                    let Some(id) = state.queue.pop_front() else {
+                        break;
+                    };
+                    if store.holds(&id).unwrap_or(false) {
+                        continue;
+                    }
+                    if self.fetching.contains_key(&id) {
+                        state.deferred.push(id);
+                        continue;
+                    }
+                    self.fetching.insert(id, peer);
+                    batch.push(id);
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                asks.push(batch);
                 state.in_flight += 1;
             }
-            state.in_flight == 0 && state.queue.is_empty()
+            state.in_flight == 0 && state.queue.is_empty() && state.deferred.is_empty()
         };
         for ids in asks {
             self.ask(peer, SyncAsk::Records(ids));
@@ -1086,13 +1155,15 @@ impl EventLoop {
     }
 }
 
-/// The type tag of a signed envelope, if the bytes are one.
-fn record_tag(bytes: &[u8]) -> Option<&'static str> {
-    let env = cix_protocol::envelope::Envelope::decode(bytes, limits::MAX_ENTRY_BYTES).ok()?;
-    match env.tag() {
-        WITHDRAWAL_TAG => Some(WITHDRAWAL_TAG),
-        _ => None,
-    }
+/// True if `bytes` look like a withdrawal envelope: the type tag `cix/withdraw@1` right after
+/// the signature and the varsig header (`identity.md` §6). This only picks the decoder; the
+/// decoder then checks everything, so a record that lies here is refused all the same.
+fn is_withdrawal(bytes: &[u8]) -> bool {
+    // [0x82, 0x58, 0x40, 64-byte signature, 0xa2, "h" (0x61 0x68), 0x48 + 8-byte header, tag]
+    const TAG_AT: usize = 3 + 64 + 1 + 2 + 1 + 8;
+    let tag = WITHDRAWAL_TAG.as_bytes();
+    bytes.get(TAG_AT) == Some(&(0x60 | tag.len() as u8))
+        && bytes.get(TAG_AT + 1..TAG_AT + 1 + tag.len()) == Some(tag)
 }
 
 /// The gossip message id (`specs/gossip.md` §5): on the catalogue topic BLAKE3 of the data,
@@ -1119,4 +1190,31 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
         libp2p::multiaddr::Protocol::P2p(id) => Some(id),
         _ => None,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use cix_protocol::catalogue::DatasetId;
+    use cix_protocol::identity::Keypair;
+    use cix_protocol::withdrawal::Withdrawal;
+
+    #[test]
+    fn withdrawal_envelopes_are_told_from_others_by_their_tag() {
+        let key = Keypair::generate();
+        let w = Withdrawal {
+            iss: key.did(),
+            dataset: DatasetId([1; 16]),
+            version: 1,
+            at: 1,
+            reason: None,
+        }
+        .seal(&key)
+        .unwrap();
+        assert!(is_withdrawal(&w.bytes));
+        let other = cix_protocol::envelope::seal(&key, "cix/entry@1", &w.withdrawal).unwrap();
+        assert!(!is_withdrawal(&other));
+        assert!(!is_withdrawal(&w.bytes[..40]));
+    }
 }

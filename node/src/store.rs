@@ -1076,4 +1076,85 @@ mod tests {
         let err = store.latest_entry(&ds).unwrap_err().to_string();
         assert!(err.contains("several publishers"), "{err}");
     }
+
+    #[test]
+    fn withdrawal_hides_up_to_its_version_and_a_later_version_relists() {
+        use cix_protocol::withdrawal::Withdrawal;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let owner = Keypair::generate();
+        let ds = DatasetId::generate();
+        let v1 = signed(&owner, ds, 1, None);
+        store.put_entry(&v1).unwrap();
+        let w = Withdrawal {
+            iss: owner.did(),
+            dataset: ds,
+            version: 1,
+            at: 10,
+            reason: None,
+        }
+        .seal(&owner)
+        .unwrap();
+        assert!(store.put_withdrawal(&w).unwrap());
+        assert!(!store.put_withdrawal(&w).unwrap(), "kept once");
+        assert!(store.catalogue().unwrap().is_empty());
+        assert_eq!(store.catalogue_all().unwrap().len(), 1);
+        // Another publisher's entry under the same id is not touched by it.
+        let other = Keypair::generate();
+        store.put_entry(&signed(&other, ds, 1, None)).unwrap();
+        assert_eq!(store.catalogue().unwrap().len(), 1);
+        // The owner's version 2 lists the dataset again.
+        let v2 = signed(&owner, ds, 2, Some(v1.id));
+        store.put_entry(&v2).unwrap();
+        let listed: Vec<EntryId> = store.catalogue().unwrap().iter().map(|e| e.id).collect();
+        assert!(listed.contains(&v2.id));
+        assert_eq!(store.versions(&ds).unwrap().len(), 3);
+        assert_eq!(store.withdrawn_version(&ds, &owner.did()).unwrap(), Some(1));
+    }
+
+    #[test]
+    fn id_pages_list_current_records_in_arrival_order_and_resume() {
+        use cix_protocol::withdrawal::Withdrawal;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let key = Keypair::generate();
+        let a = DatasetId::generate();
+        let a1 = signed(&key, a, 1, None);
+        let a2 = signed(&key, a, 2, Some(a1.id));
+        let b1 = signed(&key, DatasetId::generate(), 1, None);
+        for e in [&a1, &b1, &a2] {
+            store.put_entry(e).unwrap();
+        }
+        let w = Withdrawal {
+            iss: key.did(),
+            dataset: a,
+            version: 2,
+            at: 1,
+            reason: None,
+        }
+        .seal(&key)
+        .unwrap();
+        store.put_withdrawal(&w).unwrap();
+        // a1 is superseded: skipped, but its number is passed over.
+        let all = store.ids_after(0, 100).unwrap();
+        assert_eq!(all.ids, vec![b1.id.0, a2.id.0, w.id]);
+        assert_eq!((all.through, all.more), (4, false));
+        let first = store.ids_after(0, 1).unwrap();
+        assert_eq!((first.ids.clone(), first.more), (vec![b1.id.0], true));
+        let rest = store.ids_after(first.through, 100).unwrap();
+        assert_eq!(rest.ids, vec![a2.id.0, w.id]);
+        assert!(store.ids_after(all.through, 100).unwrap().ids.is_empty());
+        assert!(store.servable(&w.id).unwrap().is_some());
+        // Cursors and the epoch survive a reopen; numbering goes on after the last one.
+        store.set_cursor(b"peer", 7, 4).unwrap();
+        let epoch = store.epoch();
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.epoch(), epoch);
+        assert_eq!(store.cursor(b"peer").unwrap(), Some((7, 4)));
+        let c1 = signed(&key, DatasetId::generate(), 1, None);
+        store.put_entry(&c1).unwrap();
+        assert_eq!(store.ids_after(4, 100).unwrap().ids, vec![c1.id.0]);
+    }
 }
