@@ -406,6 +406,17 @@ impl Out {
     }
 }
 
+/// Unix seconds as RFC 3339 UTC, or the number itself when out of the calendar's range.
+fn unix_time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::printable;
@@ -423,15 +434,4 @@ mod tests {
         assert_eq!(printable("tab\there"), "tab\\u{9}here");
         assert_eq!(printable("Zürich – Ω"), "Zürich – Ω");
     }
-}
-
-/// Unix seconds as RFC 3339 UTC, or the number itself when out of the calendar's range.
-fn unix_time(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
 }

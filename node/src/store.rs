@@ -803,9 +803,8 @@ impl Store {
     pub fn ids_after(&self, since: u64, max: usize) -> Result<IdPage> {
         let mut ids = Vec::new();
         let mut through = since;
-        let mut scanned = 0usize;
         let start = since.saturating_add(1).to_be_bytes();
-        for item in self.seq.range(start..) {
+        for (scanned, item) in self.seq.range(start..).enumerate() {
             let (k, v) = item?;
             if ids.len() == max || scanned == MAX_SYNC_SCAN {
                 return Ok(IdPage {
@@ -814,7 +813,6 @@ impl Store {
                     more: true,
                 });
             }
-            scanned += 1;
             through = u64::from_be_bytes(
                 k.as_ref()
                     .try_into()

@@ -1,6 +1,9 @@
 //! Versions, withdrawals (ISO 37156 4.2 g) and incremental catch-up on `/cix/sync/1` r1, with
 //! real nodes on loopback.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use cix_node::publish::{publish, PublishRequest};
