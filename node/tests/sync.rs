@@ -87,6 +87,14 @@ async fn catch_up_from(rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>, pee
     }
 }
 
+/// Waits until the peer subscribed to all three topics (catalogue, revocations, withdrawals):
+/// the subscriptions cross at connection, so gossip published after this reaches the peer.
+async fn subscribed(rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>, what: &str) {
+    for _ in 0..3 {
+        wait_for(rx, what, |e| matches!(e, NodeEvent::PeerSubscribed { .. })).await;
+    }
+}
+
 fn listed(node: &Node, dataset: &str) -> bool {
     node.shared
         .store
@@ -102,11 +110,7 @@ async fn late_joiner_catches_up_incrementally_with_versions_and_withdrawals() {
     let a = spawn("Alpha Water", vec![]).await;
     let mut a_events = a.node.events();
     let b = spawn("Beta Energy", vec![a.addr().await]).await;
-    let mut b_events = b.node.events();
-    wait_for(&mut b_events, "Beta to see Alpha subscribe", |e| {
-        matches!(e, NodeEvent::PeerSubscribed { .. })
-    })
-    .await;
+    subscribed(&mut a_events, "Alpha to see Beta subscribe").await;
 
     // Beta publishes Y twice (a new version) and Z, then withdraws Z; Alpha hears by gossip.
     let y1 = publish_csv(&b, "y1.csv", 20, "Mains flow", None).await;
@@ -263,8 +267,10 @@ async fn late_joiner_catches_up_incrementally_with_versions_and_withdrawals() {
 async fn a_relayed_withdrawal_by_someone_other_than_the_publisher_is_rejected() {
     common::init_tracing();
     let owner = spawn("Owner Water", vec![]).await;
+    let mut owner_events = owner.node.events();
     let relay = spawn("Hostile Relay", vec![owner.addr().await]).await;
     let mut relay_events = relay.node.events();
+    subscribed(&mut owner_events, "the owner to see the relay subscribe").await;
     let d = publish_csv(&owner, "d.csv", 10, "Hydrants", None).await;
     // The relay catches up from the owner (or hears the gossip).
     wait_for(
