@@ -157,6 +157,10 @@ struct PublishArgs {
     /// quality statement then says how many rows and which rule, so receivers see it.
     #[arg(long)]
     accept_invalid: bool,
+    /// Publish a new version of this node's dataset ID (or unique prefix) instead of a new
+    /// dataset: it supersedes the older versions in every listing.
+    #[arg(long, value_name = "ID")]
+    dataset: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +177,22 @@ enum CatalogueCommand {
     Import(interchange::ImportArgs),
     /// Export this node's own non-closed datasets (latest versions) as DCAT-AP or data.json.
     Export(interchange::ExportArgs),
+    /// Every version of a dataset this node knows (entry id, version, content hash, modified
+    /// time) and every withdrawal of it, withdrawn datasets included (ISO 37156 4.2 g).
+    History {
+        /// Dataset id, or a unique prefix of it.
+        id: String,
+    },
+    /// Withdraw one of this node's datasets: a signed withdrawal, gossiped and kept for good,
+    /// removes it from every node's listings, and this node stops serving it. Publishing a
+    /// new version (`cix publish FILE --dataset ID`) lists it again.
+    Withdraw {
+        /// Dataset id, or a unique prefix of it.
+        id: String,
+        /// Why; the operators of other nodes see it.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +309,16 @@ fn run(cli: Cli) -> Result<()> {
             let v: Value =
                 Client::connect(&home)?.get(&format!("/v1/catalogue/{}", url_safe(&id)?))?;
             out.entry(&v)
+        }
+        Command::Catalogue(CatalogueCommand::History { id }) => {
+            let v: Value = Client::connect(&home)?
+                .get(&format!("/v1/catalogue/{}/history", url_safe(&id)?))?;
+            out.history(&v)
+        }
+        Command::Catalogue(CatalogueCommand::Withdraw { id, reason }) => {
+            let v: Value = Client::connect(&home)?
+                .post("/v1/withdraw", &json!({ "dataset": id, "reason": reason }))?;
+            out.withdrawn(&v)
         }
         Command::Request(args) => {
             let attestations = args
@@ -494,7 +524,7 @@ fn publish(home: &Home, args: PublishArgs, out: &mut Out) -> Result<()> {
     let v: Value = Client::connect(home)?.post(
         "/v1/publish",
         &json!({ "path": path, "title": args.title, "spectrum": args.spectrum, "meta": meta,
-                 "accept_invalid": args.accept_invalid }),
+                 "accept_invalid": args.accept_invalid, "dataset": args.dataset }),
     )?;
     out.published(&v)
 }

@@ -170,9 +170,10 @@ impl Out {
         eprintln!(
             "{}",
             printable(&format!(
-                "published {:?} as {}: {}, {}, blake3 {}, {} dictionary field(s); {}{invalid}",
+                "published {:?} as {} version {}: {}, {}, blake3 {}, {} dictionary field(s); {}{invalid}",
                 s(&v["title"]),
                 s(&v["dataset"]),
+                s(&v["version"]),
                 s(&v["spectrum"]),
                 human_bytes(v["bytes"].as_u64().unwrap_or(0)),
                 s(&v["content_hash"]),
@@ -279,6 +280,72 @@ impl Out {
             ]);
         }
         self.text(&t.to_string())
+    }
+
+    /// `cix catalogue history`: with `--json`, one line per version and per withdrawal (each
+    /// with `kind`); otherwise a table of versions, then the withdrawals.
+    pub(crate) fn history(&mut self, v: &Value) -> Result<()> {
+        let none = Vec::new();
+        let versions = v["versions"].as_array().unwrap_or(&none);
+        let withdrawals = v["withdrawals"].as_array().unwrap_or(&none);
+        if self.json {
+            return versions
+                .iter()
+                .chain(withdrawals)
+                .try_for_each(|l| self.line(l));
+        }
+        let state = if v["listed"] == true {
+            "listed"
+        } else if withdrawals.is_empty() {
+            "not listed"
+        } else {
+            "withdrawn: not listed"
+        };
+        let mut text = format!("dataset {} ({state})", s(&v["dataset"]));
+        let mut t = table(&["version", "entry", "blake3", "modified", "title", ""]);
+        for l in versions {
+            let hash = s(&l["content_hash"]);
+            t.add_row(vec![
+                s(&l["version"]),
+                s(&l["entry"]),
+                format!("{}…", hash.get(..16).unwrap_or(&hash)),
+                s(&l["modified"]),
+                s(&l["title"]),
+                if l["current"] == true {
+                    "current".into()
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&t.to_string());
+        for w in withdrawals {
+            text.push_str(&format!(
+                "\nwithdrawn up to version {} at {} by {} (withdrawal {}){}",
+                s(&w["version"]),
+                unix_time(w["at"].as_i64().unwrap_or(0)),
+                s(&w["by"]),
+                s(&w["withdrawal"]),
+                w["reason"]
+                    .as_str()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ));
+        }
+        self.text(&text)
+    }
+
+    /// `cix catalogue withdraw`.
+    pub(crate) fn withdrawn(&mut self, v: &Value) -> Result<()> {
+        let text = format!(
+            "withdrew dataset {} up to version {} (withdrawal {}); announced to {} peer(s)",
+            s(&v["dataset"]),
+            s(&v["version"]),
+            s(&v["withdrawal"]),
+            s(&v["announced_to"])
+        );
+        self.message(v, &text)
     }
 
     pub(crate) fn entry(&mut self, v: &Value) -> Result<()> {
@@ -410,6 +477,17 @@ impl Out {
             s(&v["content_hash"]),
         ))
     }
+}
+
+/// Unix seconds as RFC 3339 UTC, or the number itself when out of the calendar's range.
+fn unix_time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
 }
 
 #[cfg(test)]

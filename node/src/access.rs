@@ -89,6 +89,9 @@ fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<A
     };
     let level = crate::store::Store::own_level(&own)?;
     debug!(%peer, dataset = %req.dataset, %level, probe = req.probe, "access request");
+    if let Some(why) = crate::withdraw::withdrawn_own(shared, &own)? {
+        return Ok(deny(DenyCode::Withdrawn, why));
+    }
     if req.probe {
         // A probe learns only what any peer could: closed, open, or "ask properly".
         return Ok(match level {
@@ -357,7 +360,7 @@ pub fn sync_page(shared: &Shared, after: Option<EntryId>) -> SyncResponse {
         size += e.bytes.len() + 16;
         entries.push(serde_bytes::ByteBuf::from(e.bytes));
     }
-    SyncResponse { entries, more }
+    SyncResponse::envelopes(entries, more)
 }
 
 /// One page of the revocations this node knows, whoever signed them, for a peer catching up:
@@ -369,21 +372,71 @@ pub fn revocation_page(shared: &Shared, after: Option<EntryId>) -> SyncResponse 
         limits::MAX_SYNC_ENTRIES,
         limits::MAX_SYNC_RESPONSE_BYTES - 1024,
     ) {
-        Ok((entries, more)) => SyncResponse {
-            entries: entries
+        Ok((entries, more)) => SyncResponse::envelopes(
+            entries
                 .into_iter()
                 .map(serde_bytes::ByteBuf::from)
                 .collect(),
             more,
-        },
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot list revocations");
-            SyncResponse {
-                entries: Vec::new(),
-                more: false,
-            }
+            SyncResponse::envelopes(Vec::new(), false)
         }
     }
+}
+
+/// r1 catch-up, first half: the ids of the records (current entries and withdrawals, whoever
+/// signed them) that arrived here after sequence number `since`, one bounded page.
+pub fn id_page(shared: &Shared, since: u64) -> SyncResponse {
+    match shared.store.ids_after(since, limits::MAX_SYNC_IDS) {
+        Ok(page) => SyncResponse {
+            entries: Vec::new(),
+            more: page.more,
+            ids: page
+                .ids
+                .iter()
+                .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+                .collect(),
+            through: Some(page.through),
+            epoch: Some(shared.store.epoch()),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list records for catch-up");
+            SyncResponse::envelopes(Vec::new(), false)
+        }
+    }
+}
+
+/// r1 catch-up, second half: the envelopes of the records `want` names, those this node may
+/// serve (never a closed entry), within the response bounds; `more` when some were left out
+/// for size.
+pub fn record_page(shared: &Shared, peer: &PeerId, want: &[serde_bytes::ByteBuf]) -> SyncResponse {
+    if want.len() > limits::MAX_SYNC_ENTRIES || want.iter().any(|w| w.len() != 32) {
+        warn!(%peer, count = want.len(), "malformed catch-up request: too many ids or an id not 32 bytes");
+        return SyncResponse::envelopes(Vec::new(), false);
+    }
+    let mut entries = Vec::new();
+    let mut size = 0usize;
+    for w in want {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(w);
+        let bytes = match shared.store.servable(&id) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read a record for catch-up");
+                continue;
+            }
+        };
+        if size + bytes.len() + 16 > limits::MAX_SYNC_RESPONSE_BYTES - 64 {
+            return SyncResponse::envelopes(entries, true);
+        }
+        size += bytes.len() + 16;
+        entries.push(serde_bytes::ByteBuf::from(bytes));
+    }
+    shared.stats.sync_served(entries.len() as u64);
+    SyncResponse::envelopes(entries, false)
 }
 
 /// Outcome of asking for access, as `cix request` reports it.

@@ -11,6 +11,8 @@
 //! | `GET /v1/catalogue/{id}` | the full entry |
 //! | `POST /v1/catalogue/import` | [`crate::import::ImportRequest`]: sign and announce confirmed drafts; one [`crate::import::ImportOutcome`] per record |
 //! | `GET /v1/catalogue/export?format=F` | [`crate::import::Exported`]: this node's own non-closed datasets as `dcat-ap-jsonld`, `dcat-ap-turtle` or `data-json` |
+//! | `GET /v1/catalogue/{id}/history` | [`withdraw::History`]: every version and withdrawal known |
+//! | `POST /v1/withdraw` | [`withdraw::WithdrawRequest`]: withdraw an own dataset, gossip it |
 //! | `POST /v1/request` | `{"dataset","purpose","accept_terms","attestations"}`: ask the owner for access (attestations in hex) |
 //! | `POST /v1/attest` | [`attest::AttestRequest`]: sign a group membership attestation as a registrar |
 //! | `GET /v1/requests` | the operator's queue and this node's own requests |
@@ -48,6 +50,7 @@ use crate::publish::{self, PublishRequest};
 use crate::store::Decision;
 use crate::tokens;
 use crate::transfer;
+use crate::withdraw;
 
 /// One line of `cix catalogue list --json`.
 #[derive(Debug, Clone, Serialize)]
@@ -141,6 +144,8 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/revoke", post(revoke))
         .route("/v1/revocations", get(revocations))
         .route("/v1/attest", post(attest_member))
+        .route("/v1/catalogue/{id}/history", get(catalogue_history))
+        .route("/v1/withdraw", post(withdraw_dataset))
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         .with_state(api);
     tokio::spawn(async move {
@@ -541,4 +546,24 @@ async fn attest_member(
     Json(req): Json<attest::AttestRequest>,
 ) -> ApiResult<attest::AttestLine> {
     Ok(Json(attest::attest(&api.node.shared, &req)?))
+}
+
+async fn catalogue_history(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> ApiResult<withdraw::History> {
+    match withdraw::resolve_any(&api.node.shared, &id)? {
+        Some(d) => Ok(Json(withdraw::history(&api.node.shared, &d.to_string())?)),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no dataset {id:?} is known here (see `cix catalogue list`)"),
+        )),
+    }
+}
+
+async fn withdraw_dataset(
+    State(api): State<Api>,
+    Json(req): Json<withdraw::WithdrawRequest>,
+) -> ApiResult<withdraw::WithdrawalLine> {
+    Ok(Json(withdraw::withdraw(&api.node, &req).await?))
 }

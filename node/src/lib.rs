@@ -31,6 +31,7 @@ pub mod rules;
 pub mod store;
 pub mod tokens;
 pub mod transfer;
+pub mod withdraw;
 
 pub use config::Config;
 pub use home::Home;

@@ -6,7 +6,7 @@
 //! answer is a short, synchronous store operation. Transfers run on their own streams outside
 //! the loop (see [`crate::transfer`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -16,8 +16,9 @@ use cix_protocol::limits;
 use cix_protocol::revocation::SignedRevocation;
 use cix_protocol::wire::{
     AccessRequest, AccessResponse, SyncRequest, SyncResponse, ACCESS_PROTOCOL, CATALOGUE_TOPIC,
-    REVOCATION_TOPIC, SYNC_PROTOCOL,
+    REVOCATION_TOPIC, SYNC_PROTOCOL, WITHDRAWAL_TOPIC,
 };
+use cix_protocol::withdrawal::{SignedWithdrawal, WITHDRAWAL_TAG};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::kad::{self, store::MemoryStore};
@@ -42,6 +43,43 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15);
 pub const IDENTIFY_PROTOCOL: &str = "/cix/id/1.0.0";
 /// Protocol id of Kademlia, kept apart from the public IPFS DHT.
 pub const KAD_PROTOCOL: &str = "/cix/kad/1.0.0";
+/// Most record requests (`want`) of one catch-up in flight to one peer at a time; with
+/// `MAX_SYNC_RESPONSE_BYTES` this bounds what one peer's catch-up holds in memory.
+pub const MAX_SYNC_IN_FLIGHT: usize = 4;
+
+/// What an outbound catch-up request asked for.
+#[derive(Debug)]
+enum SyncAsk {
+    /// r0: revocations.
+    Revocations,
+    /// r0: the peer's own entries (the fallback for peers that do not speak r1).
+    OwnEntries,
+    /// r1: record ids after this sequence number.
+    Ids(u64),
+    /// r1: these records.
+    Records(Vec<[u8; 32]>),
+}
+
+/// Where an r1 catch-up with one peer stands.
+#[derive(Debug, Default)]
+struct CatchUp {
+    /// The peer's store epoch, from its id page.
+    epoch: u64,
+    /// The sequence number the current id page reaches: committed as the cursor once every
+    /// record of the page was processed.
+    through: u64,
+    /// The peer has more id pages.
+    more: bool,
+    /// Ids of the current page still to ask for.
+    queue: VecDeque<[u8; 32]>,
+    /// Record requests in flight.
+    in_flight: usize,
+    /// Records received in this catch-up.
+    received: u64,
+    /// Ids of the current page that were being fetched from another peer when their turn
+    /// came: checked again before the page is committed.
+    deferred: Vec<[u8; 32]>,
+}
 
 /// The composed libp2p behaviour of a cix node.
 #[derive(NetworkBehaviour)]
@@ -231,8 +269,14 @@ pub(crate) struct EventLoop {
     identified: HashMap<PeerId, identify::Info>,
     rtt: HashMap<PeerId, Duration>,
     syncing: HashSet<PeerId>,
-    /// Outbound catch-up requests that ask for revocations (the rest ask for entries).
-    revocation_syncs: HashSet<OutboundRequestId>,
+    /// What each outbound catch-up request asked for.
+    sync_asks: HashMap<OutboundRequestId, (PeerId, SyncAsk)>,
+    /// r1 catch-ups under way.
+    catch_ups: HashMap<PeerId, CatchUp>,
+    /// Records asked for and not yet answered, with the peer asked: a record that several
+    /// peers list is fetched from one of them only.
+    fetching: HashMap<[u8; 32], PeerId>,
+    withdrawal_topic: IdentTopic,
     listen_addrs: Vec<Multiaddr>,
 }
 
@@ -255,7 +299,10 @@ impl EventLoop {
             identified: HashMap::new(),
             rtt: HashMap::new(),
             syncing: HashSet::new(),
-            revocation_syncs: HashSet::new(),
+            sync_asks: HashMap::new(),
+            catch_ups: HashMap::new(),
+            fetching: HashMap::new(),
+            withdrawal_topic: IdentTopic::new(WITHDRAWAL_TOPIC),
             listen_addrs: Vec::new(),
         }
     }
@@ -274,7 +321,11 @@ impl EventLoop {
 
     /// Runs until every handle is dropped.
     pub(crate) async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        for topic in [self.topic.clone(), self.revocation_topic.clone()] {
+        for topic in [
+            self.topic.clone(),
+            self.revocation_topic.clone(),
+            self.withdrawal_topic.clone(),
+        ] {
             if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
                 tracing::error!(error = %e, %topic, "cannot subscribe to a gossip topic");
             }
@@ -322,6 +373,8 @@ impl EventLoop {
             } => {
                 let ident = if name == REVOCATION_TOPIC {
                     self.revocation_topic.clone()
+                } else if name == WITHDRAWAL_TOPIC {
+                    self.withdrawal_topic.clone()
                 } else {
                     self.topic.clone()
                 };
@@ -423,6 +476,7 @@ impl EventLoop {
                 debug!(peer = %peer_id, "disconnected");
                 self.identified.remove(&peer_id);
                 self.syncing.remove(&peer_id);
+                self.end_catch_up(peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
@@ -484,22 +538,32 @@ impl EventLoop {
         self.identified.insert(peer, info);
         if speaks_sync && self.syncing.insert(peer) {
             debug!(%peer, "catching up with peer's catalogue and revocations");
-            self.swarm.behaviour_mut().sync.send_request(
-                &peer,
-                SyncRequest {
-                    after: None,
-                    revocations: false,
-                },
-            );
-            let id = self.swarm.behaviour_mut().sync.send_request(
-                &peer,
-                SyncRequest {
-                    after: None,
-                    revocations: true,
-                },
-            );
-            self.revocation_syncs.insert(id);
+            let since = self.cursor_for(&peer).map(|(_, t)| t).unwrap_or(0);
+            self.ask(peer, SyncAsk::Ids(since));
+            self.ask(peer, SyncAsk::Revocations);
         }
+    }
+
+    /// The catch-up cursor kept for `peer`, if any.
+    fn cursor_for(&self, peer: &PeerId) -> Option<(u64, u64)> {
+        match self.shared.store.cursor(&peer.to_bytes()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "cannot read a catch-up cursor; starting over");
+                None
+            }
+        }
+    }
+
+    fn ask(&mut self, peer: PeerId, ask: SyncAsk) {
+        let request = match &ask {
+            SyncAsk::Revocations => SyncRequest::revocations(None),
+            SyncAsk::OwnEntries => SyncRequest::entries(None),
+            SyncAsk::Ids(since) => SyncRequest::ids(*since),
+            SyncAsk::Records(ids) => SyncRequest::want(ids),
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.sync_asks.insert(id, (peer, ask));
     }
 
     fn on_gossip(&mut self, event: gossipsub::Event) {
@@ -513,6 +577,8 @@ impl EventLoop {
                     self.accept_revocation(&message.data, &propagation_source, "gossip")
                 } else if message.topic == self.topic.hash() {
                     self.accept_entry(&message.data, &propagation_source, "gossip", None)
+                } else if message.topic == self.withdrawal_topic.hash() {
+                    self.accept_withdrawal(&message.data, &propagation_source, "gossip")
                 } else {
                     warn!(peer = %propagation_source, topic = %message.topic, "gossip on a topic cix does not use");
                     MessageAcceptance::Reject
@@ -535,8 +601,8 @@ impl EventLoop {
     /// Checks an entry from a peer and stores it. `Accept` if it is valid (new or already
     /// known); `Reject` if it must not be forwarded and its sender deserves a penalty; `Ignore`
     /// if it is valid but could not be stored (our fault: neither forward nor penalise).
-    /// `issuer`, when given, is the only publisher the entry may come from (catch-up serves a
-    /// peer's own entries only).
+    /// `issuer`, when given, is the only publisher the entry may come from (r0 catch-up serves
+    /// a peer's own entries only; r1 relays anyone's, each checked on its own signature).
     fn accept_entry(
         &mut self,
         bytes: &[u8],
@@ -644,6 +710,76 @@ impl EventLoop {
         }
     }
 
+    /// Checks a withdrawal from a peer and stores it durably. `Reject` if it is malformed,
+    /// badly signed, or signed by someone other than the publisher of a dataset this node
+    /// knows (a dataset is the pair of publisher and id, so only its publisher may withdraw
+    /// it); `Ignore` if it could not be stored.
+    fn accept_withdrawal(
+        &mut self,
+        bytes: &[u8],
+        from: &PeerId,
+        via: &'static str,
+    ) -> MessageAcceptance {
+        let reject = |this: &mut Self, reason: String| {
+            warn!(peer = %from, via, %reason, "rejected withdrawal");
+            this.shared.stats.withdrawal(false);
+            this.shared.emit(NodeEvent::WithdrawalRejected {
+                from: from.to_string(),
+                reason,
+            });
+            MessageAcceptance::Reject
+        };
+        let signed = match SignedWithdrawal::decode(bytes) {
+            Ok(s) => s,
+            Err(e) => return reject(self, e.to_string()),
+        };
+        let w = &signed.withdrawal;
+        match self.shared.store.publishers_of(&w.dataset) {
+            Ok(publishers) if !publishers.is_empty() && !publishers.contains(&w.iss) => {
+                let who: Vec<String> = publishers.iter().map(|d| d.to_string()).collect();
+                return reject(
+                    self,
+                    format!(
+                        "withdrawal of dataset {} signed by {}, but its publisher is {}",
+                        w.dataset,
+                        w.iss,
+                        who.join(", ")
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot look up a withdrawn dataset");
+                return MessageAcceptance::Ignore;
+            }
+        }
+        match self.shared.store.put_withdrawal(&signed) {
+            Ok(true) => {
+                let flush = self.shared.store.flush_async();
+                tokio::spawn(async move {
+                    if let Err(e) = flush.await {
+                        tracing::error!(error = %e, "cannot flush a received withdrawal");
+                    }
+                });
+                debug!(peer = %from, via, dataset = %w.dataset, version = w.version, "accepted withdrawal");
+                self.shared.stats.withdrawal(true);
+                self.shared.emit(NodeEvent::WithdrawalAccepted {
+                    withdrawal: hex::encode(signed.id),
+                    dataset: w.dataset.to_string(),
+                    version: w.version,
+                    by: w.iss.to_string(),
+                    from: from.to_string(),
+                });
+                MessageAcceptance::Accept
+            }
+            Ok(false) => MessageAcceptance::Accept,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a valid withdrawal");
+                MessageAcceptance::Ignore
+            }
+        }
+    }
+
     fn on_access(&mut self, event: request_response::Event<AccessRequest, AccessResponse>) {
         use request_response::{Event, Message};
         match event {
@@ -706,7 +842,11 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let page = if request.revocations {
+                let page = if !request.want.is_empty() {
+                    crate::access::record_page(&self.shared, &peer, &request.want)
+                } else if let Some(since) = request.since {
+                    crate::access::id_page(&self.shared, since)
+                } else if request.revocations {
                     crate::access::revocation_page(&self.shared, request.after)
                 } else {
                     crate::access::sync_page(&self.shared, request.after)
@@ -729,53 +869,15 @@ impl EventLoop {
                         request_id,
                     },
                 ..
-            } if self.revocation_syncs.remove(&request_id) => {
-                let mut last = None;
-                for bytes in response.entries.iter().take(limits::MAX_SYNC_ENTRIES) {
-                    match self.accept_revocation(bytes, &peer, "sync") {
-                        MessageAcceptance::Accept => {
-                            last = Some(EntryId(*blake3::hash(bytes).as_bytes()))
-                        }
-                        _ => return,
-                    }
-                }
-                if response.more {
-                    if let Some(after) = last {
-                        let id = self.swarm.behaviour_mut().sync.send_request(
-                            &peer,
-                            SyncRequest {
-                                after: Some(after),
-                                revocations: true,
-                            },
-                        );
-                        self.revocation_syncs.insert(id);
-                    }
-                }
-            }
-            Event::Message {
-                peer,
-                message: Message::Response { response, .. },
-                ..
             } => {
-                let mut last = None;
-                let issuer = crate::node::did_of_peer(&peer);
-                for bytes in response.entries.iter().take(limits::MAX_SYNC_ENTRIES) {
-                    match self.accept_entry(bytes, &peer, "sync", issuer) {
-                        MessageAcceptance::Accept => last = Some(EntryId::of(bytes)),
-                        // A peer that sends bad catch-up pages gets no further page requests.
-                        _ => return,
-                    }
-                }
-                if response.more {
-                    if let Some(after) = last {
-                        self.swarm.behaviour_mut().sync.send_request(
-                            &peer,
-                            SyncRequest {
-                                after: Some(after),
-                                revocations: false,
-                            },
-                        );
-                    }
+                let Some((_, ask)) = self.sync_asks.remove(&request_id) else {
+                    return;
+                };
+                match ask {
+                    SyncAsk::Revocations => self.on_revocation_page(peer, response),
+                    SyncAsk::OwnEntries => self.on_own_entries_page(peer, response),
+                    SyncAsk::Ids(since) => self.on_id_page(peer, since, response),
+                    SyncAsk::Records(ids) => self.on_record_page(peer, ids, response),
                 }
             }
             Event::OutboundFailure {
@@ -785,12 +887,283 @@ impl EventLoop {
                 ..
             } => {
                 debug!(%peer, %error, "catch-up failed");
-                self.revocation_syncs.remove(&request_id);
+                let ask = self.sync_asks.remove(&request_id);
+                self.end_catch_up(peer);
+                // A peer of revision r0 refuses the r1 form: fall back to its own entries.
+                if let Some((_, SyncAsk::Ids(0))) = ask {
+                    if self.swarm.is_connected(&peer) {
+                        self.ask(peer, SyncAsk::OwnEntries);
+                        return;
+                    }
+                }
                 self.syncing.remove(&peer);
             }
             _ => {}
         }
     }
+
+    fn on_revocation_page(&mut self, peer: PeerId, response: SyncResponse) {
+        let mut last = None;
+        for bytes in response.entries.iter().take(limits::MAX_SYNC_ENTRIES) {
+            match self.accept_revocation(bytes, &peer, "sync") {
+                MessageAcceptance::Accept => last = Some(EntryId(*blake3::hash(bytes).as_bytes())),
+                _ => return,
+            }
+        }
+        if response.more {
+            if let Some(after) = last {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, SyncRequest::revocations(Some(after)));
+                self.sync_asks.insert(id, (peer, SyncAsk::Revocations));
+            }
+        }
+    }
+
+    /// r0: a page of the peer's own entries.
+    fn on_own_entries_page(&mut self, peer: PeerId, response: SyncResponse) {
+        let mut last = None;
+        let issuer = crate::node::did_of_peer(&peer);
+        for bytes in response.entries.iter().take(limits::MAX_SYNC_ENTRIES) {
+            match self.accept_entry(bytes, &peer, "sync", issuer) {
+                MessageAcceptance::Accept => last = Some(EntryId::of(bytes)),
+                // A peer that sends bad catch-up pages gets no further page requests.
+                _ => return,
+            }
+        }
+        if response.more {
+            if let Some(after) = last {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, SyncRequest::entries(Some(after)));
+                self.sync_asks.insert(id, (peer, SyncAsk::OwnEntries));
+            }
+        }
+    }
+
+    /// r1: a page of record ids. Asks for the records not held here, then (in
+    /// [`Self::pump`]) commits the cursor and asks for the next page.
+    fn on_id_page(&mut self, peer: PeerId, since: u64, response: SyncResponse) {
+        let (Some(through), Some(epoch)) = (response.through, response.epoch) else {
+            warn!(%peer, "catch-up id page without its sequence number or epoch");
+            self.syncing.remove(&peer);
+            return;
+        };
+        if response.ids.len() > limits::MAX_SYNC_IDS
+            || response.ids.iter().any(|i| i.len() != 32)
+            || through < since
+        {
+            warn!(%peer, ids = response.ids.len(), "malformed catch-up id page");
+            self.syncing.remove(&peer);
+            return;
+        }
+        // A cursor taken from an earlier store of the peer's means nothing now: start over.
+        if since > 0 && self.cursor_for(&peer).is_some_and(|(e, _)| e != epoch) {
+            debug!(%peer, "peer's store changed since the last catch-up; starting over");
+            self.ask(peer, SyncAsk::Ids(0));
+            return;
+        }
+        let mut queue = VecDeque::new();
+        let mut seen = HashSet::new();
+        for raw in &response.ids {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(raw);
+            match self.shared.store.holds(&id) {
+                Ok(false) if seen.insert(id) => queue.push_back(id),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the store during catch-up");
+                    self.syncing.remove(&peer);
+                    return;
+                }
+            }
+        }
+        let state = self.catch_ups.entry(peer).or_default();
+        state.epoch = epoch;
+        state.through = through;
+        state.more = response.more;
+        state.queue = queue;
+        self.pump(peer);
+    }
+
+    /// r1: a page of records asked for by id. Each is checked exactly as if it came by gossip,
+    /// on its own signature, whoever relays it.
+    fn on_record_page(&mut self, peer: PeerId, asked: Vec<[u8; 32]>, response: SyncResponse) {
+        for id in &asked {
+            if self.fetching.get(id) == Some(&peer) {
+                self.fetching.remove(id);
+            }
+        }
+        if let Some(state) = self.catch_ups.get_mut(&peer) {
+            state.in_flight = state.in_flight.saturating_sub(1);
+        } else {
+            return;
+        }
+        if response.entries.len() > limits::MAX_SYNC_ENTRIES {
+            warn!(%peer, "catch-up page with too many records");
+            self.end_catch_up(peer);
+            return;
+        }
+        let mut got = HashSet::new();
+        for bytes in &response.entries {
+            let id = *blake3::hash(bytes).as_bytes();
+            self.shared.stats.sync_received(bytes.len() as u64);
+            let verdict = if !asked.contains(&id) {
+                warn!(%peer, "catch-up page holds a record that was not asked for");
+                self.shared.stats.rejected();
+                MessageAcceptance::Reject
+            } else if is_withdrawal(bytes) {
+                self.accept_withdrawal(bytes, &peer, "sync")
+            } else {
+                self.accept_entry(bytes, &peer, "sync", None)
+            };
+            match verdict {
+                MessageAcceptance::Accept => {
+                    got.insert(id);
+                    if let Some(state) = self.catch_ups.get_mut(&peer) {
+                        state.received += 1;
+                    }
+                }
+                // A peer that relays a bad record gets no further requests.
+                _ => {
+                    self.end_catch_up(peer);
+                    return;
+                }
+            }
+        }
+        if response.more {
+            // Left out for size: ask again for what is missing.
+            if let Some(state) = self.catch_ups.get_mut(&peer) {
+                for id in asked.into_iter().rev().filter(|i| !got.contains(i)) {
+                    state.queue.push_front(id);
+                }
+            }
+        }
+        self.pump(peer);
+        self.pump_waiting(peer);
+    }
+
+    /// Ends the catch-up with `peer` (done, failed or disconnected): what it was asked for is
+    /// free to be asked of others, and catch-ups that waited on it go on.
+    fn end_catch_up(&mut self, peer: PeerId) {
+        if self.catch_ups.remove(&peer).is_some() {
+            self.fetching.retain(|_, p| *p != peer);
+            self.pump_waiting(peer);
+        }
+    }
+
+    /// Lets every other catch-up that has nothing in flight re-check its deferred ids.
+    fn pump_waiting(&mut self, except: PeerId) {
+        let waiting: Vec<PeerId> = self
+            .catch_ups
+            .iter()
+            .filter(|(p, s)| **p != except && s.in_flight == 0 && !s.deferred.is_empty())
+            .map(|(p, _)| *p)
+            .collect();
+        for p in waiting {
+            self.pump(p);
+        }
+    }
+
+    /// Keeps up to [`MAX_SYNC_IN_FLIGHT`] record requests going to `peer`, skipping records
+    /// held by now and deferring those another peer is sending; when a page is done, commits
+    /// the cursor and asks for the next page, or reports the catch-up done.
+    fn pump(&mut self, peer: PeerId) {
+        let store = self.shared.store.clone();
+        let mut asks = Vec::new();
+        let finished = {
+            let Some(state) = self.catch_ups.get_mut(&peer) else {
+                return;
+            };
+            if state.queue.is_empty() && state.in_flight == 0 {
+                // Deferred ids: done if held now, ours to ask if nobody is sending them.
+                let mut still = Vec::new();
+                for id in std::mem::take(&mut state.deferred) {
+                    if store.holds(&id).unwrap_or(false) {
+                        continue;
+                    }
+                    if self.fetching.contains_key(&id) {
+                        still.push(id);
+                    } else {
+                        state.queue.push_back(id);
+                    }
+                }
+                state.deferred = still;
+            }
+            while state.in_flight < MAX_SYNC_IN_FLIGHT && !state.queue.is_empty() {
+                let mut batch = Vec::new();
+                while batch.len() < limits::MAX_SYNC_ENTRIES {
+                    let Some(id) = state.queue.pop_front() else {
+                        break;
+                    };
+                    if store.holds(&id).unwrap_or(false) {
+                        continue;
+                    }
+                    if self.fetching.contains_key(&id) {
+                        state.deferred.push(id);
+                        continue;
+                    }
+                    self.fetching.insert(id, peer);
+                    batch.push(id);
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                asks.push(batch);
+                state.in_flight += 1;
+            }
+            state.in_flight == 0 && state.queue.is_empty() && state.deferred.is_empty()
+        };
+        for ids in asks {
+            self.ask(peer, SyncAsk::Records(ids));
+        }
+        if !finished {
+            return;
+        }
+        let Some(state) = self.catch_ups.get(&peer) else {
+            return;
+        };
+        let (epoch, through, more, received) =
+            (state.epoch, state.through, state.more, state.received);
+        if let Err(e) = self
+            .shared
+            .store
+            .set_cursor(&peer.to_bytes(), epoch, through)
+        {
+            tracing::error!(error = %e, "cannot keep a catch-up cursor");
+        }
+        let flush = self.shared.store.flush_async();
+        tokio::spawn(async move {
+            if let Err(e) = flush.await {
+                tracing::error!(error = %e, "cannot flush after a catch-up page");
+            }
+        });
+        if more {
+            self.ask(peer, SyncAsk::Ids(through));
+        } else {
+            self.catch_ups.remove(&peer);
+            debug!(%peer, received, "catch-up done");
+            self.shared.emit(NodeEvent::CatchUpDone {
+                peer: peer.to_string(),
+                received,
+            });
+        }
+    }
+}
+
+/// True if `bytes` look like a withdrawal envelope: the type tag `cix/withdraw@1` right after
+/// the signature and the varsig header (`identity.md` §6). This only picks the decoder; the
+/// decoder then checks everything, so a record that lies here is refused all the same.
+fn is_withdrawal(bytes: &[u8]) -> bool {
+    // [0x82, 0x58, 0x40, 64-byte signature, 0xa2, "h" (0x61 0x68), 0x48 + 8-byte header, tag]
+    const TAG_AT: usize = 3 + 64 + 1 + 2 + 1 + 8;
+    let tag = WITHDRAWAL_TAG.as_bytes();
+    bytes.get(TAG_AT) == Some(&(0x60 | tag.len() as u8))
+        && bytes.get(TAG_AT + 1..TAG_AT + 1 + tag.len()) == Some(tag)
 }
 
 /// The gossip message id (`specs/gossip.md` §5): on the catalogue topic BLAKE3 of the data,
@@ -817,4 +1190,31 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
         libp2p::multiaddr::Protocol::P2p(id) => Some(id),
         _ => None,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use cix_protocol::catalogue::DatasetId;
+    use cix_protocol::identity::Keypair;
+    use cix_protocol::withdrawal::Withdrawal;
+
+    #[test]
+    fn withdrawal_envelopes_are_told_from_others_by_their_tag() {
+        let key = Keypair::generate();
+        let w = Withdrawal {
+            iss: key.did(),
+            dataset: DatasetId([1; 16]),
+            version: 1,
+            at: 1,
+            reason: None,
+        }
+        .seal(&key)
+        .unwrap();
+        assert!(is_withdrawal(&w.bytes));
+        let other = cix_protocol::envelope::seal(&key, "cix/entry@1", &w.withdrawal).unwrap();
+        assert!(!is_withdrawal(&other));
+        assert!(!is_withdrawal(&w.bytes[..40]));
+    }
 }

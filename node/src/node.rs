@@ -76,6 +76,33 @@ pub enum NodeEvent {
         /// Why.
         reason: String,
     },
+    /// A withdrawal from a peer (gossip or catch-up) was accepted and stored.
+    WithdrawalAccepted {
+        /// Withdrawal id (BLAKE3 hex of its envelope).
+        withdrawal: String,
+        /// Dataset id.
+        dataset: String,
+        /// The last version withdrawn.
+        version: u64,
+        /// Who signed it (the dataset's publisher).
+        by: String,
+        /// Peer it came from.
+        from: String,
+    },
+    /// A withdrawal from a peer was rejected.
+    WithdrawalRejected {
+        /// Peer it came from.
+        from: String,
+        /// Why.
+        reason: String,
+    },
+    /// Catch-up (`/cix/sync/1` r1) with a peer reached the end of what the peer listed.
+    CatchUpDone {
+        /// PeerId.
+        peer: String,
+        /// Records received from it in this catch-up.
+        received: u64,
+    },
     /// An access request waits in the operator's queue.
     RequestQueued {
         /// Request id.
@@ -95,6 +122,11 @@ pub struct Stats {
     bytes_served: AtomicU64,
     revocations_accepted: AtomicU64,
     revocations_rejected: AtomicU64,
+    withdrawals_accepted: AtomicU64,
+    withdrawals_rejected: AtomicU64,
+    sync_records_served: AtomicU64,
+    sync_records_received: AtomicU64,
+    sync_bytes_received: AtomicU64,
 }
 
 /// A snapshot of [`Stats`].
@@ -114,6 +146,17 @@ pub struct StatsSnapshot {
     pub revocations_accepted: u64,
     /// Revocations rejected (malformed or badly signed).
     pub revocations_rejected: u64,
+    /// Withdrawals accepted from peers (gossip or catch-up).
+    pub withdrawals_accepted: u64,
+    /// Withdrawals rejected (malformed, badly signed, or signed by someone other than the
+    /// dataset's publisher).
+    pub withdrawals_rejected: u64,
+    /// Records (entries, withdrawals) this node sent to peers catching up (`/cix/sync/1` r1).
+    pub sync_records_served: u64,
+    /// Records this node received while catching up (r1), valid or not.
+    pub sync_records_received: u64,
+    /// Envelope bytes of those records.
+    pub sync_bytes_received: u64,
 }
 
 impl Stats {
@@ -134,6 +177,21 @@ impl Stats {
             self.revocations_rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
+    pub(crate) fn withdrawal(&self, accepted: bool) {
+        if accepted {
+            self.withdrawals_accepted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.withdrawals_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    pub(crate) fn sync_served(&self, records: u64) {
+        self.sync_records_served
+            .fetch_add(records, Ordering::Relaxed);
+    }
+    pub(crate) fn sync_received(&self, bytes: u64) {
+        self.sync_records_received.fetch_add(1, Ordering::Relaxed);
+        self.sync_bytes_received.fetch_add(bytes, Ordering::Relaxed);
+    }
     pub(crate) fn refused(&self) {
         self.transfers_refused.fetch_add(1, Ordering::Relaxed);
     }
@@ -147,6 +205,11 @@ impl Stats {
             bytes_served: self.bytes_served.load(Ordering::Relaxed),
             revocations_accepted: self.revocations_accepted.load(Ordering::Relaxed),
             revocations_rejected: self.revocations_rejected.load(Ordering::Relaxed),
+            withdrawals_accepted: self.withdrawals_accepted.load(Ordering::Relaxed),
+            withdrawals_rejected: self.withdrawals_rejected.load(Ordering::Relaxed),
+            sync_records_served: self.sync_records_served.load(Ordering::Relaxed),
+            sync_records_received: self.sync_records_received.load(Ordering::Relaxed),
+            sync_bytes_received: self.sync_bytes_received.load(Ordering::Relaxed),
         }
     }
 }
@@ -439,6 +502,15 @@ impl Node {
     pub(crate) async fn announce(&self, bytes: Vec<u8>) -> Result<usize> {
         self.call(|reply| Command::Announce {
             topic: cix_protocol::wire::CATALOGUE_TOPIC,
+            bytes,
+            reply,
+        })
+        .await?
+    }
+
+    pub(crate) async fn announce_withdrawal(&self, bytes: Vec<u8>) -> Result<usize> {
+        self.call(|reply| Command::Announce {
+            topic: cix_protocol::wire::WITHDRAWAL_TOPIC,
             bytes,
             reply,
         })

@@ -161,6 +161,10 @@ pub struct PublishRequest {
     /// statement then says so.
     #[serde(default)]
     pub accept_invalid: bool,
+    /// Publish a new version of this node's dataset with this id (or unique prefix) instead
+    /// of a new dataset (ISO 37156 4.2 g; see [`crate::withdraw::next_version`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
 }
 
 /// What was published.
@@ -170,6 +174,8 @@ pub struct Published {
     pub dataset: String,
     /// Entry id.
     pub entry: String,
+    /// Version number (1 for a new dataset).
+    pub version: u64,
     /// Title.
     pub title: String,
     /// Spectrum level.
@@ -287,11 +293,18 @@ fn build_entry(
         })
         .transpose()?;
     let now = rfc3339_now();
+    let (dataset, version, previous, issued) = match &req.dataset {
+        Some(text) => {
+            let (d, v, p, i) = crate::withdraw::next_version(shared, text)?;
+            (d, v, Some(p), i)
+        }
+        None => (DatasetId::generate(), 1, None, now.clone()),
+    };
     Ok(Entry {
         iss: me,
-        dataset: DatasetId::generate(),
-        version: 1,
-        previous: None,
+        dataset,
+        version,
+        previous,
         title,
         description: meta.description.clone().unwrap_or_default(),
         keywords: meta.keywords.clone(),
@@ -317,7 +330,7 @@ fn build_entry(
                 end: meta.temporal_end.clone(),
             }
         }),
-        issued: now.clone(),
+        issued,
         modified: now,
         distributions: vec![Distribution {
             media_type: meta
@@ -606,6 +619,7 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
     Ok(Published {
         dataset: own.dataset.to_string(),
         entry: signed.id.to_string(),
+        version: signed.entry.version,
         title: signed.entry.title.clone(),
         spectrum: level.to_string(),
         content_hash: own.content.to_hex(),

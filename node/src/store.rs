@@ -14,19 +14,31 @@
 //! | `revocations` | revocation id (BLAKE3, 32 bytes) | revocation envelope bytes |
 //! | `revoked` | revoked delegation CID bytes, then revocation id | revocation envelope bytes |
 //! | `profiles` | peer DID text | the newest signed agency profile a peer sent (`cix/profile@1`) |
+//! | `versions` | dataset id, publisher key, version (8 bytes BE), entry id | empty: every version known, for history (ISO 37156 4.2 g) |
+//! | `withdrawals` | withdrawal id (BLAKE3, 32 bytes) | withdrawal envelope bytes (`cix/withdraw@1`), kept for good |
+//! | `withdrawn` | dataset id, publisher key, withdrawal id | version withdrawn (8 bytes BE) |
+//! | `seq` | arrival sequence number (8 bytes BE) | record id, dataset id and publisher key, kind (0 entry, 1 withdrawal) |
+//! | `seq_of` | record id | its arrival sequence number: the records catch-up may serve |
+//! | `cursors` | peer id bytes | the peer's store epoch and the highest of its sequence numbers fully processed here (8 + 8 bytes BE) |
+//! | `meta` | `epoch` | this store's epoch (8 random bytes), fixed when the store is created |
+//!
+//! The arrival sequence is local to each store: a record gets the next number when it is first
+//! stored, closed entries never get one (they are never served), and numbers only grow. It lets
+//! a peer ask "what arrived after N" ([`Store::ids_after`]) and resume there later.
 //!
 //! Every write that is acknowledged to a caller is flushed before the acknowledgement returns
 //! (DESIGN.md §6). Values are CBOR; a record that fails to decode is reported, never guessed.
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use cix_protocol::catalogue::{DatasetId, EntryId, Level, SignedEntry};
 use cix_protocol::cbor;
 use cix_protocol::content::ContentHash;
 use cix_protocol::identity::Did;
 use cix_protocol::revocation::SignedRevocation;
 use cix_protocol::ucan::Cid;
+use cix_protocol::withdrawal::SignedWithdrawal;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Largest stored record; far above any real one, it only bounds a corrupt store's damage.
@@ -128,6 +140,37 @@ pub struct Store {
     spent: sled::Tree,
     revocations: sled::Tree,
     revoked: sled::Tree,
+    versions: sled::Tree,
+    withdrawals: sled::Tree,
+    withdrawn: sled::Tree,
+    seq: sled::Tree,
+    seq_of: sled::Tree,
+    cursors: sled::Tree,
+    epoch: u64,
+    /// Held while a sequence number is taken and written, so that numbers become visible in
+    /// order: a reader never sees N+1 before N and so never skips N for good.
+    seq_lock: std::sync::Arc<std::sync::Mutex<()>>,
+}
+
+/// Kind byte of an entry in the `seq` tree.
+const KIND_ENTRY: u8 = 0;
+/// Kind byte of a withdrawal in the `seq` tree.
+const KIND_WITHDRAWAL: u8 = 1;
+/// Most `seq` records one id page looks at, listed or not: bounds the work of one request.
+pub const MAX_SYNC_SCAN: usize = 8 * cix_protocol::limits::MAX_SYNC_IDS;
+
+/// A 32-byte record id: an entry id or a withdrawal id.
+pub type RecordId = [u8; 32];
+
+/// One page of record ids, for a peer catching up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdPage {
+    /// Ids of current entries and of withdrawals, in arrival order.
+    pub ids: Vec<RecordId>,
+    /// The highest sequence number the page covers.
+    pub through: u64,
+    /// More records follow.
+    pub more: bool,
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -168,7 +211,28 @@ impl Store {
                     path.display()
                 )
             })?;
-        Ok(Self {
+        let meta = db.open_tree("meta")?;
+        let epoch = match meta.get("epoch")? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| anyhow!("corrupt store epoch"))?,
+            ),
+            None => {
+                let e: u64 = rand::random();
+                meta.insert("epoch", &e.to_be_bytes())?;
+                e
+            }
+        };
+        let store = Self {
+            versions: db.open_tree("versions")?,
+            withdrawals: db.open_tree("withdrawals")?,
+            withdrawn: db.open_tree("withdrawn")?,
+            seq: db.open_tree("seq")?,
+            seq_of: db.open_tree("seq_of")?,
+            cursors: db.open_tree("cursors")?,
+            epoch,
+            seq_lock: std::sync::Arc::default(),
             entries: db.open_tree("entries")?,
             latest: db.open_tree("latest")?,
             own: db.open_tree("own")?,
@@ -178,7 +242,62 @@ impl Store {
             revocations: db.open_tree("revocations")?,
             revoked: db.open_tree("revoked")?,
             db,
-        })
+        };
+        store.index_old_entries()?;
+        Ok(store)
+    }
+
+    /// A store written before versions and arrival numbers existed: index its entries once.
+    fn index_old_entries(&self) -> Result<()> {
+        if !self.versions.is_empty() || self.entries.is_empty() {
+            return Ok(());
+        }
+        for item in self.entries.iter() {
+            let (_, bytes) = item?;
+            let signed =
+                SignedEntry::decode(&bytes).map_err(|e| anyhow!("corrupt stored entry: {e}"))?;
+            self.index_entry(&signed)?;
+        }
+        self.flush()
+    }
+
+    /// Records an entry in the version index and, unless closed, in the arrival sequence.
+    fn index_entry(&self, signed: &SignedEntry) -> Result<()> {
+        let pair = latest_key(&signed.entry.dataset, &signed.entry.iss);
+        let mut key = pair.to_vec();
+        key.extend_from_slice(&signed.entry.version.to_be_bytes());
+        key.extend_from_slice(&signed.id.0);
+        self.versions.insert(key, &[])?;
+        if signed.entry.level() != Level::Closed {
+            self.assign_seq(&signed.id.0, &pair, KIND_ENTRY)?;
+        }
+        Ok(())
+    }
+
+    fn assign_seq(&self, id: &RecordId, pair: &[u8; 48], kind: u8) -> Result<()> {
+        let _order = self
+            .seq_lock
+            .lock()
+            .map_err(|_| anyhow!("the sequence lock is poisoned"))?;
+        if self.seq_of.contains_key(id)? {
+            return Ok(());
+        }
+        let n = match self.seq.last()? {
+            Some((k, _)) => {
+                u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| anyhow!("corrupt sequence key"))?,
+                ) + 1
+            }
+            None => 1,
+        };
+        let mut value = id.to_vec();
+        value.extend_from_slice(pair);
+        value.push(kind);
+        self.seq.insert(n.to_be_bytes(), value)?;
+        self.seq_of.insert(id, &n.to_be_bytes())?;
+        Ok(())
     }
 
     /// Flushes everything written so far to disk on a blocking thread; the future ends when it
@@ -218,6 +337,7 @@ impl Store {
             return Ok(false);
         }
         self.entries.insert(signed.id.0, signed.bytes.as_slice())?;
+        self.index_entry(signed)?;
         let key = latest_key(&signed.entry.dataset, &signed.entry.iss);
         let newer = match self.latest.get(key)? {
             Some(id) => match self.entry(&EntryId(as_id(&id)?))? {
@@ -275,12 +395,28 @@ impl Store {
         }
     }
 
-    /// The latest entry of every dataset known.
+    /// The latest entry of every dataset known and listed: withdrawn datasets are left out
+    /// (ISO 37156 4.2 g; `specs/catalogue.md` §5).
     ///
     /// # Errors
     ///
     /// Store I/O or a corrupt record.
     pub fn catalogue(&self) -> Result<Vec<SignedEntry>> {
+        let mut out = Vec::new();
+        for e in self.catalogue_all()? {
+            if self.withdrawal_of(&e)?.is_none() {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest entry of every dataset known, withdrawn ones included.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn catalogue_all(&self) -> Result<Vec<SignedEntry>> {
         let mut out = Vec::new();
         for item in self.latest.iter() {
             let (_, id) = item?;
@@ -520,6 +656,253 @@ impl Store {
     }
 }
 
+/// Versions, withdrawals and the arrival sequence behind incremental catch-up
+/// (`specs/gossip.md` §6, `specs/catalogue.md` §5).
+impl Store {
+    /// This store's epoch: random, fixed when the store was created.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Every version of `dataset` known, from any publisher that used the id, by publisher and
+    /// version.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn versions(&self, dataset: &DatasetId) -> Result<Vec<SignedEntry>> {
+        let mut out = Vec::new();
+        for item in self.versions.scan_prefix(dataset.0) {
+            let (k, _) = item?;
+            let id = k
+                .get(56..88)
+                .ok_or_else(|| anyhow!("corrupt version index"))?;
+            if let Some(e) = self.entry(&EntryId(as_id(id)?))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The publishers known to publish `dataset`.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn publishers_of(&self, dataset: &DatasetId) -> Result<Vec<Did>> {
+        let mut out = Vec::new();
+        for item in self.latest.scan_prefix(dataset.0) {
+            let (_, id) = item?;
+            if let Some(e) = self.entry(&EntryId(as_id(&id)?))? {
+                out.push(e.entry.iss);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a verified withdrawal. Returns true if it was new. The caller has checked that
+    /// its signer publishes the dataset, if the dataset is known here at all.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn put_withdrawal(&self, w: &SignedWithdrawal) -> Result<bool> {
+        if self.withdrawals.contains_key(w.id)? {
+            return Ok(false);
+        }
+        let pair = latest_key(&w.withdrawal.dataset, &w.withdrawal.iss);
+        let mut key = pair.to_vec();
+        key.extend_from_slice(&w.id);
+        self.withdrawals.insert(w.id, w.bytes.as_slice())?;
+        self.withdrawn
+            .insert(key, &w.withdrawal.version.to_be_bytes())?;
+        self.assign_seq(&w.id, &pair, KIND_WITHDRAWAL)?;
+        Ok(true)
+    }
+
+    /// Every withdrawal of `dataset` known, whoever signed it.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn withdrawals_of(&self, dataset: &DatasetId) -> Result<Vec<SignedWithdrawal>> {
+        let mut out = Vec::new();
+        for item in self.withdrawn.scan_prefix(dataset.0) {
+            let (k, _) = item?;
+            let id = k
+                .get(48..80)
+                .ok_or_else(|| anyhow!("corrupt withdrawal index"))?;
+            if let Some(bytes) = self.withdrawals.get(id)? {
+                out.push(
+                    SignedWithdrawal::decode(&bytes)
+                        .map_err(|e| anyhow!("corrupt stored withdrawal: {e}"))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The greatest version of (`dataset`, `issuer`) withdrawn, if any.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn withdrawn_version(&self, dataset: &DatasetId, issuer: &Did) -> Result<Option<u64>> {
+        let mut max = None;
+        for item in self.withdrawn.scan_prefix(latest_key(dataset, issuer)) {
+            let (_, v) = item?;
+            let v = u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| anyhow!("corrupt withdrawal index"))?,
+            );
+            max = max.max(Some(v));
+        }
+        Ok(max)
+    }
+
+    /// The withdrawal that keeps `entry` out of listings: one by its publisher whose version is
+    /// at least the entry's. `None` if the entry is listed.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn withdrawal_of(&self, entry: &SignedEntry) -> Result<Option<SignedWithdrawal>> {
+        let mut best: Option<(u64, Vec<u8>)> = None;
+        let pair = latest_key(&entry.entry.dataset, &entry.entry.iss);
+        for item in self.withdrawn.scan_prefix(pair) {
+            let (k, v) = item?;
+            let v = u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| anyhow!("corrupt withdrawal index"))?,
+            );
+            if v >= entry.entry.version && best.as_ref().is_none_or(|(b, _)| v > *b) {
+                best = Some((v, k.get(48..).unwrap_or_default().to_vec()));
+            }
+        }
+        match best {
+            Some((_, id)) => match self.withdrawals.get(id)? {
+                Some(bytes) => Ok(Some(
+                    SignedWithdrawal::decode(&bytes)
+                        .map_err(|e| anyhow!("corrupt stored withdrawal: {e}"))?,
+                )),
+                None => Err(anyhow!("withdrawal index names a missing withdrawal")),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Record ids that arrived after sequence number `since`, for a peer catching up: current
+    /// entries (the latest version of their dataset) and withdrawals, at most `max` ids, and
+    /// at most [`MAX_SYNC_SCAN`] sequence records looked at.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn ids_after(&self, since: u64, max: usize) -> Result<IdPage> {
+        let mut ids = Vec::new();
+        let mut through = since;
+        let start = since.saturating_add(1).to_be_bytes();
+        for (scanned, item) in self.seq.range(start..).enumerate() {
+            let (k, v) = item?;
+            if ids.len() == max || scanned == MAX_SYNC_SCAN {
+                return Ok(IdPage {
+                    ids,
+                    through,
+                    more: true,
+                });
+            }
+            through = u64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| anyhow!("corrupt sequence key"))?,
+            );
+            if v.len() != 81 {
+                bail!("corrupt sequence record");
+            }
+            let id = as_id(&v[..32])?;
+            let listed = match v[80] {
+                KIND_ENTRY => self.latest.get(&v[32..80])?.is_some_and(|l| *l == id),
+                _ => true,
+            };
+            if listed {
+                ids.push(id);
+            }
+        }
+        Ok(IdPage {
+            ids,
+            through,
+            more: false,
+        })
+    }
+
+    /// The envelope of a record catch-up may serve (an open or shared entry, or a
+    /// withdrawal), by id. `None` for anything else, closed entries included.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn servable(&self, id: &RecordId) -> Result<Option<Vec<u8>>> {
+        if !self.seq_of.contains_key(id)? {
+            return Ok(None);
+        }
+        if let Some(b) = self.entries.get(id)? {
+            return Ok(Some(b.to_vec()));
+        }
+        Ok(self.withdrawals.get(id)?.map(|b| b.to_vec()))
+    }
+
+    /// True if the entry or withdrawal `id` is stored here.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn holds(&self, id: &RecordId) -> Result<bool> {
+        Ok(self.entries.contains_key(id)? || self.withdrawals.contains_key(id)?)
+    }
+
+    /// The catch-up cursor kept for a peer: its store epoch and the highest of its sequence
+    /// numbers fully processed here.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn cursor(&self, peer: &[u8]) -> Result<Option<(u64, u64)>> {
+        match self.cursors.get(peer)? {
+            Some(v) if v.len() == 16 => Ok(Some((
+                u64::from_be_bytes(as_id_8(&v[..8])),
+                u64::from_be_bytes(as_id_8(&v[8..])),
+            ))),
+            Some(_) => Err(anyhow!("corrupt catch-up cursor")),
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps the catch-up cursor of a peer (made durable by the next flush).
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn set_cursor(&self, peer: &[u8], epoch: u64, through: u64) -> Result<()> {
+        let mut v = epoch.to_be_bytes().to_vec();
+        v.extend_from_slice(&through.to_be_bytes());
+        self.cursors.insert(peer, v)?;
+        Ok(())
+    }
+
+    /// How many entries (every version) the store holds.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+fn as_id_8(b: &[u8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(b);
+    out
+}
+
 /// A delegation this node issued or received, with the chain it ends (`cix grant`,
 /// `cix delegate`, `cix tokens import`; see [`crate::tokens`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -690,5 +1073,86 @@ mod tests {
             .unwrap();
         let err = store.latest_entry(&ds).unwrap_err().to_string();
         assert!(err.contains("several publishers"), "{err}");
+    }
+
+    #[test]
+    fn withdrawal_hides_up_to_its_version_and_a_later_version_relists() {
+        use cix_protocol::withdrawal::Withdrawal;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let owner = Keypair::generate();
+        let ds = DatasetId::generate();
+        let v1 = signed(&owner, ds, 1, None);
+        store.put_entry(&v1).unwrap();
+        let w = Withdrawal {
+            iss: owner.did(),
+            dataset: ds,
+            version: 1,
+            at: 10,
+            reason: None,
+        }
+        .seal(&owner)
+        .unwrap();
+        assert!(store.put_withdrawal(&w).unwrap());
+        assert!(!store.put_withdrawal(&w).unwrap(), "kept once");
+        assert!(store.catalogue().unwrap().is_empty());
+        assert_eq!(store.catalogue_all().unwrap().len(), 1);
+        // Another publisher's entry under the same id is not touched by it.
+        let other = Keypair::generate();
+        store.put_entry(&signed(&other, ds, 1, None)).unwrap();
+        assert_eq!(store.catalogue().unwrap().len(), 1);
+        // The owner's version 2 lists the dataset again.
+        let v2 = signed(&owner, ds, 2, Some(v1.id));
+        store.put_entry(&v2).unwrap();
+        let listed: Vec<EntryId> = store.catalogue().unwrap().iter().map(|e| e.id).collect();
+        assert!(listed.contains(&v2.id));
+        assert_eq!(store.versions(&ds).unwrap().len(), 3);
+        assert_eq!(store.withdrawn_version(&ds, &owner.did()).unwrap(), Some(1));
+    }
+
+    #[test]
+    fn id_pages_list_current_records_in_arrival_order_and_resume() {
+        use cix_protocol::withdrawal::Withdrawal;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let key = Keypair::generate();
+        let a = DatasetId::generate();
+        let a1 = signed(&key, a, 1, None);
+        let a2 = signed(&key, a, 2, Some(a1.id));
+        let b1 = signed(&key, DatasetId::generate(), 1, None);
+        for e in [&a1, &b1, &a2] {
+            store.put_entry(e).unwrap();
+        }
+        let w = Withdrawal {
+            iss: key.did(),
+            dataset: a,
+            version: 2,
+            at: 1,
+            reason: None,
+        }
+        .seal(&key)
+        .unwrap();
+        store.put_withdrawal(&w).unwrap();
+        // a1 is superseded: skipped, but its number is passed over.
+        let all = store.ids_after(0, 100).unwrap();
+        assert_eq!(all.ids, vec![b1.id.0, a2.id.0, w.id]);
+        assert_eq!((all.through, all.more), (4, false));
+        let first = store.ids_after(0, 1).unwrap();
+        assert_eq!((first.ids.clone(), first.more), (vec![b1.id.0], true));
+        let rest = store.ids_after(first.through, 100).unwrap();
+        assert_eq!(rest.ids, vec![a2.id.0, w.id]);
+        assert!(store.ids_after(all.through, 100).unwrap().ids.is_empty());
+        assert!(store.servable(&w.id).unwrap().is_some());
+        // Cursors and the epoch survive a reopen; numbering goes on after the last one.
+        store.set_cursor(b"peer", 7, 4).unwrap();
+        let epoch = store.epoch();
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.epoch(), epoch);
+        assert_eq!(store.cursor(b"peer").unwrap(), Some((7, 4)));
+        let c1 = signed(&key, DatasetId::generate(), 1, None);
+        store.put_entry(&c1).unwrap();
+        assert_eq!(store.ids_after(4, 100).unwrap().ids, vec![c1.id.0]);
     }
 }

@@ -272,6 +272,11 @@ fn authorise(
         })?;
     // Closed first: a prober must not learn whether a guessed content id is a closed dataset's.
     let level = crate::store::Store::own_level(&own).map_err(internal)?;
+    if level != Level::Closed {
+        if let Some(why) = crate::withdraw::withdrawn_own(shared, &own).map_err(internal)? {
+            return Err((DenyCode::Withdrawn, why));
+        }
+    }
     if level != Level::Closed && own.content != req.content {
         return Err((
             DenyCode::NotHeld,

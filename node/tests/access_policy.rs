@@ -32,6 +32,7 @@ async fn publish_with(
     publish(
         &owner.node,
         PublishRequest {
+            dataset: None,
             path: file,
             title: Some(format!("{spectrum} readings")),
             spectrum: Some(spectrum.into()),
@@ -726,6 +727,7 @@ async fn fields_cannot_limit_a_grant_of_a_dataset_that_is_not_csv() {
     let ds = publish(
         &owner.node,
         PublishRequest {
+            dataset: None,
             path: file,
             title: Some("park boundaries".into()),
             spectrum: Some("shared-named".into()),

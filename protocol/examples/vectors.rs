@@ -72,6 +72,7 @@ pub(crate) fn generate() -> Vec<(&'static str, String)> {
         ("sync.json", json(&sync_file(valid))),
         ("tokens.json", json(&tokens_file(&owner))),
         ("revocations.json", json(&revocations_file(&owner))),
+        ("withdrawals.json", json(&withdrawals_file(&owner))),
         ("annotated.txt", annotated_file(valid, &owner)),
     ]
 }
@@ -1140,22 +1141,21 @@ fn sync_file(valid: &[SignedEntry]) -> VectorFile<SyncVector> {
         })
         .collect();
     latest.sort_by_key(|e| e.id);
-    let page = |from: usize| SyncResponse {
-        entries: latest[from..]
-            .iter()
-            .map(|e| serde_bytes::ByteBuf::from(e.bytes.clone()))
-            .collect(),
-        more: false,
+    let page = |from: usize| {
+        SyncResponse::envelopes(
+            latest[from..]
+                .iter()
+                .map(|e| serde_bytes::ByteBuf::from(e.bytes.clone()))
+                .collect(),
+            false,
+        )
     };
     let messages = [
         (
             "sync-request-first",
             "SyncRequest",
             "first page: no after",
-            enc(&SyncRequest {
-                after: None,
-                revocations: false,
-            }),
+            enc(&SyncRequest::entries(None)),
         ),
         (
             "sync-response-all",
@@ -1167,10 +1167,7 @@ fn sync_file(valid: &[SignedEntry]) -> VectorFile<SyncVector> {
             "sync-request-after",
             "SyncRequest",
             "next page: entries after the first id of sync-response-all",
-            enc(&SyncRequest {
-                after: Some(latest[0].id),
-                revocations: false,
-            }),
+            enc(&SyncRequest::entries(Some(latest[0].id))),
         ),
         (
             "sync-response-after",
@@ -1397,10 +1394,172 @@ fn revocations_file(owner: &Keypair) -> RevocationsFile {
         about: "revocations (cix/revoke@1): signed records, their ids, verdicts, and which link of a two-link chain each breaks",
         regenerate: "cargo run -p cix-protocol --example vectors",
         chain: vec![hex::encode(root_bytes), hex::encode(child_bytes)],
-        sync_request: hex::encode(enc(&SyncRequest {
-            after: None,
-            revocations: true,
-        })),
+        sync_request: hex::encode(enc(&SyncRequest::revocations(None))),
+        vectors,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Withdrawals
+
+#[derive(Serialize)]
+struct WithdrawalVector {
+    name: &'static str,
+    description: &'static str,
+    envelope: String,
+    /// BLAKE3 of the envelope: the withdrawal id (valid cases only).
+    id: Option<String>,
+    /// `valid`, or the kind of refusal: `envelope`, `payload`, `reason`, `version`, `time`.
+    verdict: &'static str,
+}
+
+#[derive(Serialize)]
+struct WithdrawalsFile {
+    about: &'static str,
+    regenerate: &'static str,
+    /// The dataset every case names.
+    dataset: String,
+    /// The r1 catch-up requests on `/cix/sync/1`, CBOR hex: the first id page, and a record
+    /// page asking for the first valid withdrawal.
+    sync_ids_request: String,
+    sync_want_request: String,
+    /// An r1 id page listing the valid withdrawals (through 7, epoch 42), CBOR hex.
+    sync_ids_response: String,
+    vectors: Vec<WithdrawalVector>,
+}
+
+fn withdrawal_kind(err: &cix_protocol::withdrawal::WithdrawalError) -> &'static str {
+    use cix_protocol::withdrawal::WithdrawalError as E;
+    match err {
+        E::Envelope(_) => "envelope",
+        E::Payload(_) => "payload",
+        E::Reason => "reason",
+        E::Version => "version",
+        E::Time(_) => "time",
+        _ => "other",
+    }
+}
+
+fn withdrawals_file(owner: &Keypair) -> WithdrawalsFile {
+    use cix_protocol::withdrawal::{SignedWithdrawal, Withdrawal, WITHDRAWAL_TAG};
+    let stranger = Keypair::from_seed(STRANGER_SEED);
+    let dataset = DatasetId([0x5a; 16]);
+    let withdrawal = |by: &Keypair, version: u64, reason: Option<&str>| Withdrawal {
+        iss: by.did(),
+        dataset,
+        version,
+        at: TOKEN_TIME + 2 * 86_400,
+        reason: reason.map(str::to_string),
+    };
+    let seal = |by: &Keypair, w: &Withdrawal| {
+        envelope::seal(by, WITHDRAWAL_TAG, w).expect("withdrawals encode")
+    };
+    let mut cases: Vec<(&'static str, &'static str, Vec<u8>, &'static str)> = vec![
+        (
+            "owner-withdraws-v2",
+            "the publisher withdraws its dataset up to version 2, with a reason",
+            seal(owner, &withdrawal(owner, 2, Some("sensor network retired"))),
+            "valid",
+        ),
+        (
+            "owner-withdraws-v1-no-reason",
+            "the publisher withdraws version 1, no reason given",
+            seal(owner, &withdrawal(owner, 1, None)),
+            "valid",
+        ),
+    ];
+    let mut forged = seal(owner, &withdrawal(owner, 2, None));
+    forged[3] ^= 0x01;
+    cases.push((
+        "forged-signature",
+        "one bit of the signature flipped",
+        forged,
+        "envelope",
+    ));
+    cases.push((
+        "signed-by-another",
+        "names the owner as issuer but is signed by the stranger: no one but the publisher can withdraw",
+        seal(&stranger, &withdrawal(owner, 2, None)),
+        "envelope",
+    ));
+    cases.push((
+        "entry-tag",
+        "a withdrawal payload under the catalogue entry's type tag",
+        envelope::seal(owner, ENTRY_TAG, &withdrawal(owner, 2, None)).expect("encodes"),
+        "envelope",
+    ));
+    cases.push((
+        "version-zero",
+        "version 0: versions start at 1",
+        seal(owner, &withdrawal(owner, 0, None)),
+        "version",
+    ));
+    let long = "x".repeat(limits::MAX_WITHDRAWAL_REASON_BYTES + 1);
+    cases.push((
+        "reason-too-long",
+        "a reason one byte over MAX_WITHDRAWAL_REASON_BYTES",
+        seal(owner, &withdrawal(owner, 2, Some(&long))),
+        "reason",
+    ));
+    let mut before_epoch = withdrawal(owner, 2, None);
+    before_epoch.at = -1;
+    cases.push((
+        "negative-time",
+        "a time before 1970",
+        seal(owner, &before_epoch),
+        "time",
+    ));
+    let mut trailing = seal(owner, &withdrawal(owner, 2, None));
+    trailing.push(0x00);
+    cases.push((
+        "trailing-byte",
+        "one byte after the envelope",
+        trailing,
+        "envelope",
+    ));
+    let mut valid_ids = Vec::new();
+    let vectors = cases
+        .into_iter()
+        .map(|(name, description, bytes, verdict)| {
+            let decoded = SignedWithdrawal::decode(&bytes);
+            let found = match &decoded {
+                Ok(_) => "valid",
+                Err(e) => withdrawal_kind(e),
+            };
+            assert_eq!(found, verdict, "{name}: decoder says {decoded:?}");
+            let ok = decoded.ok();
+            if let Some(w) = &ok {
+                valid_ids.push(w.id);
+            }
+            WithdrawalVector {
+                name,
+                description,
+                envelope: hex::encode(&bytes),
+                id: ok.as_ref().map(|w| hex::encode(w.id)),
+                verdict,
+            }
+        })
+        .collect();
+    let ids_response = SyncResponse {
+        entries: Vec::new(),
+        more: false,
+        ids: valid_ids
+            .iter()
+            .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+            .collect(),
+        through: Some(7),
+        epoch: Some(42),
+    };
+    let ids_response = enc(&ids_response);
+    cbor::from_slice::<SyncResponse>(&ids_response, limits::MAX_SYNC_RESPONSE_BYTES)
+        .expect("the id page decodes");
+    WithdrawalsFile {
+        about: "withdrawals (cix/withdraw@1): signed records, their ids and verdicts; r1 catch-up messages",
+        regenerate: "cargo run -p cix-protocol --example vectors",
+        dataset: dataset.to_string(),
+        sync_ids_request: hex::encode(enc(&SyncRequest::ids(0))),
+        sync_want_request: hex::encode(enc(&SyncRequest::want(&valid_ids[..1]))),
+        sync_ids_response: hex::encode(ids_response),
         vectors,
     }
 }

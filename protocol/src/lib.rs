@@ -33,3 +33,4 @@ pub mod profile;
 pub mod revocation;
 pub mod ucan;
 pub mod wire;
+pub mod withdrawal;

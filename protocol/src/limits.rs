@@ -51,8 +51,15 @@ pub const MAX_DATASET_BYTES: u64 = 1 << 40;
 pub const MAX_SYNC_ENTRIES: usize = 64;
 /// Largest catch-up response on `/cix/sync/1`.
 pub const MAX_SYNC_RESPONSE_BYTES: usize = 1024 * 1024;
-/// Largest catch-up request on `/cix/sync/1`.
-pub const MAX_SYNC_REQUEST_BYTES: usize = 1024;
+/// Largest catch-up request on `/cix/sync/1` (r1: a request may name up to
+/// `MAX_SYNC_ENTRIES` record ids it wants, 34 bytes each encoded).
+pub const MAX_SYNC_REQUEST_BYTES: usize = 4096;
+/// Most record ids in one id page of `/cix/sync/1` (r1).
+pub const MAX_SYNC_IDS: usize = 1024;
+/// Largest signed withdrawal (`cix/withdraw@1`, the envelope bytes).
+pub const MAX_WITHDRAWAL_BYTES: usize = 2048;
+/// Longest `reason` in a withdrawal.
+pub const MAX_WITHDRAWAL_REASON_BYTES: usize = 512;
 /// Largest signed agency profile (`cix/profile@1`, the envelope bytes).
 pub const MAX_PROFILE_BYTES: usize = 2 * 1024;
 /// Longest agency name in a profile.

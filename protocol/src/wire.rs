@@ -25,6 +25,8 @@ pub const SYNC_PROTOCOL: &str = "/cix/sync/1";
 pub const CATALOGUE_TOPIC: &str = "cix/catalogue/1";
 /// Gossip topic of revocations ([`crate::revocation`]).
 pub const REVOCATION_TOPIC: &str = "cix/revocations/1";
+/// Gossip topic of dataset withdrawals ([`crate::withdrawal`]).
+pub const WITHDRAWAL_TOPIC: &str = "cix/withdrawals/1";
 
 /// A requester asks the owner for access to a dataset (ISO 37156 5.5.3, 8.3.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +92,8 @@ pub enum DenyCode {
     /// Shared-group data, and no attestation shows the requester in a group the dataset's rule
     /// accepts (ISO 37156 5.5.3).
     NotInGroup,
+    /// The owner withdrew the dataset (ISO 37156 4.2 g); it is no longer served.
+    Withdrawn,
 }
 
 /// The owner's answer.
@@ -175,8 +179,13 @@ pub struct Projection {
     pub size: u64,
 }
 
-/// Asks a peer for its own latest entries, or for every revocation it knows (catch-up for
-/// nodes that were away).
+/// A catch-up request. Three forms (`specs/gossip.md` §6):
+///
+/// - r0 entries: `{? after}`: one page of the responder's own latest entries by entry id;
+/// - r0 revocations: `{? after, revocations: true}`: one page of every revocation it knows;
+/// - r1 ids: `{since}`: the ids of the records (entries and withdrawals, whoever signed them)
+///   that arrived at the responder after its arrival sequence number `since`;
+/// - r1 records: `{want}`: the envelopes of those records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRequest {
     /// Continue after this id (the last one of the previous page): an entry id, or with
@@ -187,16 +196,89 @@ pub struct SyncRequest {
     /// exactly as in revision r0.
     #[serde(default, skip_serializing_if = "is_false")]
     pub revocations: bool,
+    /// r1: list the ids of records that arrived after this sequence number of the responder's
+    /// (0 for everything).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub since: Option<u64>,
+    /// r1: send the envelopes of these records (32-byte ids, at most
+    /// [`crate::limits::MAX_SYNC_ENTRIES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub want: Vec<serde_bytes::ByteBuf>,
 }
 
-/// One page of a peer's own entries, or of the revocations it knows.
+impl SyncRequest {
+    /// The r0 request for a peer's own entries after `after`.
+    pub fn entries(after: Option<crate::catalogue::EntryId>) -> Self {
+        Self {
+            after,
+            revocations: false,
+            since: None,
+            want: Vec::new(),
+        }
+    }
+
+    /// The r0 request for revocations after `after`.
+    pub fn revocations(after: Option<crate::catalogue::EntryId>) -> Self {
+        Self {
+            revocations: true,
+            ..Self::entries(after)
+        }
+    }
+
+    /// The r1 request for record ids after sequence number `since`.
+    pub fn ids(since: u64) -> Self {
+        Self {
+            since: Some(since),
+            ..Self::entries(None)
+        }
+    }
+
+    /// The r1 request for the envelopes of `ids`.
+    pub fn want(ids: &[[u8; 32]]) -> Self {
+        Self {
+            want: ids
+                .iter()
+                .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+                .collect(),
+            ..Self::entries(None)
+        }
+    }
+}
+
+/// One page of a catch-up answer: envelopes (r0 forms and r1 `want`), or record ids (r1
+/// `since`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncResponse {
-    /// Signed entry envelopes (or revocation envelopes, when revocations were asked for), each
+    /// Signed envelopes (entries, revocations, or for r1 `want` entries and withdrawals), each
     /// checked on receipt like a gossip message.
     pub entries: Vec<serde_bytes::ByteBuf>,
     /// More pages follow.
     pub more: bool,
+    /// r1 id page: 32-byte record ids in arrival order, at most
+    /// [`crate::limits::MAX_SYNC_IDS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<serde_bytes::ByteBuf>,
+    /// r1 id page: the responder's sequence number this page reaches; ask again with it as
+    /// `since` for what follows.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub through: Option<u64>,
+    /// r1 id page: the responder's store epoch, random and fixed for the life of its store;
+    /// a requester whose cursor was taken in another epoch starts again from 0.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub epoch: Option<u64>,
+}
+
+impl SyncResponse {
+    /// A page of envelopes (r0, and r1 `want`).
+    pub fn envelopes(entries: Vec<serde_bytes::ByteBuf>, more: bool) -> Self {
+        Self {
+            entries,
+            more,
+            ids: Vec::new(),
+            through: None,
+            epoch: None,
+        }
+    }
 }
 
 mod opt_bytes {

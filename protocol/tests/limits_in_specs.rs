@@ -17,7 +17,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 31] = [
+    let all: [(&str, u64); 34] = [
         (
             "MAX_DESCRIPTION_BYTES",
             limits::MAX_DESCRIPTION_BYTES as u64,
@@ -56,6 +56,12 @@ fn code_limits() -> BTreeMap<String, u64> {
         ),
         ("MAX_DATASET_BYTES", limits::MAX_DATASET_BYTES),
         ("MAX_SYNC_ENTRIES", limits::MAX_SYNC_ENTRIES as u64),
+        ("MAX_SYNC_IDS", limits::MAX_SYNC_IDS as u64),
+        ("MAX_WITHDRAWAL_BYTES", limits::MAX_WITHDRAWAL_BYTES as u64),
+        (
+            "MAX_WITHDRAWAL_REASON_BYTES",
+            limits::MAX_WITHDRAWAL_REASON_BYTES as u64,
+        ),
         (
             "MAX_SYNC_RESPONSE_BYTES",
             limits::MAX_SYNC_RESPONSE_BYTES as u64,

@@ -431,6 +431,49 @@ fn revocation_vectors_hold() {
 }
 
 #[test]
+fn withdrawal_vectors_hold() {
+    use cix_protocol::withdrawal::SignedWithdrawal;
+
+    let file: Json = serde_json::from_str(&read("withdrawals.json")).unwrap();
+    let hexed = |k: &str| hex::decode(file[k].as_str().unwrap()).unwrap();
+    let ids: SyncRequest =
+        cbor::from_slice(&hexed("sync_ids_request"), limits::MAX_SYNC_REQUEST_BYTES).unwrap();
+    assert_eq!((ids.since, ids.want.len()), (Some(0), 0));
+    let want: SyncRequest =
+        cbor::from_slice(&hexed("sync_want_request"), limits::MAX_SYNC_REQUEST_BYTES).unwrap();
+    let page: SyncResponse =
+        cbor::from_slice(&hexed("sync_ids_response"), limits::MAX_SYNC_RESPONSE_BYTES).unwrap();
+    assert_eq!((page.through, page.epoch), (Some(7), Some(42)));
+    let mut valid_ids = Vec::new();
+    let mut verdicts = BTreeSet::new();
+    for v in file["vectors"].as_array().unwrap() {
+        let name = text(v, "name");
+        let decoded = SignedWithdrawal::decode(&bytes(v, "envelope"));
+        verdicts.insert(text(v, "verdict").to_string());
+        match text(v, "verdict") {
+            "valid" => {
+                let w = decoded.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(hex::encode(w.id), text(v, "id"), "{name}");
+                assert_eq!(
+                    w.withdrawal.dataset.to_string(),
+                    file["dataset"].as_str().unwrap()
+                );
+                valid_ids.push(w.id.to_vec());
+            }
+            _ => assert!(decoded.is_err(), "{name} should be refused"),
+        }
+    }
+    let listed: Vec<Vec<u8>> = page.ids.iter().map(|b| b.to_vec()).collect();
+    assert_eq!(listed, valid_ids);
+    assert_eq!(want.want[0].to_vec(), valid_ids[0]);
+    let every = ["envelope", "reason", "time", "valid", "version"];
+    assert_eq!(
+        verdicts,
+        every.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>()
+    );
+}
+
+#[test]
 fn token_vectors_hold() {
     use cix_protocol::ucan::{self, Cid, Delegation, Invocation, Verifier};
 

@@ -4,7 +4,9 @@
 //! open data, discover each other's catalogues, negotiate access under different ISO 37156
 //! spectrum levels and fetch verified copies. The `cix-testnet` binary runs it
 //! (`cix-testnet demo`). The first measurement, [`revocation`], times how fast revocations
-//! spread (`cix-testnet revocation`); scenarios (DESIGN.md §9) will join it here.
+//! spread (`cix-testnet revocation`); [`join`] times how long a new node takes to hold a
+//! whole catalogue through catch-up (`cix-testnet join`); scenarios (DESIGN.md §9) will join it here.
 
 pub mod demo;
+pub mod join;
 pub mod revocation;

@@ -39,6 +39,30 @@ enum Command {
     ///
     /// Exits 1 if any node missed any revocation.
     Revocation(RevocationArgs),
+    /// Measure catch-up: build a network of N nodes whose catalogue holds the given number of
+    /// signed entries, start a fresh node that dials one of them, and print how long until it
+    /// holds every entry, with the bytes it received and a local baseline.
+    ///
+    /// Exits 1 if the joiner does not hold every entry in time.
+    Join(JoinArgs),
+}
+
+#[derive(Debug, Args)]
+struct JoinArgs {
+    /// Entries in the network's catalogue.
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    entries: u64,
+    /// Nodes in the network before the joiner.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+    nodes: u64,
+    /// Longest wait for the joiner, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Print one JSON report on stdout instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +119,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Demo(args) => runtime.block_on(run_demo(args)),
         Command::Revocation(args) => runtime.block_on(run_revocation(args)),
+        Command::Join(args) => runtime.block_on(run_join(args)),
     };
     // Nodes keep background tasks; do not wait for them.
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -176,6 +201,41 @@ async fn run_revocation(args: RevocationArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("cix-testnet: the revocation measurement failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_join(args: JoinArgs) -> ExitCode {
+    let opts = cix_testnet::join::Options {
+        entries: args.entries as usize,
+        nodes: args.nodes as usize,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    match cix_testnet::join::run(opts).await {
+        Ok(report) => {
+            let shown = if args.json {
+                print_json(&report)
+            } else {
+                println!("{}", report.text());
+                Ok(())
+            };
+            if let Err(e) = shown {
+                eprintln!("cix-testnet: cannot write the report: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "cix-testnet: the joiner lists {} of {} entries",
+                    report.joiner_entries, report.entries
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("cix-testnet: the join measurement failed: {e:#}");
             ExitCode::FAILURE
         }
     }

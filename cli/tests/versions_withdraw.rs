@@ -1,0 +1,97 @@
+//! `cix publish --dataset`, `cix catalogue history` and `cix catalogue withdraw` through the
+//! command line, on two real nodes (ISO 37156 4.2 g).
+
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{fails, json, json_lines, listen_addr, ok, start, wait_until};
+
+#[test]
+fn versions_history_and_withdrawal_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("water");
+    let b = dir.path().join("roads");
+    ok(&a, &["init", "--name", "Water Board"]);
+    ok(&b, &["init", "--name", "Roads Office"]);
+    let _na = start(&a, None);
+    let _nb = start(&b, Some(&listen_addr(&a)));
+    wait_until("the nodes to connect", || {
+        json_lines(&ok(&b, &["--json", "peers"])).len() == 1
+    });
+    let csv = |name: &str, rows: usize| {
+        let mut s = String::from("time,flow\n");
+        for i in 0..rows {
+            s.push_str(&format!("2024-01-01T{:02}:00:00Z,{i}\n", i % 24));
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, s).unwrap();
+        p
+    };
+    let v1 = csv("v1.csv", 10);
+    let v2 = csv("v2.csv", 20);
+    let id = ok(
+        &a,
+        &[
+            "publish",
+            v1.to_str().unwrap(),
+            "--title",
+            "Flow",
+            "--spectrum",
+            "open",
+        ],
+    );
+    let id = id.trim().to_string();
+    let second = json(
+        &a,
+        &[
+            "publish",
+            v2.to_str().unwrap(),
+            "--title",
+            "Flow",
+            "--spectrum",
+            "open",
+            "--dataset",
+            &id,
+        ],
+    );
+    assert_eq!(second["dataset"], id.as_str());
+    assert_eq!(second["version"], 2);
+    // The peer lists the newest version only; history on both nodes has both.
+    wait_until("the second version to reach the peer", || {
+        json_lines(&ok(&b, &["--json", "catalogue", "list"]))
+            .iter()
+            .any(|l| l["dataset"] == id.as_str() && l["version"] == 2)
+    });
+    let history = json_lines(&ok(&a, &["--json", "catalogue", "history", &id]));
+    let versions: Vec<u64> = history
+        .iter()
+        .filter(|l| l["kind"] == "version")
+        .map(|l| l["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![1, 2]);
+    assert!(history
+        .iter()
+        .all(|l| l["content_hash"].is_string() || l["kind"] != "version"));
+
+    // Only the publisher may withdraw.
+    assert!(fails(&b, &["catalogue", "withdraw", &id]).contains("only its publisher"));
+    let w = json(
+        &a,
+        &["catalogue", "withdraw", &id, "--reason", "meter replaced"],
+    );
+    assert_eq!(w["version"], 2);
+    wait_until("the withdrawal to empty the peer's listing", || {
+        !ok(&b, &["--json", "catalogue", "list"]).contains(&id)
+    });
+    assert!(!ok(&a, &["--json", "catalogue", "list"]).contains(&id));
+    let text = ok(&b, &["catalogue", "history", &id]);
+    assert!(text.contains("withdrawn up to version 2"), "{text}");
+    assert!(text.contains("meter replaced"), "{text}");
+    // The owner refuses to serve it.
+    let out = dir.path().join("flow.csv");
+    let err = fails(&b, &["fetch", &id, "-o", out.to_str().unwrap()]);
+    assert!(err.contains("withdrew"), "{err}");
+    assert!(!out.exists());
+}
