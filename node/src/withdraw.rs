@@ -280,7 +280,8 @@ pub fn history(shared: &Shared, text: &str) -> Result<History> {
                 content_hash: e
                     .entry
                     .primary()
-                    .map(|d| d.content.to_hex())
+                    .and_then(|d| d.content)
+                    .map(|c| c.to_hex())
                     .unwrap_or_default(),
                 modified: e.entry.modified.clone(),
                 title: e.entry.title.clone(),

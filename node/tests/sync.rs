@@ -20,6 +20,7 @@ fn request(path: &std::path::Path, title: &str, dataset: Option<String>) -> Publ
         title: Some(title.into()),
         spectrum: Some("open".into()),
         meta: Some("domain = \"water\"\nkind = \"supply\"\ndescription = \"test data\"\n".into()),
+        accept_invalid: false,
     }
 }
 

@@ -164,6 +164,7 @@ pub async fn run(opts: Options) -> Result<Report> {
                     "domain = \"water\"\nkind = \"supply\"\ndescription = \"testnet\"\n".into(),
                 ),
                 dataset: None,
+                accept_invalid: false,
             },
         )
         .await?;
