@@ -578,6 +578,7 @@ impl EventLoop {
             Ok(is_new) => {
                 self.shared.stats.accepted();
                 if is_new {
+                    self.shared.search.insert(&signed);
                     debug!(peer = %from, via, entry = %signed.id, dataset = %signed.entry.dataset, "accepted catalogue entry");
                     self.shared.emit(NodeEvent::EntryAccepted {
                         entry: signed.id.to_string(),
