@@ -285,8 +285,12 @@ async fn search(
         axum::extract::rejection::QueryRejection,
     >,
 ) -> ApiResult<crate::search::Results> {
-    let pairs = pairs
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("unreadable search query: {e}")))?;
+    let pairs = pairs.map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("unreadable search query: {e}"),
+        )
+    })?;
     let query = crate::search::Query::from_pairs(&pairs.0).map_err(|e| {
         tracing::warn!(error = %e, "search query refused");
         ApiError(StatusCode::BAD_REQUEST, format!("search {e}"))

@@ -77,7 +77,11 @@ pub fn stem(word: &str) -> String {
     if n > 4 && word.ends_with("ies") {
         return format!("{}y", cut(3));
     }
-    if n > 4 && ["sses", "xes", "ches", "shes", "zes"].iter().any(|s| word.ends_with(s)) {
+    if n > 4
+        && ["sses", "xes", "ches", "shes", "zes"]
+            .iter()
+            .any(|s| word.ends_with(s))
+    {
         return cut(2);
     }
     if n > 3 && word.ends_with('s') && !["ss", "us", "is"].iter().any(|s| word.ends_with(s)) {
@@ -177,7 +181,11 @@ pub fn parse_bbox(text: &str) -> Result<BoundingBox, String> {
         ));
     }
     let mut v = [0i64; 4];
-    for (i, (p, name)) in parts.iter().zip(["west", "south", "east", "north"]).enumerate() {
+    for (i, (p, name)) in parts
+        .iter()
+        .zip(["west", "south", "east", "north"])
+        .enumerate()
+    {
         let deg: f64 = p
             .parse()
             .map_err(|_| format!("{name} {:?} is not a number of degrees", short(p)))?;
@@ -258,10 +266,7 @@ fn list<T>(
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Vec<T>, QueryError> {
     if values.len() > MAX_FACET_VALUES {
-        return Err(qerr(
-            param,
-            format!("at most {MAX_FACET_VALUES} values"),
-        ));
+        return Err(qerr(param, format!("at most {MAX_FACET_VALUES} values")));
     }
     values
         .iter()
@@ -344,7 +349,10 @@ impl Query {
             .transpose()?;
         if let (Some(f), Some(t)) = (from, to) {
             if f > t {
-                return Err(qerr("from", "the range starts after it ends (--from after --to)"));
+                return Err(qerr(
+                    "from",
+                    "the range starts after it ends (--from after --to)",
+                ));
             }
         }
         Ok(Self {
@@ -648,8 +656,8 @@ impl Index {
         let key: Key = (entry.dataset, entry.iss.public_key().to_bytes());
         if let Some(&slot) = self.by_key.get(&key) {
             if let Some(cur) = self.docs.get(slot as usize).and_then(Option::as_ref) {
-                let newer = entry.version > cur.version
-                    || (entry.version == cur.version && id < cur.entry);
+                let newer =
+                    entry.version > cur.version || (entry.version == cur.version && id < cur.entry);
                 if !newer {
                     return false;
                 }
@@ -910,7 +918,11 @@ impl Index {
             ("spectrum", !q.levels.is_empty(), json!(f.level.as_str())),
             ("publisher", !q.publishers.is_empty(), json!(&*f.publisher)),
             ("insight", !q.insights.is_empty(), json!(f.insight)),
-            ("licence", !q.licences.is_empty(), json!(f.licence.as_deref())),
+            (
+                "licence",
+                !q.licences.is_empty(),
+                json!(f.licence.as_deref()),
+            ),
         ];
         for (name, used, value) in filters {
             if used {
@@ -975,11 +987,7 @@ impl Index {
                 .iter()
                 .map(|p| p.capacity() * size_of::<Posting>())
                 .sum::<usize>();
-        let terms = self
-            .term_text
-            .iter()
-            .map(|t| 2 * t.len())
-            .sum::<usize>()
+        let terms = self.term_text.iter().map(|t| 2 * t.len()).sum::<usize>()
             + self.term_text.capacity() * size_of::<Box<str>>()
             + self.terms.len() * btree(size_of::<Box<str>>() + 4);
         docs + postings + terms
@@ -1006,7 +1014,11 @@ impl SearchIndex {
         {
             index.insert(e.id, &e.entry);
         }
-        tracing::debug!(entries = index.len(), terms = index.term_count(), "search index built");
+        tracing::debug!(
+            entries = index.len(),
+            terms = index.term_count(),
+            "search index built"
+        );
         Ok(Self {
             inner: RwLock::new(index),
         })

@@ -81,10 +81,18 @@ fn bbox(w: f64, s: f64, e: f64, n: f64) -> BoundingBox {
 
 #[test]
 fn tokenisation_is_unicode_aware_and_stems_plurals() {
-    let got: Vec<String> = words("Straßen-Beleuchtung: ÉCLAIRAGE public, Libraries & Buses").collect();
+    let got: Vec<String> =
+        words("Straßen-Beleuchtung: ÉCLAIRAGE public, Libraries & Buses").collect();
     assert_eq!(
         got,
-        ["straßen", "beleuchtung", "éclairage", "public", "library", "buse"]
+        [
+            "straßen",
+            "beleuchtung",
+            "éclairage",
+            "public",
+            "library",
+            "buse"
+        ]
     );
     assert_eq!(stem("gas"), "gas", "short words keep their s");
     assert_eq!(stem("status"), "status");
@@ -97,7 +105,13 @@ fn tokenisation_is_unicode_aware_and_stems_plurals() {
 fn title_hits_rank_above_description_hits_and_rarer_words_above_common_ones() {
     let k = Keypair::generate();
     let entries = [
-        doc(&k, 1, "Pipe inventory", "hydrant locations in the city", &[]),
+        doc(
+            &k,
+            1,
+            "Pipe inventory",
+            "hydrant locations in the city",
+            &[],
+        ),
         doc(&k, 2, "Hydrant locations", "every pipe and valve", &[]),
         doc(&k, 3, "Valve register", "no match here", &["hydrant"]),
         doc(&k, 4, "Reservoir levels", "daily reservoir levels", &[]),
@@ -129,13 +143,19 @@ fn prefix_and_plural_matching_with_exact_matches_first() {
     ];
     let index = index_of(&entries);
     let r = index.search(&words_query("park"));
-    assert_eq!(r.total, 3, "park matches park, parks (stemmed) and parking (prefix)");
+    assert_eq!(
+        r.total, 3,
+        "park matches park, parks (stemmed) and parking (prefix)"
+    );
     assert_eq!(
         r.hits.last().unwrap().title,
         "Parking permits",
         "a prefix match scores less than an exact one"
     );
-    assert_eq!(titles(&index.search(&words_query("permit"))), ["Parking permits"]);
+    assert_eq!(
+        titles(&index.search(&words_query("permit"))),
+        ["Parking permits"]
+    );
     // Two letters are too short to be a prefix: only the exact word.
     assert!(index.search(&words_query("pa")).hits.is_empty());
 }
@@ -165,7 +185,10 @@ fn each_facet_filters() {
     assert_eq!(only(&[("insight", "strategic")]), ["Substation load"]);
     assert_eq!(only(&[("licence", "cc-by-4.0")]), ["Water mains"]);
     assert_eq!(only(&[("publisher", "city power")]), ["Substation load"]);
-    assert_eq!(only(&[("publisher", &a.did().to_string())]), ["Water mains"]);
+    assert_eq!(
+        only(&[("publisher", &a.did().to_string())]),
+        ["Water mains"]
+    );
     // Values of one facet are alternatives; facets together must all hold.
     assert_eq!(only(&[("domain", "energy"), ("domain", "water")]).len(), 2);
     assert!(only(&[("domain", "energy"), ("insight", "operational")]).is_empty());
@@ -187,9 +210,18 @@ fn bounding_boxes_intersect_touch_and_cross_the_antimeridian() {
     assert!(bbox_intersects(&seattle, &bbox(-122.3, 47.6, -122.0, 48.0)));
     assert!(!bbox_intersects(&seattle, &bbox(-74.3, 40.5, -73.7, 40.9)));
     // Edges touching count, on each side and at a corner.
-    assert!(bbox_intersects(&seattle, &bbox(-122.23, 47.0, -121.0, 47.5)));
-    assert!(bbox_intersects(&seattle, &bbox(-123.0, 47.73, -122.44, 48.0)));
-    assert!(!bbox_intersects(&seattle, &bbox(-122.22, 47.0, -121.0, 47.5)));
+    assert!(bbox_intersects(
+        &seattle,
+        &bbox(-122.23, 47.0, -121.0, 47.5)
+    ));
+    assert!(bbox_intersects(
+        &seattle,
+        &bbox(-123.0, 47.73, -122.44, 48.0)
+    ));
+    assert!(!bbox_intersects(
+        &seattle,
+        &bbox(-122.22, 47.0, -121.0, 47.5)
+    ));
     // Fiji's box crosses the antimeridian (west 177, east -178).
     let fiji = bbox(177.0, -19.0, -178.0, -16.0);
     assert!(bbox_intersects(&fiji, &bbox(179.0, -18.0, 179.5, -17.0)));
@@ -236,7 +268,13 @@ fn bad_query_values_are_named() {
     assert!(bad("limit", "0").contains("1 to"));
     assert!(bad("limit", "100000").contains("1 to"));
     assert!(bad("colour", "red").contains("unknown"));
-    assert!(bad("q", &(0..=MAX_QUERY_WORDS).map(|i| format!("w{i} ")).collect::<String>()).contains("words"));
+    assert!(bad(
+        "q",
+        &(0..=MAX_QUERY_WORDS)
+            .map(|i| format!("w{i} "))
+            .collect::<String>()
+    )
+    .contains("words"));
     assert!(bad("q", &"y".repeat(MAX_QUERY_BYTES + 1)).contains("bytes"));
     let e = Query::from_pairs(&[
         ("from".into(), "2024-02-01".into()),
@@ -251,8 +289,14 @@ fn instants_follow_rfc3339() {
     assert_eq!(instant("1970-01-01", false), Some(0));
     assert_eq!(instant("1970-01-01", true), Some(86_399));
     assert_eq!(instant("2000-03-01T00:00:00Z", false), Some(951_868_800));
-    assert_eq!(instant("2000-03-01T01:30:00+01:30", false), Some(951_868_800));
-    assert_eq!(instant("2024-02-29T12:00:00.5-00:00", false), Some(1_709_208_000));
+    assert_eq!(
+        instant("2000-03-01T01:30:00+01:30", false),
+        Some(951_868_800)
+    );
+    assert_eq!(
+        instant("2024-02-29T12:00:00.5-00:00", false),
+        Some(1_709_208_000)
+    );
     assert_eq!(instant("not a date", false), None);
 }
 
@@ -287,9 +331,15 @@ fn time_ranges_overlap_including_open_ends() {
     };
     assert_eq!(range(Some("2013-06-01"), Some("2013-06-02")), ["2013"]);
     // The last day of a date-only end is covered to its end; touching bounds overlap.
-    assert_eq!(range(Some("2013-12-31T23:00:00Z"), None), ["2013", "since 2020"]);
+    assert_eq!(
+        range(Some("2013-12-31T23:00:00Z"), None),
+        ["2013", "since 2020"]
+    );
     assert_eq!(range(None, Some("2013-01-01")), ["2013", "until 2000"]);
-    assert_eq!(range(Some("2000-01-02"), Some("2012-12-31")), Vec::<String>::new());
+    assert_eq!(
+        range(Some("2000-01-02"), Some("2012-12-31")),
+        Vec::<String>::new()
+    );
     assert_eq!(range(Some("2030-01-01"), None), ["since 2020"]);
     assert_eq!(range(None, Some("1900-01-01")), ["until 2000"]);
     assert_eq!(range(None, None).len(), 4, "no range, no time filter");
@@ -305,14 +355,21 @@ fn a_newer_version_replaces_the_old_and_an_older_one_is_ignored() {
     v2.previous = Some(id(1));
     assert!(index.insert(id(1), &v1));
     assert!(index.insert(id(2), &v2));
-    assert!(!index.insert(id(1), &v1), "an older version never comes back");
+    assert!(
+        !index.insert(id(1), &v1),
+        "an older version never comes back"
+    );
     assert_eq!(index.len(), 1);
     assert!(index.search(&words_query("hydrant")).hits.is_empty());
     let r = index.search(&words_query("survey"));
     assert_eq!(r.total, 1);
     assert_eq!(r.hits[0].version, 2);
     assert_eq!(r.hits[0].entry, id(2).to_string());
-    assert_eq!(index.term_count(), 2, "the superseded version's words are gone");
+    assert_eq!(
+        index.term_count(),
+        2,
+        "the superseded version's words are gone"
+    );
 
     // The same dataset id from another publisher is another listing, as in the store.
     let other = Keypair::generate();
@@ -336,7 +393,10 @@ fn remove_drops_a_dataset_and_its_words() {
     assert!(index.memory_bytes() <= before);
     // Slots are reused.
     assert!(index.insert(id(3), &doc(&k, 3, "Hydrant flushing", "", &[])));
-    assert_eq!(titles(&index.search(&words_query("hydrant"))), ["Hydrant flushing"]);
+    assert_eq!(
+        titles(&index.search(&words_query("hydrant"))),
+        ["Hydrant flushing"]
+    );
 }
 
 #[test]
@@ -365,8 +425,18 @@ fn the_limit_keeps_the_best_and_counts_keep_all() {
 // --- The index agrees with the reference filter on random entries and queries. ---
 
 const VOCAB: [&str; 12] = [
-    "water", "waters", "main", "mainline", "park", "parking", "bus", "buses", "Énergie",
-    "énergies", "ok", "sensor",
+    "water",
+    "waters",
+    "main",
+    "mainline",
+    "park",
+    "parking",
+    "bus",
+    "buses",
+    "Énergie",
+    "énergies",
+    "ok",
+    "sensor",
 ];
 
 fn arb_text() -> impl Strategy<Value = String> {
@@ -417,7 +487,18 @@ fn arb_gen() -> impl Strategy<Value = Gen> {
         proptest::option::of(arb_date()),
     )
         .prop_map(
-            |(title, description, keywords, domain, insight, licence, publisher, bbox, start, end)| {
+            |(
+                title,
+                description,
+                keywords,
+                domain,
+                insight,
+                licence,
+                publisher,
+                bbox,
+                start,
+                end,
+            )| {
                 Gen {
                     title,
                     description,
@@ -462,10 +543,19 @@ fn arb_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
                 }
             };
             push("q", q);
-            push("domain", domain.map(|d| Domain::ALL[d].as_str().to_string()));
-            push("insight", insight.map(|i| Insight::ALL[i].as_str().to_string()));
+            push(
+                "domain",
+                domain.map(|d| Domain::ALL[d].as_str().to_string()),
+            );
+            push(
+                "insight",
+                insight.map(|i| Insight::ALL[i].as_str().to_string()),
+            );
             push("publisher", publisher.map(|i| format!("AGENCY {i}")));
-            push("licence", licence.map(|i| ["cc-by-4.0", "ODbL-1.0"][i].to_string()));
+            push(
+                "licence",
+                licence.map(|i| ["cc-by-4.0", "ODbL-1.0"][i].to_string()),
+            );
             push("bbox", bbox);
             push("from", from);
             push("to", to);
