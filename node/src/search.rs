@@ -441,6 +441,7 @@ fn word_matches(word: &str, token: &str) -> bool {
 #[derive(Debug, Clone)]
 struct FacetValues {
     publisher: Box<str>,
+    publisher_lc: Box<str>,
     publisher_did: Box<str>,
     level: Level,
     domain: Domain,
@@ -448,6 +449,7 @@ struct FacetValues {
     data_type: DataType,
     insight: Insight,
     licence: Option<Box<str>>,
+    licence_lc: Option<Box<str>>,
     bbox: Option<BoundingBox>,
     time: Option<(i64, i64)>,
 }
@@ -456,6 +458,7 @@ impl FacetValues {
     fn of(entry: &Entry) -> Self {
         Self {
             publisher: entry.publisher.name.as_str().into(),
+            publisher_lc: entry.publisher.name.to_lowercase().into(),
             publisher_did: entry.iss.to_string().into(),
             level: entry.level(),
             domain: entry.iso.domain,
@@ -463,13 +466,14 @@ impl FacetValues {
             data_type: entry.iso.data_type,
             insight: entry.iso.insight,
             licence: entry.licence.as_deref().map(Into::into),
+            licence_lc: entry.licence.as_deref().map(|l| l.to_lowercase().into()),
             bbox: entry.spatial.as_ref().and_then(|s| s.bbox),
             time: coverage(entry),
         }
     }
 
     /// Every filter of `q` except the words (ISO 37156 5.2, 5.3, 5.5; 4.2 f, g).
-    fn pass(&self, q: &Query) -> bool {
+    fn pass(&self, q: &Query, norm: &Lowered) -> bool {
         fn any<T: PartialEq>(wanted: &[T], have: &T) -> bool {
             wanted.is_empty() || wanted.contains(have)
         }
@@ -479,15 +483,18 @@ impl FacetValues {
             && any(&q.levels, &self.level)
             && any(&q.insights, &self.insight)
             && (q.publishers.is_empty()
-                || q.publishers.iter().any(|p| {
-                    p.as_str() == &*self.publisher_did
-                        || p.to_lowercase() == self.publisher.to_lowercase()
-                }))
+                || q.publishers
+                    .iter()
+                    .any(|p| p.as_str() == &*self.publisher_did)
+                || norm
+                    .publishers
+                    .iter()
+                    .any(|p| p.as_str() == &*self.publisher_lc))
             && (q.licences.is_empty()
-                || self.licence.as_ref().is_some_and(|l| {
-                    let l = l.to_lowercase();
-                    q.licences.iter().any(|w| w.to_lowercase() == l)
-                }))
+                || self
+                    .licence_lc
+                    .as_ref()
+                    .is_some_and(|l| norm.licences.iter().any(|w| w.as_str() == &**l)))
             && q.bbox.as_ref().is_none_or(|want| {
                 self.bbox
                     .as_ref()
@@ -497,10 +504,26 @@ impl FacetValues {
     }
 }
 
+/// A query's publisher and licence values, lower-cased once per query.
+#[derive(Debug)]
+struct Lowered {
+    publishers: Vec<String>,
+    licences: Vec<String>,
+}
+
+impl Lowered {
+    fn of(q: &Query) -> Self {
+        Self {
+            publishers: q.publishers.iter().map(|p| p.to_lowercase()).collect(),
+            licences: q.licences.iter().map(|l| l.to_lowercase()).collect(),
+        }
+    }
+}
+
 /// The reference filter: does `entry` satisfy `q`? A direct reading of the rules on one entry,
 /// used as the baseline the index is measured and tested against.
 pub fn matches(entry: &Entry, q: &Query) -> bool {
-    if !FacetValues::of(entry).pass(q) {
+    if !FacetValues::of(entry).pass(q, &Lowered::of(q)) {
         return false;
     }
     if q.words.is_empty() {
@@ -550,6 +573,8 @@ pub struct Index {
     term_text: Vec<Box<str>>,
     free_terms: Vec<u32>,
     total_lens: [u64; 3],
+    /// Each slot's word counts (title, keywords, description), apart for cache locality.
+    slot_lens: Vec<[u32; 3]>,
 }
 
 /// One result.
@@ -702,6 +727,7 @@ impl Index {
             Some(s) => s,
             None => {
                 self.docs.push(None);
+                self.slot_lens.push([0; 3]);
                 (self.docs.len() - 1) as u32
             }
         };
@@ -728,6 +754,7 @@ impl Index {
         for (total, len) in self.total_lens.iter_mut().zip(lens) {
             *total += u64::from(len);
         }
+        self.slot_lens[slot as usize] = lens;
         self.docs[slot as usize] = Some(Doc {
             key,
             entry: id,
@@ -796,25 +823,10 @@ impl Index {
         } else {
             self.word_hits(q, avg)
         };
-        scored.retain(|(slot, _)| self.doc(*slot).is_some_and(|d| d.facets.pass(q)));
+        let norm = Lowered::of(q);
+        scored.retain(|(slot, _)| self.doc(*slot).is_some_and(|d| d.facets.pass(q, &norm)));
 
-        let mut facets = FacetCounts::default();
-        for (slot, _) in &scored {
-            if let Some(d) = self.doc(*slot) {
-                let f = &d.facets;
-                let bump = |m: &mut BTreeMap<String, usize>, k: &str| {
-                    *m.entry(k.to_string()).or_insert(0) += 1;
-                };
-                bump(&mut facets.domain, f.domain.as_str());
-                bump(&mut facets.kind, f.kind.as_str());
-                bump(&mut facets.data_type, f.data_type.as_str());
-                bump(&mut facets.spectrum, f.level.as_str());
-                bump(&mut facets.insight, f.insight.as_str());
-                bump(&mut facets.publisher, &f.publisher);
-                bump(&mut facets.licence, f.licence.as_deref().unwrap_or("none"));
-            }
-        }
-
+        let facets = self.count(&scored);
         let total = scored.len();
         let order = |a: &(u32, f64), b: &(u32, f64)| {
             let (da, db) = (self.doc(a.0), self.doc(b.0));
@@ -842,6 +854,53 @@ impl Index {
             limit,
             hits,
             facets,
+        }
+    }
+
+    /// Facet counts over `hits`: enum facets in arrays, names borrowed, strings made once.
+    fn count(&self, hits: &[(u32, f64)]) -> FacetCounts {
+        let mut domain = [0usize; 8];
+        let mut kind = [0usize; 8];
+        let mut data_type = [0usize; 8];
+        let mut level = [0usize; 8];
+        let mut insight = [0usize; 8];
+        let mut publisher: std::collections::HashMap<&str, usize> = Default::default();
+        let mut licence: std::collections::HashMap<&str, usize> = Default::default();
+        for (slot, _) in hits {
+            let Some(d) = self.doc(*slot) else { continue };
+            let f = &d.facets;
+            domain[f.domain as usize] += 1;
+            kind[f.kind as usize] += 1;
+            data_type[f.data_type as usize] += 1;
+            level[f.level as usize] += 1;
+            insight[f.insight as usize] += 1;
+            *publisher.entry(&f.publisher).or_insert(0) += 1;
+            *licence
+                .entry(f.licence.as_deref().unwrap_or("none"))
+                .or_insert(0) += 1;
+        }
+        fn named<T: Copy>(
+            all: &[T],
+            counts: &[usize],
+            name: impl Fn(T) -> &'static str,
+            index: impl Fn(T) -> usize,
+        ) -> BTreeMap<String, usize> {
+            all.iter()
+                .filter(|v| counts[index(**v)] > 0)
+                .map(|v| (name(*v).to_string(), counts[index(*v)]))
+                .collect()
+        }
+        let own = |m: std::collections::HashMap<&str, usize>| {
+            m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
+        FacetCounts {
+            domain: named(Domain::ALL, &domain, |v| v.as_str(), |v| v as usize),
+            kind: named(Kind::ALL, &kind, |v| v.as_str(), |v| v as usize),
+            data_type: named(DataType::ALL, &data_type, |v| v.as_str(), |v| v as usize),
+            spectrum: named(&Level::ALL, &level, |v| v.as_str(), |v| v as usize),
+            insight: named(Insight::ALL, &insight, |v| v.as_str(), |v| v as usize),
+            publisher: own(publisher),
+            licence: own(licence),
         }
     }
 
@@ -878,12 +937,10 @@ impl Index {
                     } else if matched[d] != need + 1 {
                         continue;
                     }
-                    let Some(doc) = self.doc(p.doc) else {
-                        continue;
-                    };
-                    let tfw = bm25_part(p.tf[0], doc.lens[0], avg[0], TITLE_WEIGHT)
-                        + bm25_part(p.tf[1], doc.lens[1], avg[1], KEYWORD_WEIGHT)
-                        + bm25_part(p.tf[2], doc.lens[2], avg[2], DESCRIPTION_WEIGHT);
+                    let lens = self.slot_lens[d];
+                    let tfw = bm25_part(p.tf[0], lens[0], avg[0], TITLE_WEIGHT)
+                        + bm25_part(p.tf[1], lens[1], avg[1], KEYWORD_WEIGHT)
+                        + bm25_part(p.tf[2], lens[2], avg[2], DESCRIPTION_WEIGHT);
                     let s = factor * idf * tfw * (K1 + 1.0) / (tfw + K1);
                     if s > gain[d] {
                         gain[d] = s;
@@ -975,12 +1032,13 @@ impl Index {
                     d.title.len()
                         + d.modified.len()
                         + d.terms.len() * 4
-                        + d.facets.publisher.len()
+                        + 2 * d.facets.publisher.len()
                         + d.facets.publisher_did.len()
-                        + d.facets.licence.as_ref().map_or(0, |l| l.len())
+                        + 2 * d.facets.licence.as_ref().map_or(0, |l| l.len())
                 })
                 .sum::<usize>()
-            + self.by_key.len() * btree(size_of::<Key>() + 4);
+            + self.by_key.len() * btree(size_of::<Key>() + 4)
+            + self.slot_lens.capacity() * size_of::<[u32; 3]>();
         let postings = self.postings.capacity() * size_of::<Vec<Posting>>()
             + self
                 .postings
