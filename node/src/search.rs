@@ -9,7 +9,7 @@
 //! - **Ranking** is BM25F: title hits weigh [`TITLE_WEIGHT`], keyword hits [`KEYWORD_WEIGHT`],
 //!   description hits [`DESCRIPTION_WEIGHT`]; a prefix match counts [`PREFIX_FACTOR`] of an
 //!   exact one. Ties (and facet-only queries, which score 0) are ordered by modification time,
-//!   newest first, then title, then dataset id.
+//!   newest first, then dataset id.
 //! - **Facets** filter exactly: domain, SCCM kind (5.3), data type (5.2), spectrum (5.5),
 //!   publisher (name, case-insensitive, or did), insight level (5.3), licence (case-insensitive).
 //!   Several values of one facet are alternatives; different facets must all hold.
@@ -575,6 +575,8 @@ pub struct Index {
     total_lens: [u64; 3],
     /// Each slot's word counts (title, keywords, description), apart for cache locality.
     slot_lens: Vec<[u32; 3]>,
+    /// Each slot's tie-break keys: modification time (Unix seconds) and dataset id.
+    slot_order: Vec<(i64, u128)>,
 }
 
 /// One result.
@@ -728,6 +730,7 @@ impl Index {
             None => {
                 self.docs.push(None);
                 self.slot_lens.push([0; 3]);
+                self.slot_order.push((i64::MIN, 0));
                 (self.docs.len() - 1) as u32
             }
         };
@@ -755,6 +758,10 @@ impl Index {
             *total += u64::from(len);
         }
         self.slot_lens[slot as usize] = lens;
+        self.slot_order[slot as usize] = (
+            instant(&entry.modified, false).unwrap_or(i64::MIN),
+            u128::from_be_bytes(entry.dataset.0),
+        );
         self.docs[slot as usize] = Some(Doc {
             key,
             entry: id,
@@ -828,26 +835,29 @@ impl Index {
 
         let facets = self.count(&scored);
         let total = scored.len();
-        let order = |a: &(u32, f64), b: &(u32, f64)| {
-            let (da, db) = (self.doc(a.0), self.doc(b.0));
-            b.1.total_cmp(&a.1).then_with(|| match (da, db) {
-                (Some(x), Some(y)) => y
-                    .modified
-                    .cmp(&x.modified)
-                    .then_with(|| x.title.cmp(&y.title))
-                    .then_with(|| x.key.cmp(&y.key)),
-                _ => std::cmp::Ordering::Equal,
+        // Sort keys laid out in the vector itself, so ranking many hits touches no entry.
+        let mut ranked: Vec<(f64, i64, u128, u32)> = scored
+            .iter()
+            .map(|&(slot, score)| {
+                let (modified, dataset) = self.slot_order[slot as usize];
+                (score, modified, dataset, slot)
             })
+            .collect();
+        let order = |a: &(f64, i64, u128, u32), b: &(f64, i64, u128, u32)| {
+            b.0.total_cmp(&a.0)
+                .then(b.1.cmp(&a.1))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3))
         };
         let limit = q.limit.clamp(1, MAX_LIMIT);
-        if scored.len() > limit {
-            scored.select_nth_unstable_by(limit - 1, order);
-            scored.truncate(limit);
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit - 1, order);
+            ranked.truncate(limit);
         }
-        scored.sort_by(order);
-        let hits = scored
+        ranked.sort_by(order);
+        let hits = ranked
             .iter()
-            .filter_map(|(slot, score)| self.doc(*slot).map(|d| self.hit(d, *score, q)))
+            .filter_map(|&(score, _, _, slot)| self.doc(slot).map(|d| self.hit(d, score, q)))
             .collect();
         Results {
             total,
@@ -1038,7 +1048,8 @@ impl Index {
                 })
                 .sum::<usize>()
             + self.by_key.len() * btree(size_of::<Key>() + 4)
-            + self.slot_lens.capacity() * size_of::<[u32; 3]>();
+            + self.slot_lens.capacity() * size_of::<[u32; 3]>()
+            + self.slot_order.capacity() * size_of::<(i64, u128)>();
         let postings = self.postings.capacity() * size_of::<Vec<Posting>>()
             + self
                 .postings
