@@ -21,7 +21,7 @@
 //! The index holds exactly what the store's `latest` tree holds, keyed the same way (dataset id
 //! and publisher), so it is bounded by the store. It is rebuilt from the store at start and
 //! updated when the node stores a newer version ([`SearchIndex::insert`]); [`SearchIndex::remove`]
-//! drops a dataset (for withdrawals). Memory is about 0.5 to 1 KiB per entry
+//! drops a dataset (for withdrawals). Memory is about 1.1 KiB per entry
 //! ([`Index::memory_bytes`] estimates it); `specs/catalogue.md` §9 describes it all.
 
 use std::collections::{BTreeMap, HashSet};
