@@ -323,8 +323,17 @@ fn a_peer_finds_real_datasets_by_words_facets_box_and_time() {
     assert!(usage_error(&b, &["--from", "2020-01-01", "--to", "2019-01-01"]).contains("after"));
     assert!(usage_error(&b, &["--limit", "0"]).contains("limit"));
 
-    // The index is rebuilt from the store when the node starts again.
-    drop(node_b);
+    // The index is rebuilt from the store when the node starts again. Stop it as an operator
+    // would (SIGTERM: the node flushes its store and exits), then start it afresh.
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &node_b.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(
+        node_b.0.wait().unwrap().success(),
+        "the node stops cleanly on SIGTERM"
+    );
     std::fs::remove_file(b.join("node.json")).ok();
     node_b = start(&b, None);
     wait_until("the restarted node to answer", || {
