@@ -821,17 +821,23 @@ impl Index {
     pub fn search(&self, q: &Query) -> Results {
         let n_docs = self.len().max(1) as f64;
         let avg = self.total_lens.map(|t| (t as f64 / n_docs).max(1.0));
-        let mut scored: Vec<(u32, f64)> = if q.words.is_empty() {
+        let norm = Lowered::of(q);
+        let scored: Vec<(u32, f64)> = if q.words.is_empty() {
+            // One pass over the entries, filtering as it goes.
             self.docs
                 .iter()
                 .enumerate()
-                .filter_map(|(i, d)| d.as_ref().map(|_| (i as u32, 0.0)))
+                .filter_map(|(i, d)| {
+                    d.as_ref()
+                        .filter(|d| d.facets.pass(q, &norm))
+                        .map(|_| (i as u32, 0.0))
+                })
                 .collect()
         } else {
-            self.word_hits(q, avg)
+            let mut hits = self.word_hits(q, avg);
+            hits.retain(|(slot, _)| self.doc(*slot).is_some_and(|d| d.facets.pass(q, &norm)));
+            hits
         };
-        let norm = Lowered::of(q);
-        scored.retain(|(slot, _)| self.doc(*slot).is_some_and(|d| d.facets.pass(q, &norm)));
 
         let facets = self.count(&scored);
         let total = scored.len();
