@@ -71,6 +71,22 @@ impl Client {
         Self::decode(resp)
     }
 
+    /// GET with URL query parameters (encoded here; keys may repeat).
+    pub(crate) fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        pairs: &[(&str, String)],
+    ) -> Result<T> {
+        let resp = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .query_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        Self::decode(resp)
+    }
+
     pub(crate) fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
         let resp = self
             .agent

@@ -66,6 +66,9 @@ enum Command {
     /// Table Schema.
     #[command(subcommand)]
     Dictionary(dictionary::DictionaryCommand),
+    /// Search the catalogue (this node's datasets and its peers'): words in titles, keywords
+    /// and descriptions, ISO 37156 facets, a bounding box, a time range; ranked best first.
+    Search(SearchArgs),
     /// Ask a dataset's owner for access.
     Request(RequestArgs),
     /// The access requests queue (requests for this node's data, and this node's own).
@@ -195,6 +198,80 @@ enum CatalogueCommand {
     },
 }
 
+/// `cix search`: every flag may be repeated; values of one flag are alternatives, different
+/// flags must all hold.
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// Words to find in titles, keywords and descriptions; every word must match (words of 3
+    /// letters or more also match as the start of a longer word).
+    #[arg(value_name = "WORDS")]
+    words: Vec<String>,
+    /// Infrastructure domain: energy, water, transport, waste, ict.
+    #[arg(long, value_name = "DOMAIN", value_parser = checked::<cix_protocol::catalogue::Domain>)]
+    domain: Vec<String>,
+    /// SCCM kind of collected data (ISO 37156 5.3): characteristic, consumption, movement,
+    /// presence, production, status, supply, usage.
+    #[arg(long, value_name = "KIND", value_parser = checked::<cix_protocol::catalogue::Kind>)]
+    kind: Vec<String>,
+    /// Data type (ISO 37156 5.2): metadata, reference, thematic.
+    #[arg(long, value_name = "TYPE", value_parser = checked::<cix_protocol::catalogue::DataType>)]
+    data_type: Vec<String>,
+    /// Data spectrum (ISO 37156 5.5): open, shared-public, shared-group, shared-named, closed.
+    #[arg(long, value_name = "LEVEL", value_parser = checked::<cix_protocol::catalogue::Level>)]
+    spectrum: Vec<String>,
+    /// Publisher: its name (any case) or its did:key.
+    #[arg(long, value_name = "NAME|DID", value_parser = facet_text)]
+    publisher: Vec<String>,
+    /// Insight level (ISO 37156 5.3): operational, critical, analytical, strategic.
+    #[arg(long, value_name = "LEVEL", value_parser = checked::<cix_protocol::catalogue::Insight>)]
+    insight: Vec<String>,
+    /// Licence, as the entry states it (any case), e.g. CC-BY-4.0.
+    #[arg(long, value_name = "LICENCE", value_parser = facet_text)]
+    licence: Vec<String>,
+    /// Only entries whose spatial coverage intersects this box, in degrees; west > east crosses
+    /// the antimeridian.
+    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true, value_parser = bbox_arg)]
+    bbox: Option<String>,
+    /// Only entries whose temporal coverage reaches this date or time (RFC 3339) or later.
+    #[arg(long, value_name = "DATE", value_parser = from_arg)]
+    from: Option<String>,
+    /// Only entries whose temporal coverage starts on or before this date or time (RFC 3339).
+    #[arg(long, value_name = "DATE", value_parser = to_arg)]
+    to: Option<String>,
+    /// Most results to show (the facet counts cover every match).
+    #[arg(long, value_name = "N", default_value_t = cix_node::search::DEFAULT_LIMIT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=cix_node::search::MAX_LIMIT as u64))]
+    limit: u64,
+}
+
+/// A value clap checks with the type's own parser, passed on as typed.
+fn checked<T: std::str::FromStr<Err = String>>(s: &str) -> Result<String, String> {
+    s.parse::<T>().map(|_| s.to_string())
+}
+
+fn facet_text(s: &str) -> Result<String, String> {
+    let max = cix_node::search::MAX_FACET_VALUE_BYTES;
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > max {
+        return Err(format!("at most {max} bytes"));
+    }
+    Ok(s.to_string())
+}
+
+fn bbox_arg(s: &str) -> Result<String, String> {
+    cix_node::search::parse_bbox(s).map(|_| s.to_string())
+}
+
+fn from_arg(s: &str) -> Result<String, String> {
+    cix_node::search::parse_time(s, false).map(|_| s.to_string())
+}
+
+fn to_arg(s: &str) -> Result<String, String> {
+    cix_node::search::parse_time(s, true).map(|_| s.to_string())
+}
+
 #[derive(Debug, Args)]
 struct RequestArgs {
     /// Dataset id, or a unique prefix of it.
@@ -320,6 +397,7 @@ fn run(cli: Cli) -> Result<()> {
                 .post("/v1/withdraw", &json!({ "dataset": id, "reason": reason }))?;
             out.withdrawn(&v)
         }
+        Command::Search(args) => search(&home, args, &mut out),
         Command::Request(args) => {
             let attestations = args
                 .attestations
@@ -344,6 +422,56 @@ fn run(cli: Cli) -> Result<()> {
         Command::Revoke(args) => token::revoke(&home, args, &mut out),
         Command::Revocations => token::revocations(&home, &mut out),
     }
+}
+
+/// Exits with a usage error (code 2), as clap does for a bad flag.
+fn usage_error(message: &str) -> ! {
+    use clap::CommandFactory;
+    Cli::command()
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+fn search(home: &Home, args: SearchArgs, out: &mut Out) -> Result<()> {
+    use cix_node::search;
+    let text = args.words.join(" ");
+    if text.len() > search::MAX_QUERY_BYTES {
+        usage_error(&format!(
+            "the search words are over {} bytes",
+            search::MAX_QUERY_BYTES
+        ));
+    }
+    if search::words(&text).count() > search::MAX_QUERY_WORDS {
+        usage_error(&format!("at most {} search words", search::MAX_QUERY_WORDS));
+    }
+    if let (Some(f), Some(t)) = (&args.from, &args.to) {
+        if search::parse_time(f, false).ok() > search::parse_time(t, true).ok() {
+            usage_error(&format!("--from {f} is after --to {t}"));
+        }
+    }
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if !text.trim().is_empty() {
+        pairs.push(("q", text));
+    }
+    for (name, values) in [
+        ("domain", args.domain),
+        ("kind", args.kind),
+        ("data_type", args.data_type),
+        ("spectrum", args.spectrum),
+        ("publisher", args.publisher),
+        ("insight", args.insight),
+        ("licence", args.licence),
+    ] {
+        pairs.extend(values.into_iter().map(|v| (name, v)));
+    }
+    for (name, value) in [("bbox", args.bbox), ("from", args.from), ("to", args.to)] {
+        if let Some(v) = value {
+            pairs.push((name, v));
+        }
+    }
+    pairs.push(("limit", args.limit.to_string()));
+    let v: Value = Client::connect(home)?.get_query("/v1/search", &pairs)?;
+    out.search(&v)
 }
 
 /// Reads an attestation file: raw CBOR as `cix attest --out` writes it, or its hex.

@@ -247,6 +247,54 @@ impl Out {
             text.push_str(&format!("\nquality: {q}"));
         }
         self.text(&text)
+    /// `cix search`: one JSON object (hits and facet counts) with `--json`; otherwise a table
+    /// of the hits, best first, then the count and the facet summary.
+    pub(crate) fn search(&mut self, v: &Value) -> Result<()> {
+        if self.json {
+            return self.line(v);
+        }
+        let hits = v["hits"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let total = v["total"].as_u64().unwrap_or(0);
+        if hits.is_empty() {
+            return self.text("no matching datasets");
+        }
+        let mut t = table(&["score", "dataset", "title", "publisher", "spectrum"]);
+        for h in hits {
+            t.add_row(vec![
+                format!("{:.2}", h["score"].as_f64().unwrap_or(0.0)),
+                s(&h["dataset"]),
+                s(&h["title"]),
+                s(&h["publisher"]),
+                s(&h["level"]),
+            ]);
+        }
+        self.text(&t.to_string())?;
+        let shown = if hits.len() as u64 == total {
+            String::new()
+        } else {
+            format!(", showing the best {} (--limit)", hits.len())
+        };
+        let mut summary = format!("{total} matching dataset(s){shown}");
+        for facet in [
+            "domain",
+            "kind",
+            "data_type",
+            "spectrum",
+            "insight",
+            "publisher",
+            "licence",
+        ] {
+            if let Some(counts) = v["facets"][facet].as_object() {
+                let mut parts: Vec<(u64, &String)> = counts
+                    .iter()
+                    .map(|(k, n)| (n.as_u64().unwrap_or(0), k))
+                    .collect();
+                parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+                let parts: Vec<String> = parts.iter().map(|(n, k)| format!("{k} {n}")).collect();
+                summary.push_str(&format!("\n  {facet:<10} {}", parts.join(", ")));
+            }
+        }
+        self.text(&summary)
     }
 
     pub(crate) fn catalogue(&mut self, lines: &[Value]) -> Result<()> {

@@ -13,6 +13,7 @@
 //! | `GET /v1/catalogue/export?format=F` | [`crate::import::Exported`]: this node's own non-closed datasets as `dcat-ap-jsonld`, `dcat-ap-turtle` or `data-json` |
 //! | `GET /v1/catalogue/{id}/history` | [`withdraw::History`]: every version and withdrawal known |
 //! | `POST /v1/withdraw` | [`withdraw::WithdrawRequest`]: withdraw an own dataset, gossip it |
+//! | `GET /v1/search?q=...&domain=...` | [`crate::search::Results`]: ranked search of the catalogue (parameters in [`crate::search::Query::from_pairs`]) |
 //! | `POST /v1/request` | `{"dataset","purpose","accept_terms","attestations"}`: ask the owner for access (attestations in hex) |
 //! | `POST /v1/attest` | [`attest::AttestRequest`]: sign a group membership attestation as a registrar |
 //! | `GET /v1/requests` | the operator's queue and this node's own requests |
@@ -131,6 +132,7 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/catalogue/import", post(catalogue_import))
         .route("/v1/catalogue/export", get(catalogue_export))
         .route("/v1/catalogue/{id}", get(catalogue_show))
+        .route("/v1/search", get(search))
         .route("/v1/request", post(request))
         .route("/v1/requests", get(requests))
         .route("/v1/requests/{id}/approve", post(approve))
@@ -303,6 +305,31 @@ async fn catalogue_show(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
     let mut v = serde_json::to_value(line(&api.node, &entry)).map_err(anyhow::Error::from)?;
     v["record"] = serde_json::to_value(&entry.entry).map_err(anyhow::Error::from)?;
     Ok(Json(v))
+}
+
+async fn search(
+    State(api): State<Api>,
+    pairs: std::result::Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> ApiResult<crate::search::Results> {
+    let pairs = pairs.map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("unreadable search query: {e}"),
+        )
+    })?;
+    let query = crate::search::Query::from_pairs(&pairs.0).map_err(|e| {
+        tracing::warn!(error = %e, "search query refused");
+        ApiError(StatusCode::BAD_REQUEST, format!("search {e}"))
+    })?;
+    let index = api.node.shared.search.clone();
+    let results = tokio::task::spawn_blocking(move || index.search(&query))
+        .await
+        .map_err(|e| anyhow::anyhow!("search task failed: {e}"))?;
+    tracing::debug!(total = results.total, "search");
+    Ok(Json(results))
 }
 
 #[derive(Deserialize)]

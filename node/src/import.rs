@@ -126,6 +126,7 @@ pub async fn import(node: &Node, req: ImportRequest) -> Result<Vec<ImportOutcome
                     }
                 } else {
                     node.shared.store.put_entry(&signed)?;
+                    node.shared.search.insert(&signed);
                     if level != Level::Closed {
                         announced_to = node.announce(signed.bytes.clone()).await.unwrap_or(0);
                     }

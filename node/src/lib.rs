@@ -28,6 +28,7 @@ pub mod projection;
 pub mod publish;
 pub mod revoke;
 pub mod rules;
+pub mod search;
 pub mod store;
 pub mod tokens;
 pub mod transfer;

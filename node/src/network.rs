@@ -644,6 +644,7 @@ impl EventLoop {
             Ok(is_new) => {
                 self.shared.stats.accepted();
                 if is_new {
+                    self.shared.search.insert_listed(&self.shared.store, &signed);
                     debug!(peer = %from, via, entry = %signed.id, dataset = %signed.entry.dataset, "accepted catalogue entry");
                     self.shared.emit(NodeEvent::EntryAccepted {
                         entry: signed.id.to_string(),
@@ -761,6 +762,7 @@ impl EventLoop {
                         tracing::error!(error = %e, "cannot flush a received withdrawal");
                     }
                 });
+                self.shared.search.withdraw(&w.dataset, &w.iss, w.version);
                 debug!(peer = %from, via, dataset = %w.dataset, version = w.version, "accepted withdrawal");
                 self.shared.stats.withdrawal(true);
                 self.shared.emit(NodeEvent::WithdrawalAccepted {

@@ -227,6 +227,9 @@ pub struct Shared {
     pub store: Store,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// The catalogue search index (`crate::search`), kept in step with the store's latest
+    /// entries.
+    pub search: Arc<crate::search::SearchIndex>,
     /// This agency's own signed profile (`cix/profile@1`), sent with every access and transfer
     /// request; signed at start from the config.
     pub profile: Arc<cix_protocol::profile::SignedProfile>,
@@ -287,6 +290,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let store = Store::open(&home.store(), config.store_cache_bytes)?;
+    let search = Arc::new(crate::search::SearchIndex::build(&store)?);
     let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
         .map_err(|e| anyhow!("node key unusable for libp2p: {e}"))?;
     let agent = format!("cix/{} ({})", env!("CARGO_PKG_VERSION"), config.name);
@@ -321,6 +325,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         config: Arc::new(config),
         store,
         stats: Arc::new(Stats::default()),
+        search,
         profile: Arc::new(profile),
         events,
         stopping: stop_rx.clone(),

@@ -678,6 +678,7 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
     shared.store.put_entry(&signed)?;
     shared.store.put_own(&own)?;
     shared.store.flush()?;
+    shared.search.insert(&signed);
     Ok((signed, own, invalid_rows))
 }
 

@@ -241,6 +241,9 @@ pub async fn withdraw(node: &Node, req: &WithdrawRequest) -> Result<WithdrawalLi
     // Durable first: a withdrawal acknowledged to the operator is never lost.
     shared.store.put_withdrawal(&signed)?;
     shared.store.flush()?;
+    shared
+        .search
+        .withdraw(&own.dataset, &shared.key.did(), latest.entry.version);
     info!(dataset = %own.dataset, version = latest.entry.version, withdrawal = %hex::encode(signed.id), "dataset withdrawn");
     let announced = node.announce_withdrawal(signed.bytes.clone()).await?;
     Ok(withdrawal_line(&signed, Some(announced)))
