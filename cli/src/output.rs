@@ -247,6 +247,8 @@ impl Out {
             text.push_str(&format!("\nquality: {q}"));
         }
         self.text(&text)
+    }
+
     /// `cix search`: one JSON object (hits and facet counts) with `--json`; otherwise a table
     /// of the hits, best first, then the count and the facet summary.
     pub(crate) fn search(&mut self, v: &Value) -> Result<()> {
