@@ -16,6 +16,7 @@
 use cix_protocol::catalogue::{
     Agent, Concept, DataType, Domain, Facets, HighRisk, Insight, Iso, Kind, Level, Privacy, Roles,
 };
+use cix_protocol::dictionary::Field;
 use cix_protocol::identity::Did;
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +86,9 @@ pub struct Classification {
     /// 8.2.2 h.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub allowed_jurisdictions: Option<Vec<String>>,
+    /// 5.4: the data dictionary, when the source states one (cix exports do).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dictionary: Option<Vec<Field>>,
 }
 
 macro_rules! overlay {
@@ -118,7 +122,8 @@ impl Classification {
             legal_basis,
             retention_days,
             jurisdiction,
-            allowed_jurisdictions
+            allowed_jurisdictions,
+            dictionary
         );
     }
 
@@ -197,12 +202,12 @@ impl Classification {
                 jurisdiction: self.jurisdiction.clone().unwrap_or_default(),
                 allowed_jurisdictions: self.allowed_jurisdictions.clone().unwrap_or_default(),
             },
-            dictionary: Vec::new(),
+            dictionary: self.dictionary.clone().unwrap_or_default(),
         })
     }
 
-    /// The classification an exported entry carries (everything but the signer's roles and
-    /// the dictionary, which travel with the entry itself).
+    /// The classification an exported entry carries, data dictionary included (everything but
+    /// the signer's roles, which the importing node takes on).
     pub fn from_iso(iso: &Iso) -> Self {
         let level = Level::ALL
             .into_iter()
@@ -230,6 +235,7 @@ impl Classification {
             jurisdiction: Some(iso.privacy.jurisdiction.clone()),
             allowed_jurisdictions: (!iso.privacy.allowed_jurisdictions.is_empty())
                 .then(|| iso.privacy.allowed_jurisdictions.clone()),
+            dictionary: (!iso.dictionary.is_empty()).then(|| iso.dictionary.clone()),
         }
     }
 }

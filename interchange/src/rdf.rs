@@ -597,6 +597,12 @@ fn classification(g: &Graph, s: &NamedOrBlankNode) -> Result<Classification, Str
         let Term::Literal(l) = &o.object else {
             continue;
         };
+        if key == "dictionary" {
+            let v: Value = serde_json::from_str(l.value())
+                .map_err(|e| format!("cix:dictionary is not a JSON data dictionary: {e}"))?;
+            m.insert(key.to_string(), v);
+            continue;
+        }
         let v = match l.datatype().as_str() {
             x if x == format!("{XSD}boolean") => Value::Bool(l.value() == "true"),
             x if x == format!("{XSD}integer") => l
@@ -902,7 +908,14 @@ fn dataset_out(w: &mut Writer, e: &Entry) -> NamedOrBlankNode {
     // The ISO 37156 block, one cix: property per classification field.
     if let Ok(Value::Object(m)) = serde_json::to_value(Classification::from_iso(&e.iso)) {
         for (k, v) in m {
-            cix_value(w, &s, &k, &v);
+            if k == "dictionary" {
+                // One literal holding the fields as JSON text: they are ordered records, which
+                // RDF has no plain form for (short of rdf:List), and no DCAT-AP property
+                // describes them. A plain string, not rdf:JSON, so no serializer rewrites it.
+                w.lit(&s, &format!("{CIX}dictionary"), &v.to_string(), None);
+            } else {
+                cix_value(w, &s, &k, &v);
+            }
         }
     }
     s
