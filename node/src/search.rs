@@ -578,7 +578,25 @@ pub struct Index {
     slot_lens: Vec<[u32; 3]>,
     /// Each slot's tie-break keys: modification time (Unix seconds) and dataset id.
     slot_order: Vec<(i64, u128)>,
+    /// Each slot's enum facets (domain, kind, data type, level, insight) as small numbers, and
+    /// its publisher and licence as ids into `names` ([`NO_NAME`] for none): facet counts read
+    /// only these, never the entries, so counting 100,000 hits stays cheap.
+    slot_facets: Vec<SlotFacets>,
+    /// Publisher and licence names, each held once (never freed: bounded by what was indexed).
+    names: Vec<Box<str>>,
+    name_ids: std::collections::HashMap<Box<str>, u32>,
 }
+
+/// A slot's facets in compact form (see [`Index::slot_facets`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct SlotFacets {
+    enums: [u8; 5],
+    publisher: u32,
+    licence: u32,
+}
+
+/// The name id of "no licence stated".
+const NO_NAME: u32 = u32::MAX;
 
 /// One result.
 #[derive(Debug, Clone, Serialize)]
@@ -724,6 +742,16 @@ impl Index {
         slots.len()
     }
 
+    fn name_id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.name_ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.name_ids.insert(name.into(), id);
+        id
+    }
+
     fn term_id(&mut self, word: &str) -> u32 {
         if let Some(&t) = self.terms.get(word) {
             return t;
@@ -750,6 +778,7 @@ impl Index {
                 self.docs.push(None);
                 self.slot_lens.push([0; 3]);
                 self.slot_order.push((i64::MIN, 0));
+                self.slot_facets.push(SlotFacets::default());
                 (self.docs.len() - 1) as u32
             }
         };
@@ -777,6 +806,19 @@ impl Index {
             *total += u64::from(len);
         }
         self.slot_lens[slot as usize] = lens;
+        let publisher = self.name_id(&entry.publisher.name);
+        let licence = entry.licence.as_deref().map_or(NO_NAME, |l| self.name_id(l));
+        self.slot_facets[slot as usize] = SlotFacets {
+            enums: [
+                entry.iso.domain as u8,
+                entry.iso.kind as u8,
+                entry.iso.data_type as u8,
+                entry.level() as u8,
+                entry.iso.insight as u8,
+            ],
+            publisher,
+            licence,
+        };
         self.slot_order[slot as usize] = (
             instant(&entry.modified, false).unwrap_or(i64::MIN),
             u128::from_be_bytes(entry.dataset.0),
@@ -899,20 +941,30 @@ impl Index {
         let mut data_type = [0usize; 8];
         let mut level = [0usize; 8];
         let mut insight = [0usize; 8];
-        let mut publisher: std::collections::HashMap<&str, usize> = Default::default();
-        let mut licence: std::collections::HashMap<&str, usize> = Default::default();
+        let mut publisher = vec![0usize; self.names.len()];
+        // One more for "none".
+        let mut licence = vec![0usize; self.names.len() + 1];
         for (slot, _) in hits {
-            let Some(d) = self.doc(*slot) else { continue };
-            let f = &d.facets;
-            domain[f.domain as usize] += 1;
-            kind[f.kind as usize] += 1;
-            data_type[f.data_type as usize] += 1;
-            level[f.level as usize] += 1;
-            insight[f.insight as usize] += 1;
-            *publisher.entry(&f.publisher).or_insert(0) += 1;
-            *licence
-                .entry(f.licence.as_deref().unwrap_or("none"))
-                .or_insert(0) += 1;
+            let Some(f) = self.slot_facets.get(*slot as usize) else {
+                continue;
+            };
+            let [dm, kd, dt, lv, ins] = f.enums.map(usize::from);
+            domain[dm] += 1;
+            kind[kd] += 1;
+            data_type[dt] += 1;
+            level[lv] += 1;
+            insight[ins] += 1;
+            if let Some(n) = publisher.get_mut(f.publisher as usize) {
+                *n += 1;
+            }
+            let l = if f.licence == NO_NAME {
+                self.names.len()
+            } else {
+                f.licence as usize
+            };
+            if let Some(n) = licence.get_mut(l) {
+                *n += 1;
+            }
         }
         fn named<T: Copy>(
             all: &[T],
@@ -925,8 +977,16 @@ impl Index {
                 .map(|v| (name(*v).to_string(), counts[index(*v)]))
                 .collect()
         }
-        let own = |m: std::collections::HashMap<&str, usize>| {
-            m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        let own = |counts: Vec<usize>| -> BTreeMap<String, usize> {
+            counts
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .map(|(i, n)| {
+                    let name = self.names.get(i).map_or("none", |s| &**s);
+                    (name.to_string(), n)
+                })
+                .collect()
         };
         FacetCounts {
             domain: named(Domain::ALL, &domain, |v| v.as_str(), |v| v as usize),
@@ -1074,7 +1134,9 @@ impl Index {
                 .sum::<usize>()
             + self.by_key.len() * btree(size_of::<Key>() + 4)
             + self.slot_lens.capacity() * size_of::<[u32; 3]>()
-            + self.slot_order.capacity() * size_of::<(i64, u128)>();
+            + self.slot_order.capacity() * size_of::<(i64, u128)>()
+            + self.slot_facets.capacity() * size_of::<SlotFacets>()
+            + self.names.iter().map(|n| 2 * n.len() + 40).sum::<usize>();
         let postings = self.postings.capacity() * size_of::<Vec<Posting>>()
             + self
                 .postings
