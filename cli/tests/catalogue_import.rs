@@ -147,6 +147,24 @@ fn seattle_catalogue_imports_spreads_and_round_trips_through_the_cli() {
     let lines = outcomes(&a, &[file, "--mapping", m]);
     assert_eq!(count(&lines, "unchanged"), 169);
 
+    // A file this node publishes itself joins the export: re-importing the export must land
+    // on that same dataset (its urn:cix: name), not on a copy.
+    let weather = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/datasets/environment/seattle-weather.csv");
+    let own = json(
+        &a,
+        &[
+            "publish",
+            weather.to_str().unwrap(),
+            "--title",
+            "Seattle daily weather",
+            "--spectrum",
+            "open",
+        ],
+    );
+    let own_id = own["dataset"].as_str().unwrap().to_string();
+    let listed_before = catalogue(&a).len();
+
     // Export in every format, import back: every entry comes back identical (unchanged).
     for format in ["dcat-ap-turtle", "dcat-ap-jsonld", "data-json"] {
         let path = dir.path().join(format!("export.{format}"));
@@ -161,12 +179,19 @@ fn seattle_catalogue_imports_spreads_and_round_trips_through_the_cli() {
                 path.to_str().unwrap(),
             ],
         );
-        assert_eq!(v["entries"], 169, "{format}");
+        assert_eq!(v["entries"], 170, "{format}");
         let lines = outcomes(&a, &[path.to_str().unwrap(), "--accept-stated"]);
         let unchanged = count(&lines, "unchanged");
+        let mine = lines
+            .iter()
+            .find(|l| l["title"] == "Seattle daily weather")
+            .unwrap_or_else(|| panic!("{format}: the published file is not in the export"));
+        assert_eq!(mine["outcome"], "unchanged", "{format}: {mine}");
+        assert_eq!(mine["dataset"].as_str(), Some(own_id.as_str()), "{format}");
+        assert_eq!(catalogue(&a).len(), listed_before, "{format}: no copies");
         assert_eq!(
             unchanged,
-            169,
+            170,
             "{format}: {:?}",
             lines
                 .iter()

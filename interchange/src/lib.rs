@@ -22,7 +22,7 @@ pub mod record;
 mod text;
 
 pub use mapping::{Classification, Mapping};
-pub use record::{dataset_id_for, Record};
+pub use record::{dataset_id_for, own_dataset_of, Record};
 
 /// Largest catalogue file accepted for import.
 pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
@@ -146,6 +146,10 @@ pub fn detect(name: &str, bytes: &[u8]) -> Result<Format, ImportError> {
     if t.starts_with('{') || t.starts_with('[') {
         if t.contains("\"cix_drafts\"") {
             return Ok(Format::CixDrafts);
+        }
+        // A POD 1.1 catalog says so, and may carry "@id" and "dcat:" terms of its own.
+        if t.contains("project-open-data.cio.gov/v1.1/schema") {
+            return Ok(Format::DataJson);
         }
         if t.contains("\"@graph\"") || (t.contains("\"@id\"") && t.contains("dcat")) {
             return Ok(Format::DcatApJsonld);

@@ -59,6 +59,12 @@ pub struct Classification {
     /// 9.2 (b); defaults to the record's publisher.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub owner: Option<String>,
+    /// 9.2 (a): the creator's principal, when it runs a node.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub creator_did: Option<Did>,
+    /// 9.2 (b): the owner's principal, when it runs a node.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub owner_did: Option<Did>,
     /// 9.3.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub provenance: Option<String>,
@@ -114,6 +120,8 @@ impl Classification {
             facets,
             creator,
             owner,
+            creator_did,
+            owner_did,
             provenance,
             quality,
             personal_data,
@@ -185,8 +193,14 @@ impl Classification {
             groups: self.groups.clone().unwrap_or_default(),
             terms: self.terms.clone(),
             roles: Roles {
-                creator: agent(&self.creator),
-                owner: agent(&self.owner),
+                creator: Agent {
+                    did: self.creator_did,
+                    ..agent(&self.creator)
+                },
+                owner: Agent {
+                    did: self.owner_did,
+                    ..agent(&self.owner)
+                },
                 custodians: vec![me],
                 primary_publisher: me,
                 secondary_publisher: None,
@@ -225,6 +239,8 @@ impl Classification {
             facets: (iso.facets != Facets::default()).then(|| iso.facets.clone()),
             creator: Some(iso.roles.creator.name.clone()),
             owner: Some(iso.roles.owner.name.clone()),
+            creator_did: iso.roles.creator.did,
+            owner_did: iso.roles.owner.did,
             provenance: iso.provenance.clone(),
             quality: iso.quality.clone(),
             personal_data: Some(iso.privacy.personal_data),

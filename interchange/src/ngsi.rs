@@ -234,8 +234,24 @@ fn dataset(
             }
         }
     }
+    // The source identifier is the dataset's own `identifier` when it states one, as
+    // dct:identifier is for RDF: an export writes that back, so re-importing the export lands
+    // on the same dataset. The entity id is then reported, not kept.
+    let identifier = one(e, "identifier", &mut notes);
+    let source_id = match &identifier {
+        Some(i) if !i.trim().is_empty() => {
+            if i != id {
+                notes.push(format!(
+                    "id: the entity id {} is not kept; the dataset is known by its identifier",
+                    text::clip(id)
+                ));
+            }
+            i.clone()
+        }
+        _ => id.to_string(),
+    };
     let record = Record {
-        source_id: id.to_string(),
+        source_id,
         title,
         description: one(e, "description", &mut notes).unwrap_or_default(),
         keywords: list(e, "keyword"),
@@ -252,7 +268,7 @@ fn dataset(
         modified,
         distributions,
         details: Details {
-            identifier: one(e, "identifier", &mut notes),
+            identifier,
             landing_page: one(e, "landingPage", &mut notes)
                 .and_then(|u| url(&u, &mut notes, "landingPage")),
             languages: list(e, "language"),

@@ -115,6 +115,19 @@ pub fn entry_iri(e: &Entry) -> String {
     )
 }
 
+/// The dataset an exported entry's IRI ([`entry_iri`]) names, if `source_id` is one and
+/// `publisher` is the key it names: re-importing one's own export lands on the same
+/// datasets instead of copies.
+pub fn own_dataset_of(publisher: &Did, source_id: &str) -> Option<DatasetId> {
+    let rest = source_id.strip_prefix("urn:cix:")?;
+    let (key, dataset) = rest.rsplit_once(':')?;
+    let mine = publisher.to_string();
+    if key != mine.trim_start_matches("did:key:") {
+        return None;
+    }
+    dataset.parse().ok()
+}
+
 /// The dataset id of the record `source_id` imported by `publisher`: the first 16 bytes of
 /// a BLAKE3 key derivation over both, so the same record always lands on the same dataset
 /// and two publishers never collide.

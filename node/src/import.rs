@@ -10,7 +10,7 @@
 //! spectrum (closed ones are not announced, ISO 37156 5.5.2).
 
 use anyhow::{anyhow, Result};
-use cix_interchange::{dataset_id_for, Classification, ExportFormat, Record};
+use cix_interchange::{dataset_id_for, own_dataset_of, Classification, ExportFormat, Record};
 use cix_protocol::catalogue::{Entry, Level, SignedEntry};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
@@ -188,7 +188,9 @@ fn prepare(node: &Node, d: ConfirmedDraft) -> Result<Prepared> {
         }
     }
     let iso = d.iso.to_iso(me, &record).map_err(|e| anyhow!(e))?;
-    let dataset = dataset_id_for(&me, &record.source_id);
+    // This node's own export names its datasets by their own ids: the same datasets again.
+    let dataset = own_dataset_of(&me, &record.source_id)
+        .unwrap_or_else(|| dataset_id_for(&me, &record.source_id));
     let latest = shared.store.latest_entry(&dataset)?;
     let (version, previous) = match &latest {
         Some(l) => (l.entry.version + 1, Some(l.id)),
