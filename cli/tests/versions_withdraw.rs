@@ -95,3 +95,101 @@ fn versions_history_and_withdrawal_through_the_cli() {
     assert!(err.contains("withdrew"), "{err}");
     assert!(!out.exists());
 }
+
+/// ISO 37156 4.2 g: a new version describes the same data unless its publisher restates
+/// something, so `cix publish NEW --dataset ID` alone keeps the title, spectrum, description,
+/// coverage, classification and dictionary units of the previous version; a restated key wins.
+#[test]
+fn a_new_version_keeps_what_it_does_not_restate() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("water");
+    ok(&a, &["init", "--name", "Water Board"]);
+    let _na = start(&a, None);
+    let csv = |name: &str, rows: usize| {
+        let mut s = String::from("time,flow (m3/h)\n");
+        for i in 0..rows {
+            s.push_str(&format!("2024-01-01T{:02}:00:00Z,{i}\n", i % 24));
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, s).unwrap();
+        p
+    };
+    let meta = dir.path().join("flow.toml");
+    std::fs::write(
+        &meta,
+        "description = \"Hourly flow at the intake\"\nkeywords = [\"flow\", \"intake\"]\n\
+         licence = \"CC-BY-4.0\"\nbbox = [-73.6, 45.4, -73.5, 45.6]\ndomain = \"water\"\n\
+         kind = \"supply\"\nquality = \"Checked weekly\"\n\
+         [fields.time]\ndescription = \"Start of the hour\"\n",
+    )
+    .unwrap();
+    let v1 = csv("v1.csv", 10);
+    let first = json(
+        &a,
+        &[
+            "publish",
+            v1.to_str().unwrap(),
+            "--title",
+            "Intake flow",
+            "--spectrum",
+            "shared-named",
+            "--meta",
+            meta.to_str().unwrap(),
+        ],
+    );
+    let id = first["dataset"].as_str().unwrap().to_string();
+    let show = |home: &std::path::Path| json(home, &["catalogue", "show", &id])["record"].clone();
+    let before = show(&a);
+    for key in ["spatial", "licence", "keywords"] {
+        assert!(!before[key].is_null(), "{key} is set in version 1");
+    }
+
+    // No title, no spectrum, no metadata file: everything carries over.
+    let v2 = csv("v2.csv", 20);
+    let second = json(&a, &["publish", v2.to_str().unwrap(), "--dataset", &id]);
+    assert_eq!(second["version"], 2);
+    assert_eq!(second["spectrum"], "shared-named");
+    let after = show(&a);
+    for key in ["title", "description", "keywords", "licence", "spatial"] {
+        assert_eq!(after[key], before[key], "{key} carries over");
+    }
+    for key in ["domain", "kind", "spectrum", "access", "quality", "privacy"] {
+        assert_eq!(after["iso"][key], before["iso"][key], "iso.{key} carries over");
+    }
+    let field = |r: &serde_json::Value, name: &str| {
+        r["iso"]["dictionary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(field(&after, "time")["description"], "Start of the hour");
+    assert_eq!(field(&after, "flow")["unit"], "m3/h");
+    assert_ne!(after["distributions"], before["distributions"], "the new file");
+
+    // What a version restates wins; a key present but empty clears.
+    let changed = dir.path().join("changed.toml");
+    std::fs::write(&changed, "keywords = []\ndomain = \"energy\"\n").unwrap();
+    let v3 = csv("v3.csv", 30);
+    json(
+        &a,
+        &[
+            "publish",
+            v3.to_str().unwrap(),
+            "--dataset",
+            &id,
+            "--title",
+            "Intake flow, recalibrated",
+            "--meta",
+            changed.to_str().unwrap(),
+        ],
+    );
+    let third = show(&a);
+    assert_eq!(third["title"], "Intake flow, recalibrated");
+    assert_eq!(third["keywords"], serde_json::json!([]));
+    assert_eq!(third["iso"]["domain"], "energy");
+    assert_eq!(third["description"], before["description"]);
+    assert_eq!(third["iso"]["spectrum"], before["iso"]["spectrum"]);
+}

@@ -558,7 +558,7 @@ fn quality_with(own: Option<&str>, r: &dictionary::Report) -> String {
         .map(|v| format!("; first: {v}"))
         .unwrap_or_default();
     let note = format!(
-        "The file breaks its data dictionary (ISO 37156 5.4) in {} of {} records (header \
+        "{INVALID_NOTE} in {} of {} records (header \
          included), {} violations in all{first}; published anyway by the operator \
          (--accept-invalid).",
         r.invalid_rows,
@@ -568,6 +568,123 @@ fn quality_with(own: Option<&str>, r: &dictionary::Report) -> String {
     match own.map(str::trim).filter(|q| !q.is_empty()) {
         Some(q) => format!("{q} {note}"),
         None => note,
+    }
+}
+
+/// The top-level keys the metadata file sets (empty when there is none).
+fn given_keys(text: Option<&str>) -> std::collections::BTreeSet<String> {
+    text.and_then(|t| toml::from_str::<toml::Table>(t).ok())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The sentence [`quality_with`] appends, which describes one file and must not outlive it.
+const INVALID_NOTE: &str = "The file breaks its data dictionary (ISO 37156 5.4)";
+
+/// Fills what a new version's metadata file does not set from the previous version `prev`
+/// (ISO 37156 4.2 g): a new version of a dataset describes the same data unless its
+/// publisher says otherwise. Keys present in the file (`given`) win, even when empty.
+fn inherit(meta: &mut Meta, given: &std::collections::BTreeSet<String>, prev: &Entry) {
+    let unset = |k: &str| !given.contains(k);
+    macro_rules! take {
+        ($key:ident, $value:expr) => {
+            if unset(stringify!($key)) {
+                meta.$key = $value;
+            }
+        };
+    }
+    take!(title, Some(prev.title.clone()));
+    take!(description, Some(prev.description.clone()));
+    take!(spectrum, Some(prev.level().as_str().to_string()));
+    take!(keywords, prev.keywords.clone());
+    take!(themes, prev.themes.clone());
+    take!(licence, prev.licence.clone());
+    if unset("contact_name") && unset("contact_email") {
+        meta.contact_name = prev.contact.as_ref().map(|c| c.name.clone());
+        meta.contact_email = prev.contact.as_ref().and_then(|c| c.email.clone());
+    }
+    take!(place, prev.spatial.as_ref().and_then(|s| s.name.clone()));
+    take!(
+        bbox,
+        prev.spatial.as_ref().and_then(|s| s.bbox).map(|b| {
+            [b.west, b.south, b.east, b.north].map(|v| v as f64 / 1e7)
+        })
+    );
+    take!(
+        temporal_start,
+        prev.temporal.as_ref().and_then(|t| t.start.clone())
+    );
+    take!(temporal_end, prev.temporal.as_ref().and_then(|t| t.end.clone()));
+    let iso = &prev.iso;
+    take!(data_type, Some(iso.data_type.as_str().to_string()));
+    take!(kind, Some(iso.kind.as_str().to_string()));
+    take!(concept, Some(iso.concept.as_str().to_string()));
+    take!(domain, Some(iso.domain.as_str().to_string()));
+    take!(insight, Some(iso.insight.as_str().to_string()));
+    if unset("facets") {
+        meta.facets = FacetsMeta {
+            subject: iso.facets.subject.clone(),
+            metric: iso.facets.metric.clone(),
+            place: iso.facets.place.clone(),
+            time: iso.facets.time.clone(),
+            stakeholder: iso.facets.stakeholder.clone(),
+        };
+    }
+    take!(terms, iso.terms.clone());
+    take!(groups, iso.groups.clone());
+    // An agent with a principal is this agency, which build_entry puts back itself.
+    take!(
+        creator,
+        (iso.roles.creator.did.is_none()).then(|| iso.roles.creator.name.clone())
+    );
+    take!(
+        owner,
+        (iso.roles.owner.did.is_none()).then(|| iso.roles.owner.name.clone())
+    );
+    take!(provenance, iso.provenance.clone());
+    take!(
+        quality,
+        iso.quality.as_deref().and_then(|q| {
+            let kept = q.split(INVALID_NOTE).next().unwrap_or("").trim();
+            (!kept.is_empty()).then(|| kept.to_string())
+        })
+    );
+    let p = &iso.privacy;
+    take!(personal_data, p.personal_data);
+    take!(
+        high_risk,
+        p.high_risk.iter().map(|h| h.as_str().to_string()).collect()
+    );
+    take!(purpose, p.purpose.clone());
+    take!(legal_basis, p.legal_basis.clone());
+    take!(retention_days, p.retention_days);
+    take!(jurisdiction, Some(p.jurisdiction.clone()));
+    take!(allowed_jurisdictions, p.allowed_jurisdictions.clone());
+}
+
+/// What a new version keeps from the previous one beyond the metadata file's keys: the DCAT
+/// details, and the units and descriptions of dictionary fields that still exist with the
+/// same type, unless the metadata file sets them.
+fn carry_over(entry: &mut Entry, prev: &Entry, meta: &Meta) {
+    if entry.details == Default::default() {
+        entry.details = prev.details.clone();
+    }
+    for f in &mut entry.iso.dictionary {
+        let Some(old) = prev
+            .iso
+            .dictionary
+            .iter()
+            .find(|o| o.name == f.name && o.field_type == f.field_type)
+        else {
+            continue;
+        };
+        let over = meta.fields.get(&f.name);
+        if f.unit.is_none() && over.is_none_or(|o| o.unit.is_none()) {
+            f.unit = old.unit.clone();
+        }
+        if f.description.is_none() && over.is_none_or(|o| o.description.is_none()) {
+            f.description = old.description.clone();
+        }
     }
 }
 
@@ -638,6 +755,20 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
         Some(text) => toml::from_str(text).context("invalid metadata file")?,
         None => Meta::default(),
     };
+    // A new version (ISO 37156 4.2 g) keeps what the previous one said unless restated.
+    let previous = match &req.dataset {
+        Some(text) => {
+            let (_, _, prev, _) = crate::withdraw::next_version(shared, text)?;
+            let prev = shared
+                .store
+                .entry(&prev)?
+                .ok_or_else(|| anyhow!("the latest version {prev} is missing from the store"))?;
+            let given = given_keys(req.meta.as_deref());
+            inherit(&mut meta, &given, &prev.entry);
+            Some(prev.entry)
+        }
+        None => None,
+    };
     let (tmp, content, bytes) = copy_hashing(&req.path, &shared.home.tmp())?;
     let media_type = meta
         .media_type
@@ -659,7 +790,10 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
         }
         _ => 0,
     };
-    let entry = build_entry(shared, req, &meta, content, bytes, dictionary)?;
+    let mut entry = build_entry(shared, req, &meta, content, bytes, dictionary)?;
+    if let Some(prev) = &previous {
+        carry_over(&mut entry, prev, &meta);
+    }
     let signed = entry.sign(&shared.key).map_err(|e| anyhow!("{e}"))?;
     let blob = shared.home.blobs().join(content.to_hex());
     if blob.exists() {
