@@ -193,3 +193,74 @@ fn a_new_version_keeps_what_it_does_not_restate() {
     assert_eq!(third["description"], before["description"]);
     assert_eq!(third["iso"]["spectrum"], before["iso"]["spectrum"]);
 }
+
+/// ISO 37156 5.5.2: closed data is never announced. A closed new version takes the earlier,
+/// announced versions off the peers' listings; withdrawing a dataset that was closed in every
+/// version tells nobody.
+#[test]
+fn closing_a_dataset_takes_it_off_peers_and_closed_withdrawals_stay_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("water");
+    let b = dir.path().join("roads");
+    ok(&a, &["init", "--name", "Water Board"]);
+    ok(&b, &["init", "--name", "Roads Office"]);
+    let _na = start(&a, None);
+    let _nb = start(&b, Some(&listen_addr(&a)));
+    wait_until("the nodes to connect", || {
+        json_lines(&ok(&b, &["--json", "peers"])).len() == 1
+    });
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let listed = |home: &std::path::Path, id: &str| {
+        json_lines(&ok(home, &["--json", "catalogue", "list"]))
+            .iter()
+            .any(|l| l["dataset"] == id)
+    };
+    let v1 = file("v1.csv", "time,flow\n2024-01-01T00:00:00Z,1\n");
+    let open = json(
+        &a,
+        &["publish", v1.to_str().unwrap(), "--title", "Flow", "--spectrum", "open"],
+    );
+    let id = open["dataset"].as_str().unwrap().to_string();
+    wait_until("the open version to reach the peer", || listed(&b, &id));
+
+    let v2 = file("v2.csv", "time,flow\n2024-01-01T00:00:00Z,2\n");
+    let closed = json(
+        &a,
+        &["publish", v2.to_str().unwrap(), "--dataset", &id, "--spectrum", "closed"],
+    );
+    assert_eq!(closed["spectrum"], "closed");
+    assert_eq!(closed["announced_to"], 0);
+    wait_until("the peer to drop the dataset", || !listed(&b, &id));
+    assert!(listed(&a, &id), "the owner still lists its closed version");
+    let history = json_lines(&ok(&b, &["--json", "catalogue", "history", &id]));
+    assert!(
+        history
+            .iter()
+            .all(|l| l["kind"] != "version" || l["version"] == 1),
+        "the closed version never reached the peer: {history:?}"
+    );
+
+    // A dataset closed from the start: its withdrawal is not gossiped.
+    let secret = file("secret.csv", "a,b\n1,2\n");
+    let secret = ok(
+        &a,
+        &["publish", secret.to_str().unwrap(), "--title", "Valve settings", "--spectrum", "closed"],
+    );
+    let secret = secret.trim().to_string();
+    let w = json(&a, &["catalogue", "withdraw", &secret, "--reason", "retired"]);
+    assert_eq!(w["announced_to"], 0, "{w}");
+    // Something later does reach the peer, so the silence above is not a slow network.
+    let later = file("later.csv", "time,flow\n2024-01-02T00:00:00Z,3\n");
+    let later = json(
+        &a,
+        &["publish", later.to_str().unwrap(), "--title", "Later", "--spectrum", "open"],
+    );
+    let later = later["dataset"].as_str().unwrap().to_string();
+    wait_until("a later open dataset to reach the peer", || listed(&b, &later));
+    let seen = fails(&b, &["catalogue", "history", &secret]);
+    assert!(!seen.contains("retired"), "{seen}");
+}

@@ -728,6 +728,28 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         .map_err(|e| anyhow!("publish task failed: {e}"))??;
     let level = signed.entry.level();
     let announced_to = if level == Level::Closed {
+        // ISO 37156 5.5.2: closed data is never announced. If earlier versions were, peers
+        // still list one of them: withdraw those (up to the version before this one), so the
+        // dataset leaves every other node's listings while this node keeps it.
+        let dataset = signed.entry.dataset;
+        if signed.entry.version > 1
+            && node
+                .shared
+                .store
+                .versions(&dataset)?
+                .iter()
+                .any(|e| e.entry.iss == node.did() && e.entry.version < signed.entry.version
+                    && e.entry.level() != Level::Closed)
+        {
+            let (w, told) = crate::withdraw::withdraw_version(
+                node,
+                dataset,
+                signed.entry.version - 1,
+                Some("the dataset is now closed (ISO 37156 5.5.2)"),
+            )
+            .await?;
+            info!(%dataset, withdrawal = %hex::encode(w.id), peers = told, "earlier announced versions withdrawn: the new version is closed");
+        }
         0
     } else {
         node.announce(signed.bytes.clone()).await?

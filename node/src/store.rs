@@ -716,8 +716,34 @@ impl Store {
         self.withdrawals.insert(w.id, w.bytes.as_slice())?;
         self.withdrawn
             .insert(key, &w.withdrawal.version.to_be_bytes())?;
-        self.assign_seq(&w.id, &pair, KIND_WITHDRAWAL)?;
+        // A dataset never announced (closed in every version this node holds) is nobody
+        // else's business: its withdrawal is not relayed either (ISO 37156 5.5.2).
+        if self.ever_announced(&w.withdrawal.dataset, &w.withdrawal.iss)? {
+            self.assign_seq(&w.id, &pair, KIND_WITHDRAWAL)?;
+        }
         Ok(true)
+    }
+
+    /// True if some version of `issuer`'s `dataset` held here is not closed, so that it was
+    /// (or may be) announced to peers.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn ever_announced(&self, dataset: &DatasetId, issuer: &Did) -> Result<bool> {
+        for item in self.versions.scan_prefix(latest_key(dataset, issuer)) {
+            let (k, _) = item?;
+            let id = k
+                .get(56..88)
+                .ok_or_else(|| anyhow!("corrupt version index"))?;
+            let id = EntryId(id.try_into().map_err(|_| anyhow!("corrupt version index"))?);
+            if let Some(e) = self.entry(&id)? {
+                if e.entry.level() != Level::Closed {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Every withdrawal of `dataset` known, whoever signed it.

@@ -16,7 +16,7 @@ use cix_protocol::catalogue::{DatasetId, EntryId, SignedEntry};
 use cix_protocol::limits::MAX_WITHDRAWAL_REASON_BYTES;
 use cix_protocol::withdrawal::{SignedWithdrawal, Withdrawal};
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::access::now;
 use crate::node::{Node, Shared};
@@ -229,10 +229,29 @@ pub async fn withdraw(node: &Node, req: &WithdrawRequest) -> Result<WithdrawalLi
             hex::encode(w.id)
         );
     }
+    let (signed, announced) =
+        withdraw_version(node, own.dataset, latest.entry.version, reason).await?;
+    Ok(withdrawal_line(&signed, Some(announced)))
+}
+
+/// Signs, stores durably and, if the dataset was ever announced, gossips this node's
+/// withdrawal of `dataset` up to `version`. Returns it with the number of peers told (0 for
+/// a dataset that was closed in every version: nobody else knew of it, ISO 37156 5.5.2).
+///
+/// # Errors
+///
+/// Signing or store I/O.
+pub async fn withdraw_version(
+    node: &Node,
+    dataset: DatasetId,
+    version: u64,
+    reason: Option<&str>,
+) -> Result<(SignedWithdrawal, usize)> {
+    let shared = &node.shared;
     let signed = Withdrawal {
         iss: shared.did(),
-        dataset: own.dataset,
-        version: latest.entry.version,
+        dataset,
+        version,
         at: now(),
         reason: reason.map(str::to_string),
     }
@@ -241,12 +260,15 @@ pub async fn withdraw(node: &Node, req: &WithdrawRequest) -> Result<WithdrawalLi
     // Durable first: a withdrawal acknowledged to the operator is never lost.
     shared.store.put_withdrawal(&signed)?;
     shared.store.flush()?;
-    shared
-        .search
-        .withdraw(&own.dataset, &shared.key.did(), latest.entry.version);
-    info!(dataset = %own.dataset, version = latest.entry.version, withdrawal = %hex::encode(signed.id), "dataset withdrawn");
-    let announced = node.announce_withdrawal(signed.bytes.clone()).await?;
-    Ok(withdrawal_line(&signed, Some(announced)))
+    shared.search.withdraw(&dataset, &shared.key.did(), version);
+    info!(%dataset, version, withdrawal = %hex::encode(signed.id), "dataset withdrawn");
+    let announced = if shared.store.ever_announced(&dataset, &shared.did())? {
+        node.announce_withdrawal(signed.bytes.clone()).await?
+    } else {
+        debug!(%dataset, "withdrawal of a dataset never announced: kept here only");
+        0
+    };
+    Ok((signed, announced))
 }
 
 /// Every version and withdrawal of the dataset `text` names that this node knows.
