@@ -212,7 +212,17 @@ fn report(out: &mut Out, lines: &[Value]) -> Result<()> {
     out.message(
         &json!({}),
         &format!("{} records: {}", lines.len(), summary.join(", ")),
-    )
+    )?;
+    // Scripts must notice: a refused record is a failure of the import (exit status 1), while
+    // unconfirmed records are the expected first step without a mapping.
+    let refused = lines.iter().filter(|l| l["outcome"] == "refused").count();
+    if refused > 0 {
+        bail!(
+            "{refused} of {} records refused: each names the field and the rule it broke",
+            lines.len()
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn export(home: &Home, args: ExportArgs, out: &mut Out) -> Result<()> {

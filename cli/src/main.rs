@@ -177,6 +177,7 @@ enum CatalogueCommand {
     },
     /// Import a catalogue file: each record becomes a draft whose ISO 37156 block a mapping
     /// file (or an edited drafts file) confirms; then the node signs and announces them.
+    /// Exits with status 1 when any record is refused.
     Import(interchange::ImportArgs),
     /// Export this node's own non-closed datasets (latest versions) as DCAT-AP or data.json.
     Export(interchange::ExportArgs),
