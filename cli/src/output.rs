@@ -414,6 +414,57 @@ impl Out {
             s(&iso["privacy"]["personal_data"]), s(&iso["privacy"]["jurisdiction"]),
             s(&r["modified"]),
         );
+        // The rest of what a receiver needs to judge the data, when the entry states it.
+        let join = |v: &Value| {
+            v.as_array()
+                .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        };
+        let mut extra: Vec<(&str, String)> = vec![
+            ("keywords", join(&r["keywords"])),
+            ("themes", join(&r["themes"])),
+            ("licence", s(&r["licence"])),
+            ("place", s(&r["spatial"]["name"])),
+            ("issued", s(&r["issued"])),
+            ("provenance", s(&iso["provenance"])),
+            ("quality", s(&iso["quality"])),
+            ("terms", s(&iso["terms"])),
+            ("purpose", s(&iso["privacy"]["purpose"])),
+        ];
+        if let Some(b) = r["spatial"]["bbox"].as_object() {
+            let deg = |k: &str| b.get(k).and_then(Value::as_i64).unwrap_or(0) as f64 / 1e7;
+            extra.push((
+                "bbox",
+                format!(
+                    "{}, {}, {}, {} (W, S, E, N)",
+                    deg("west"),
+                    deg("south"),
+                    deg("east"),
+                    deg("north")
+                ),
+            ));
+        }
+        if r["temporal"].is_object() {
+            extra.push((
+                "time",
+                format!("{} to {}", s(&r["temporal"]["start"]), s(&r["temporal"]["end"])),
+            ));
+        }
+        for d in r["distributions"].as_array().into_iter().flatten() {
+            for key in ["download_url", "access_url"] {
+                if d[key].is_string() {
+                    extra.push(("reference", s(&d[key])));
+                }
+            }
+        }
+        if v["withdrawn"].as_bool() == Some(true) {
+            extra.push(("withdrawn", "yes: not listed any more".into()));
+        }
+        for (k, val) in extra {
+            if !val.is_empty() && val != "-" {
+                text.push_str(&format!("\n  {:<12} {val}", format!("{k}:")));
+            }
+        }
         if let Some(fields) = iso["dictionary"].as_array().filter(|f| !f.is_empty()) {
             let mut t = table(&["field", "type", "unit", "nullable", "min", "max"]);
             for f in fields {
