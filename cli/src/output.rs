@@ -447,7 +447,11 @@ impl Out {
         if r["temporal"].is_object() {
             extra.push((
                 "time",
-                format!("{} to {}", s(&r["temporal"]["start"]), s(&r["temporal"]["end"])),
+                format!(
+                    "{} to {}",
+                    s(&r["temporal"]["start"]),
+                    s(&r["temporal"]["end"])
+                ),
             ));
         }
         for d in r["distributions"].as_array().into_iter().flatten() {

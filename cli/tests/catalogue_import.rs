@@ -89,8 +89,21 @@ fn seattle_catalogue_imports_spreads_and_round_trips_through_the_cli() {
     // A mapping whose values break a rule refuses every record, and the import fails (exit
     // status 1) so that scripts notice; nothing is signed.
     let bad = dir.path().join("bad-mapping.toml");
-    std::fs::write(&bad, MAPPING.replace("level = \"open\"", "level = \"public\"")).unwrap();
-    let err = fails(&a, &["catalogue", "import", file, "--mapping", bad.to_str().unwrap()]);
+    std::fs::write(
+        &bad,
+        MAPPING.replace("level = \"open\"", "level = \"public\""),
+    )
+    .unwrap();
+    let err = fails(
+        &a,
+        &[
+            "catalogue",
+            "import",
+            file,
+            "--mapping",
+            bad.to_str().unwrap(),
+        ],
+    );
     assert!(err.contains("169 of 169 records refused"), "{err}");
     assert!(catalogue(&a).is_empty());
 

@@ -154,7 +154,10 @@ fn a_new_version_keeps_what_it_does_not_restate() {
         assert_eq!(after[key], before[key], "{key} carries over");
     }
     for key in ["domain", "kind", "spectrum", "access", "quality", "privacy"] {
-        assert_eq!(after["iso"][key], before["iso"][key], "iso.{key} carries over");
+        assert_eq!(
+            after["iso"][key], before["iso"][key],
+            "iso.{key} carries over"
+        );
     }
     let field = |r: &serde_json::Value, name: &str| {
         r["iso"]["dictionary"]
@@ -167,7 +170,10 @@ fn a_new_version_keeps_what_it_does_not_restate() {
     };
     assert_eq!(field(&after, "time")["description"], "Start of the hour");
     assert_eq!(field(&after, "flow")["unit"], "m3/h");
-    assert_ne!(after["distributions"], before["distributions"], "the new file");
+    assert_ne!(
+        after["distributions"], before["distributions"],
+        "the new file"
+    );
 
     // What a version restates wins; a key present but empty clears.
     let changed = dir.path().join("changed.toml");
@@ -222,7 +228,14 @@ fn closing_a_dataset_takes_it_off_peers_and_closed_withdrawals_stay_home() {
     let v1 = file("v1.csv", "time,flow\n2024-01-01T00:00:00Z,1\n");
     let open = json(
         &a,
-        &["publish", v1.to_str().unwrap(), "--title", "Flow", "--spectrum", "open"],
+        &[
+            "publish",
+            v1.to_str().unwrap(),
+            "--title",
+            "Flow",
+            "--spectrum",
+            "open",
+        ],
     );
     let id = open["dataset"].as_str().unwrap().to_string();
     wait_until("the open version to reach the peer", || listed(&b, &id));
@@ -230,7 +243,14 @@ fn closing_a_dataset_takes_it_off_peers_and_closed_withdrawals_stay_home() {
     let v2 = file("v2.csv", "time,flow\n2024-01-01T00:00:00Z,2\n");
     let closed = json(
         &a,
-        &["publish", v2.to_str().unwrap(), "--dataset", &id, "--spectrum", "closed"],
+        &[
+            "publish",
+            v2.to_str().unwrap(),
+            "--dataset",
+            &id,
+            "--spectrum",
+            "closed",
+        ],
     );
     assert_eq!(closed["spectrum"], "closed");
     assert_eq!(closed["announced_to"], 0);
@@ -248,19 +268,38 @@ fn closing_a_dataset_takes_it_off_peers_and_closed_withdrawals_stay_home() {
     let secret = file("secret.csv", "a,b\n1,2\n");
     let secret = ok(
         &a,
-        &["publish", secret.to_str().unwrap(), "--title", "Valve settings", "--spectrum", "closed"],
+        &[
+            "publish",
+            secret.to_str().unwrap(),
+            "--title",
+            "Valve settings",
+            "--spectrum",
+            "closed",
+        ],
     );
     let secret = secret.trim().to_string();
-    let w = json(&a, &["catalogue", "withdraw", &secret, "--reason", "retired"]);
+    let w = json(
+        &a,
+        &["catalogue", "withdraw", &secret, "--reason", "retired"],
+    );
     assert_eq!(w["announced_to"], 0, "{w}");
     // Something later does reach the peer, so the silence above is not a slow network.
     let later = file("later.csv", "time,flow\n2024-01-02T00:00:00Z,3\n");
     let later = json(
         &a,
-        &["publish", later.to_str().unwrap(), "--title", "Later", "--spectrum", "open"],
+        &[
+            "publish",
+            later.to_str().unwrap(),
+            "--title",
+            "Later",
+            "--spectrum",
+            "open",
+        ],
     );
     let later = later["dataset"].as_str().unwrap().to_string();
-    wait_until("a later open dataset to reach the peer", || listed(&b, &later));
+    wait_until("a later open dataset to reach the peer", || {
+        listed(&b, &later)
+    });
     let seen = fails(&b, &["catalogue", "history", &secret]);
     assert!(!seen.contains("retired"), "{seen}");
 }

@@ -163,9 +163,17 @@ fn entries(key: &Keypair) -> Vec<Entry> {
 fn export_then_import_loses_nothing_in_any_format() {
     let key = Keypair::generate();
     let entries = entries(&key);
-    assert_eq!(entries.len(), 4, "the real files under ../shared/data/datasets are needed");
+    assert_eq!(
+        entries.len(),
+        4,
+        "the real files under ../shared/data/datasets are needed"
+    );
     assert!(
-        entries.iter().filter(|e| !e.iso.dictionary.is_empty()).count() >= 3,
+        entries
+            .iter()
+            .filter(|e| !e.iso.dictionary.is_empty())
+            .count()
+            >= 3,
         "the CSV entries carry dictionaries"
     );
     for (out, back) in [
@@ -225,7 +233,10 @@ fn rdf_xml_of_an_export_imports_to_the_same_records() {
     use oxrdfio::{RdfFormat, RdfParser, RdfSerializer};
     let key = Keypair::generate();
     let entries = entries(&key);
-    assert!(!entries.is_empty(), "the real files under ../shared/data/datasets are needed");
+    assert!(
+        !entries.is_empty(),
+        "the real files under ../shared/data/datasets are needed"
+    );
     let turtle = export(&entries, ExportFormat::DcatApTurtle).unwrap();
     let mut ser = RdfSerializer::from_format(RdfFormat::RdfXml).for_writer(Vec::new());
     for q in RdfParser::from_format(RdfFormat::Turtle).for_slice(&turtle) {
@@ -253,7 +264,10 @@ fn rdf_xml_of_an_export_imports_to_the_same_records() {
 fn mapping_rules_override_defaults_and_the_source_in_order() {
     let key = Keypair::generate();
     let entries = entries(&key);
-    assert!(!entries.is_empty(), "the real files under ../shared/data/datasets are needed");
+    assert!(
+        !entries.is_empty(),
+        "the real files under ../shared/data/datasets are needed"
+    );
     let r = Record::from_entry(&entries[0]);
     let m = cix_interchange::Mapping::parse(
         r#"
@@ -308,7 +322,10 @@ domain = "waste"
 fn a_mapping_that_breaks_a_rule_is_refused_naming_field_and_rule() {
     let key = Keypair::generate();
     let entries = entries(&key);
-    assert!(!entries.is_empty(), "the real files under ../shared/data/datasets are needed");
+    assert!(
+        !entries.is_empty(),
+        "the real files under ../shared/data/datasets are needed"
+    );
     let r = Record::from_entry(&entries[0]);
     let m = cix_interchange::Mapping::parse(
         r#"

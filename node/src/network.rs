@@ -644,7 +644,9 @@ impl EventLoop {
             Ok(is_new) => {
                 self.shared.stats.accepted();
                 if is_new {
-                    self.shared.search.insert_listed(&self.shared.store, &signed);
+                    self.shared
+                        .search
+                        .insert_listed(&self.shared.store, &signed);
                     debug!(peer = %from, via, entry = %signed.id, dataset = %signed.entry.dataset, "accepted catalogue entry");
                     self.shared.emit(NodeEvent::EntryAccepted {
                         entry: signed.id.to_string(),

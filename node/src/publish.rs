@@ -606,15 +606,19 @@ fn inherit(meta: &mut Meta, given: &std::collections::BTreeSet<String>, prev: &E
     take!(place, prev.spatial.as_ref().and_then(|s| s.name.clone()));
     take!(
         bbox,
-        prev.spatial.as_ref().and_then(|s| s.bbox).map(|b| {
-            [b.west, b.south, b.east, b.north].map(|v| v as f64 / 1e7)
-        })
+        prev.spatial
+            .as_ref()
+            .and_then(|s| s.bbox)
+            .map(|b| { [b.west, b.south, b.east, b.north].map(|v| v as f64 / 1e7) })
     );
     take!(
         temporal_start,
         prev.temporal.as_ref().and_then(|t| t.start.clone())
     );
-    take!(temporal_end, prev.temporal.as_ref().and_then(|t| t.end.clone()));
+    take!(
+        temporal_end,
+        prev.temporal.as_ref().and_then(|t| t.end.clone())
+    );
     let iso = &prev.iso;
     take!(data_type, Some(iso.data_type.as_str().to_string()));
     take!(kind, Some(iso.kind.as_str().to_string()));
@@ -733,13 +737,11 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         // dataset leaves every other node's listings while this node keeps it.
         let dataset = signed.entry.dataset;
         if signed.entry.version > 1
-            && node
-                .shared
-                .store
-                .versions(&dataset)?
-                .iter()
-                .any(|e| e.entry.iss == node.did() && e.entry.version < signed.entry.version
-                    && e.entry.level() != Level::Closed)
+            && node.shared.store.versions(&dataset)?.iter().any(|e| {
+                e.entry.iss == node.did()
+                    && e.entry.version < signed.entry.version
+                    && e.entry.level() != Level::Closed
+            })
         {
             let (w, told) = crate::withdraw::withdraw_version(
                 node,

@@ -807,7 +807,10 @@ impl Index {
         }
         self.slot_lens[slot as usize] = lens;
         let publisher = self.name_id(&entry.publisher.name);
-        let licence = entry.licence.as_deref().map_or(NO_NAME, |l| self.name_id(l));
+        let licence = entry
+            .licence
+            .as_deref()
+            .map_or(NO_NAME, |l| self.name_id(l));
         self.slot_facets[slot as usize] = SlotFacets {
             enums: [
                 entry.iso.domain as u8,

@@ -736,7 +736,10 @@ impl Store {
             let id = k
                 .get(56..88)
                 .ok_or_else(|| anyhow!("corrupt version index"))?;
-            let id = EntryId(id.try_into().map_err(|_| anyhow!("corrupt version index"))?);
+            let id = EntryId(
+                id.try_into()
+                    .map_err(|_| anyhow!("corrupt version index"))?,
+            );
             if let Some(e) = self.entry(&id)? {
                 if e.entry.level() != Level::Closed {
                     return Ok(true);
