@@ -716,9 +716,10 @@ impl Store {
         self.withdrawals.insert(w.id, w.bytes.as_slice())?;
         self.withdrawn
             .insert(key, &w.withdrawal.version.to_be_bytes())?;
-        // A dataset never announced (closed in every version this node holds) is nobody
-        // else's business: its withdrawal is not relayed either (ISO 37156 5.5.2).
-        if self.ever_announced(&w.withdrawal.dataset, &w.withdrawal.iss)? {
+        // A dataset id never announced (closed in every version this node holds, whoever
+        // published them) is nobody else's business: its withdrawal is not relayed either
+        // (ISO 37156 5.5.2). An id some open or shared entry carries is public already.
+        if self.any_announced(&w.withdrawal.dataset)? {
             self.assign_seq(&w.id, &pair, KIND_WITHDRAWAL)?;
         }
         Ok(true)
@@ -731,7 +732,20 @@ impl Store {
     ///
     /// Store I/O or a corrupt record.
     pub fn ever_announced(&self, dataset: &DatasetId, issuer: &Did) -> Result<bool> {
-        for item in self.versions.scan_prefix(latest_key(dataset, issuer)) {
+        self.announced_under(&latest_key(dataset, issuer))
+    }
+
+    /// True if some version of `dataset` held here, by any publisher, is not closed.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O or a corrupt record.
+    pub fn any_announced(&self, dataset: &DatasetId) -> Result<bool> {
+        self.announced_under(&dataset.0)
+    }
+
+    fn announced_under(&self, prefix: &[u8]) -> Result<bool> {
+        for item in self.versions.scan_prefix(prefix) {
             let (k, _) = item?;
             let id = k
                 .get(56..88)
