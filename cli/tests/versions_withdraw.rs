@@ -225,19 +225,23 @@ fn closing_a_dataset_takes_it_off_peers_and_closed_withdrawals_stay_home() {
             .iter()
             .any(|l| l["dataset"] == id)
     };
-    let v1 = file("v1.csv", "time,flow\n2024-01-01T00:00:00Z,1\n");
-    let open = json(
-        &a,
-        &[
-            "publish",
-            v1.to_str().unwrap(),
-            "--title",
-            "Flow",
-            "--spectrum",
-            "open",
-        ],
-    );
-    let id = open["dataset"].as_str().unwrap().to_string();
+    // Publishes FILE with TEXT as TITLE (open) on the water node; returns the dataset id.
+    let publish_open = |name: &str, text: &str, title: &str| {
+        let p = file(name, text);
+        let v = json(
+            &a,
+            &[
+                "publish",
+                p.to_str().unwrap(),
+                "--title",
+                title,
+                "--spectrum",
+                "open",
+            ],
+        );
+        v["dataset"].as_str().unwrap().to_string()
+    };
+    let id = publish_open("v1.csv", "time,flow\n2024-01-01T00:00:00Z,1\n", "Flow");
     wait_until("the open version to reach the peer", || listed(&b, &id));
 
     let v2 = file("v2.csv", "time,flow\n2024-01-01T00:00:00Z,2\n");
@@ -284,19 +288,7 @@ fn closing_a_dataset_takes_it_off_peers_and_closed_withdrawals_stay_home() {
     );
     assert_eq!(w["announced_to"], 0, "{w}");
     // Something later does reach the peer, so the silence above is not a slow network.
-    let later = file("later.csv", "time,flow\n2024-01-02T00:00:00Z,3\n");
-    let later = json(
-        &a,
-        &[
-            "publish",
-            later.to_str().unwrap(),
-            "--title",
-            "Later",
-            "--spectrum",
-            "open",
-        ],
-    );
-    let later = later["dataset"].as_str().unwrap().to_string();
+    let later = publish_open("later.csv", "time,flow\n2024-01-02T00:00:00Z,3\n", "Later");
     wait_until("a later open dataset to reach the peer", || {
         listed(&b, &later)
     });
