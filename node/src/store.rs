@@ -312,6 +312,16 @@ impl Store {
         }
     }
 
+    /// Opens (or creates) another tree of this store, for modules that keep their own tables
+    /// (the audit log, `crate::audit`). A flush of the store covers it.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O errors.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Flushes everything written so far to disk.
     ///
     /// # Errors
