@@ -54,7 +54,7 @@ fn deny(code: DenyCode, reason: impl Into<String>) -> AccessResponse {
 
 /// The owner's decision on an access request from `peer`.
 pub fn decide(shared: &Shared, peer: &PeerId, req: AccessRequest) -> AccessResponse {
-    match decide_inner(shared, peer, &req) {
+    let resp = match decide_inner(shared, peer, &req) {
         Ok(resp) => resp,
         Err(e) => {
             tracing::error!(error = %e, "access decision failed");
@@ -63,6 +63,68 @@ pub fn decide(shared: &Shared, peer: &PeerId, req: AccessRequest) -> AccessRespo
                 "the owner's node could not decide; try again later",
             )
         }
+    };
+    audit_decision(shared, peer, &req, &resp);
+    resp
+}
+
+/// ISO 37156 8.3.4: the owner's side of an access request goes on the record: the request as
+/// received, then the grant or the denial with its reason (jurisdiction refusals included,
+/// 8.2.2). Written without waiting for the flush, as this runs in the network loop.
+fn audit_decision(shared: &Shared, peer: &PeerId, req: &AccessRequest, resp: &AccessResponse) {
+    use crate::audit::{log_detached, AuditEvent};
+    use cix_protocol::audit::AuditKind;
+    let entry = shared
+        .store
+        .own(&req.dataset)
+        .ok()
+        .flatten()
+        .and_then(|own| shared.store.entry(&own.entry).ok().flatten());
+    let base = |kind: AuditKind| {
+        let mut e = AuditEvent::new(kind)
+            .dataset(req.dataset)
+            .peer_opt(did_of_peer(peer))
+            .purpose(crate::audit::clip_purpose(&req.purpose));
+        if let Some(s) = &entry {
+            e = e.entry(&s.entry);
+        }
+        e
+    };
+    let role = if req.probe {
+        "probe received"
+    } else {
+        "received"
+    };
+    let answer = match resp {
+        AccessResponse::Open => "open",
+        AccessResponse::Pending => "pending",
+        AccessResponse::Granted { .. } => "granted",
+        AccessResponse::Denied { .. } => "denied",
+    };
+    log_detached(
+        shared,
+        base(AuditKind::AccessRequest).detail(format!(
+            "{role}, accept-terms {}, answer {answer}",
+            req.accept_terms
+        )),
+    );
+    if req.probe {
+        return;
+    }
+    match resp {
+        AccessResponse::Granted { delegation } => log_detached(
+            shared,
+            base(AuditKind::Grant)
+                .token(ucan::Cid::of_token(delegation))
+                .detail("issued in answer to the request"),
+        ),
+        AccessResponse::Denied { code, reason } => log_detached(
+            shared,
+            base(AuditKind::Denial)
+                .reason(reason.clone())
+                .detail(format!("code {code:?}")),
+        ),
+        AccessResponse::Open | AccessResponse::Pending => {}
     }
 }
 
@@ -297,13 +359,22 @@ pub fn approve(shared: &Shared, id: &str) -> Result<IncomingRequest> {
         .entry(&own.entry)?
         .ok_or_else(|| anyhow!("own dataset {} has no stored entry", own.dataset))?
         .entry;
-    let (delegation, _) = grant(shared, &r.requester, &entry, &r.purpose, None)?;
+    let (delegation, cid) = grant(shared, &r.requester, &entry, &r.purpose, None)?;
     r.decision = Decision::Approved {
         delegation,
         at: now(),
     };
     shared.store.put_request_in(&r)?;
     shared.store.flush()?;
+    crate::audit::log_detached(
+        shared,
+        crate::audit::AuditEvent::new(cix_protocol::audit::AuditKind::Grant)
+            .entry(&entry)
+            .peer(r.requester)
+            .purpose(r.purpose.clone())
+            .token(cid)
+            .detail(format!("request {} approved by the operator", r.id)),
+    );
     Ok(r)
 }
 
@@ -327,6 +398,15 @@ pub fn deny_request(shared: &Shared, id: &str, reason: &str) -> Result<IncomingR
     shared.store.put_request_in(&r)?;
     shared.store.flush()?;
     info!(request = %r.id, "access denied by the operator");
+    crate::audit::log_detached(
+        shared,
+        crate::audit::AuditEvent::new(cix_protocol::audit::AuditKind::Denial)
+            .dataset(r.dataset)
+            .peer(r.requester)
+            .purpose(r.purpose.clone())
+            .reason(reason)
+            .detail(format!("request {} denied by the operator", r.id)),
+    );
     Ok(r)
 }
 
@@ -592,6 +672,42 @@ pub async fn request_with(
     outcome.status = out.status.clone();
     node.shared.store.put_request_out(&out)?;
     node.shared.store.flush()?;
+    // The requester's side of the exchange (ISO 37156 8.3.4): what was asked, and the answer.
+    {
+        use crate::audit::{log, AuditEvent};
+        use cix_protocol::audit::AuditKind;
+        let base = |kind: AuditKind| {
+            AuditEvent::new(kind)
+                .entry(&entry.entry)
+                .peer(owner)
+                .purpose(out.purpose.clone())
+        };
+        log(
+            &node.shared,
+            base(AuditKind::AccessRequest).detail(format!(
+                "sent, accept-terms {accept_terms}, answer {}",
+                out.status
+            )),
+        )
+        .await;
+        if out.status == "granted" {
+            log(
+                &node.shared,
+                base(AuditKind::Grant)
+                    .token(ucan::Cid::of_token(&out.delegation))
+                    .detail("received from the owner"),
+            )
+            .await;
+        } else if out.status == "denied" {
+            log(
+                &node.shared,
+                base(AuditKind::Denial)
+                    .reason(out.reason.clone().unwrap_or_default())
+                    .detail(format!("received from the owner, code {:?}", outcome.code)),
+            )
+            .await;
+        }
+    }
     Ok(outcome)
 }
 

@@ -146,6 +146,18 @@ impl AuditEvent {
         self.detail = Some(d.into());
         self
     }
+    /// Sets what a catalogue entry says applies: its dataset, legal basis
+    /// (ISO 37156 8.2.2) and the hash of its terms (5.5.3).
+    pub fn entry(mut self, e: &cix_protocol::catalogue::Entry) -> Self {
+        self.dataset = Some(e.dataset);
+        if let Some(b) = &e.iso.privacy.legal_basis {
+            self.basis = Some(b.clone());
+        }
+        if let Some(t) = &e.iso.terms {
+            self.terms = Some(ContentHash::of(t.as_bytes()));
+        }
+        self
+    }
 }
 
 /// Appends `event` to the node's log and returns once the record is durable.
@@ -177,6 +189,11 @@ pub fn append_detached(shared: &Shared, event: AuditEvent) -> Result<AuditSeq> {
     Ok(seq)
 }
 
+/// `purpose` cut to the record's bound ([`MAX_PURPOSE_BYTES`]).
+pub fn clip_purpose(purpose: &str) -> String {
+    clip(purpose, MAX_PURPOSE_BYTES)
+}
+
 /// [`append`], reporting a failure as an error trace instead of returning it: for the places
 /// where an operation that already happened is being logged.
 pub async fn log(shared: &Shared, event: AuditEvent) {
@@ -191,6 +208,141 @@ pub fn log_detached(shared: &Shared, event: AuditEvent) {
     let kind = event.kind.clone();
     if let Err(e) = append_detached(shared, event) {
         tracing::error!(error = %e, kind = ?kind, "cannot append to the audit log");
+    }
+}
+
+/// What a transfer request says applied (ISO 37156 8.3.4): the dataset, the invocation's CID,
+/// and the purpose and terms the grant it cites pins, with the legal basis of `entry`.
+pub fn transfer_event(
+    kind: AuditKind,
+    req: &cix_protocol::wire::TransferRequest,
+    entry: Option<&cix_protocol::catalogue::Entry>,
+) -> AuditEvent {
+    use cix_protocol::caveats;
+    use cix_protocol::ucan::{Cid, Delegation};
+    let mut e = AuditEvent::new(kind);
+    if let Some(entry) = entry {
+        e = e.entry(entry);
+        // The terms that bind are the ones the grant pins, set below when there is one.
+        e.terms = None;
+    }
+    e.dataset = Some(req.dataset);
+    if let Some(inv) = &req.invocation {
+        e = e.token(Cid::of_token(inv));
+    }
+    if let Some(Ok((grant, _))) = req.proofs.last().map(|p| Delegation::decode(p)) {
+        if let Some(p) = caveats::pinned_text(&grant.pol, caveats::ARG_PURPOSE) {
+            e = e.purpose(p);
+        }
+        if let Some(t) = caveats::pinned_text(&grant.pol, caveats::ARG_TERMS) {
+            e.terms = t.parse().ok();
+        }
+    }
+    e
+}
+
+/// The owner's side of a transfer: its start, once authorised. Detached: the bytes must not
+/// wait for the log.
+pub fn serving(shared: &Shared, peer: &libp2p::PeerId, req: &cix_protocol::wire::TransferRequest) {
+    let entry = shared
+        .store
+        .own(&req.dataset)
+        .ok()
+        .flatten()
+        .and_then(|own| shared.store.entry(&own.entry).ok().flatten());
+    let e = transfer_event(
+        AuditKind::TransferStart,
+        req,
+        entry.as_ref().map(|s| &s.entry),
+    )
+    .peer_opt(crate::node::did_of_peer(peer))
+    .detail(format!("serving from offset {}", req.offset));
+    log_detached(shared, e);
+}
+
+/// The owner's side of a transfer: its end, with the bytes sent and the hash of what was sent.
+pub async fn served(
+    shared: &Shared,
+    peer: &libp2p::PeerId,
+    req: &cix_protocol::wire::TransferRequest,
+    bytes: u64,
+    content: ContentHash,
+) {
+    let e = transfer_event(AuditKind::TransferEnd, req, None)
+        .peer_opt(crate::node::did_of_peer(peer))
+        .bytes(bytes)
+        .content(content)
+        .detail("served");
+    log(shared, e).await;
+}
+
+/// The owner's side of a transfer that was refused (a denial, with its reason: 8.2.2
+/// jurisdiction refusals included) or that failed after it started.
+pub fn refused(
+    shared: &Shared,
+    peer: &libp2p::PeerId,
+    req: Option<&cix_protocol::wire::TransferRequest>,
+    reason: &str,
+) {
+    let e = match req {
+        Some(req) => transfer_event(AuditKind::Denial, req, None).detail("transfer refused"),
+        None => AuditEvent::new(AuditKind::TransferEnd).detail("serving failed"),
+    };
+    log_detached(
+        shared,
+        e.peer_opt(crate::node::did_of_peer(peer)).reason(reason),
+    );
+}
+
+/// The requester's side of a transfer: logs the start when made, and the end when
+/// [`Fetching::done`] is called; dropped before that, it logs the transfer as failed.
+#[derive(Debug)]
+pub struct Fetching {
+    shared: Shared,
+    event: Option<AuditEvent>,
+}
+
+impl Fetching {
+    /// Logs the start of fetching `req` from `owner`.
+    pub async fn start(
+        shared: &Shared,
+        owner: Did,
+        req: &cix_protocol::wire::TransferRequest,
+        entry: &cix_protocol::catalogue::Entry,
+    ) -> Self {
+        let base = transfer_event(AuditKind::TransferStart, req, Some(entry)).peer(owner);
+        log(shared, base.clone().detail("fetching")).await;
+        Self {
+            shared: shared.clone(),
+            event: Some(AuditEvent {
+                kind: Some(AuditKind::TransferEnd),
+                ..base
+            }),
+        }
+    }
+
+    /// Logs the end: `bytes` received and verified against `content`.
+    pub async fn done(mut self, bytes: u64, content: &ContentHash) {
+        if let Some(e) = self.event.take() {
+            log(
+                &self.shared,
+                e.bytes(bytes)
+                    .content(*content)
+                    .detail("fetched and verified"),
+            )
+            .await;
+        }
+    }
+}
+
+impl Drop for Fetching {
+    fn drop(&mut self) {
+        if let Some(e) = self.event.take() {
+            log_detached(
+                &self.shared,
+                e.reason("the fetch failed before the data was verified"),
+            );
+        }
     }
 }
 

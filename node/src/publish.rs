@@ -9,6 +9,8 @@
 //! described. The entry's consistency rules are checked before anything is stored: a refused entry leaves
 //! no blob and no record behind.
 
+use crate::audit::AuditEvent;
+use cix_protocol::audit::AuditKind;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -731,6 +733,24 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         .await
         .map_err(|e| anyhow!("publish task failed: {e}"))??;
     let level = signed.entry.level();
+    // ISO 37156 9.4: the publication is on the record before anyone is told of it.
+    let kind = if signed.entry.version > 1 {
+        AuditKind::Version
+    } else {
+        AuditKind::Publish
+    };
+    crate::audit::append(
+        &node.shared,
+        AuditEvent::new(kind)
+            .entry(&signed.entry)
+            .content(own.content)
+            .bytes(own.bytes)
+            .detail(format!(
+                "entry {}, version {}, {level}",
+                signed.id, signed.entry.version
+            )),
+    )
+    .await?;
     let announced_to = if level == Level::Closed {
         // ISO 37156 5.5.2: closed data is never announced. If earlier versions were, peers
         // still list one of them: withdraw those (up to the version before this one), so the

@@ -138,6 +138,13 @@ pub async fn revoke(node: &Node, req: &RevokeRequest) -> Result<RevocationLine> 
     shared.store.put_revocation(&signed)?;
     shared.store.flush()?;
     info!(revoked = %cid, revocation = %hex::encode(signed.id), "delegation revoked");
+    let mut event = crate::audit::AuditEvent::new(cix_protocol::audit::AuditKind::Revocation)
+        .token(cid)
+        .detail(format!("revocation {}", hex::encode(signed.id)));
+    if let Some(r) = reason {
+        event = event.reason(r);
+    }
+    crate::audit::append(shared, event).await?;
     let announced = node.announce_revocation(signed.bytes.clone()).await?;
     Ok(line(&signed, issued_here, Some(announced)))
 }

@@ -178,7 +178,9 @@ fn issue(
     shared.store.put_issued(&cid, &record)?;
     shared.store.flush()?;
     info!(token = %cid, audience = %dlg.aud, command = %dlg.cmd, source, "delegation issued");
-    describe(&record, "issued", true)
+    let line = describe(&record, "issued", true)?;
+    audit_token(shared, &line, dlg.aud, source);
+    Ok(line)
 }
 
 /// `cix grant`: this node, owner of a dataset, delegates to another agency directly.
@@ -361,7 +363,32 @@ pub fn import(shared: &Shared, req: &ImportRequest) -> Result<TokenLine> {
     shared.store.put_received(&cid, &record)?;
     shared.store.flush()?;
     info!(token = %cid, issuer = %last.iss, "delegation imported");
-    describe(&record, "received", true)
+    let line = describe(&record, "received", true)?;
+    audit_token(shared, &line, last.iss, "import");
+    Ok(line)
+}
+
+/// Logs a delegation issued (`grant`: a direct grant; `delegate`: a re-delegation) or
+/// imported here, with the counterparty, the dataset and purpose its policy names.
+fn audit_token(shared: &Shared, line: &TokenLine, peer: Did, source: &str) {
+    use crate::audit::AuditEvent;
+    use cix_protocol::audit::AuditKind;
+    let kind = if source == "grant" {
+        AuditKind::Grant
+    } else {
+        AuditKind::Delegation
+    };
+    let mut event = AuditEvent::new(kind)
+        .peer(peer)
+        .token(&line.cid)
+        .detail(format!("{} {} ({source})", line.direction, line.command));
+    if let Some(d) = line.dataset.as_deref().and_then(|d| d.parse().ok()) {
+        event = event.dataset(d);
+    }
+    if let Some(p) = &line.purpose {
+        event = event.purpose(p.clone());
+    }
+    crate::audit::log_detached(shared, event);
 }
 
 /// ISO 37156 9.2 e: a link hands on at most what it received: a command the one before covers,

@@ -78,6 +78,7 @@ pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
                     tokio::spawn(async move {
                         if let Err(e) = serve(&node.shared, peer, &mut stream).await {
                             debug!(%peer, error = %e, "transfer ended with an error");
+                            crate::audit::refused(&node.shared, &peer, None, &e.to_string());
                         }
                         let _ = stream.close().await;
                         drop(permit);
@@ -118,6 +119,7 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
         Ok(ok) => ok,
         Err((code, reason)) => return refuse(shared, peer, &req, stream, code, reason).await,
     };
+    crate::audit::serving(shared, &peer, &req);
     let path = shared.home.blobs().join(own.content.to_hex());
     if let Some(plan) = plan {
         return serve_projection(shared, peer, &req, stream, &own, plan, path).await;
@@ -140,6 +142,7 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
     let sent = send_file(stream, &mut file, length, &path).await?;
     shared.stats.served(sent);
     info!(%peer, dataset = %own.dataset, bytes = sent, "transfer served");
+    crate::audit::served(shared, &peer, &req, sent, own.content).await;
     Ok(())
 }
 
@@ -152,6 +155,7 @@ async fn refuse(
     reason: String,
 ) -> Result<()> {
     warn!(%peer, dataset = %req.dataset, ?code, %reason, "transfer refused");
+    crate::audit::refused(shared, &peer, Some(req), &reason);
     shared.stats.refused();
     let header = TransferHeader::Refused { code, reason };
     write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
@@ -240,6 +244,7 @@ async fn serve_projection(
         .await
         .context("the projection vanished")?;
     let sent = send_file(stream, &mut file, projected.size, projected.file.path()).await?;
+    crate::audit::served(shared, &peer, req, sent, projected.content).await;
     drop(projected);
     shared.stats.served(sent);
     info!(%peer, dataset = %own.dataset, bytes = sent, fields = plan.fields.len(),
@@ -795,6 +800,7 @@ pub async fn fetch(
         // The owner checks it against the dataset's jurisdiction rule (ISO 37156 8.2.2 h).
         profile: (entry.level() != Level::Open).then(|| node.shared.profile.bytes.clone()),
     };
+    let audit = crate::audit::Fetching::start(&node.shared, owner, &req, entry).await;
     let (mut stream, header) = send_transfer(node, &owner, &req).await?;
     let (length, expected, projection) = match header {
         TransferHeader::Refused { code, reason } => {
@@ -856,6 +862,7 @@ pub async fn fetch(
     };
     let bytes = receive(&mut stream, out, &expected, length, &mut progress).await?;
     debug!(dataset = %entry.dataset, bytes, projection = projection.is_some(), "fetched and verified");
+    audit.done(bytes, &expected).await;
     Ok(done(bytes, &expected, projection))
 }
 

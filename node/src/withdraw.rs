@@ -261,6 +261,16 @@ pub async fn withdraw_version(
     shared.store.put_withdrawal(&signed)?;
     shared.store.flush()?;
     shared.search.withdraw(&dataset, &shared.key.did(), version);
+    let mut event = crate::audit::AuditEvent::new(cix_protocol::audit::AuditKind::Withdrawal)
+        .dataset(dataset)
+        .detail(format!(
+            "versions up to {version}, withdrawal {}",
+            hex::encode(signed.id)
+        ));
+    if let Some(r) = reason {
+        event = event.reason(r);
+    }
+    crate::audit::append(shared, event).await?;
     info!(%dataset, version, withdrawal = %hex::encode(signed.id), "dataset withdrawn");
     let announced = if shared.store.ever_announced(&dataset, &shared.did())? {
         node.announce_withdrawal(signed.bytes.clone()).await?
