@@ -15,6 +15,7 @@ use cix_node::{Config, Home};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
+mod audit;
 mod client;
 mod dictionary;
 mod interchange;
@@ -94,6 +95,10 @@ enum Command {
     /// As a registrar, attest that an agency belongs to a group (for shared-group data, ISO
     /// 37156 5.5.3); owners that trust this node accept it with `cix request --attestation`.
     Attest(AttestArgs),
+    /// The tamper-evident audit log (ISO 37156 8.3.4): list it, export it, verify it (also
+    /// against the heads peers witnessed).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Args)]
@@ -422,6 +427,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tokens(cmd) => token::tokens(&home, cmd, &mut out),
         Command::Revoke(args) => token::revoke(&home, args, &mut out),
         Command::Revocations => token::revocations(&home, &mut out),
+        Command::Audit(cmd) => audit::audit(&home, cmd, &mut out),
     }
 }
 

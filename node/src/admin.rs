@@ -27,6 +27,11 @@
 //! | `GET /v1/tokens` | one [`tokens::TokenLine`] per delegation issued or received |
 //! | `POST /v1/revoke` | [`crate::revoke::RevokeRequest`]: revoke a delegation, gossip it |
 //! | `GET /v1/revocations` | one [`crate::revoke::RevocationLine`] per revocation known |
+//! | `GET /v1/audit?kind=&dataset=&peer=&since=&until=&limit=` | one [`crate::audit::Listed`] per matching audit record, oldest first |
+//! | `GET /v1/audit/export?from=&to=` | `{"did","records":[hex...]}`: the signed records verbatim |
+//! | `POST /v1/audit/note` | `{"detail"}`: append an operator's `note` record; `{"seq"}` once durable |
+//! | `POST /v1/audit/witness` | [`crate::witness::Exchange`]: send the log head to every connected peer now |
+//! | `GET /v1/audit/witnesses?subject=DID` | [`crate::witness::Gathered`]: heads of that node's log (default this one) that peers and this node vouch for |
 //!
 //! Errors are `{"error": "..."}` with a 4xx or 5xx status.
 
@@ -148,6 +153,11 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/attest", post(attest_member))
         .route("/v1/catalogue/{id}/history", get(catalogue_history))
         .route("/v1/withdraw", post(withdraw_dataset))
+        .route("/v1/audit", get(audit_list))
+        .route("/v1/audit/export", get(audit_export))
+        .route("/v1/audit/note", post(audit_note))
+        .route("/v1/audit/witness", post(audit_witness))
+        .route("/v1/audit/witnesses", get(audit_witnesses))
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         .with_state(api);
     tokio::spawn(async move {
@@ -593,4 +603,100 @@ async fn withdraw_dataset(
     Json(req): Json<withdraw::WithdrawRequest>,
 ) -> ApiResult<withdraw::WithdrawalLine> {
     Ok(Json(withdraw::withdraw(&api.node, &req).await?))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    kind: Option<String>,
+    dataset: Option<String>,
+    peer: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<usize>,
+}
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+async fn audit_list(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> ApiResult<Vec<crate::audit::Listed>> {
+    let filter = crate::audit::Filter {
+        kind: q.kind.as_deref().map(str::parse).transpose().map_err(bad)?,
+        dataset: q
+            .dataset
+            .as_deref()
+            .map(|d| d.parse().map_err(|e| bad(format!("dataset: {e}"))))
+            .transpose()?,
+        peer: q
+            .peer
+            .as_deref()
+            .map(|p| p.parse().map_err(|e| bad(format!("peer: {e}"))))
+            .transpose()?,
+        since: q.since,
+        until: q.until,
+        limit: q.limit,
+    };
+    Ok(Json(api.node.shared.audit.list(&filter)?))
+}
+
+#[derive(Deserialize)]
+struct ExportRange {
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+async fn audit_export(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<ExportRange>,
+) -> ApiResult<Value> {
+    let log = &api.node.shared.audit;
+    let records: Vec<String> = log
+        .raw_range(q.from, q.to)?
+        .into_iter()
+        .map(|(_, bytes)| hex::encode(bytes))
+        .collect();
+    Ok(Json(
+        json!({ "did": log.did().to_string(), "records": records }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct NoteBody {
+    detail: String,
+}
+
+async fn audit_note(State(api): State<Api>, Json(body): Json<NoteBody>) -> ApiResult<Value> {
+    if body.detail.len() > cix_protocol::limits::MAX_AUDIT_DETAIL_BYTES {
+        return Err(bad(format!(
+            "the note is longer than {} bytes",
+            cix_protocol::limits::MAX_AUDIT_DETAIL_BYTES
+        )));
+    }
+    let event = crate::audit::AuditEvent::new(cix_protocol::audit::AuditKind::Other("note".into()))
+        .detail(body.detail);
+    let seq = crate::audit::append(&api.node.shared, event).await?;
+    Ok(Json(json!({ "seq": seq })))
+}
+
+async fn audit_witness(State(api): State<Api>) -> ApiResult<crate::witness::Exchange> {
+    Ok(Json(crate::witness::exchange_all(&api.node).await?))
+}
+
+#[derive(Deserialize)]
+struct SubjectQuery {
+    subject: Option<String>,
+}
+
+async fn audit_witnesses(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<SubjectQuery>,
+) -> ApiResult<crate::witness::Gathered> {
+    let subject = match q.subject {
+        Some(s) => s.parse().map_err(|e| bad(format!("subject: {e}")))?,
+        None => api.node.did(),
+    };
+    Ok(Json(crate::witness::gather(&api.node, &subject).await?))
 }

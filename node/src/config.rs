@@ -43,6 +43,14 @@ pub struct Config {
     /// datasets (ISO 37156 5.5.3), as did:key principals. Empty: no group request is granted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_registrars: Vec<Did>,
+    /// How often, in seconds, the node sends its signed audit log head to every connected peer
+    /// to be counter-signed (`/cix/witness/1`, `specs/audit.md`); 0 turns it off.
+    #[serde(default = "default_witness_secs")]
+    pub audit_witness_secs: u64,
+}
+
+fn default_witness_secs() -> u64 {
+    300
 }
 
 fn default_listen() -> Vec<String> {
@@ -75,6 +83,7 @@ impl Config {
             store_cache_bytes: default_cache(),
             grant_days: default_grant_days(),
             trusted_registrars: Vec::new(),
+            audit_witness_secs: default_witness_secs(),
         }
     }
 

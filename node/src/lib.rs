@@ -34,6 +34,7 @@ pub mod store;
 pub mod tokens;
 pub mod transfer;
 pub mod withdraw;
+pub mod witness;
 
 pub use config::Config;
 pub use home::Home;

@@ -351,7 +351,11 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         server: Arc::new(tokio::sync::Mutex::new(None)),
     };
     let server = crate::transfer::spawn_server(node.clone())?;
-    *node.server.lock().await = Some(server);
+    let witness = crate::witness::spawn(node.clone())?;
+    *node.server.lock().await = Some(tokio::spawn(async move {
+        let _ = server.await;
+        let _ = witness.await;
+    }));
     Ok(node)
 }
 
