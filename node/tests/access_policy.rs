@@ -322,6 +322,29 @@ async fn personal_data_goes_only_to_allowed_jurisdictions_by_the_requesters_sign
     assert_eq!(o.status, "denied");
     assert_eq!(o.code, Some(DenyCode::Jurisdiction), "{o:?}");
     assert!(o.reason.unwrap().contains("BE, NL"));
+    // ISO 37156 8.2.2, 8.3.4: the refusal is in both logs, with its reason, the purpose stated
+    // and the legal basis that applied.
+    let denials = |n: &TestNode| {
+        n.node
+            .shared
+            .audit
+            .list(&cix_node::audit::Filter {
+                kind: Some(cix_protocol::audit::AuditKind::Denial),
+                dataset: Some(id),
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let at_owner = denials(&owner);
+    assert_eq!(at_owner.len(), 1, "{at_owner:?}");
+    assert_eq!(at_owner[0].peer, Some(abroad.node.did().to_string()));
+    assert!(at_owner[0].reason.as_ref().unwrap().contains("BE, NL"));
+    assert_eq!(at_owner[0].purpose.as_deref(), Some("benchmarking"));
+    assert_eq!(at_owner[0].basis.as_deref(), Some("public task"));
+    let at_requester = denials(&abroad);
+    assert_eq!(at_requester.len(), 1, "{at_requester:?}");
+    assert_eq!(at_requester[0].peer, Some(owner.node.did().to_string()));
+    assert!(at_requester[0].reason.as_ref().unwrap().contains("BE, NL"));
 
     // No profile at all: refused, saying a profile is needed.
     let answer = access::ask(

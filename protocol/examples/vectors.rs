@@ -73,6 +73,7 @@ pub(crate) fn generate() -> Vec<(&'static str, String)> {
         ("tokens.json", json(&tokens_file(&owner))),
         ("revocations.json", json(&revocations_file(&owner))),
         ("withdrawals.json", json(&withdrawals_file(&owner))),
+        ("audit.json", json(&audit_file(&owner))),
         ("annotated.txt", annotated_file(valid, &owner)),
     ]
 }
@@ -1561,6 +1562,227 @@ fn withdrawals_file(owner: &Keypair) -> WithdrawalsFile {
         sync_want_request: hex::encode(enc(&SyncRequest::want(&valid_ids[..1]))),
         sync_ids_response: hex::encode(ids_response),
         vectors,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log (specs/audit.md)
+
+#[derive(Serialize)]
+struct AuditFile {
+    about: &'static str,
+    regenerate: &'static str,
+    /// The log's node.
+    did: String,
+    /// The records of the untouched log, in order.
+    records: Vec<AuditRecordVector>,
+    /// The owner's signed head of that log (`cix/head@1`), hex.
+    head: String,
+    /// The requester's counter-signature of that head (`cix/witness@1`), hex.
+    witness: String,
+    /// `/cix/witness/1` messages, CBOR hex: sending the head, the answer, asking for held heads.
+    witness_request_head: String,
+    witness_response_witnessed: String,
+    witness_request_held: String,
+    /// Exported logs (CBOR sequences, hex) and what verification must say.
+    exports: Vec<AuditExportVector>,
+}
+
+#[derive(Serialize)]
+struct AuditRecordVector {
+    seq: u64,
+    kind: String,
+    envelope: String,
+    hash: String,
+}
+
+#[derive(Serialize)]
+struct AuditExportVector {
+    name: &'static str,
+    description: &'static str,
+    export: String,
+    /// `valid`, or `item N` (1-based position of the first bad record).
+    chain: String,
+    /// With the witnessed head: `valid`, or `seq N`.
+    witnessed: String,
+}
+
+fn audit_file(owner: &Keypair) -> AuditFile {
+    use cix_protocol::audit::{
+        check_witnessed, split_sequence, verify_chain, AuditHash, AuditKind, AuditRecord, Head,
+        Vouched, Witness, WitnessRequest, WitnessResponse, GENESIS,
+    };
+    let requester = Keypair::from_seed(REQUESTER_SEED);
+    let at = TOKEN_TIME + 3 * 86_400;
+    let blank = |seq: u64, prev: AuditHash, kind: AuditKind| AuditRecord {
+        iss: owner.did(),
+        seq,
+        at: at + seq as i64,
+        prev,
+        kind,
+        dataset: Some(DatasetId([0x5a; 16])),
+        peer: None,
+        purpose: None,
+        basis: None,
+        terms: None,
+        token: None,
+        bytes: None,
+        content: None,
+        reason: None,
+        detail: None,
+    };
+    let mut signed = Vec::new();
+    let kinds = [
+        AuditKind::Publish,
+        AuditKind::AccessRequest,
+        AuditKind::Denial,
+        AuditKind::Grant,
+        AuditKind::TransferStart,
+        AuditKind::TransferEnd,
+    ];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let seq = i as u64 + 1;
+        let prev = signed
+            .last()
+            .map(|r: &cix_protocol::audit::SignedRecord| r.hash)
+            .unwrap_or(GENESIS);
+        let mut r = blank(seq, prev, kind.clone());
+        match kind {
+            AuditKind::Publish => {
+                r.content = Some(ContentHash::of(b"time,flow\n"));
+                r.bytes = Some(10);
+            }
+            AuditKind::AccessRequest => {
+                r.peer = Some(requester.did());
+                r.purpose = Some("leak detection".into());
+                r.detail = Some("received".into());
+            }
+            AuditKind::Denial => {
+                r.peer = Some(requester.did());
+                r.reason = Some(
+                    "the requester's jurisdiction DE is not allowed (ISO 37156 8.2.2 h)".into(),
+                );
+            }
+            AuditKind::Grant => {
+                r.peer = Some(requester.did());
+                r.basis = Some("public task".into());
+                r.terms = Some(ContentHash::of(b"CC-BY-4.0"));
+                r.token = Some("bafyreiexampleexampleexampleexampleexampleexampleexample".into());
+            }
+            _ => {
+                r.peer = Some(requester.did());
+                r.bytes = Some(10);
+                r.content = Some(ContentHash::of(b"time,flow\n"));
+            }
+        }
+        signed.push(r.seal(owner).expect("audit records seal"));
+    }
+    let head = Head {
+        iss: owner.did(),
+        seq: 6,
+        hash: signed[5].hash,
+        at: at + 10,
+    }
+    .seal(owner)
+    .expect("head seals");
+    let witness = Witness {
+        iss: requester.did(),
+        subject: owner.did(),
+        seq: 6,
+        hash: signed[5].hash,
+        at: at + 11,
+    }
+    .seal(&requester)
+    .expect("witness seals");
+    let raw: Vec<Vec<u8>> = signed.iter().map(|r| r.bytes.clone()).collect();
+    let mut rebuilt = raw[..3].to_vec();
+    for r in &signed[3..] {
+        let mut again = r.record.clone();
+        again.prev = AuditHash::of(rebuilt.last().expect("three records"));
+        if again.seq == 4 {
+            again.detail = Some("rewritten".into());
+        }
+        rebuilt.push(again.seal(owner).expect("rebuilt seal").bytes);
+    }
+    let mut flipped = raw.clone();
+    let n = flipped[1].len();
+    flipped[1][n - 2] ^= 0x01;
+    let mut deleted = raw.clone();
+    deleted.remove(2);
+    let mut swapped = raw.clone();
+    swapped.swap(3, 4);
+    let cases: Vec<(&'static str, &'static str, Vec<Vec<u8>>)> = vec![
+        ("untouched", "the log as written", raw.clone()),
+        ("byte-changed", "one byte of record 2 changed", flipped),
+        ("record-deleted", "record 3 removed", deleted),
+        ("records-swapped", "records 4 and 5 swapped", swapped),
+        (
+            "tail-truncated",
+            "records 5 and 6 cut off",
+            raw[..4].to_vec(),
+        ),
+        (
+            "rebuilt",
+            "records 4 to 6 rewritten and re-signed by the owner",
+            rebuilt,
+        ),
+    ];
+    let vouched = [Vouched {
+        seq: 6,
+        hash: signed[5].hash,
+        source: requester.did().to_string(),
+    }];
+    let exports = cases
+        .into_iter()
+        .map(|(name, description, parts)| {
+            let export = parts.concat();
+            let pieces = split_sequence(&export);
+            let chain = match verify_chain(pieces.iter().copied(), Some(&owner.did())) {
+                Ok(_) => "valid".to_string(),
+                Err(e) => format!("item {}", e.index + 1),
+            };
+            let witnessed = match check_witnessed(
+                &vouched,
+                |s| pieces.get((s - 1) as usize).map(|b| AuditHash::of(b)),
+                pieces.len() as u64,
+            ) {
+                Ok(_) => "valid".to_string(),
+                Err(e) => format!("seq {}", e.seq.unwrap_or_default()),
+            };
+            AuditExportVector {
+                name,
+                description,
+                export: hex::encode(export),
+                chain,
+                witnessed,
+            }
+        })
+        .collect();
+    AuditFile {
+        about: "audit log (cix/audit@1): a six-record chain, its signed head and a counter-signature, /cix/witness/1 messages, and exported logs with the verdicts of verification",
+        regenerate: "cargo run -p cix-protocol --example vectors",
+        did: owner.did().to_string(),
+        records: signed
+            .iter()
+            .map(|r| AuditRecordVector {
+                seq: r.record.seq,
+                kind: r.record.kind.to_string(),
+                envelope: hex::encode(&r.bytes),
+                hash: r.hash.to_hex(),
+            })
+            .collect(),
+        head: hex::encode(&head.bytes),
+        witness: hex::encode(&witness.bytes),
+        witness_request_head: hex::encode(
+            WitnessRequest::Head(head.bytes.clone()).encode().expect("encodes"),
+        ),
+        witness_response_witnessed: hex::encode(
+            WitnessResponse::Witnessed(witness.bytes.clone()).encode().expect("encodes"),
+        ),
+        witness_request_held: hex::encode(
+            WitnessRequest::Held(owner.did()).encode().expect("encodes"),
+        ),
+        exports,
     }
 }
 
