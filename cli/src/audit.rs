@@ -343,7 +343,7 @@ fn verify(home: &Home, args: VerifyArgs, out: &mut Out) -> Result<()> {
         None => format!("{what}: empty, nothing to verify"),
     };
     if args.witnesses {
-        let Some(subject) = summary.iss.clone().or(expected) else {
+        let Some(subject) = summary.iss.or(expected) else {
             bail!("--witnesses: the log is empty, so there is no node to ask about");
         };
         let client = Client::connect(home)?;

@@ -823,7 +823,7 @@ impl AuditLog {
     pub fn countersign(&self, head: &Head) -> Result<Signed<Witness>> {
         Witness {
             iss: self.did(),
-            subject: head.iss.clone(),
+            subject: head.iss,
             seq: head.seq,
             hash: head.hash,
             at: crate::access::now(),

@@ -470,7 +470,7 @@ pub fn verify_chain<'a>(
                 ))
             }
             Some(_) => {}
-            None => summary.iss = Some(r.iss.clone()),
+            None => summary.iss = Some(r.iss),
         }
         if let Some((pseq, phash, pat)) = prev {
             if r.seq != pseq + 1 {
