@@ -10,6 +10,8 @@
 //! - `/cix/access/1`: access negotiation by data spectrum ([`access`]);
 //! - `/cix/transfer/1`: dataset bytes, verified before they are renamed into place
 //!   ([`transfer`]);
+//! - `/cix/witness/1`: exchanging and counter-signing audit log heads ([`witness`]; the log
+//!   itself is [`audit`]);
 //! - identify, ping and Kademlia for finding peers.
 //!
 //! [`start`] runs a node and returns a [`Node`] handle; [`admin`] serves the loopback admin API
