@@ -19,6 +19,7 @@ mod client;
 mod dictionary;
 mod interchange;
 mod output;
+mod receipts;
 mod token;
 
 use client::Client;
@@ -94,6 +95,13 @@ enum Command {
     /// As a registrar, attest that an agency belongs to a group (for shared-group data, ISO
     /// 37156 5.5.3); owners that trust this node accept it with `cix request --attestation`.
     Attest(AttestArgs),
+    /// Signed delivery receipts (ISO 37156 8.3.4): list, show, verify; deletion notices and
+    /// data held under a retention period (8.2.2 e).
+    #[command(subcommand)]
+    Receipts(receipts::ReceiptsCommand),
+    /// The agency's privacy notice (ISO 37156 8.3.3): show one's own or a peer's, or set it.
+    #[command(subcommand)]
+    Privacy(receipts::PrivacyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +134,11 @@ struct InitArgs {
     /// Default libp2p listen address (may be repeated).
     #[arg(long, value_name = "MULTIADDR")]
     listen: Vec<String>,
+    /// The agency's privacy notice (ISO 37156 8.3.3), a TOML file with controller, purposes,
+    /// third_parties, rights, cross_border, contact and optionally url; needed before
+    /// publishing personal data.
+    #[arg(long, value_name = "FILE")]
+    privacy: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +367,12 @@ fn run(cli: Cli) -> Result<()> {
     // The offline token tools need no home.
     let command = match cli.command {
         Command::Token(cmd) => return token::token(cmd, &mut out),
+        // A receipt file verifies without a node (ISO 37156 8.3.4).
+        Command::Receipts(receipts::ReceiptsCommand::Verify { id_or_file })
+            if Path::new(&id_or_file).is_file() =>
+        {
+            return receipts::verify_file(Path::new(&id_or_file), &mut out)
+        }
         other => other,
     };
     let home = home_of(cli.home)?;
@@ -422,6 +441,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tokens(cmd) => token::tokens(&home, cmd, &mut out),
         Command::Revoke(args) => token::revoke(&home, args, &mut out),
         Command::Revocations => token::revocations(&home, &mut out),
+        Command::Receipts(cmd) => receipts::receipts(&home, cmd, &mut out),
+        Command::Privacy(cmd) => receipts::privacy(&home, cmd, &mut out),
     }
 }
 
@@ -543,6 +564,9 @@ fn init(home: &Home, args: InitArgs, out: &mut Out) -> Result<()> {
     config.sectors = args.sectors;
     if !args.listen.is_empty() {
         config.listen = args.listen;
+    }
+    if let Some(path) = &args.privacy {
+        config.privacy = Some(receipts::read_notice(path)?);
     }
     config.validate().map_err(|e| anyhow::anyhow!(e))?;
     let key = home.init(&config)?;

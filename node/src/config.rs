@@ -43,6 +43,16 @@ pub struct Config {
     /// datasets (ISO 37156 5.5.3), as did:key principals. Empty: no group request is granted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_registrars: Vec<Did>,
+    /// The agency's privacy notice (ISO 37156 8.3.3), carried in its signed profile; required
+    /// before publishing an entry that holds personal data. A `[privacy]` table, written by
+    /// `cix init --privacy FILE` or `cix privacy set FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<cix_protocol::profile::PrivacyNotice>,
+    /// TESTING KNOB: the length of a retention "day" in seconds (default 86400). Shortening it
+    /// makes received data expire in seconds instead of days; the node warns loudly at start
+    /// whenever it is set. Never set it on a production node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_day_secs: Option<u64>,
 }
 
 fn default_listen() -> Vec<String> {
@@ -75,6 +85,8 @@ impl Config {
             store_cache_bytes: default_cache(),
             grant_days: default_grant_days(),
             trusted_registrars: Vec::new(),
+            privacy: None,
+            retention_day_secs: None,
         }
     }
 
@@ -112,6 +124,12 @@ impl Config {
         }
         if self.grant_days == 0 || self.grant_days > 366 {
             return Err("grant_days: must be between 1 and 366".into());
+        }
+        if let Some(n) = &self.privacy {
+            n.check().map_err(|e| format!("{}: {}", e.field, e.rule))?;
+        }
+        if self.retention_day_secs == Some(0) {
+            return Err("retention_day_secs: must be at least 1".into());
         }
         Ok(())
     }

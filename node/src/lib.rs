@@ -10,6 +10,7 @@
 //! - `/cix/access/1`: access negotiation by data spectrum ([`access`]);
 //! - `/cix/transfer/1`: dataset bytes, verified before they are renamed into place
 //!   ([`transfer`]);
+//! - `/cix/receipt/1`: signed receipts, deletion notices and profiles ([`receipts`]);
 //! - identify, ping and Kademlia for finding peers.
 //!
 //! [`start`] runs a node and returns a [`Node`] handle; [`admin`] serves the loopback admin API
@@ -18,6 +19,7 @@
 pub mod access;
 pub mod admin;
 pub mod attest;
+pub mod audit_bridge;
 pub mod codec;
 pub mod config;
 pub mod home;
@@ -25,7 +27,9 @@ pub mod import;
 pub mod network;
 pub mod node;
 pub mod projection;
+pub mod privacy;
 pub mod publish;
+pub mod receipts;
 pub mod revoke;
 pub mod rules;
 pub mod search;

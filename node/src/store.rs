@@ -312,6 +312,15 @@ impl Store {
         }
     }
 
+    /// A named tree for a module's own records (opened on first use, kept open by sled).
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Flushes everything written so far to disk.
     ///
     /// # Errors

@@ -79,6 +79,7 @@ fn entry(key: &Keypair) -> Entry {
                 retention_days: None,
                 jurisdiction: "US".into(),
                 allowed_jurisdictions: vec![],
+                notice: None,
             },
             dictionary: vec![Field {
                 name: "year".into(),
