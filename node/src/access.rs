@@ -134,6 +134,20 @@ fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<A
             Ok(p) => p,
             Err((code, reason)) => {
                 debug!(%peer, dataset = %req.dataset, ?code, "access refused");
+                if code == DenyCode::Jurisdiction {
+                    // ISO 37156 8.2.2 h: a refusal to send data abroad is kept with its reason.
+                    warn!(%requester, dataset = %req.dataset, "access refused by jurisdiction");
+                    crate::audit_bridge::record(
+                        shared,
+                        "jurisdiction-refused",
+                        &format!(
+                            "access request from {requester} for dataset {} (purpose {:?}) \
+                             refused: {reason}",
+                            req.dataset,
+                            crate::rules::clip(req.purpose.clone())
+                        ),
+                    );
+                }
                 return Ok(deny(code, reason));
             }
         };
