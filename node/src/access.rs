@@ -137,15 +137,14 @@ fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<A
                 if code == DenyCode::Jurisdiction {
                     // ISO 37156 8.2.2 h: a refusal to send data abroad is kept with its reason.
                     warn!(%requester, dataset = %req.dataset, "access refused by jurisdiction");
-                    crate::audit_bridge::record(
+                    crate::audit::log_detached(
                         shared,
-                        "jurisdiction-refused",
-                        &format!(
-                            "access request from {requester} for dataset {} (purpose {:?}) \
-                             refused: {reason}",
-                            req.dataset,
-                            crate::rules::clip(req.purpose.clone())
-                        ),
+                        crate::audit::AuditEvent::new(cix_protocol::audit::AuditKind::Denial)
+                            .dataset(req.dataset)
+                            .peer(requester)
+                            .purpose(crate::rules::clip(req.purpose.clone()))
+                            .reason(reason.clone())
+                            .detail("jurisdiction (ISO 37156 8.2.2 h)"),
                     );
                 }
                 return Ok(deny(code, reason));

@@ -19,7 +19,7 @@
 pub mod access;
 pub mod admin;
 pub mod attest;
-pub mod audit_bridge;
+pub mod audit;
 pub mod codec;
 pub mod config;
 pub mod home;

@@ -262,6 +262,8 @@ pub struct Shared {
     /// This agency's own signed profile (`cix/profile@1`), sent with every access and transfer
     /// request; signed at start from the config.
     pub profile: Arc<cix_protocol::profile::SignedProfile>,
+    /// The tamper-evident audit log (`crate::audit`, ISO 37156 8.3.4).
+    pub audit: crate::audit::AuditLog,
     events: broadcast::Sender<NodeEvent>,
     /// Becomes true when the node is shutting down.
     pub stopping: tokio::sync::watch::Receiver<bool>,
@@ -321,6 +323,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     }
     let store = Store::open(&home.store(), config.store_cache_bytes)?;
     let search = Arc::new(crate::search::SearchIndex::build(&store)?);
+    let audit = crate::audit::AuditLog::open(&store, key.clone())?;
     let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
         .map_err(|e| anyhow!("node key unusable for libp2p: {e}"))?;
     let agent = format!("cix/{} ({})", env!("CARGO_PKG_VERSION"), config.name);
@@ -357,6 +360,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         stats: Arc::new(Stats::default()),
         search,
         profile: Arc::new(profile),
+        audit,
         events,
         stopping: stop_rx.clone(),
     };

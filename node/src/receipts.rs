@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cix_protocol::catalogue::DatasetId;
+use cix_protocol::audit::AuditKind;
 use cix_protocol::caveats;
 use cix_protocol::content::ContentHash;
 use cix_protocol::identity::Did;
@@ -45,6 +46,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tracing::{debug, info, warn};
 
+use crate::audit::{self, AuditEvent};
 use crate::codec::{read_message, write_message};
 use crate::node::{did_of_peer, peer_of_did, Node, NodeEvent, Shared};
 use crate::transfer::Fetched;
@@ -291,17 +293,20 @@ async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> R
             "received data is kept under a retention period (ISO 37156 8.2.2 e)");
     }
     shared.store.flush_async().await?;
-    crate::audit_bridge::record(
-        shared,
-        "receipt-signed",
-        &format!(
-            "receipt {} for dataset {} from {}: {} bytes",
-            receipt.id_hex(),
-            req.dataset,
-            provider,
-            fetched.bytes
-        ),
-    );
+    let r = &receipt.receipt;
+    let mut event = AuditEvent::new(AuditKind::Receipt)
+        .dataset(req.dataset)
+        .peer(provider)
+        .bytes(fetched.bytes)
+        .content(req.content)
+        .detail(format!("receipt {} signed as receiver", receipt.id_hex()));
+    if let Some(p) = &r.purpose {
+        event = event.purpose(p.clone());
+    }
+    if let Some(c) = &r.invocation {
+        event = event.token(c);
+    }
+    audit::log(shared, event).await;
     match send(node, &provider, &ReceiptRequest::Receipt {
         receipt: ByteBuf::from(receipt.bytes.clone()),
     })
@@ -316,11 +321,14 @@ async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> R
             receipts.insert(id, enc(&kept)?)?;
             shared.store.flush_async().await?;
             info!(receipt = %receipt.id_hex(), "receipt counter-signed by the provider");
-            crate::audit_bridge::record(
+            audit::log(
                 shared,
-                "receipt-countersigned",
-                &format!("receipt {} counter-signed by {provider}", receipt.id_hex()),
-            );
+                AuditEvent::new(AuditKind::Receipt)
+                    .dataset(req.dataset)
+                    .peer(provider)
+                    .detail(format!("receipt {} counter-signed by the provider", receipt.id_hex())),
+            )
+            .await;
             shared.emit(NodeEvent::ReceiptCountersigned {
                 receipt: receipt.id_hex(),
                 dataset: req.dataset.to_string(),
@@ -459,11 +467,14 @@ async fn answer(shared: &Shared, peer: &PeerId, req: ReceiptRequest) -> ReceiptR
                 resp
             }
             Err(reason) => {
-                crate::audit_bridge::record(
+                audit::log(
                     shared,
-                    "receipt-refused",
-                    &format!("a receipt from {sender} was refused: {reason}"),
-                );
+                    AuditEvent::new(AuditKind::Receipt)
+                        .peer(sender)
+                        .reason(reason.clone())
+                        .detail("receipt refused"),
+                )
+                .await;
                 refuse(reason)
             }
         },
@@ -592,16 +603,19 @@ fn check_receipt_once(
     served.remove(found).map_err(|e| internal(e.into()))?;
     info!(receipt = %receipt.id_hex(), receiver = %sender, dataset = %r.dataset, bytes = r.bytes,
         "receipt checked and counter-signed");
-    crate::audit_bridge::record(
-        shared,
-        "receipt-received",
-        &format!(
-            "receipt {} from {sender} for dataset {}: {} bytes, counter-signed",
-            receipt.id_hex(),
-            r.dataset,
-            r.bytes
-        ),
-    );
+    let mut event = AuditEvent::new(AuditKind::Receipt)
+        .dataset(r.dataset)
+        .peer(*sender)
+        .bytes(r.bytes)
+        .content(r.content)
+        .detail(format!("receipt {} received and counter-signed", receipt.id_hex()));
+    if let Some(p) = &r.purpose {
+        event = event.purpose(p.clone());
+    }
+    if let Some(c) = &r.invocation {
+        event = event.token(c);
+    }
+    audit::log_detached(shared, event);
     shared.emit(NodeEvent::ReceiptCountersigned {
         receipt: receipt.id_hex(),
         dataset: r.dataset.to_string(),
@@ -638,13 +652,17 @@ fn note_deletion(shared: &Shared, sender: &Did, bytes: &[u8]) -> Result<(), Stri
         .insert(notice.id, enc(&kept).map_err(internal)?)
         .map_err(|e| internal(e.into()))?;
     info!(receiver = %sender, dataset = %n.dataset, "deletion notice received (ISO 37156 8.2.2 e)");
-    crate::audit_bridge::record(
+    audit::log_detached(
         shared,
-        "deletion-notice-received",
-        &format!(
-            "{sender} deleted dataset {} (content {}) after {} days",
-            n.dataset, n.content, n.retention_days
-        ),
+        AuditEvent::new(AuditKind::DeletionNotice)
+            .dataset(n.dataset)
+            .peer(*sender)
+            .content(n.content)
+            .detail(format!(
+                "deletion notice {} received: deleted after {} days",
+                hex::encode(notice.id),
+                n.retention_days
+            )),
     );
     shared.emit(NodeEvent::DeletionNoted {
         dataset: n.dataset.to_string(),
@@ -692,14 +710,16 @@ pub async fn sweep(node: &Node) -> Result<()> {
         held.remove(k)?;
         shared.store.flush_async().await?;
         info!(dataset = %h.dataset, %what, "retention period over: data deleted (ISO 37156 8.2.2 e)");
-        crate::audit_bridge::record(
+        audit::log(
             shared,
-            "deletion",
-            &format!(
-                "dataset {} from {} deleted after {} days: {what}",
-                h.dataset, h.provider, h.retention_days
-            ),
-        );
+            AuditEvent::new(AuditKind::Deletion)
+                .dataset(h.dataset)
+                .peer(h.provider)
+                .content(h.content)
+                .reason(format!("retention of {} days ran out", h.retention_days))
+                .detail(what.clone()),
+        )
+        .await;
         shared.emit(NodeEvent::DataDeleted {
             dataset: h.dataset.to_string(),
             path: h.path.display().to_string(),
@@ -724,14 +744,18 @@ pub async fn sweep(node: &Node) -> Result<()> {
                 deletions.insert(k, enc(&kept)?)?;
                 shared.store.flush_async().await?;
                 info!(dataset = %notice.notice.dataset, %provider, "deletion notice delivered");
-                crate::audit_bridge::record(
+                audit::log(
                     shared,
-                    "deletion-notice-sent",
-                    &format!(
-                        "deletion of dataset {} reported to {provider}",
-                        notice.notice.dataset
-                    ),
-                );
+                    AuditEvent::new(AuditKind::DeletionNotice)
+                        .dataset(notice.notice.dataset)
+                        .peer(provider)
+                        .content(notice.notice.content)
+                        .detail(format!(
+                            "deletion notice {} sent and noted",
+                            hex::encode(notice.id)
+                        )),
+                )
+                .await;
                 shared.emit(NodeEvent::DeletionNoticeDelivered {
                     dataset: notice.notice.dataset.to_string(),
                     to: provider.to_string(),

@@ -312,11 +312,12 @@ impl Store {
         }
     }
 
-    /// A named tree for a module's own records (opened on first use, kept open by sled).
+    /// Opens (or creates) another tree of this store, for modules that keep their own tables
+    /// (the audit log, `crate::audit`). A flush of the store covers it.
     ///
     /// # Errors
     ///
-    /// Store I/O.
+    /// Store I/O errors.
     pub fn tree(&self, name: &str) -> Result<sled::Tree> {
         Ok(self.db.open_tree(name)?)
     }

@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use cix_node::publish::{publish, PublishRequest};
-use cix_node::{access, audit_bridge, privacy, receipts, transfer, Home, NodeEvent};
+use cix_node::audit::{Filter, Listed};
+use cix_node::{access, privacy, receipts, transfer, Home, NodeEvent};
 use cix_protocol::catalogue::{DatasetId, SignedEntry};
 use cix_protocol::caveats;
 use cix_protocol::receipt::{Receipt, ReceiptRequest, ReceiptResponse, SignedReceipt};
@@ -50,6 +51,19 @@ async fn entry_at(peer: &TestNode, dataset: &str) -> SignedEntry {
 
 const PERSONAL: &str = "terms = \"research only\"\npersonal_data = true\npurpose = \"leak detection\"\n\
      legal_basis = \"public task\"\nretention_days = 1\n";
+
+/// The node's audit log, oldest first.
+fn audit_of(n: &TestNode) -> Vec<Listed> {
+    let mut all = n.node.shared.audit.list(&Filter::default()).unwrap();
+    all.sort_by_key(|l| l.seq);
+    all
+}
+
+fn has(log: &[Listed], kind: &str, detail: &str) -> usize {
+    log.iter()
+        .filter(|l| l.kind == kind && l.detail.as_deref().is_some_and(|d| d.contains(detail)))
+        .count()
+}
 
 fn refusal(resp: ReceiptResponse) -> String {
     match resp {
@@ -183,11 +197,24 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
     assert!(why.contains("receipt refused"), "{why}");
     // The owner still keeps only the genuine one, and logged the refusals.
     assert_eq!(receipts::list(&owner.node.shared).unwrap().len(), 1);
-    let log = audit_bridge::list(&owner.node.shared).unwrap();
-    assert_eq!(log.iter().filter(|r| r.kind == "receipt-refused").count(), 5);
-    assert_eq!(log.iter().filter(|r| r.kind == "receipt-received").count(), 1);
-    let log = audit_bridge::list(&reader.node.shared).unwrap();
-    assert!(log.iter().any(|r| r.kind == "receipt-countersigned"));
+    let log = audit_of(&owner);
+    assert_eq!(has(&log, "receipt", "receipt refused"), 5);
+    let refused: Vec<&Listed> = log
+        .iter()
+        .filter(|l| l.detail.as_deref() == Some("receipt refused"))
+        .collect();
+    assert!(refused[0].reason.as_deref().unwrap().contains("not by the connected peer"));
+    let received: Vec<&Listed> = log
+        .iter()
+        .filter(|l| l.kind == "receipt" && l.detail.as_deref().is_some_and(|d| d.contains("counter-signed")))
+        .collect();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].purpose.as_deref(), Some("flood modelling"));
+    assert_eq!(received[0].bytes, Some(data.len() as u64));
+    assert_eq!(received[0].token, a.invocation);
+    let log = audit_of(&reader);
+    assert_eq!(has(&log, "receipt", "signed as receiver"), 1);
+    assert_eq!(has(&log, "receipt", "counter-signed by the provider"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,15 +269,11 @@ async fn received_data_is_deleted_at_expiry_also_across_a_restart_and_the_provid
     assert_eq!(theirs[0].id, mine[0].id);
     assert_eq!(theirs[0].receiver, reader.node.did().to_string());
     let kinds = |n: &TestNode| -> Vec<String> {
-        audit_bridge::list(&n.node.shared)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.kind)
-            .collect()
+        audit_of(n).into_iter().map(|r| r.kind).collect()
     };
     assert!(kinds(&reader).contains(&"deletion".to_string()));
-    assert!(kinds(&reader).contains(&"deletion-notice-sent".to_string()));
-    assert!(kinds(&owner).contains(&"deletion-notice-received".to_string()));
+    assert_eq!(has(&audit_of(&reader), "deletion-notice", "sent and noted"), 1);
+    assert_eq!(has(&audit_of(&owner), "deletion-notice", "received"), 1);
 
     // Again, but the node is down when the period runs out: deleted at start-up.
     let second = reader.path("second.csv");
@@ -282,10 +305,14 @@ async fn received_data_is_deleted_at_expiry_also_across_a_restart_and_the_provid
     .await;
     assert_eq!(receipts::deletions(&owner.node.shared).unwrap().len(), 2);
     assert!(receipts::held(&reader.node.shared).unwrap().is_empty());
-    assert_eq!(
-        kinds(&reader).iter().filter(|k| *k == "deletion").count(),
-        2
-    );
+    assert_eq!(kinds(&reader).iter().filter(|k| *k == "deletion").count(), 2);
+    eventually("the second notice to be marked delivered", || {
+        receipts::deletions(&reader.node.shared)
+            .unwrap()
+            .iter()
+            .all(|d| d.delivered)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,14 +332,15 @@ async fn a_request_from_outside_the_allowed_jurisdictions_is_refused_and_logged_
     assert_eq!(o.status, "denied");
     assert_eq!(o.code, Some(DenyCode::Jurisdiction), "{o:?}");
     let reason = o.reason.unwrap();
-    let log = audit_bridge::list(&owner.node.shared).unwrap();
+    let log = audit_of(&owner);
     let rec = log
         .iter()
-        .find(|r| r.kind == "jurisdiction-refused")
-        .expect("the refusal is logged");
-    assert!(rec.detail.contains(&abroad.node.did().to_string()), "{}", rec.detail);
-    assert!(rec.detail.contains(&reason), "{} / {reason}", rec.detail);
-    assert!(rec.detail.contains("benchmarking"), "{}", rec.detail);
+        .find(|r| r.kind == "denial" && r.detail.as_deref().is_some_and(|d| d.contains("8.2.2 h")))
+        .expect("the refusal is in the audit log");
+    assert_eq!(rec.peer, Some(abroad.node.did().to_string()));
+    assert_eq!(rec.reason.as_deref(), Some(reason.as_str()));
+    assert_eq!(rec.purpose.as_deref(), Some("benchmarking"));
+    assert_eq!(rec.dataset.as_deref(), Some(ds.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

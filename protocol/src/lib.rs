@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod attestation;
+pub mod audit;
 pub mod catalogue;
 pub mod caveats;
 pub mod cbor;

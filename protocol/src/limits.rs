@@ -98,3 +98,19 @@ pub const MAX_RECEIPT_RESPONSE_BYTES: usize = 2048;
 pub const MAX_NOTICE_TEXT_BYTES: usize = 512;
 /// Most purposes a privacy notice lists.
 pub const MAX_NOTICE_PURPOSES: usize = 8;
+/// Largest audit record (`cix/audit@1`, the envelope bytes), stored or exported.
+pub const MAX_AUDIT_RECORD_BYTES: usize = 8 * 1024;
+/// Longest audit record kind name.
+pub const MAX_AUDIT_KIND_BYTES: usize = 32;
+/// Longest short text in an audit record: the legal basis and the token CID.
+pub const MAX_AUDIT_TEXT_BYTES: usize = 256;
+/// Longest free `detail` text in an audit record.
+pub const MAX_AUDIT_DETAIL_BYTES: usize = 2048;
+/// Largest signed log head (`cix/head@1`) or counter-signature (`cix/witness@1`).
+pub const MAX_HEAD_BYTES: usize = 512;
+/// Largest request on `/cix/witness/1` (one signed head).
+pub const MAX_WITNESS_REQUEST_BYTES: usize = 1024;
+/// Most heads in one `/cix/witness/1` response.
+pub const MAX_WITNESS_HEADS: usize = 96;
+/// Largest response on `/cix/witness/1`.
+pub const MAX_WITNESS_RESPONSE_BYTES: usize = 64 * 1024;

@@ -17,7 +17,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 34] = [
+    let all: [(&str, u64); 42] = [
         (
             "MAX_DESCRIPTION_BYTES",
             limits::MAX_DESCRIPTION_BYTES as u64,
@@ -90,6 +90,26 @@ fn code_limits() -> BTreeMap<String, u64> {
         (
             "MAX_PROJECTION_ROW_BYTES",
             limits::MAX_PROJECTION_ROW_BYTES as u64,
+        ),
+        (
+            "MAX_AUDIT_RECORD_BYTES",
+            limits::MAX_AUDIT_RECORD_BYTES as u64,
+        ),
+        ("MAX_AUDIT_KIND_BYTES", limits::MAX_AUDIT_KIND_BYTES as u64),
+        ("MAX_AUDIT_TEXT_BYTES", limits::MAX_AUDIT_TEXT_BYTES as u64),
+        (
+            "MAX_AUDIT_DETAIL_BYTES",
+            limits::MAX_AUDIT_DETAIL_BYTES as u64,
+        ),
+        ("MAX_HEAD_BYTES", limits::MAX_HEAD_BYTES as u64),
+        (
+            "MAX_WITNESS_REQUEST_BYTES",
+            limits::MAX_WITNESS_REQUEST_BYTES as u64,
+        ),
+        ("MAX_WITNESS_HEADS", limits::MAX_WITNESS_HEADS as u64),
+        (
+            "MAX_WITNESS_RESPONSE_BYTES",
+            limits::MAX_WITNESS_RESPONSE_BYTES as u64,
         ),
     ];
     all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()
