@@ -91,8 +91,9 @@ pub const MAX_DELETION_BYTES: usize = 1024;
 pub const MAX_RECEIPT_BUNDLE_BYTES: usize = 4096;
 /// Largest request on `/cix/receipt/1` (a receipt or a deletion notice, framed).
 pub const MAX_RECEIPT_REQUEST_BYTES: usize = 4096;
-/// Largest response on `/cix/receipt/1` (a counter-signature or a refusal).
-pub const MAX_RECEIPT_RESPONSE_BYTES: usize = 2048;
+/// Largest response on `/cix/receipt/1`: a counter-signature, a refusal, or the node's signed
+/// profile (at most `MAX_PROFILE_BYTES`) with its framing.
+pub const MAX_RECEIPT_RESPONSE_BYTES: usize = 9 * 1024;
 /// Longest text in a privacy notice: the controller, third-party disclosure, individuals'
 /// rights, cross-border transfers, contact and URL (ISO 37156 8.3.3).
 pub const MAX_NOTICE_TEXT_BYTES: usize = 512;
