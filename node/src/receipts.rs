@@ -103,6 +103,9 @@ pub struct ServedTransfer {
     pub bytes: u64,
     /// The invocation's CID.
     pub invocation: Option<Cid>,
+    /// The purpose the invocation stated (ISO 37156 8.2.2 b): the receipt must state the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
     /// When it ended, Unix milliseconds.
     pub at: i64,
 }
@@ -181,12 +184,24 @@ pub fn served(shared: &Shared, peer: &PeerId, req: &TransferRequest, bytes: u64)
         return;
     };
     let invocation = req.invocation.as_deref().map(Cid::of_token);
+    // The invocation was validated before anything was served; its purpose is what was granted.
+    let purpose = req
+        .invocation
+        .as_deref()
+        .and_then(|b| Invocation::decode(b).ok())
+        .and_then(|(inv, _)| {
+            inv.args
+                .get(caveats::ARG_PURPOSE)
+                .and_then(|v| v.as_text())
+                .map(str::to_owned)
+        });
     let record = ServedTransfer {
         peer: did,
         dataset: req.dataset,
         content: req.content,
         bytes,
         invocation,
+        purpose,
         at: now_ms(),
     };
     let result = (|| -> Result<()> {
@@ -265,7 +280,7 @@ async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> R
     .seal(&shared.key)
     .map_err(|e| anyhow!("cannot sign the receipt: {e}"))?;
     let id = receipt.id;
-    let mut kept = KeptReceipt {
+    let kept = KeptReceipt {
         role: "receiver".into(),
         receipt: ByteBuf::from(receipt.bytes.clone()),
         ack: None,
@@ -307,6 +322,15 @@ async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> R
         event = event.token(c);
     }
     audit::log(shared, event).await;
+    deliver(node, &receipt, kept).await
+}
+
+/// Sends a kept receipt to its provider and keeps the counter-signature or the refusal.
+async fn deliver(node: &Node, receipt: &SignedReceipt, mut kept: KeptReceipt) -> Result<()> {
+    let shared = &node.shared;
+    let provider = receipt.receipt.provider;
+    let dataset = receipt.receipt.dataset;
+    let receipts = tree(shared, "receipts")?;
     match send(node, &provider, &ReceiptRequest::Receipt {
         receipt: ByteBuf::from(receipt.bytes.clone()),
     })
@@ -318,29 +342,62 @@ async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> R
                 .check_ack(&ack)
                 .map_err(|e| anyhow!("the provider's counter-signature: {e}"))?;
             kept.ack = Some(ByteBuf::from(ack.bytes));
-            receipts.insert(id, enc(&kept)?)?;
+            receipts.insert(receipt.id, enc(&kept)?)?;
             shared.store.flush_async().await?;
             info!(receipt = %receipt.id_hex(), "receipt counter-signed by the provider");
             audit::log(
                 shared,
                 AuditEvent::new(AuditKind::Receipt)
-                    .dataset(req.dataset)
+                    .dataset(dataset)
                     .peer(provider)
                     .detail(format!("receipt {} counter-signed by the provider", receipt.id_hex())),
             )
             .await;
             shared.emit(NodeEvent::ReceiptCountersigned {
                 receipt: receipt.id_hex(),
-                dataset: req.dataset.to_string(),
+                dataset: dataset.to_string(),
             });
         }
         Ok(ReceiptResponse::Refused { reason }) => {
             warn!(receipt = %receipt.id_hex(), %reason, "the provider refused the receipt");
             kept.refused = Some(reason);
-            receipts.insert(id, enc(&kept)?)?;
+            receipts.insert(receipt.id, enc(&kept)?)?;
         }
         Ok(other) => bail!("the provider answered {other:?} to a receipt"),
         Err(e) => bail!("cannot deliver the receipt: {e:#}"),
+    }
+    Ok(())
+}
+
+/// Most unacknowledged receipts sent again in one sweep.
+pub const MAX_RESENT_PER_SWEEP: usize = 32;
+
+/// Sends again the receipts whose provider has not answered (it was offline, say): those made
+/// more than two [`RECEIPT_TIMEOUT`]s ago, so that a first delivery still under way is left
+/// alone.
+async fn resend_receipts(node: &Node) -> Result<()> {
+    let cutoff = now_ms() - 2 * i64::try_from(RECEIPT_TIMEOUT.as_millis()).unwrap_or(i64::MAX);
+    let mut due = Vec::new();
+    for item in tree(&node.shared, "receipts")?.iter() {
+        let (_, v) = item?;
+        let kept: KeptReceipt = dec(&v, "receipt")?;
+        if kept.role != "receiver" || kept.ack.is_some() || kept.refused.is_some() {
+            continue;
+        }
+        let receipt = SignedReceipt::decode(&kept.receipt)
+            .map_err(|e| anyhow!("a kept receipt no longer verifies: {e}"))?;
+        if receipt.receipt.end < cutoff {
+            due.push((receipt, kept));
+        }
+        if due.len() >= MAX_RESENT_PER_SWEEP {
+            break;
+        }
+    }
+    for (receipt, kept) in due {
+        if let Err(e) = deliver(node, &receipt, kept).await {
+            debug!(receipt = %receipt.id_hex(), error = %format!("{e:#}"),
+                "receipt not delivered yet; sent again on the next sweep");
+        }
     }
     Ok(())
 }
@@ -580,7 +637,7 @@ fn check_receipt_once(
     }
     let served = tree(shared, "served").map_err(internal)?;
     let key = match_key(sender, &r.dataset, &r.content, r.bytes, r.invocation.as_ref());
-    let Some((found, _)) = served
+    let Some((found, note)) = served
         .scan_prefix(key)
         .next()
         .transpose()
@@ -588,6 +645,14 @@ fn check_receipt_once(
     else {
         return Ok(None);
     };
+    let note: ServedTransfer = dec(&note, "served transfer").map_err(internal)?;
+    if note.purpose != r.purpose {
+        return Err(format!(
+            "the receipt states purpose {:?}, but the transfer was made for {:?} (ISO 37156 \
+             8.2.2 b)",
+            r.purpose, note.purpose
+        ));
+    }
     let ack = receipt
         .countersign(&shared.key, now_ms())
         .map_err(|e| internal(anyhow!("{e}")))?;
@@ -671,8 +736,8 @@ fn note_deletion(shared: &Shared, sender: &Did, bytes: &[u8]) -> Result<(), Stri
     Ok(())
 }
 
-/// Deletes what ran out and delivers pending deletion notices. Runs at start-up and then
-/// periodically.
+/// Deletes what ran out, delivers pending deletion notices and sends again receipts the
+/// provider never answered. Runs at start-up and then periodically.
 ///
 /// # Errors
 ///
@@ -772,7 +837,7 @@ pub async fn sweep(node: &Node) -> Result<()> {
             }
         }
     }
-    Ok(())
+    resend_receipts(node).await
 }
 
 /// Removes the fetched file if it still holds the bytes received; says what happened.

@@ -14,7 +14,7 @@ use cix_protocol::catalogue::{DatasetId, SignedEntry};
 use cix_protocol::caveats;
 use cix_protocol::receipt::{Receipt, ReceiptRequest, ReceiptResponse, SignedReceipt};
 use cix_protocol::ucan::Delegation;
-use cix_protocol::wire::DenyCode;
+use cix_protocol::wire::{DenyCode, TransferHeader, TransferRequest};
 use common::{eventually, readings_csv, spawn, spawn_with, test_notice, wait_for, TestNode};
 use serde_bytes::ByteBuf;
 
@@ -215,6 +215,69 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
     let log = audit_of(&reader);
     assert_eq!(has(&log, "receipt", "signed as receiver"), 1);
     assert_eq!(has(&log, "receipt", "counter-signed by the provider"), 1);
+
+    // A transfer made by hand, with no receipt sent yet: a receipt stating another purpose
+    // than the invocation's is refused (ISO 37156 8.2.2 b); the true one, kept unsent and
+    // dated a minute ago as if the owner had been unreachable, is sent again by the sweep.
+    let (inv, proofs) = transfer::credentials(&reader.node, &signed)
+        .await
+        .unwrap()
+        .unwrap();
+    let (inv_bytes, inv_cid) = inv.seal(&reader.node.shared.key).unwrap();
+    let req = TransferRequest {
+        dataset: id,
+        content: signed.entry.held().unwrap().1,
+        offset: 0,
+        invocation: Some(inv_bytes),
+        proofs: proofs.into_iter().map(ByteBuf::from).collect(),
+        profile: Some(reader.node.shared.profile.bytes.clone()),
+    };
+    let (mut stream, header) = transfer::send_transfer(&reader.node, &owner_did, &req)
+        .await
+        .unwrap();
+    assert!(matches!(header, TransferHeader::Ok { .. }), "{header:?}");
+    let mut got = Vec::new();
+    futures::AsyncReadExt::read_to_end(&mut stream, &mut got)
+        .await
+        .unwrap();
+    assert_eq!(got, data);
+    let minute_ago = receipts::now_ms() - 60_000;
+    let honest = Receipt {
+        invocation: Some(inv_cid),
+        start: minute_ago - 100,
+        end: minute_ago,
+        ..genuine.clone()
+    };
+    let other_purpose = Receipt {
+        purpose: Some("marketing".into()),
+        ..honest.clone()
+    }
+    .seal(&reader.node.shared.key)
+    .unwrap();
+    let why = refusal(send(other_purpose.bytes).await);
+    assert!(why.contains("states purpose"), "{why}");
+    let honest = honest.seal(&reader.node.shared.key).unwrap();
+    let kept = receipts::KeptReceipt {
+        role: "receiver".into(),
+        receipt: ByteBuf::from(honest.bytes.clone()),
+        ack: None,
+        refused: None,
+    };
+    reader
+        .node
+        .shared
+        .store
+        .tree("receipts")
+        .unwrap()
+        .insert(honest.id, cix_protocol::cbor::to_vec(&kept).unwrap())
+        .unwrap();
+    let unacked = |l: &[receipts::ReceiptLine]| {
+        l.iter().filter(|r| r.status == "unacknowledged").count()
+    };
+    assert_eq!(unacked(&receipts::list(&reader.node.shared).unwrap()), 1);
+    receipts::sweep(&reader.node).await.unwrap();
+    assert_eq!(unacked(&receipts::list(&reader.node.shared).unwrap()), 0);
+    assert!(receipts::verify_kept(&owner.node.shared, &honest.id_hex()).unwrap().countersigned);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
