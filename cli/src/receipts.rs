@@ -60,9 +60,14 @@ pub(crate) enum PrivacyCommand {
 }
 
 fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > max {
-        bail!("{} is {} bytes: a {what} is at most {max}", path.display(), meta.len());
+        bail!(
+            "{} is {} bytes: a {what} is at most {max}",
+            path.display(),
+            meta.len()
+        );
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -82,8 +87,13 @@ pub(crate) fn read_notice(path: &Path) -> Result<PrivacyNotice> {
 
 fn ms(v: &Value) -> String {
     v.as_i64()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1_000_000).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1_000_000).ok()
+        })
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "-".into())
 }
 
@@ -115,7 +125,10 @@ fn verdict(v: &Value, out: &mut Out) -> Result<()> {
     };
     out.message(
         v,
-        &format!("receipt {} verifies: {how}", v["id"].as_str().unwrap_or("-")),
+        &format!(
+            "receipt {} verifies: {how}",
+            v["id"].as_str().unwrap_or("-")
+        ),
     )
 }
 
@@ -195,7 +208,14 @@ pub(crate) fn receipts(home: &Home, cmd: ReceiptsCommand, out: &mut Out) -> Resu
             }
             let mut t = comfy_table::Table::new();
             t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
-            t.set_header(vec!["role", "dataset", "deleted", "days", "delivered", "what"]);
+            t.set_header(vec![
+                "role",
+                "dataset",
+                "deleted",
+                "days",
+                "delivered",
+                "what",
+            ]);
             for l in &lines {
                 let s = |k: &str| l[k].as_str().unwrap_or("-").to_string();
                 t.add_row(vec![

@@ -25,7 +25,13 @@ fn receipts_are_listed_shown_and_verified_and_notices_are_shown() {
     std::fs::write(&notice, NOTICE).unwrap();
     ok(
         &a,
-        &["init", "--name", "City Power", "--privacy", notice.to_str().unwrap()],
+        &[
+            "init",
+            "--name",
+            "City Power",
+            "--privacy",
+            notice.to_str().unwrap(),
+        ],
     );
     ok(&b, &["init", "--name", "Transit Authority"]);
     // A notice missing a field is refused, naming it.
@@ -42,7 +48,10 @@ fn receipts_are_listed_shown_and_verified_and_notices_are_shown() {
 
     // Own notice and the peer's, the same.
     let mine = json(&a, &["privacy", "notice"]);
-    assert_eq!(mine["notice"]["controller"], "City Power, Data Protection Office");
+    assert_eq!(
+        mine["notice"]["controller"],
+        "City Power, Data Protection Office"
+    );
     let did = mine["did"].as_str().unwrap().to_string();
     let theirs = json(&b, &["privacy", "notice", &did]);
     assert_eq!(theirs["hash"], mine["hash"]);
@@ -53,7 +62,14 @@ fn receipts_are_listed_shown_and_verified_and_notices_are_shown() {
     std::fs::write(&csv, "date,load_mw\n2024-03-01,12\n2024-03-02,14\n").unwrap();
     let id = ok(
         &a,
-        &["publish", csv.to_str().unwrap(), "--title", "Load", "--spectrum", "open"],
+        &[
+            "publish",
+            csv.to_str().unwrap(),
+            "--title",
+            "Load",
+            "--spectrum",
+            "open",
+        ],
     );
     let id = id.trim().to_string();
     wait_until("the entry to reach the reader", || {
@@ -72,21 +88,36 @@ fn receipts_are_listed_shown_and_verified_and_notices_are_shown() {
     assert_eq!(rb[0]["bytes"], std::fs::metadata(&csv).unwrap().len());
     let rid = rb[0]["id"].as_str().unwrap().to_string();
     let file = dir.path().join("receipt.cbor");
-    let shown = json(&b, &["receipts", "show", &rid[..10], "--out", file.to_str().unwrap()]);
+    let shown = json(
+        &b,
+        &[
+            "receipts",
+            "show",
+            &rid[..10],
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_eq!(shown["role"], "receiver");
     assert!(ok(&a, &["receipts", "show", &rid]).contains("provider"));
 
     // A receipt file verifies with no node and no home; a changed byte does not.
     let nowhere = dir.path().join("no-such-home");
     let v = json(&nowhere, &["receipts", "verify", file.to_str().unwrap()]);
-    assert_eq!((v["valid"].as_bool(), v["countersigned"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (v["valid"].as_bool(), v["countersigned"].as_bool()),
+        (Some(true), Some(true))
+    );
     assert_eq!(v["id"], rid.as_str());
     let mut bytes = std::fs::read(&file).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x04;
     let tampered = dir.path().join("tampered.cbor");
     std::fs::write(&tampered, bytes).unwrap();
-    let err = fails(&nowhere, &["receipts", "verify", tampered.to_str().unwrap()]);
+    let err = fails(
+        &nowhere,
+        &["receipts", "verify", tampered.to_str().unwrap()],
+    );
     assert!(err.contains("does not verify"), "{err}");
     // By id, on both nodes.
     assert!(ok(&a, &["receipts", "verify", &rid]).contains("counter-signed by its provider"));

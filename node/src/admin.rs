@@ -609,9 +609,7 @@ async fn withdraw_dataset(
     Ok(Json(withdraw::withdraw(&api.node, &req).await?))
 }
 
-async fn receipts_list(
-    State(api): State<Api>,
-) -> ApiResult<Vec<crate::receipts::ReceiptLine>> {
+async fn receipts_list(State(api): State<Api>) -> ApiResult<Vec<crate::receipts::ReceiptLine>> {
     Ok(Json(crate::receipts::list(&api.node.shared)?))
 }
 
@@ -639,9 +637,8 @@ async fn receipts_verify(
     match (body.id, body.bundle) {
         (Some(id), None) => Ok(Json(crate::receipts::verify_kept(&api.node.shared, &id)?)),
         (None, Some(hex_text)) => {
-            let bytes = hex::decode(hex_text.trim()).map_err(|e| {
-                ApiError(StatusCode::BAD_REQUEST, format!("bundle: not hex: {e}"))
-            })?;
+            let bytes = hex::decode(hex_text.trim())
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bundle: not hex: {e}")))?;
             Ok(Json(crate::receipts::verify_bundle(&bytes)))
         }
         _ => Err(ApiError(
@@ -651,9 +648,7 @@ async fn receipts_verify(
     }
 }
 
-async fn deletions_list(
-    State(api): State<Api>,
-) -> ApiResult<Vec<crate::receipts::DeletionLine>> {
+async fn deletions_list(State(api): State<Api>) -> ApiResult<Vec<crate::receipts::DeletionLine>> {
     Ok(Json(crate::receipts::deletions(&api.node.shared)?))
 }
 

@@ -77,7 +77,11 @@ pub fn own(shared: &Shared) -> Result<NoticeLine> {
 pub async fn of_peer(node: &Node, peer: &str) -> Result<NoticeLine> {
     let did: Did = match peer.parse::<Did>() {
         Ok(d) => d,
-        Err(_) => match peer.parse::<libp2p::PeerId>().ok().and_then(|p| crate::node::did_of_peer(&p)) {
+        Err(_) => match peer
+            .parse::<libp2p::PeerId>()
+            .ok()
+            .and_then(|p| crate::node::did_of_peer(&p))
+        {
             Some(d) => d,
             None => bail!("{peer:?} is neither a did:key nor a PeerId"),
         },

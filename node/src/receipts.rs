@@ -27,8 +27,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cix_protocol::catalogue::DatasetId;
 use cix_protocol::audit::AuditKind;
+use cix_protocol::catalogue::DatasetId;
 use cix_protocol::caveats;
 use cix_protocol::content::ContentHash;
 use cix_protocol::identity::Did;
@@ -211,8 +211,8 @@ pub fn served(shared: &Shared, peer: &PeerId, req: &TransferRequest, bytes: u64)
                 t.remove(k)?;
             }
         }
-        let mut key = match_key(&did, &req.dataset, &req.content, bytes, invocation.as_ref())
-            .to_vec();
+        let mut key =
+            match_key(&did, &req.dataset, &req.content, bytes, invocation.as_ref()).to_vec();
         key.extend_from_slice(&rand::random::<[u8; 8]>());
         t.insert(key, enc(&record)?)?;
         Ok(())
@@ -331,9 +331,13 @@ async fn deliver(node: &Node, receipt: &SignedReceipt, mut kept: KeptReceipt) ->
     let provider = receipt.receipt.provider;
     let dataset = receipt.receipt.dataset;
     let receipts = tree(shared, "receipts")?;
-    match send(node, &provider, &ReceiptRequest::Receipt {
-        receipt: ByteBuf::from(receipt.bytes.clone()),
-    })
+    match send(
+        node,
+        &provider,
+        &ReceiptRequest::Receipt {
+            receipt: ByteBuf::from(receipt.bytes.clone()),
+        },
+    )
     .await
     {
         Ok(ReceiptResponse::Countersigned { ack }) => {
@@ -350,7 +354,10 @@ async fn deliver(node: &Node, receipt: &SignedReceipt, mut kept: KeptReceipt) ->
                 AuditEvent::new(AuditKind::Receipt)
                     .dataset(dataset)
                     .peer(provider)
-                    .detail(format!("receipt {} counter-signed by the provider", receipt.id_hex())),
+                    .detail(format!(
+                        "receipt {} counter-signed by the provider",
+                        receipt.id_hex()
+                    )),
             )
             .await;
             shared.emit(NodeEvent::ReceiptCountersigned {
@@ -516,25 +523,27 @@ async fn answer(shared: &Shared, peer: &PeerId, req: ReceiptRequest) -> ReceiptR
         return refuse("the connected peer has no ed25519 identity".into());
     };
     match req {
-        ReceiptRequest::Receipt { receipt } => match checked_soon(shared, &sender, &receipt).await {
-            Ok(resp) => {
-                if let Err(e) = shared.store.flush_async().await {
-                    tracing::error!(error = %e, "cannot flush a counter-signed receipt");
+        ReceiptRequest::Receipt { receipt } => {
+            match checked_soon(shared, &sender, &receipt).await {
+                Ok(resp) => {
+                    if let Err(e) = shared.store.flush_async().await {
+                        tracing::error!(error = %e, "cannot flush a counter-signed receipt");
+                    }
+                    resp
                 }
-                resp
+                Err(reason) => {
+                    audit::log(
+                        shared,
+                        AuditEvent::new(AuditKind::Receipt)
+                            .peer(sender)
+                            .reason(reason.clone())
+                            .detail("receipt refused"),
+                    )
+                    .await;
+                    refuse(reason)
+                }
             }
-            Err(reason) => {
-                audit::log(
-                    shared,
-                    AuditEvent::new(AuditKind::Receipt)
-                        .peer(sender)
-                        .reason(reason.clone())
-                        .detail("receipt refused"),
-                )
-                .await;
-                refuse(reason)
-            }
-        },
+        }
         ReceiptRequest::Deletion { notice } => match note_deletion(shared, &sender, &notice) {
             Ok(()) => {
                 if let Err(e) = shared.store.flush_async().await {
@@ -621,7 +630,10 @@ fn check_receipt_once(
         ));
     }
     if r.provider != shared.did() {
-        return Err(format!("the receipt names another provider, {}", r.provider));
+        return Err(format!(
+            "the receipt names another provider, {}",
+            r.provider
+        ));
     }
     let internal = |e: anyhow::Error| {
         tracing::error!(error = %e, "store failure while checking a receipt");
@@ -636,7 +648,13 @@ fn check_receipt_once(
         }
     }
     let served = tree(shared, "served").map_err(internal)?;
-    let key = match_key(sender, &r.dataset, &r.content, r.bytes, r.invocation.as_ref());
+    let key = match_key(
+        sender,
+        &r.dataset,
+        &r.content,
+        r.bytes,
+        r.invocation.as_ref(),
+    );
     let Some((found, note)) = served
         .scan_prefix(key)
         .next()
@@ -673,7 +691,10 @@ fn check_receipt_once(
         .peer(*sender)
         .bytes(r.bytes)
         .content(r.content)
-        .detail(format!("receipt {} received and counter-signed", receipt.id_hex()));
+        .detail(format!(
+            "receipt {} received and counter-signed",
+            receipt.id_hex()
+        ));
     if let Some(p) = &r.purpose {
         event = event.purpose(p.clone());
     }
@@ -691,7 +712,8 @@ fn check_receipt_once(
 }
 
 fn note_deletion(shared: &Shared, sender: &Did, bytes: &[u8]) -> Result<(), String> {
-    let notice = SignedDeletion::decode(bytes).map_err(|e| format!("deletion notice refused: {e}"))?;
+    let notice =
+        SignedDeletion::decode(bytes).map_err(|e| format!("deletion notice refused: {e}"))?;
     let n = &notice.notice;
     if &n.iss != sender {
         return Err(format!(
@@ -700,7 +722,10 @@ fn note_deletion(shared: &Shared, sender: &Did, bytes: &[u8]) -> Result<(), Stri
         ));
     }
     if n.provider != shared.did() {
-        return Err(format!("the deletion notice names another provider, {}", n.provider));
+        return Err(format!(
+            "the deletion notice names another provider, {}",
+            n.provider
+        ));
     }
     let kept = KeptDeletion {
         role: "provider".into(),
@@ -799,9 +824,13 @@ pub async fn sweep(node: &Node) -> Result<()> {
         let notice = SignedDeletion::decode(&kept.notice)
             .map_err(|e| anyhow!("a kept deletion notice no longer verifies: {e}"))?;
         let provider = notice.notice.provider;
-        match send(node, &provider, &ReceiptRequest::Deletion {
-            notice: kept.notice.clone(),
-        })
+        match send(
+            node,
+            &provider,
+            &ReceiptRequest::Deletion {
+                notice: kept.notice.clone(),
+            },
+        )
         .await
         {
             Ok(ReceiptResponse::Noted) => {
@@ -1054,9 +1083,15 @@ pub fn verify_kept(shared: &Shared, id: &str) -> Result<Verdict> {
             })
         }
     };
-    let ack = kept.ack.as_deref().map(|a| SignedAck::decode(a)).transpose();
+    let ack = kept
+        .ack
+        .as_deref()
+        .map(|a| SignedAck::decode(a))
+        .transpose();
     let bytes = match ack {
-        Ok(ack) => Bundle { receipt, ack }.to_bytes().map_err(|e| anyhow!("{e}"))?,
+        Ok(ack) => Bundle { receipt, ack }
+            .to_bytes()
+            .map_err(|e| anyhow!("{e}"))?,
         Err(e) => {
             return Ok(Verdict {
                 valid: false,

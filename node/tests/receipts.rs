@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use cix_node::publish::{publish, PublishRequest};
 use cix_node::audit::{Filter, Listed};
+use cix_node::publish::{publish, PublishRequest};
 use cix_node::{access, privacy, receipts, transfer, Home, NodeEvent};
 use cix_protocol::catalogue::{DatasetId, SignedEntry};
 use cix_protocol::caveats;
@@ -49,7 +49,8 @@ async fn entry_at(peer: &TestNode, dataset: &str) -> SignedEntry {
     store.latest_entry(&id).unwrap().unwrap()
 }
 
-const PERSONAL: &str = "terms = \"research only\"\npersonal_data = true\npurpose = \"leak detection\"\n\
+const PERSONAL: &str =
+    "terms = \"research only\"\npersonal_data = true\npurpose = \"leak detection\"\n\
      legal_basis = \"public task\"\nretention_days = 1\n";
 
 /// The node's audit log, oldest first.
@@ -80,7 +81,13 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
     let reader = spawn("Reader Roads", boot.clone()).await;
     let other = spawn("Other Agency", boot).await;
     let data = readings_csv(200);
-    let ds = publish_with(&owner, &data, "shared-public", "terms = \"research only\"\n").await;
+    let ds = publish_with(
+        &owner,
+        &data,
+        "shared-public",
+        "terms = \"research only\"\n",
+    )
+    .await;
     let signed = entry_at(&reader, &ds).await;
     let id = signed.entry.dataset;
 
@@ -102,9 +109,11 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
         .await
         .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), data);
-    wait_for(&mut owner_events, "the owner to counter-sign", |e| {
-        matches!(e, NodeEvent::ReceiptCountersigned { dataset, .. } if *dataset == ds)
-    })
+    wait_for(
+        &mut owner_events,
+        "the owner to counter-sign",
+        |e| matches!(e, NodeEvent::ReceiptCountersigned { dataset, .. } if *dataset == ds),
+    )
     .await;
 
     // Both sides hold the same receipt, counter-signed, and it verifies from its bytes alone.
@@ -112,7 +121,10 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
     let theirs = receipts::list(&owner.node.shared).unwrap();
     assert_eq!((mine.len(), theirs.len()), (1, 1));
     assert_eq!(mine[0].id, theirs[0].id);
-    assert_eq!((mine[0].role.as_str(), theirs[0].role.as_str()), ("receiver", "provider"));
+    assert_eq!(
+        (mine[0].role.as_str(), theirs[0].role.as_str()),
+        ("receiver", "provider")
+    );
     assert_eq!(mine[0].status, "countersigned");
     assert_eq!(theirs[0].status, "countersigned");
     let a = receipts::show(&reader.node.shared, &mine[0].id).unwrap();
@@ -121,7 +133,11 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
     let bundle = hex::decode(a.bundle.unwrap()).unwrap();
     let verdict = receipts::verify_bundle(&bundle);
     assert!(verdict.valid && verdict.countersigned, "{verdict:?}");
-    assert!(receipts::verify_kept(&owner.node.shared, &mine[0].id).unwrap().valid);
+    assert!(
+        receipts::verify_kept(&owner.node.shared, &mine[0].id)
+            .unwrap()
+            .valid
+    );
     // ...and into the receipt, with the invocation, bytes, content and both principals.
     assert_eq!(a.purpose.as_deref(), Some("flood modelling"));
     assert!(a.invocation.is_some());
@@ -139,9 +155,19 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
 
     // Forgeries, sent by the reader to the owner.
     let genuine = SignedReceipt::decode(
-        &hex::decode(receipts::show(&reader.node.shared, &mine[0].id).unwrap().bundle.unwrap())
-            .map(|b| cix_protocol::receipt::Bundle::decode(&b).unwrap().receipt.bytes)
-            .unwrap(),
+        &hex::decode(
+            receipts::show(&reader.node.shared, &mine[0].id)
+                .unwrap()
+                .bundle
+                .unwrap(),
+        )
+        .map(|b| {
+            cix_protocol::receipt::Bundle::decode(&b)
+                .unwrap()
+                .receipt
+                .bytes
+        })
+        .unwrap(),
     )
     .unwrap()
     .receipt;
@@ -149,9 +175,13 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
     let send = |r: Vec<u8>| {
         let node = reader.node.clone();
         async move {
-            receipts::send(&node, &owner_did, &ReceiptRequest::Receipt {
-                receipt: ByteBuf::from(r),
-            })
+            receipts::send(
+                &node,
+                &owner_did,
+                &ReceiptRequest::Receipt {
+                    receipt: ByteBuf::from(r),
+                },
+            )
             .await
             .unwrap()
         }
@@ -203,10 +233,19 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
         .iter()
         .filter(|l| l.detail.as_deref() == Some("receipt refused"))
         .collect();
-    assert!(refused[0].reason.as_deref().unwrap().contains("not by the connected peer"));
+    assert!(refused[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("not by the connected peer"));
     let received: Vec<&Listed> = log
         .iter()
-        .filter(|l| l.kind == "receipt" && l.detail.as_deref().is_some_and(|d| d.contains("counter-signed")))
+        .filter(|l| {
+            l.kind == "receipt"
+                && l.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("counter-signed"))
+        })
         .collect();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].purpose.as_deref(), Some("flood modelling"));
@@ -271,13 +310,16 @@ async fn both_sides_hold_the_same_verified_receipt_and_forged_receipts_are_refus
         .unwrap()
         .insert(honest.id, cix_protocol::cbor::to_vec(&kept).unwrap())
         .unwrap();
-    let unacked = |l: &[receipts::ReceiptLine]| {
-        l.iter().filter(|r| r.status == "unacknowledged").count()
-    };
+    let unacked =
+        |l: &[receipts::ReceiptLine]| l.iter().filter(|r| r.status == "unacknowledged").count();
     assert_eq!(unacked(&receipts::list(&reader.node.shared).unwrap()), 1);
     receipts::sweep(&reader.node).await.unwrap();
     assert_eq!(unacked(&receipts::list(&reader.node.shared).unwrap()), 0);
-    assert!(receipts::verify_kept(&owner.node.shared, &honest.id_hex()).unwrap().countersigned);
+    assert!(
+        receipts::verify_kept(&owner.node.shared, &honest.id_hex())
+            .unwrap()
+            .countersigned
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,15 +350,19 @@ async fn received_data_is_deleted_at_expiry_also_across_a_restart_and_the_provid
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].retention_days, 1);
     assert!(first.exists());
-    wait_for(&mut reader_events, "the reader to delete at expiry", |e| {
-        matches!(e, NodeEvent::DataDeleted { dataset, .. } if *dataset == ds)
-    })
+    wait_for(
+        &mut reader_events,
+        "the reader to delete at expiry",
+        |e| matches!(e, NodeEvent::DataDeleted { dataset, .. } if *dataset == ds),
+    )
     .await;
     assert!(!first.exists(), "the fetched file is gone");
     assert!(receipts::now_ms() >= held[0].expires);
-    wait_for(&mut owner_events, "the owner to note the deletion", |e| {
-        matches!(e, NodeEvent::DeletionNoted { dataset, .. } if *dataset == ds)
-    })
+    wait_for(
+        &mut owner_events,
+        "the owner to note the deletion",
+        |e| matches!(e, NodeEvent::DeletionNoted { dataset, .. } if *dataset == ds),
+    )
     .await;
     let mine = receipts::deletions(&reader.node.shared).unwrap();
     eventually("the reader to mark its notice delivered", || {
@@ -331,11 +377,12 @@ async fn received_data_is_deleted_at_expiry_also_across_a_restart_and_the_provid
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].id, mine[0].id);
     assert_eq!(theirs[0].receiver, reader.node.did().to_string());
-    let kinds = |n: &TestNode| -> Vec<String> {
-        audit_of(n).into_iter().map(|r| r.kind).collect()
-    };
+    let kinds = |n: &TestNode| -> Vec<String> { audit_of(n).into_iter().map(|r| r.kind).collect() };
     assert!(kinds(&reader).contains(&"deletion".to_string()));
-    assert_eq!(has(&audit_of(&reader), "deletion-notice", "sent and noted"), 1);
+    assert_eq!(
+        has(&audit_of(&reader), "deletion-notice", "sent and noted"),
+        1
+    );
     assert_eq!(has(&audit_of(&owner), "deletion-notice", "received"), 1);
 
     // Again, but the node is down when the period runs out: deleted at start-up.
@@ -349,7 +396,10 @@ async fn received_data_is_deleted_at_expiry_also_across_a_restart_and_the_provid
     node.shutdown().await.unwrap();
     drop(node);
     assert!(second.exists(), "still there while the node is down");
-    assert!(receipts::now_ms() < expires, "the node stopped before expiry");
+    assert!(
+        receipts::now_ms() < expires,
+        "the node stopped before expiry"
+    );
     // Wait for the clock, not for the node: the period runs out while it is down.
     let left = u64::try_from(expires - receipts::now_ms()).unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(left + 200)).await;
@@ -362,13 +412,18 @@ async fn received_data_is_deleted_at_expiry_also_across_a_restart_and_the_provid
         !second.exists()
     })
     .await;
-    wait_for(&mut owner_events, "the owner to note the second deletion", |e| {
-        matches!(e, NodeEvent::DeletionNoted { dataset, .. } if *dataset == ds)
-    })
+    wait_for(
+        &mut owner_events,
+        "the owner to note the second deletion",
+        |e| matches!(e, NodeEvent::DeletionNoted { dataset, .. } if *dataset == ds),
+    )
     .await;
     assert_eq!(receipts::deletions(&owner.node.shared).unwrap().len(), 2);
     assert!(receipts::held(&reader.node.shared).unwrap().is_empty());
-    assert_eq!(kinds(&reader).iter().filter(|k| *k == "deletion").count(), 2);
+    assert_eq!(
+        kinds(&reader).iter().filter(|k| *k == "deletion").count(),
+        2
+    );
     eventually("the second notice to be marked delivered", || {
         receipts::deletions(&reader.node.shared)
             .unwrap()
@@ -435,7 +490,13 @@ async fn privacy_notice_travels_to_peers_and_personal_data_must_link_to_one() {
     let e = entry_at(&reader, &ds).await;
     assert_eq!(e.entry.iso.privacy.notice.as_deref(), Some(hash.as_str()));
     let ds = publish_with(&owner, &readings_csv(10), "open", "").await;
-    assert!(entry_at(&reader, &ds).await.entry.iso.privacy.notice.is_none());
+    assert!(entry_at(&reader, &ds)
+        .await
+        .entry
+        .iso
+        .privacy
+        .notice
+        .is_none());
 
     // No notice, no personal data.
     let file = silent.path("p.csv");

@@ -122,7 +122,9 @@ pub(crate) fn cases() -> Vec<Case> {
     let provider = Keypair::from_seed(PROVIDER_SEED);
     let receiver = Keypair::from_seed(RECEIVER_SEED);
     let stranger = Keypair::from_seed(STRANGER_SEED);
-    let good = receipt(&receiver, &provider).seal(&receiver).expect("seals");
+    let good = receipt(&receiver, &provider)
+        .seal(&receiver)
+        .expect("seals");
     let ack = good.countersign(&provider, T0 + 300).expect("countersigns");
     let bundle = Bundle {
         receipt: good.clone(),
@@ -192,31 +194,151 @@ pub(crate) fn cases() -> Vec<Case> {
     )]))
     .expect("encodes");
 
-    let raw: Vec<(&'static str, &'static str, &'static str, Vec<u8>, &'static str)> = vec![
-        ("receipt", "receipt", "a receipt for a granted transfer: invocation, purpose, retention", good.bytes.clone(), "valid"),
-        ("receipt-open-data", "receipt", "a receipt for open data: no invocation, purpose or retention", open.bytes.clone(), "valid"),
-        ("ack", "ack", "the provider's counter-signature of `receipt`", ack.bytes.clone(), "valid"),
-        ("bundle", "bundle", "`receipt` with `ack`: what a receipt file holds", bundle, "valid"),
-        ("deletion", "deletion", "the receiver deleted the data of `receipt` after 30 days", notice.bytes.clone(), "valid"),
-        ("flipped-signature-bit", "receipt", "`receipt` with one signature bit flipped", flipped, "envelope"),
-        ("altered-bytes", "receipt", "`receipt`'s signature over a payload claiming one byte more", {
-            // The array head, byte-string head and signature (67 bytes) of `receipt`, then
-            // the signed map of `altered`.
-            let signed = envelope::seal(&receiver, RECEIPT_TAG, &altered).expect("seals");
-            [&good.bytes[..67], &signed[67..]].concat()
-        }, "envelope"),
-        ("signed-by-stranger", "receipt", "names the receiver as issuer but is signed by a third key", forged_by_stranger, "envelope"),
-        ("end-before-start", "receipt", "end earlier than start", backwards, "rule"),
-        ("trailing-byte", "receipt", "one byte after the envelope", trailing, "envelope"),
-        ("deletion-is-not-a-receipt", "receipt", "a deletion notice presented as a receipt: wrong type tag", deletion_as_receipt, "envelope"),
-        ("ack-of-another-receipt", "bundle", "`receipt` with the counter-signature of a different receipt", mismatched, "mismatch"),
-        ("request-receipt", "request", "a receipt request on /cix/receipt/1", request, "valid"),
-        ("request-deletion", "request", "a deletion notice request on /cix/receipt/1", deletion_request, "valid"),
-        ("request-profile", "request", "a profile request on /cix/receipt/1", cbor::to_vec(&ReceiptRequest::Profile).expect("encodes"), "valid"),
-        ("request-unknown-kind", "request", "a request of a kind this revision does not know", unknown_kind, "payload"),
-        ("response-countersigned", "response", "the counter-signature answer", countersigned, "valid"),
-        ("response-noted", "response", "the answer to a deletion notice", cbor::to_vec(&ReceiptResponse::Noted).expect("encodes"), "valid"),
-        ("response-refused", "response", "a refusal with its reason", refused, "valid"),
+    let raw: Vec<(
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<u8>,
+        &'static str,
+    )> = vec![
+        (
+            "receipt",
+            "receipt",
+            "a receipt for a granted transfer: invocation, purpose, retention",
+            good.bytes.clone(),
+            "valid",
+        ),
+        (
+            "receipt-open-data",
+            "receipt",
+            "a receipt for open data: no invocation, purpose or retention",
+            open.bytes.clone(),
+            "valid",
+        ),
+        (
+            "ack",
+            "ack",
+            "the provider's counter-signature of `receipt`",
+            ack.bytes.clone(),
+            "valid",
+        ),
+        (
+            "bundle",
+            "bundle",
+            "`receipt` with `ack`: what a receipt file holds",
+            bundle,
+            "valid",
+        ),
+        (
+            "deletion",
+            "deletion",
+            "the receiver deleted the data of `receipt` after 30 days",
+            notice.bytes.clone(),
+            "valid",
+        ),
+        (
+            "flipped-signature-bit",
+            "receipt",
+            "`receipt` with one signature bit flipped",
+            flipped,
+            "envelope",
+        ),
+        (
+            "altered-bytes",
+            "receipt",
+            "`receipt`'s signature over a payload claiming one byte more",
+            {
+                // The array head, byte-string head and signature (67 bytes) of `receipt`, then
+                // the signed map of `altered`.
+                let signed = envelope::seal(&receiver, RECEIPT_TAG, &altered).expect("seals");
+                [&good.bytes[..67], &signed[67..]].concat()
+            },
+            "envelope",
+        ),
+        (
+            "signed-by-stranger",
+            "receipt",
+            "names the receiver as issuer but is signed by a third key",
+            forged_by_stranger,
+            "envelope",
+        ),
+        (
+            "end-before-start",
+            "receipt",
+            "end earlier than start",
+            backwards,
+            "rule",
+        ),
+        (
+            "trailing-byte",
+            "receipt",
+            "one byte after the envelope",
+            trailing,
+            "envelope",
+        ),
+        (
+            "deletion-is-not-a-receipt",
+            "receipt",
+            "a deletion notice presented as a receipt: wrong type tag",
+            deletion_as_receipt,
+            "envelope",
+        ),
+        (
+            "ack-of-another-receipt",
+            "bundle",
+            "`receipt` with the counter-signature of a different receipt",
+            mismatched,
+            "mismatch",
+        ),
+        (
+            "request-receipt",
+            "request",
+            "a receipt request on /cix/receipt/1",
+            request,
+            "valid",
+        ),
+        (
+            "request-deletion",
+            "request",
+            "a deletion notice request on /cix/receipt/1",
+            deletion_request,
+            "valid",
+        ),
+        (
+            "request-profile",
+            "request",
+            "a profile request on /cix/receipt/1",
+            cbor::to_vec(&ReceiptRequest::Profile).expect("encodes"),
+            "valid",
+        ),
+        (
+            "request-unknown-kind",
+            "request",
+            "a request of a kind this revision does not know",
+            unknown_kind,
+            "payload",
+        ),
+        (
+            "response-countersigned",
+            "response",
+            "the counter-signature answer",
+            countersigned,
+            "valid",
+        ),
+        (
+            "response-noted",
+            "response",
+            "the answer to a deletion notice",
+            cbor::to_vec(&ReceiptResponse::Noted).expect("encodes"),
+            "valid",
+        ),
+        (
+            "response-refused",
+            "response",
+            "a refusal with its reason",
+            refused,
+            "valid",
+        ),
     ];
     raw.into_iter()
         .map(|(name, kind, description, bytes, want)| {

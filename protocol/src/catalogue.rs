@@ -993,11 +993,9 @@ impl Entry {
                 "open data must not hold personal data (ISO 37156 5.5.4, 8.2)",
             ));
         }
-        if p
-            .notice
-            .as_ref()
-            .is_some_and(|n| n.len() != 64 || !n.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
-        {
+        if p.notice.as_ref().is_some_and(|n| {
+            n.len() != 64 || !n.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        }) {
             return Err(rule(
                 "iso.privacy.notice",
                 "must be the BLAKE3 hash of a privacy notice, 64 lowercase hex digits",

@@ -300,7 +300,10 @@ mod tests {
         assert_eq!(back.profile.privacy, Some(notice()));
         // A profile signed without the field (as every profile before notices) decodes.
         let old = profile(&key).sign(&key).unwrap();
-        assert_eq!(SignedProfile::decode(&old.bytes).unwrap().profile.privacy, None);
+        assert_eq!(
+            SignedProfile::decode(&old.bytes).unwrap().profile.privacy,
+            None
+        );
         // The hash changes with the content.
         let mut other = notice();
         other.rights.push_str(", portability");
@@ -314,15 +317,27 @@ mod tests {
         let mut n = notice();
         n.controller = " ".into();
         p.privacy = Some(n);
-        assert!(p.sign(&key).unwrap_err().to_string().contains("privacy.controller"));
+        assert!(p
+            .sign(&key)
+            .unwrap_err()
+            .to_string()
+            .contains("privacy.controller"));
         let mut n = notice();
         n.purposes = vec!["p".into(); limits::MAX_NOTICE_PURPOSES + 1];
         p.privacy = Some(n);
-        assert!(p.sign(&key).unwrap_err().to_string().contains("privacy.purposes"));
+        assert!(p
+            .sign(&key)
+            .unwrap_err()
+            .to_string()
+            .contains("privacy.purposes"));
         let mut n = notice();
         n.rights = "r".repeat(limits::MAX_NOTICE_TEXT_BYTES + 1);
         p.privacy = Some(n);
-        assert!(p.sign(&key).unwrap_err().to_string().contains("privacy.rights"));
+        assert!(p
+            .sign(&key)
+            .unwrap_err()
+            .to_string()
+            .contains("privacy.rights"));
     }
 
     #[test]

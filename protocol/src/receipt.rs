@@ -97,11 +97,7 @@ pub struct DeletionNotice {
     /// BLAKE3 of the bytes deleted.
     pub content: ContentHash,
     /// Id of the receipt of the transfer that delivered them, when one was made.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "opt_hash32"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hash32")]
     pub receipt: Option<[u8; 32]>,
     /// The retention period that ran out, in days.
     pub retention_days: u32,
@@ -227,7 +223,10 @@ fn seal_checked<T: Serialize>(
     let bytes =
         envelope::seal(key, tag, body).map_err(|EncodeError(e)| ReceiptError::Payload(e))?;
     if bytes.len() > max {
-        return Err(rule("envelope", format!("{} bytes, over {max}", bytes.len())));
+        return Err(rule(
+            "envelope",
+            format!("{} bytes, over {max}", bytes.len()),
+        ));
     }
     Ok(bytes)
 }
@@ -249,7 +248,10 @@ impl Receipt {
             .as_ref()
             .is_some_and(|p| p.len() > MAX_PURPOSE_BYTES)
         {
-            return Err(rule("purpose", format!("at most {MAX_PURPOSE_BYTES} bytes")));
+            return Err(rule(
+                "purpose",
+                format!("at most {MAX_PURPOSE_BYTES} bytes"),
+            ));
         }
         if self.iss == self.provider {
             return Err(rule("provider", "is the receiver itself"));
@@ -516,7 +518,11 @@ mod tests {
 
     #[test]
     fn a_receipt_signed_by_another_key_is_refused() {
-        let (r, p, forger) = (Keypair::generate(), Keypair::generate(), Keypair::generate());
+        let (r, p, forger) = (
+            Keypair::generate(),
+            Keypair::generate(),
+            Keypair::generate(),
+        );
         assert_eq!(
             sample(&r, &p).seal(&forger).unwrap_err(),
             ReceiptError::WrongKey

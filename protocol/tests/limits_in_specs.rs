@@ -112,7 +112,10 @@ fn code_limits() -> BTreeMap<String, u64> {
             limits::MAX_WITNESS_RESPONSE_BYTES as u64,
         ),
         ("MAX_RECEIPT_BYTES", limits::MAX_RECEIPT_BYTES as u64),
-        ("MAX_RECEIPT_ACK_BYTES", limits::MAX_RECEIPT_ACK_BYTES as u64),
+        (
+            "MAX_RECEIPT_ACK_BYTES",
+            limits::MAX_RECEIPT_ACK_BYTES as u64,
+        ),
         ("MAX_DELETION_BYTES", limits::MAX_DELETION_BYTES as u64),
         (
             "MAX_RECEIPT_BUNDLE_BYTES",
@@ -126,7 +129,10 @@ fn code_limits() -> BTreeMap<String, u64> {
             "MAX_RECEIPT_RESPONSE_BYTES",
             limits::MAX_RECEIPT_RESPONSE_BYTES as u64,
         ),
-        ("MAX_NOTICE_TEXT_BYTES", limits::MAX_NOTICE_TEXT_BYTES as u64),
+        (
+            "MAX_NOTICE_TEXT_BYTES",
+            limits::MAX_NOTICE_TEXT_BYTES as u64,
+        ),
         ("MAX_NOTICE_PURPOSES", limits::MAX_NOTICE_PURPOSES as u64),
     ];
     all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()

@@ -33,7 +33,11 @@ fn every_committed_case_gets_its_stated_verdict_and_id() {
         assert_eq!(verdict, c["verdict"].as_str().unwrap(), "{name}");
         assert_eq!(id.map(hex::encode).as_deref(), c["id"].as_str(), "{name}");
         if let Some(id) = c["id"].as_str() {
-            assert_eq!(id, blake3::hash(&bytes).to_hex().as_str(), "{name}: id is BLAKE3");
+            assert_eq!(
+                id,
+                blake3::hash(&bytes).to_hex().as_str(),
+                "{name}: id is BLAKE3"
+            );
         }
     }
 }

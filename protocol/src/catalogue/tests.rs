@@ -196,9 +196,16 @@ fn privacy_notice_link_is_a_hash_and_only_on_personal_data() {
     let signed = e.sign(&key).unwrap();
     let back = SignedEntry::decode(&signed.bytes).unwrap();
     assert_eq!(back.entry.iso.privacy.notice, Some("ab".repeat(32)));
-    for bad in ["AB".repeat(32), "ab".repeat(31), format!("{}zz", "ab".repeat(31))] {
+    for bad in [
+        "AB".repeat(32),
+        "ab".repeat(31),
+        format!("{}zz", "ab".repeat(31)),
+    ] {
         e.iso.privacy.notice = Some(bad.clone());
-        assert!(matches!(e.check(), Err(r) if r.field == "iso.privacy.notice"), "{bad}");
+        assert!(
+            matches!(e.check(), Err(r) if r.field == "iso.privacy.notice"),
+            "{bad}"
+        );
     }
 }
 
