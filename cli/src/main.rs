@@ -20,6 +20,7 @@ mod client;
 mod dictionary;
 mod interchange;
 mod output;
+mod receipts;
 mod token;
 
 use client::Client;
@@ -99,6 +100,13 @@ enum Command {
     /// against the heads peers witnessed).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Signed delivery receipts (ISO 37156 8.3.4): list, show, verify; deletion notices and
+    /// data held under a retention period (8.2.2 e).
+    #[command(subcommand)]
+    Receipts(receipts::ReceiptsCommand),
+    /// The agency's privacy notice (ISO 37156 8.3.3): show one's own or a peer's, or set it.
+    #[command(subcommand)]
+    Privacy(receipts::PrivacyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +139,11 @@ struct InitArgs {
     /// Default libp2p listen address (may be repeated).
     #[arg(long, value_name = "MULTIADDR")]
     listen: Vec<String>,
+    /// The agency's privacy notice (ISO 37156 8.3.3), a TOML file with controller, purposes,
+    /// third_parties, rights, cross_border, contact and optionally url; needed before
+    /// publishing personal data.
+    #[arg(long, value_name = "FILE")]
+    privacy: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -359,6 +372,12 @@ fn run(cli: Cli) -> Result<()> {
     // The offline token tools need no home.
     let command = match cli.command {
         Command::Token(cmd) => return token::token(cmd, &mut out),
+        // A receipt file verifies without a node (ISO 37156 8.3.4).
+        Command::Receipts(receipts::ReceiptsCommand::Verify { id_or_file })
+            if Path::new(&id_or_file).is_file() =>
+        {
+            return receipts::verify_file(Path::new(&id_or_file), &mut out)
+        }
         other => other,
     };
     let home = home_of(cli.home)?;
@@ -428,6 +447,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Revoke(args) => token::revoke(&home, args, &mut out),
         Command::Revocations => token::revocations(&home, &mut out),
         Command::Audit(cmd) => audit::audit(&home, cmd, &mut out),
+        Command::Receipts(cmd) => receipts::receipts(&home, cmd, &mut out),
+        Command::Privacy(cmd) => receipts::privacy(&home, cmd, &mut out),
     }
 }
 
@@ -549,6 +570,9 @@ fn init(home: &Home, args: InitArgs, out: &mut Out) -> Result<()> {
     config.sectors = args.sectors;
     if !args.listen.is_empty() {
         config.listen = args.listen;
+    }
+    if let Some(path) = &args.privacy {
+        config.privacy = Some(receipts::read_notice(path)?);
     }
     config.validate().map_err(|e| anyhow::anyhow!(e))?;
     let key = home.init(&config)?;

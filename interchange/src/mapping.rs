@@ -215,6 +215,7 @@ impl Classification {
                 retention_days: self.retention_days,
                 jurisdiction: self.jurisdiction.clone().unwrap_or_default(),
                 allowed_jurisdictions: self.allowed_jurisdictions.clone().unwrap_or_default(),
+                notice: None,
             },
             dictionary: self.dictionary.clone().unwrap_or_default(),
         })

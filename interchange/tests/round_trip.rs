@@ -143,6 +143,7 @@ fn entries(key: &Keypair) -> Vec<Entry> {
                     retention_days: (level == Level::SharedNamed).then_some(30),
                     jurisdiction: "US".into(),
                     allowed_jurisdictions: if rich { vec!["CA".into()] } else { vec![] },
+                    notice: None,
                 },
                 // 5.4: the dictionary inferred from the real file travels too.
                 dictionary: if rel.ends_with(".csv") {

@@ -120,9 +120,13 @@ fn audit_decision(shared: &Shared, peer: &PeerId, req: &AccessRequest, resp: &Ac
         ),
         AccessResponse::Denied { code, reason } => log_detached(
             shared,
-            base(AuditKind::Denial)
-                .reason(reason.clone())
-                .detail(format!("code {code:?}")),
+            base(AuditKind::Denial).reason(reason.clone()).detail(
+                if *code == DenyCode::Jurisdiction {
+                    format!("code {code:?}: refused by jurisdiction (ISO 37156 8.2.2 h)")
+                } else {
+                    format!("code {code:?}")
+                },
+            ),
         ),
         AccessResponse::Open | AccessResponse::Pending => {}
     }
@@ -196,6 +200,11 @@ fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<A
             Ok(p) => p,
             Err((code, reason)) => {
                 debug!(%peer, dataset = %req.dataset, ?code, "access refused");
+                if code == DenyCode::Jurisdiction {
+                    // ISO 37156 8.2.2 h: a refusal to send data abroad is kept with its reason.
+                    warn!(%requester, dataset = %req.dataset, "access refused by jurisdiction");
+                    // The denial record itself is written by `audit_decision`.
+                }
                 return Ok(deny(code, reason));
             }
         };

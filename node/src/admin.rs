@@ -32,6 +32,12 @@
 //! | `POST /v1/audit/note` | `{"detail"}`: append an operator's `note` record; `{"seq"}` once durable |
 //! | `POST /v1/audit/witness` | [`crate::witness::Exchange`]: send the log head to every connected peer now |
 //! | `GET /v1/audit/witnesses?subject=DID` | [`crate::witness::Gathered`]: heads of that node's log (default this one) that peers and this node vouch for |
+//! | `GET /v1/receipts` | one [`crate::receipts::ReceiptLine`] per receipt kept (either role) |
+//! | `GET /v1/receipts/{id}` | one receipt with its `bundle` (hex) |
+//! | `POST /v1/receipts/verify` | `{"id"}` or `{"bundle"}` (hex): a [`crate::receipts::Verdict`] |
+//! | `GET /v1/deletions` | one [`crate::receipts::DeletionLine`] per deletion notice kept |
+//! | `GET /v1/retention` | data held under a retention period ([`crate::receipts::Held`]) |
+//! | `GET /v1/privacy/notice?peer=P` | [`crate::privacy::NoticeLine`]: this node's notice, or peer P's |
 //!
 //! Errors are `{"error": "..."}` with a 4xx or 5xx status.
 
@@ -158,6 +164,12 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/audit/note", post(audit_note))
         .route("/v1/audit/witness", post(audit_witness))
         .route("/v1/audit/witnesses", get(audit_witnesses))
+        .route("/v1/receipts", get(receipts_list))
+        .route("/v1/receipts/verify", post(receipts_verify))
+        .route("/v1/receipts/{id}", get(receipts_show))
+        .route("/v1/deletions", get(deletions_list))
+        .route("/v1/retention", get(retention_list))
+        .route("/v1/privacy/notice", get(privacy_notice))
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         .with_state(api);
     tokio::spawn(async move {
@@ -491,6 +503,8 @@ async fn fetch(State(api): State<Api>, Json(body): Json<FetchBody>) -> Response 
                 let _ = progress_tx.try_send(format!("{line}\n"));
             }
         });
+        // The receipt's start time (ISO 37156 8.3.4).
+        let fetching = crate::receipts::FETCH_STARTED.scope(crate::receipts::now_ms(), fetching);
         // The client going away (Ctrl-C on `cix fetch`) drops the response body and so the
         // receiver: the fetch is abandoned, its temporary file removed, nothing written.
         let result = tokio::select! {
@@ -699,4 +713,67 @@ async fn audit_witnesses(
         None => api.node.did(),
     };
     Ok(Json(crate::witness::gather(&api.node, &subject).await?))
+}
+
+async fn receipts_list(State(api): State<Api>) -> ApiResult<Vec<crate::receipts::ReceiptLine>> {
+    Ok(Json(crate::receipts::list(&api.node.shared)?))
+}
+
+async fn receipts_show(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::receipts::ReceiptLine> {
+    Ok(Json(crate::receipts::show(&api.node.shared, &id)?))
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    /// A kept receipt's id (or unique prefix).
+    #[serde(default)]
+    id: Option<String>,
+    /// A receipt bundle's bytes, hex.
+    #[serde(default)]
+    bundle: Option<String>,
+}
+
+async fn receipts_verify(
+    State(api): State<Api>,
+    Json(body): Json<VerifyBody>,
+) -> ApiResult<crate::receipts::Verdict> {
+    match (body.id, body.bundle) {
+        (Some(id), None) => Ok(Json(crate::receipts::verify_kept(&api.node.shared, &id)?)),
+        (None, Some(hex_text)) => {
+            let bytes = hex::decode(hex_text.trim())
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bundle: not hex: {e}")))?;
+            Ok(Json(crate::receipts::verify_bundle(&bytes)))
+        }
+        _ => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "give exactly one of id and bundle".into(),
+        )),
+    }
+}
+
+async fn deletions_list(State(api): State<Api>) -> ApiResult<Vec<crate::receipts::DeletionLine>> {
+    Ok(Json(crate::receipts::deletions(&api.node.shared)?))
+}
+
+async fn retention_list(State(api): State<Api>) -> ApiResult<Vec<crate::receipts::Held>> {
+    Ok(Json(crate::receipts::held(&api.node.shared)?))
+}
+
+#[derive(Deserialize)]
+struct NoticeQuery {
+    #[serde(default)]
+    peer: Option<String>,
+}
+
+async fn privacy_notice(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<NoticeQuery>,
+) -> ApiResult<crate::privacy::NoticeLine> {
+    match q.peer {
+        None => Ok(Json(crate::privacy::own(&api.node.shared)?)),
+        Some(p) => Ok(Json(crate::privacy::of_peer(&api.node, &p).await?)),
+    }
 }

@@ -47,6 +47,16 @@ pub struct Config {
     /// to be counter-signed (`/cix/witness/1`, `specs/audit.md`); 0 turns it off.
     #[serde(default = "default_witness_secs")]
     pub audit_witness_secs: u64,
+    /// The agency's privacy notice (ISO 37156 8.3.3), carried in its signed profile; required
+    /// before publishing an entry that holds personal data. A `[privacy]` table, written by
+    /// `cix init --privacy FILE` or `cix privacy set FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<cix_protocol::profile::PrivacyNotice>,
+    /// TESTING KNOB: the length of a retention "day" in seconds (default 86400). Shortening it
+    /// makes received data expire in seconds instead of days; the node warns loudly at start
+    /// whenever it is set. Never set it on a production node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_day_secs: Option<u64>,
 }
 
 fn default_witness_secs() -> u64 {
@@ -84,6 +94,8 @@ impl Config {
             grant_days: default_grant_days(),
             trusted_registrars: Vec::new(),
             audit_witness_secs: default_witness_secs(),
+            privacy: None,
+            retention_day_secs: None,
         }
     }
 
@@ -121,6 +133,12 @@ impl Config {
         }
         if self.grant_days == 0 || self.grant_days > 366 {
             return Err("grant_days: must be between 1 and 366".into());
+        }
+        if let Some(n) = &self.privacy {
+            n.check().map_err(|e| format!("{}: {}", e.field, e.rule))?;
+        }
+        if self.retention_day_secs == Some(0) {
+            return Err("retention_day_secs: must be at least 1".into());
         }
         Ok(())
     }

@@ -196,7 +196,8 @@ fn prepare(node: &Node, d: ConfirmedDraft) -> Result<Prepared> {
         Some(l) => (l.entry.version + 1, Some(l.id)),
         None => (1, None),
     };
-    let entry: Entry = record.into_entry(me, dataset, version, previous, iso);
+    let mut entry: Entry = record.into_entry(me, dataset, version, previous, iso);
+    crate::privacy::link_notice(shared, &mut entry)?;
     if let Some(l) = latest {
         let same = Entry {
             version: l.entry.version,

@@ -12,6 +12,7 @@
 //!   ([`transfer`]);
 //! - `/cix/witness/1`: exchanging and counter-signing audit log heads ([`witness`]; the log
 //!   itself is [`audit`]);
+//! - `/cix/receipt/1`: signed receipts, deletion notices and profiles ([`receipts`]);
 //! - identify, ping and Kademlia for finding peers.
 //!
 //! [`start`] runs a node and returns a [`Node`] handle; [`admin`] serves the loopback admin API
@@ -27,8 +28,10 @@ pub mod home;
 pub mod import;
 pub mod network;
 pub mod node;
+pub mod privacy;
 pub mod projection;
 pub mod publish;
+pub mod receipts;
 pub mod revoke;
 pub mod rules;
 pub mod search;

@@ -110,6 +110,35 @@ pub enum NodeEvent {
         /// Dataset id.
         dataset: String,
     },
+    /// A receipt was counter-signed: by this node as provider, or by the provider of a fetch
+    /// this node made (ISO 37156 8.3.4).
+    ReceiptCountersigned {
+        /// Receipt id.
+        receipt: String,
+        /// Dataset id.
+        dataset: String,
+    },
+    /// Received data was deleted because its retention period ran out (8.2.2 e).
+    DataDeleted {
+        /// Dataset id.
+        dataset: String,
+        /// The file concerned.
+        path: String,
+    },
+    /// A deletion notice this node sent was noted by the provider.
+    DeletionNoticeDelivered {
+        /// Dataset id.
+        dataset: String,
+        /// The provider.
+        to: String,
+    },
+    /// A receiver's deletion notice arrived and was kept.
+    DeletionNoted {
+        /// Dataset id.
+        dataset: String,
+        /// The receiver that deleted.
+        by: String,
+    },
 }
 
 /// Counters, read by `cix status`.
@@ -284,6 +313,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         sectors: config.sectors.clone(),
         contact: config.contact.clone(),
         issued: crate::access::now(),
+        privacy: config.privacy.clone(),
     }
     .sign(&key)
     .map_err(|e| anyhow!("invalid config: cannot sign the agency profile: {e}"))?;
@@ -350,12 +380,17 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         event_loop: Arc::new(tokio::sync::Mutex::new(Some(handle))),
         server: Arc::new(tokio::sync::Mutex::new(None)),
     };
-    let server = crate::transfer::spawn_server(node.clone())?;
+    let transfers = crate::transfer::spawn_server(node.clone())?;
     let witness = crate::witness::spawn(node.clone())?;
-    *node.server.lock().await = Some(tokio::spawn(async move {
-        let _ = server.await;
+    let receipts = crate::receipts::spawn(node.clone())?;
+    let server = tokio::spawn(async move {
+        let _ = transfers.await;
         let _ = witness.await;
-    }));
+        for task in receipts {
+            let _ = task.await;
+        }
+    });
+    *node.server.lock().await = Some(server);
     Ok(node)
 }
 

@@ -396,6 +396,7 @@ fn build_entry(
                     .clone()
                     .unwrap_or_else(|| shared.config.jurisdiction.clone()),
                 allowed_jurisdictions: meta.allowed_jurisdictions.clone(),
+                notice: None,
             },
             dictionary,
         },
@@ -838,6 +839,7 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
     if let Some(prev) = &previous {
         carry_over(&mut entry, prev, &meta);
     }
+    crate::privacy::link_notice(shared, &mut entry)?;
     let signed = entry.sign(&shared.key).map_err(|e| anyhow!("{e}"))?;
     let blob = shared.home.blobs().join(content.to_hex());
     if blob.exists() {

@@ -121,10 +121,26 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
     };
     crate::audit::serving(shared, &peer, &req);
     let path = shared.home.blobs().join(own.content.to_hex());
-    if let Some(plan) = plan {
-        return serve_projection(shared, peer, &req, stream, &own, plan, path).await;
+    let sent = match plan {
+        Some(plan) => serve_projection(shared, peer, &req, stream, &own, plan, path).await?,
+        None => serve_whole(shared, peer, &req, stream, &own, &path).await?,
+    };
+    // ISO 37156 8.3.4: what was served, so that the receiver's receipt can be checked.
+    if let Some(sent) = sent {
+        crate::receipts::served(shared, &peer, &req, sent);
     }
-    let mut file = tokio::fs::File::open(&path)
+    Ok(())
+}
+
+async fn serve_whole(
+    shared: &Shared,
+    peer: PeerId,
+    req: &TransferRequest,
+    stream: &mut libp2p::Stream,
+    own: &OwnDataset,
+    path: &Path,
+) -> Result<Option<u64>> {
+    let mut file = tokio::fs::File::open(path)
         .await
         .with_context(|| format!("blob {} is missing", path.display()))?;
     let offset = req.offset;
@@ -139,11 +155,11 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
         projection: None,
     };
     write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
-    let sent = send_file(stream, &mut file, length, &path).await?;
+    let sent = send_file(stream, &mut file, length, path).await?;
     shared.stats.served(sent);
     info!(%peer, dataset = %own.dataset, bytes = sent, "transfer served");
-    crate::audit::served(shared, &peer, &req, sent, own.content).await;
-    Ok(())
+    crate::audit::served(shared, &peer, req, sent, own.content).await;
+    Ok(Some(sent))
 }
 
 async fn refuse(
@@ -208,7 +224,7 @@ async fn serve_projection(
     own: &OwnDataset,
     plan: Plan,
     path: PathBuf,
-) -> Result<()> {
+) -> Result<Option<u64>> {
     let tmp_dir = shared.home.tmp();
     let (columns, width) = (plan.columns.clone(), plan.width);
     let blob = path.clone();
@@ -222,12 +238,14 @@ async fn serve_projection(
         Ok(p) => p,
         Err(e @ crate::projection::ProjectError::RowTooLong { .. }) => {
             let reason = format!("cannot serve a projection of this dataset: {e}");
-            return refuse(shared, peer, req, stream, DenyCode::BadRequest, reason).await;
+            refuse(shared, peer, req, stream, DenyCode::BadRequest, reason).await?;
+            return Ok(None);
         }
         Err(e) => {
             tracing::error!(dataset = %own.dataset, error = %e, "cannot project an own dataset");
             let reason = "the owner's node could not project the dataset".to_string();
-            return refuse(shared, peer, req, stream, DenyCode::Busy, reason).await;
+            refuse(shared, peer, req, stream, DenyCode::Busy, reason).await?;
+            return Ok(None);
         }
     };
     let header = TransferHeader::Ok {
@@ -249,7 +267,7 @@ async fn serve_projection(
     shared.stats.served(sent);
     info!(%peer, dataset = %own.dataset, bytes = sent, fields = plan.fields.len(),
         "projection served");
-    Ok(())
+    Ok(Some(sent))
 }
 
 /// Decides whether `peer` may have the content it asks for.
@@ -863,7 +881,9 @@ pub async fn fetch(
     let bytes = receive(&mut stream, out, &expected, length, &mut progress).await?;
     debug!(dataset = %entry.dataset, bytes, projection = projection.is_some(), "fetched and verified");
     audit.done(bytes, &expected).await;
-    Ok(done(bytes, &expected, projection))
+    let fetched = done(bytes, &expected, projection);
+    crate::receipts::after_fetch(node, &req, &fetched).await;
+    Ok(fetched)
 }
 
 fn code_text(code: DenyCode) -> String {

@@ -93,6 +93,7 @@ fn entry(key: &Keypair, title: &str, spectrum: Spectrum) -> Entry {
                 retention_days: None,
                 jurisdiction: "US".into(),
                 allowed_jurisdictions: vec![],
+                notice: None,
             },
             dictionary: vec![],
         },

@@ -301,6 +301,7 @@ fn privacy_none() -> Privacy {
         retention_days: None,
         jurisdiction: "DE".into(),
         allowed_jurisdictions: vec![],
+        notice: None,
     }
 }
 
@@ -412,6 +413,7 @@ fn consumption(owner: &Keypair) -> Entry {
         retention_days: Some(90),
         jurisdiction: "DE".into(),
         allowed_jurisdictions: vec![],
+        notice: None,
     };
     e.iso.dictionary = vec![
         field("meter_id", FieldType::String, None, "Household meter"),

@@ -517,6 +517,11 @@ pub struct Privacy {
     /// when the data is personal, and anywhere when it is not.
     #[serde(default)]
     pub allowed_jurisdictions: Vec<String>,
+    /// BLAKE3 hex of the publisher's privacy notice (ISO 37156 8.3.3), carried in its signed
+    /// profile ([`crate::profile::PrivacyNotice::hash`]): the notice that covers this personal
+    /// data. A node refuses to publish personal data without one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub notice: Option<String>,
 }
 
 /// The ISO 37156 block of an entry.
@@ -986,6 +991,20 @@ impl Entry {
             return Err(rule(
                 "iso.privacy.personal_data",
                 "open data must not hold personal data (ISO 37156 5.5.4, 8.2)",
+            ));
+        }
+        if p.notice.as_ref().is_some_and(|n| {
+            n.len() != 64 || !n.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        }) {
+            return Err(rule(
+                "iso.privacy.notice",
+                "must be the BLAKE3 hash of a privacy notice, 64 lowercase hex digits",
+            ));
+        }
+        if p.notice.is_some() && !p.personal_data {
+            return Err(rule(
+                "iso.privacy.notice",
+                "names a privacy notice, so personal_data must be true",
             ));
         }
         if p.personal_data {

@@ -31,6 +31,7 @@ pub mod envelope;
 pub mod identity;
 pub mod limits;
 pub mod profile;
+pub mod receipt;
 pub mod revocation;
 pub mod ucan;
 pub mod wire;

@@ -33,7 +33,7 @@ pub const MAX_FIELD_TEXT_BYTES: usize = 1024;
 /// Most allowed values (`enum`) one data dictionary field may list.
 pub const MAX_ENUM_VALUES: usize = 256;
 /// Largest access request on `/cix/access/1` (it may carry a profile and attestations).
-pub const MAX_ACCESS_REQUEST_BYTES: usize = 16 * 1024;
+pub const MAX_ACCESS_REQUEST_BYTES: usize = 24 * 1024;
 /// Largest access response on `/cix/access/1` (it may carry a delegation token).
 pub const MAX_ACCESS_RESPONSE_BYTES: usize = 32 * 1024;
 /// Largest purpose text a requester may state.
@@ -60,8 +60,9 @@ pub const MAX_SYNC_IDS: usize = 1024;
 pub const MAX_WITHDRAWAL_BYTES: usize = 2048;
 /// Longest `reason` in a withdrawal.
 pub const MAX_WITHDRAWAL_REASON_BYTES: usize = 512;
-/// Largest signed agency profile (`cix/profile@1`, the envelope bytes).
-pub const MAX_PROFILE_BYTES: usize = 2 * 1024;
+/// Largest signed agency profile (`cix/profile@1`, the envelope bytes), privacy notice
+/// included.
+pub const MAX_PROFILE_BYTES: usize = 8 * 1024;
 /// Longest agency name in a profile.
 pub const MAX_AGENCY_NAME_BYTES: usize = 256;
 /// Most sectors in a profile.
@@ -80,6 +81,24 @@ pub const MAX_PROJECTION_SOURCE_BYTES: u64 = 1 << 30;
 /// Longest CSV row (record) an owner reads while projecting; a longer row is refused, so a
 /// projection holds at most this much of the file in memory at once.
 pub const MAX_PROJECTION_ROW_BYTES: usize = 1024 * 1024;
+/// Largest signed receipt (`cix/receipt@1`, the envelope bytes).
+pub const MAX_RECEIPT_BYTES: usize = 2048;
+/// Largest signed counter-signature of a receipt (`cix/receipt-ack@1`).
+pub const MAX_RECEIPT_ACK_BYTES: usize = 512;
+/// Largest signed deletion notice (`cix/deletion@1`).
+pub const MAX_DELETION_BYTES: usize = 1024;
+/// Largest receipt bundle (a receipt file: receipt and counter-signature).
+pub const MAX_RECEIPT_BUNDLE_BYTES: usize = 4096;
+/// Largest request on `/cix/receipt/1` (a receipt or a deletion notice, framed).
+pub const MAX_RECEIPT_REQUEST_BYTES: usize = 4096;
+/// Largest response on `/cix/receipt/1`: a counter-signature, a refusal, or the node's signed
+/// profile (at most `MAX_PROFILE_BYTES`) with its framing.
+pub const MAX_RECEIPT_RESPONSE_BYTES: usize = 9 * 1024;
+/// Longest text in a privacy notice: the controller, third-party disclosure, individuals'
+/// rights, cross-border transfers, contact and URL (ISO 37156 8.3.3).
+pub const MAX_NOTICE_TEXT_BYTES: usize = 512;
+/// Most purposes a privacy notice lists.
+pub const MAX_NOTICE_PURPOSES: usize = 8;
 /// Largest audit record (`cix/audit@1`, the envelope bytes), stored or exported.
 pub const MAX_AUDIT_RECORD_BYTES: usize = 8 * 1024;
 /// Longest audit record kind name.

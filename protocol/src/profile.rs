@@ -39,6 +39,89 @@ pub struct Profile {
     pub contact: Option<String>,
     /// When it was signed, Unix seconds.
     pub issued: i64,
+    /// The agency's privacy notice (ISO 37156 8.3.3). Absent in profiles signed before notices
+    /// existed, which still decode: the field is optional, the tag unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacyNotice>,
+}
+
+/// What an agency tells individuals about personal data it handles (ISO 37156 8.3.3): who the
+/// controller is, why it processes the data, to whom it discloses it, the individuals' rights,
+/// transfers across borders and whom to contact. Catalogue entries holding personal data name
+/// its hash ([`PrivacyNotice::hash`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacyNotice {
+    /// Identity of the controller (the legal entity responsible).
+    pub controller: String,
+    /// Purposes of processing.
+    pub purposes: Vec<String>,
+    /// Disclosure to third parties: to whom, on which basis.
+    pub third_parties: String,
+    /// Individuals' rights and how to exercise them.
+    pub rights: String,
+    /// Transfers outside the jurisdiction and their safeguards.
+    pub cross_border: String,
+    /// Contact for privacy matters (a data protection officer, say).
+    pub contact: String,
+    /// Where the full notice is published, if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl PrivacyNotice {
+    /// Checks sizes and that nothing required is empty.
+    ///
+    /// # Errors
+    ///
+    /// The first [`RuleError`], naming the field as `privacy.FIELD`.
+    pub fn check(&self) -> Result<(), RuleError> {
+        let max = limits::MAX_NOTICE_TEXT_BYTES;
+        let texts: [(&'static str, &str); 5] = [
+            ("privacy.controller", &self.controller),
+            ("privacy.third_parties", &self.third_parties),
+            ("privacy.rights", &self.rights),
+            ("privacy.cross_border", &self.cross_border),
+            ("privacy.contact", &self.contact),
+        ];
+        for (field, text) in texts {
+            if text.trim().is_empty() {
+                return Err(rule(field, "must not be empty"));
+            }
+            if text.len() > max {
+                return Err(rule(field, format!("at most {max} bytes")));
+            }
+        }
+        if self.purposes.is_empty() || self.purposes.len() > limits::MAX_NOTICE_PURPOSES {
+            return Err(rule(
+                "privacy.purposes",
+                format!("between 1 and {} purposes", limits::MAX_NOTICE_PURPOSES),
+            ));
+        }
+        if self
+            .purposes
+            .iter()
+            .any(|p| p.trim().is_empty() || p.len() > max)
+        {
+            return Err(rule(
+                "privacy.purposes",
+                format!("each purpose is non-empty and at most {max} bytes"),
+            ));
+        }
+        if self.url.as_ref().is_some_and(|u| u.len() > max) {
+            return Err(rule("privacy.url", format!("at most {max} bytes")));
+        }
+        Ok(())
+    }
+
+    /// BLAKE3 of the notice's canonical CBOR, in hex: what an entry holding personal data names.
+    ///
+    /// # Errors
+    ///
+    /// If the notice cannot be encoded (it always can).
+    pub fn hash(&self) -> Result<String, EncodeError> {
+        let bytes = crate::cbor::to_vec(self)?;
+        Ok(blake3::hash(&bytes).to_hex().to_string())
+    }
 }
 
 /// Why a profile could not be signed or was refused.
@@ -122,6 +205,9 @@ impl Profile {
         if !(0..=ucan::TIMESTAMP_LIMIT).contains(&self.issued) {
             return Err(rule("issued", "must be a Unix time in seconds"));
         }
+        if let Some(n) = &self.privacy {
+            n.check()?;
+        }
         Ok(())
     }
 
@@ -187,7 +273,71 @@ mod tests {
             sectors: vec!["water".into()],
             contact: Some("data@water.example".into()),
             issued: 1_800_000_000,
+            privacy: None,
         }
+    }
+
+    fn notice() -> PrivacyNotice {
+        PrivacyNotice {
+            controller: "Water Board of Delfland".into(),
+            purposes: vec!["network maintenance".into()],
+            third_parties: "none".into(),
+            rights: "access, rectification, erasure".into(),
+            cross_border: "none".into(),
+            contact: "privacy@water.example".into(),
+            url: Some("https://water.example/privacy".into()),
+        }
+    }
+
+    #[test]
+    fn privacy_notice_round_trips_and_old_profiles_still_decode() {
+        // ISO 37156 8.3.3: the notice travels inside the signed profile.
+        let key = Keypair::generate();
+        let mut p = profile(&key);
+        p.privacy = Some(notice());
+        let signed = p.sign(&key).unwrap();
+        let back = SignedProfile::decode(&signed.bytes).unwrap();
+        assert_eq!(back.profile.privacy, Some(notice()));
+        // A profile signed without the field (as every profile before notices) decodes.
+        let old = profile(&key).sign(&key).unwrap();
+        assert_eq!(
+            SignedProfile::decode(&old.bytes).unwrap().profile.privacy,
+            None
+        );
+        // The hash changes with the content.
+        let mut other = notice();
+        other.rights.push_str(", portability");
+        assert_ne!(notice().hash().unwrap(), other.hash().unwrap());
+    }
+
+    #[test]
+    fn privacy_notice_rules_name_the_field() {
+        let key = Keypair::generate();
+        let mut p = profile(&key);
+        let mut n = notice();
+        n.controller = " ".into();
+        p.privacy = Some(n);
+        assert!(p
+            .sign(&key)
+            .unwrap_err()
+            .to_string()
+            .contains("privacy.controller"));
+        let mut n = notice();
+        n.purposes = vec!["p".into(); limits::MAX_NOTICE_PURPOSES + 1];
+        p.privacy = Some(n);
+        assert!(p
+            .sign(&key)
+            .unwrap_err()
+            .to_string()
+            .contains("privacy.purposes"));
+        let mut n = notice();
+        n.rights = "r".repeat(limits::MAX_NOTICE_TEXT_BYTES + 1);
+        p.privacy = Some(n);
+        assert!(p
+            .sign(&key)
+            .unwrap_err()
+            .to_string()
+            .contains("privacy.rights"));
     }
 
     #[test]

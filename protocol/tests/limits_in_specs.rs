@@ -17,7 +17,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 42] = [
+    let all: [(&str, u64); 50] = [
         (
             "MAX_DESCRIPTION_BYTES",
             limits::MAX_DESCRIPTION_BYTES as u64,
@@ -111,6 +111,29 @@ fn code_limits() -> BTreeMap<String, u64> {
             "MAX_WITNESS_RESPONSE_BYTES",
             limits::MAX_WITNESS_RESPONSE_BYTES as u64,
         ),
+        ("MAX_RECEIPT_BYTES", limits::MAX_RECEIPT_BYTES as u64),
+        (
+            "MAX_RECEIPT_ACK_BYTES",
+            limits::MAX_RECEIPT_ACK_BYTES as u64,
+        ),
+        ("MAX_DELETION_BYTES", limits::MAX_DELETION_BYTES as u64),
+        (
+            "MAX_RECEIPT_BUNDLE_BYTES",
+            limits::MAX_RECEIPT_BUNDLE_BYTES as u64,
+        ),
+        (
+            "MAX_RECEIPT_REQUEST_BYTES",
+            limits::MAX_RECEIPT_REQUEST_BYTES as u64,
+        ),
+        (
+            "MAX_RECEIPT_RESPONSE_BYTES",
+            limits::MAX_RECEIPT_RESPONSE_BYTES as u64,
+        ),
+        (
+            "MAX_NOTICE_TEXT_BYTES",
+            limits::MAX_NOTICE_TEXT_BYTES as u64,
+        ),
+        ("MAX_NOTICE_PURPOSES", limits::MAX_NOTICE_PURPOSES as u64),
     ];
     all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()
 }

@@ -41,6 +41,8 @@ pub async fn spawn_with(
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     config.bootstrap = bootstrap;
     config.store_cache_bytes = 8 * 1024 * 1024;
+    // Every agency may publish personal data in tests (ISO 37156 8.3.3 asks for a notice).
+    config.privacy = Some(test_notice(name));
     edit(&mut config);
     home.init(&config).expect("init");
     let node = cix_node::start(home, config).await.expect("start");
@@ -48,6 +50,19 @@ pub async fn spawn_with(
         node,
         dir,
         name: name.into(),
+    }
+}
+
+/// A privacy notice for agency `name`.
+pub fn test_notice(name: &str) -> cix_protocol::profile::PrivacyNotice {
+    cix_protocol::profile::PrivacyNotice {
+        controller: format!("{name}, data protection office"),
+        purposes: vec!["operating the network".into(), "planning".into()],
+        third_parties: "other agencies under a signed grant only".into(),
+        rights: "access, rectification, erasure, objection".into(),
+        cross_border: "none outside the jurisdiction".into(),
+        contact: "privacy@agency.example".into(),
+        url: None,
     }
 }
 

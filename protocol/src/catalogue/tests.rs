@@ -79,6 +79,7 @@ fn entry(key: &Keypair) -> Entry {
                 retention_days: None,
                 jurisdiction: "US".into(),
                 allowed_jurisdictions: vec![],
+                notice: None,
             },
             dictionary: vec![Field {
                 name: "year".into(),
@@ -176,6 +177,36 @@ fn personal_data_needs_purpose_basis_and_retention() {
     assert!(matches!(e.check(), Err(r) if r.field == "iso.privacy.retention_days"));
     e.iso.privacy.retention_days = Some(365);
     e.check().unwrap();
+}
+
+#[test]
+fn privacy_notice_link_is_a_hash_and_only_on_personal_data() {
+    // ISO 37156 8.3.3: rules P8 and P9 of specs/catalogue.md.
+    let key = Keypair::generate();
+    let mut e = entry(&key);
+    e.iso.spectrum = Spectrum::Shared;
+    e.iso.access = Some(AccessMode::Named);
+    e.iso.privacy.notice = Some("ab".repeat(32));
+    assert!(matches!(e.check(), Err(r) if r.field == "iso.privacy.notice"));
+    e.iso.privacy.personal_data = true;
+    e.iso.privacy.purpose = Some("maintenance planning".into());
+    e.iso.privacy.legal_basis = Some("public task".into());
+    e.iso.privacy.retention_days = Some(365);
+    e.check().unwrap();
+    let signed = e.sign(&key).unwrap();
+    let back = SignedEntry::decode(&signed.bytes).unwrap();
+    assert_eq!(back.entry.iso.privacy.notice, Some("ab".repeat(32)));
+    for bad in [
+        "AB".repeat(32),
+        "ab".repeat(31),
+        format!("{}zz", "ab".repeat(31)),
+    ] {
+        e.iso.privacy.notice = Some(bad.clone());
+        assert!(
+            matches!(e.check(), Err(r) if r.field == "iso.privacy.notice"),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
