@@ -599,7 +599,11 @@ impl Out {
             s(&v["content_hash"]),
             human_bytes(v["network_bytes"].as_u64().unwrap_or(0)),
             human_bytes(v["reused_bytes"].as_u64().unwrap_or(0)),
-            if sources.is_empty() { "" } else { "; sources: " },
+            if sources.is_empty() {
+                ""
+            } else {
+                "; sources: "
+            },
             sources.join(", "),
         ))
     }
@@ -611,7 +615,9 @@ impl Out {
         if list.is_empty() {
             return self.text("no running or interrupted transfers");
         }
-        let mut t = table(&["dataset", "content", "verified", "sources", "state", "started"]);
+        let mut t = table(&[
+            "dataset", "content", "verified", "sources", "state", "started",
+        ]);
         for x in list {
             let sources = x["sources"].as_array().map_or(0, Vec::len);
             let content = s(&x["content"]);

@@ -332,7 +332,11 @@ fn cancelling_a_fetch_writes_nothing_and_keeps_its_verified_progress() {
         interrupted().is_some()
     });
     assert!(!out.exists(), "a cancelled fetch wrote its output");
-    assert_eq!(partials(), 1, "the verified progress stays beside the target");
+    assert_eq!(
+        partials(),
+        1,
+        "the verified progress stays beside the target"
+    );
     let kept = interrupted().unwrap()["bytes"].as_u64().unwrap();
     // Fetching again completes from there.
     let done = json_lines(&ok(

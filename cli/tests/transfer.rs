@@ -18,8 +18,6 @@ use serde_json::Value;
 /// The receiver's segment (`SEGMENT_BYTES` in node/src/transfer.rs, specs/limits.md): the most
 /// one source has in flight, so the most a crash makes a receiver fetch again per source.
 const SEGMENT: u64 = 4 * 1024 * 1024;
-/// The chunk group (`TRANSFER_CHUNK_GROUP_BYTES`).
-const GROUP: u64 = 16 * 1024;
 
 /// Starts a node like `common::start`, with extra environment (the serving pace).
 fn start_env(home: &Path, bootstrap: Option<&str>, env: &[(&str, &str)]) -> Daemon {
@@ -212,15 +210,23 @@ fn real_file_is_identical_and_a_flipped_byte_at_a_custodian_is_caught_in_its_fir
 
     let real = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/large/nycflights13-flights-2013.csv");
-    assert!(real.exists(), "the real large file is missing: {}", real.display());
+    assert!(
+        real.exists(),
+        "the real large file is missing: {}",
+        real.display()
+    );
     let ds = publish_open(&a, &real, "NYC flights 2013");
-    wait_until("the entry to reach both", || knows(&b, &ds) && knows(&c, &ds));
+    wait_until("the entry to reach both", || {
+        knows(&b, &ds) && knows(&c, &ds)
+    });
 
     // (5) byte-identical, and the content id is b3sum's.
     let held = c.join("flights.csv");
     let done = fetch(&c, &ds, &held, &[]);
     same_file(&real, &held);
-    let b3 = blake3::hash(&std::fs::read(&real).unwrap()).to_hex().to_string();
+    let b3 = blake3::hash(&std::fs::read(&real).unwrap())
+        .to_hex()
+        .to_string();
     assert_eq!(done["content_hash"].as_str(), Some(b3.as_str()));
     assert_eq!(done["network_bytes"].as_u64(), Some(31_053_850));
     assert_eq!(done["reused_bytes"].as_u64(), Some(0));
@@ -247,7 +253,10 @@ fn real_file_is_identical_and_a_flipped_byte_at_a_custodian_is_caught_in_its_fir
     assert_eq!(good["state"], "ok");
     assert_eq!(good["bytes"].as_u64(), Some(31_053_850));
     assert!(partials(&b).is_empty());
-    assert!(transfers(&b).is_empty(), "a completed transfer is not listed");
+    assert!(
+        transfers(&b).is_empty(),
+        "a completed transfer is not listed"
+    );
 }
 
 /// Test (2): the receiving node is SIGKILLed at about half of the file; after a restart the
@@ -286,7 +295,7 @@ fn a_receiver_killed_midway_resumes_and_fetches_again_at_most_the_ranges_in_flig
     assert_eq!(t["dataset"].as_str(), Some(ds.as_str()));
     assert_eq!(t["total"].as_u64(), Some(total));
     let kept = t["bytes"].as_u64().unwrap();
-    assert!(kept > 0 && kept % SEGMENT == 0, "kept {kept}");
+    assert!(kept > 0 && kept.is_multiple_of(SEGMENT), "kept {kept}");
 
     let done = fetch(&b, &ds, &out, &[]);
     same_file(&file, &out);
@@ -382,10 +391,7 @@ fn a_full_disk_fails_cleanly_keeps_progress_and_resumes() {
     wait_until("the entry", || knows(&b, &ds));
 
     let out = small.join("trees.csv");
-    let o = cix(
-        &b,
-        &["fetch", &ds, "-o", out.to_str().unwrap()],
-    );
+    let o = cix(&b, &["fetch", &ds, "-o", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("disk is full"), "{err}");
@@ -394,7 +400,10 @@ fn a_full_disk_fails_cleanly_keeps_progress_and_resumes() {
     let listed = transfers(&b);
     assert_eq!(listed.len(), 1, "{listed:?}");
     let kept = listed[0]["bytes"].as_u64().unwrap();
-    assert!(kept >= SEGMENT, "progress before the disk filled is kept: {kept}");
+    assert!(
+        kept >= SEGMENT,
+        "progress before the disk filled is kept: {kept}"
+    );
     assert_eq!(listed[0]["state"], "interrupted");
 
     // Room again: the same fetch resumes and fetches only the rest.
@@ -408,5 +417,4 @@ fn a_full_disk_fails_cleanly_keeps_progress_and_resumes() {
     same_file(&file, &out);
     assert_eq!(done["reused_bytes"].as_u64(), Some(kept));
     assert!(partials(&small).is_empty());
-    let _ = GROUP;
 }

@@ -480,7 +480,9 @@ async fn fetch(State(api): State<Api>, Json(body): Json<FetchBody>) -> Response 
         let progress_tx = tx.clone();
         let started = std::time::Instant::now();
         let mut last: Option<std::time::Instant> = None;
-        let opts = transfer::FetchOptions { from: body.from.clone() };
+        let opts = transfer::FetchOptions {
+            from: body.from.clone(),
+        };
         let fetching = transfer::fetch_with(
             &api.node,
             &body.dataset,
@@ -492,7 +494,11 @@ async fn fetch(State(api): State<Api>, Json(body): Json<FetchBody>) -> Response 
                     last = Some(std::time::Instant::now());
                     let secs = started.elapsed().as_secs_f64();
                     // Rate over this run's network bytes; time left at that rate.
-                    let rate = if secs > 0.0 { p.network as f64 / secs } else { 0.0 };
+                    let rate = if secs > 0.0 {
+                        p.network as f64 / secs
+                    } else {
+                        0.0
+                    };
                     let eta = (rate > 0.0).then(|| (p.total - p.bytes.min(p.total)) as f64 / rate);
                     let line = json!({
                         "event": "progress",

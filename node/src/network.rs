@@ -533,12 +533,17 @@ impl EventLoop {
                 id, result, step, ..
             }) => {
                 if let Some((mut found, reply)) = self.pending_providers.remove(&id) {
-                    if let kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
-                        providers,
-                        ..
-                    })) = &result
+                    if let kad::QueryResult::GetProviders(Ok(
+                        kad::GetProvidersOk::FoundProviders { providers, .. },
+                    )) = &result
                     {
-                        found.extend(providers.iter().filter(|p| !found.contains(p)).copied().collect::<Vec<_>>());
+                        found.extend(
+                            providers
+                                .iter()
+                                .filter(|p| !found.contains(p))
+                                .copied()
+                                .collect::<Vec<_>>(),
+                        );
                     }
                     if step.last {
                         let _ = reply.send(found);

@@ -146,7 +146,12 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
     };
     // The outboard: built at publish or after a fetch, rebuilt here when missing. Building
     // it also proves the held copy still hashes to the content id.
-    let (blobs, content, data, size) = (shared.home.blobs(), own.content, own.path.clone(), own.bytes);
+    let (blobs, content, data, size) = (
+        shared.home.blobs(),
+        own.content,
+        own.path.clone(),
+        own.bytes,
+    );
     let built = tokio::task::spawn_blocking(move || {
         crate::verified::ensure_outboard(&blobs, &content, &data, size)
     })
@@ -232,7 +237,10 @@ fn custodian_source(
 ) -> std::result::Result<Served, Refusal> {
     let internal = |e: anyhow::Error| {
         tracing::error!(error = %e, "store failure while checking a held copy");
-        (DenyCode::Busy, "this node could not check the request".to_string())
+        (
+            DenyCode::Busy,
+            "this node could not check the request".to_string(),
+        )
     };
     let unknown = || {
         (
@@ -283,7 +291,10 @@ fn custodian_source(
     }
     if std::fs::metadata(&held.path).map(|m| m.len()).ok() != Some(held.size) {
         warn!(dataset = %req.dataset, path = %held.path.display(), "a held copy is gone or changed size");
-        return Err((DenyCode::NotHeld, "this node no longer holds that content".into()));
+        return Err((
+            DenyCode::NotHeld,
+            "this node no longer holds that content".into(),
+        ));
     }
     Ok(Served {
         dataset: req.dataset,
@@ -717,9 +728,7 @@ fn check_fields(
         Err(e) => return bad(rules::clip(format!("cannot serve those fields: {e}"))),
     };
     if !ranges.is_empty() {
-        return bad(
-            "a projection is sent whole, from offset 0: ask for it with no ranges".into(),
-        );
+        return bad("a projection is sent whole, from offset 0: ask for it with no ranges".into());
     }
     let bytes = entry.held().map(|(_, _, n)| n).unwrap_or_default();
     if bytes > limits::MAX_PROJECTION_SOURCE_BYTES {
@@ -924,7 +933,7 @@ pub struct FetchOptions {
 pub const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 /// Most sources one fetch uses at once.
 pub const MAX_SOURCES: usize = 8;
-const _: () = assert!(SEGMENT_BYTES % limits::TRANSFER_CHUNK_GROUP_BYTES == 0);
+const _: () = assert!(SEGMENT_BYTES.is_multiple_of(limits::TRANSFER_CHUNK_GROUP_BYTES));
 
 /// A resumable transfer, as recorded (sled tree [`TRANSFERS_TREE`]) after each verified
 /// segment is on disk.
@@ -990,7 +999,9 @@ struct LiveGuard(String);
 
 impl LiveGuard {
     fn enter(key: String) -> Result<Self> {
-        let mut live = LIVE.lock().map_err(|_| anyhow!("transfer registry poisoned"))?;
+        let mut live = LIVE
+            .lock()
+            .map_err(|_| anyhow!("transfer registry poisoned"))?;
         if live.contains(&key) {
             bail!("this dataset is already being fetched to that path; wait for it to finish");
         }
@@ -1049,9 +1060,13 @@ pub async fn fetch(
     out: &Path,
     mut progress: impl FnMut(u64, u64) + Send,
 ) -> Result<Fetched> {
-    fetch_with(node, dataset, out, &FetchOptions::default(), move |p: &Progress| {
-        progress(p.bytes, p.total)
-    })
+    fetch_with(
+        node,
+        dataset,
+        out,
+        &FetchOptions::default(),
+        move |p: &Progress| progress(p.bytes, p.total),
+    )
     .await
 }
 
@@ -1111,8 +1126,9 @@ pub async fn fetch_with(
     }
     let creds = credentials(node, &signed).await?;
     let asked = match &creds {
-        Some((inv, _)) => caveats::stated_fields(inv.args.get(caveats::ARG_FIELDS))
-            .map_err(|e| anyhow!("{e}"))?,
+        Some((inv, _)) => {
+            caveats::stated_fields(inv.args.get(caveats::ARG_FIELDS)).map_err(|e| anyhow!("{e}"))?
+        }
         None => None,
     };
     let purpose = creds.as_ref().and_then(|(inv, _)| {
@@ -1147,11 +1163,12 @@ async fn pick_sources(node: &Node, entry: &Entry, opts: &FetchOptions) -> Result
         out.push(peer_of_did(&entry.iss)?);
         if entry.level() == Level::Open {
             if let Ok((_, content, _)) = entry.held() {
-                let found = tokio::time::timeout(PROVIDER_WAIT, node.providers(provider_key(&content)))
-                    .await
-                    .ok()
-                    .and_then(|r| r.ok())
-                    .unwrap_or_default();
+                let found =
+                    tokio::time::timeout(PROVIDER_WAIT, node.providers(provider_key(&content)))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok())
+                        .unwrap_or_default();
                 debug!(dataset = %entry.dataset, custodians = found.len(), "custodians found");
                 for p in found {
                     if p != node.peer_id() && !out.contains(&p) && out.len() < MAX_SOURCES {
@@ -1209,9 +1226,18 @@ struct Job {
 }
 
 enum Event {
-    Verified { source: usize, bytes: u64 },
-    Segment { seg: u64 },
-    Gone { source: usize, state: &'static str, reason: String },
+    Verified {
+        source: usize,
+        bytes: u64,
+    },
+    Segment {
+        seg: u64,
+    },
+    Gone {
+        source: usize,
+        state: &'static str,
+        reason: String,
+    },
     Fatal(anyhow::Error),
 }
 
@@ -1505,7 +1531,8 @@ impl Job {
                 Event::Fatal(e) => return Err(job.stop(e).await),
             }
         }
-        job.finished.store(true, std::sync::atomic::Ordering::SeqCst);
+        job.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         job.wake.notify_waiters();
         drop(workers);
         if remaining > 0 {
@@ -1533,12 +1560,18 @@ impl Job {
     /// Records why the run stopped, keeping the verified progress, and returns the error
     /// with a word on resuming.
     async fn stop(&self, e: anyhow::Error) -> anyhow::Error {
-        self.finished.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_waiters();
         let mut r = self.record();
         r.error = Some(format!("{e:#}"));
         let store = &self.node.shared.store;
-        if store.record::<TransferRecord>(TRANSFERS_TREE, &self.key).ok().flatten().is_some() {
+        if store
+            .record::<TransferRecord>(TRANSFERS_TREE, &self.key)
+            .ok()
+            .flatten()
+            .is_some()
+        {
             let _ = store.put_record(TRANSFERS_TREE, &self.key, &r);
             let _ = store.flush_async().await;
         }
@@ -1573,20 +1606,17 @@ async fn work(
 ) {
     use std::sync::atomic::Ordering;
     loop {
-        let seg = match next.take().or_else(|| job.pop()) {
-            Some(s) => s,
-            None => {
-                if job.finished.load(Ordering::SeqCst) {
-                    return;
-                }
-                // Another source may fail and put its segment back: wait for that or the end.
-                let woken = job.wake.notified();
-                let idle = job.queue.lock().map(|q| q.is_empty()).unwrap_or(false);
-                if idle && !job.finished.load(Ordering::SeqCst) {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
-                }
-                continue;
+        let Some(seg) = next.take().or_else(|| job.pop()) else {
+            if job.finished.load(Ordering::SeqCst) {
+                return;
             }
+            // Another source may fail and put its segment back: wait for that or the end.
+            let woken = job.wake.notified();
+            let idle = job.queue.lock().map(|q| q.is_empty()).unwrap_or(false);
+            if idle && !job.finished.load(Ordering::SeqCst) {
+                let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
+            }
+            continue;
         };
         match segment(&job, source, peer, seg, &tx).await {
             Ok(()) => {
@@ -1652,34 +1682,29 @@ async fn segment(
         &mut reader,
     );
     let mut got = 0u64;
-    loop {
-        match decoder.next().await {
-            ResponseDecoderNext::More((next, item)) => {
-                decoder = next;
-                match item {
-                    Ok(BaoContentItem::Leaf(leaf)) => {
-                        let len = leaf.data.len() as u64;
-                        if leaf.offset < start || leaf.offset + len > end {
-                            return Err(bad("it sent data outside the range asked".into()));
-                        }
-                        job.file
-                            .write_all_at(&leaf.data, leaf.offset)
-                            .map_err(|e| Failure::Disk(disk("write", &job.record().partial, e)))?;
-                        got += len;
-                        let _ = tx.send(Event::Verified { source, bytes: len });
-                    }
-                    Ok(BaoContentItem::Parent(_)) => {}
-                    Err(e) => {
-                        let (guilty, why) = crate::verified::judge(&e);
-                        return Err(if guilty {
-                            bad(why)
-                        } else {
-                            Failure::Source("unreachable", why)
-                        });
-                    }
+    while let ResponseDecoderNext::More((next, item)) = decoder.next().await {
+        decoder = next;
+        match item {
+            Ok(BaoContentItem::Leaf(leaf)) => {
+                let len = leaf.data.len() as u64;
+                if leaf.offset < start || leaf.offset + len > end {
+                    return Err(bad("it sent data outside the range asked".into()));
                 }
+                job.file
+                    .write_all_at(&leaf.data, leaf.offset)
+                    .map_err(|e| Failure::Disk(disk("write", &job.record().partial, e)))?;
+                got += len;
+                let _ = tx.send(Event::Verified { source, bytes: len });
             }
-            ResponseDecoderNext::Done(_) => break,
+            Ok(BaoContentItem::Parent(_)) => {}
+            Err(e) => {
+                let (guilty, why) = crate::verified::judge(&e);
+                return Err(if guilty {
+                    bad(why)
+                } else {
+                    Failure::Source("unreachable", why)
+                });
+            }
         }
     }
     if got != end - start {
@@ -1720,7 +1745,8 @@ async fn complete(
         if let Err(e) = crate::verified::build_outboard(&blobs, &content, &partial, size) {
             return Ok(Err(format!("{e:#}")));
         }
-        std::fs::rename(&partial, &output).map_err(|e| disk("move the verified file to", &output, e))?;
+        std::fs::rename(&partial, &output)
+            .map_err(|e| disk("move the verified file to", &output, e))?;
         if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::File::open(dir)
                 .and_then(|d| d.sync_all())
@@ -1784,7 +1810,10 @@ async fn fetch_projection(
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<Fetched> {
     let entry = &signed.entry;
-    let (content, entry_size) = entry.held().map(|(_, c, n)| (c, n)).map_err(|e| anyhow!("{e}"))?;
+    let (content, entry_size) = entry
+        .held()
+        .map(|(_, c, n)| (c, n))
+        .map_err(|e| anyhow!("{e}"))?;
     let owner = entry.iss;
     let (invocation, proofs, cid) = match creds {
         Some((inv, proofs)) => {

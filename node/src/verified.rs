@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use iroh_io::{AsyncSliceReader, AsyncStreamReader, AsyncStreamWriter};
+use anyhow::{bail, Context, Result};
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 use bytes::Bytes;
 use cix_protocol::content::ContentHash;
 use cix_protocol::limits;
 use futures::{AsyncReadExt, AsyncWriteExt};
+use iroh_io::{AsyncSliceReader, AsyncStreamReader, AsyncStreamWriter};
 
 /// log2 of the chunk group in 1 KiB BLAKE3 chunks: 16 chunks, 16 KiB.
 pub const CHUNK_GROUP_LOG: u8 = 4;
@@ -345,11 +345,6 @@ pub fn judge(e: &bao_tree::io::DecodeError) -> (bool, String) {
     }
 }
 
-/// An error for a failed decoder setup.
-pub fn internal(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("verified stream: {e}")
-}
-
 /// Decodes and verifies a whole response body held in memory (`ranges` as requested, empty
 /// for the whole content): the content bytes of those ranges, in order. For tools and tests.
 ///
@@ -365,7 +360,11 @@ pub async fn decode_body(
     use bao_tree::io::fsm::{ResponseDecoder, ResponseDecoderNext};
     use bao_tree::io::BaoContentItem;
     let whole = [(0, size)];
-    let ranges = if ranges.is_empty() { &whole[..] } else { ranges };
+    let ranges = if ranges.is_empty() {
+        &whole[..]
+    } else {
+        ranges
+    };
     let mut out = Vec::new();
     let mut decoder = ResponseDecoder::new(root(content), chunk_ranges(ranges), tree(size), body);
     loop {

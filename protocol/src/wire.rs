@@ -509,7 +509,10 @@ mod tests {
             let req = TransferRequest {
                 dataset: DatasetId([2; 16]),
                 content: ContentHash([3; 32]),
-                ranges: vec![(0, limits::TRANSFER_CHUNK_GROUP_BYTES), (3 * limits::TRANSFER_CHUNK_GROUP_BYTES, 70_000)],
+                ranges: vec![
+                    (0, limits::TRANSFER_CHUNK_GROUP_BYTES),
+                    (3 * limits::TRANSFER_CHUNK_GROUP_BYTES, 70_000),
+                ],
                 invocation: inv,
                 proofs: vec![serde_bytes::ByteBuf::from(vec![1u8, 2])],
                 profile: None,
