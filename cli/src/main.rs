@@ -76,8 +76,13 @@ enum Command {
     /// The access requests queue (requests for this node's data, and this node's own).
     #[command(subcommand)]
     Requests(RequestsCommand),
-    /// Fetch a dataset from its owner, verified against its BLAKE3 hash.
+    /// Fetch a dataset from its owner and other custodians at once, every 16 KiB verified
+    /// against its BLAKE3 content id as it arrives; an interrupted fetch resumes where it
+    /// stopped when run again.
     Fetch(FetchArgs),
+    /// List running and interrupted transfers (dataset, content, bytes verified / total,
+    /// sources, state, started).
+    Transfers,
     /// Offline UCAN token tools: inspect one token, verify an invocation with its chain.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -333,6 +338,11 @@ struct FetchArgs {
     /// Where to write the file; it appears only once fully verified.
     #[arg(short = 'o', long = "output", value_name = "PATH")]
     output: PathBuf,
+    /// Fetch from this peer (PeerId or did:key) instead of the owner and the custodians found;
+    /// repeat it to fetch from several at once. Open data may come from any node that holds
+    /// it; shared data only from its owner.
+    #[arg(long = "from", value_name = "PEER")]
+    from: Vec<String>,
 }
 
 fn main() {
@@ -440,6 +450,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Attest(args) => attest(&home, args, &mut out),
         Command::Requests(cmd) => requests(&home, cmd, &mut out),
         Command::Fetch(args) => fetch(&home, args, &mut out),
+        Command::Transfers => {
+            let v: Vec<Value> = Client::connect(&home)?.get("/v1/transfers")?;
+            out.transfers(&v)
+        }
         Command::Token(cmd) => token::token(cmd, &mut out),
         Command::Grant(args) => token::grant(&home, args, &mut out),
         Command::Delegate(args) => token::delegate(&home, args, &mut out),
@@ -738,13 +752,13 @@ fn fetch(home: &Home, args: FetchArgs, out: &mut Out) -> Result<()> {
     let mut result: Option<Result<Value>> = None;
     client.post_lines(
         "/v1/fetch",
-        &json!({ "dataset": args.id, "output": output }),
+        &json!({ "dataset": args.id, "output": output, "from": args.from }),
         |line| {
             match line["event"].as_str() {
                 Some("progress") => {
                     if let Some(bar) = &bar {
                         bar.set_length(line["total"].as_u64().unwrap_or(0));
-                        bar.set_position(line["received"].as_u64().unwrap_or(0));
+                        bar.set_position(line["bytes"].as_u64().unwrap_or(0));
                     }
                     if out.is_json() {
                         out.line(&line)?;

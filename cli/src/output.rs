@@ -574,13 +574,67 @@ impl Out {
                 s(&v["content_hash"]),
             ));
         }
+        let sources: Vec<String> = v["sources"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        let peer = s(&x["peer"]);
+                        let short = peer.get(peer.len().saturating_sub(8)..).unwrap_or("");
+                        format!(
+                            "…{short} {} {}",
+                            human_bytes(x["bytes"].as_u64().unwrap_or(0)),
+                            s(&x["state"])
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         self.text(&format!(
-            "fetched {:?}: {} written to {}, blake3 {} verified",
+            "fetched {:?}: {} written to {}, blake3 {} verified ({} from the network, {} \
+             resumed{}{})",
             s(&v["title"]),
             human_bytes(v["bytes"].as_u64().unwrap_or(0)),
             s(&v["path"]),
             s(&v["content_hash"]),
+            human_bytes(v["network_bytes"].as_u64().unwrap_or(0)),
+            human_bytes(v["reused_bytes"].as_u64().unwrap_or(0)),
+            if sources.is_empty() {
+                ""
+            } else {
+                "; sources: "
+            },
+            sources.join(", "),
         ))
+    }
+
+    pub(crate) fn transfers(&mut self, list: &[Value]) -> Result<()> {
+        if self.json {
+            return list.iter().try_for_each(|t| self.line(t));
+        }
+        if list.is_empty() {
+            return self.text("no running or interrupted transfers");
+        }
+        let mut t = table(&[
+            "dataset", "content", "verified", "sources", "state", "started",
+        ]);
+        for x in list {
+            let sources = x["sources"].as_array().map_or(0, Vec::len);
+            let content = s(&x["content"]);
+            t.add_row(vec![
+                s(&x["dataset"]),
+                content.get(..16).unwrap_or(&content).to_string(),
+                format!(
+                    "{} / {}",
+                    human_bytes(x["bytes"].as_u64().unwrap_or(0)),
+                    human_bytes(x["total"].as_u64().unwrap_or(0))
+                ),
+                sources.to_string(),
+                s(&x["state"]),
+                s(&x["started"]),
+            ]);
+        }
+        self.text(&t.to_string())
     }
 }
 

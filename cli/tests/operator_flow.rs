@@ -259,7 +259,7 @@ fn commands_fail_clearly_without_a_node() {
 /// Ctrl-C on `cix fetch` abandons the transfer: the partial file goes away and the output never
 /// appears (the node does not finish the fetch on its own).
 #[test]
-fn cancelling_a_fetch_leaves_nothing_behind() {
+fn cancelling_a_fetch_writes_nothing_and_keeps_its_verified_progress() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for (home, name) in [(&a, "City Power"), (&b, "Transit Authority")] {
@@ -320,7 +320,33 @@ fn cancelling_a_fetch_leaves_nothing_behind() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    // Had the node carried on, the partial file would be renamed into place; it must vanish.
-    wait_until("the partial file to be removed", || partials() == 0);
+    // The node stops the fetch (its workers are gone once it is listed as interrupted) and
+    // keeps the verified segments for resuming (specs/transfer.md §7); nothing is written
+    // under the final name.
+    let interrupted = || {
+        json_lines(&ok(&b, &["--json", "transfers"]))
+            .into_iter()
+            .find(|t| t["dataset"] == id.as_str() && t["state"] == "interrupted")
+    };
+    wait_until("the fetch to be listed as interrupted", || {
+        interrupted().is_some()
+    });
     assert!(!out.exists(), "a cancelled fetch wrote its output");
+    assert_eq!(
+        partials(),
+        1,
+        "the verified progress stays beside the target"
+    );
+    let kept = interrupted().unwrap()["bytes"].as_u64().unwrap();
+    // Fetching again completes from there.
+    let done = json_lines(&ok(
+        &b,
+        &["--json", "fetch", &id, "-o", out.to_str().unwrap()],
+    ))
+    .pop()
+    .unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["reused_bytes"].as_u64(), Some(kept));
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 256 << 20);
+    assert_eq!(partials(), 0);
 }

@@ -19,7 +19,8 @@
 //! | `GET /v1/requests` | the operator's queue and this node's own requests |
 //! | `POST /v1/requests/{id}/approve` | approve a queued request |
 //! | `POST /v1/requests/{id}/deny` | `{"reason"}`: deny it |
-//! | `POST /v1/fetch` | `{"dataset","output"}`: JSON Lines of progress, then the result |
+//! | `POST /v1/fetch` | `{"dataset","output","from"?}`: JSON Lines of progress, then the result |
+//! | `GET /v1/transfers` | running and interrupted transfers |
 //! | `GET /metrics` | Prometheus text format |
 //! | `POST /v1/grant` | [`tokens::GrantRequest`]: delegate an own dataset directly (optionally only some `fields`) |
 //! | `POST /v1/delegate` | [`tokens::DelegateRequest`]: pass a received delegation on |
@@ -149,6 +150,7 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/requests/{id}/approve", post(approve))
         .route("/v1/requests/{id}/deny", post(deny))
         .route("/v1/fetch", post(fetch))
+        .route("/v1/transfers", get(transfers))
         .route("/metrics", get(metrics))
         .route("/v1/grant", post(token_grant))
         .route("/v1/delegate", post(token_delegate))
@@ -487,26 +489,57 @@ async fn deny(
 struct FetchBody {
     dataset: String,
     output: PathBuf,
+    #[serde(default)]
+    from: Vec<String>,
 }
 
-/// Streams JSON Lines: `{"event":"progress","received","total"}` while bytes arrive, then one
-/// `{"event":"done",...}` or `{"event":"error","error"}`.
+/// Streams JSON Lines: `{"event":"progress","bytes","total","rate","eta_secs","network",
+/// "reused"}` while bytes arrive (at most every 100 ms), then one `{"event":"done",...}` (the
+/// [`transfer::Fetched`] record) or `{"event":"error","error"}`.
 async fn fetch(State(api): State<Api>, Json(body): Json<FetchBody>) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
     tokio::spawn(async move {
         let progress_tx = tx.clone();
-        let mut last = std::time::Instant::now();
-        let fetching = transfer::fetch(&api.node, &body.dataset, &body.output, |got, total| {
-            if got == total || last.elapsed() >= std::time::Duration::from_millis(100) {
-                last = std::time::Instant::now();
-                let line = json!({ "event": "progress", "received": got, "total": total });
-                let _ = progress_tx.try_send(format!("{line}\n"));
-            }
-        });
+        let started = std::time::Instant::now();
+        let mut last: Option<std::time::Instant> = None;
+        let opts = transfer::FetchOptions {
+            from: body.from.clone(),
+        };
+        let fetching = transfer::fetch_with(
+            &api.node,
+            &body.dataset,
+            &body.output,
+            &opts,
+            |p: &transfer::Progress| {
+                let due = last.is_none_or(|l| l.elapsed() >= std::time::Duration::from_millis(100));
+                if p.bytes == p.total || due {
+                    last = Some(std::time::Instant::now());
+                    let secs = started.elapsed().as_secs_f64();
+                    // Rate over this run's network bytes; time left at that rate.
+                    let rate = if secs > 0.0 {
+                        p.network as f64 / secs
+                    } else {
+                        0.0
+                    };
+                    let eta = (rate > 0.0).then(|| (p.total - p.bytes.min(p.total)) as f64 / rate);
+                    let line = json!({
+                        "event": "progress",
+                        "bytes": p.bytes,
+                        "received": p.bytes,
+                        "total": p.total,
+                        "network": p.network,
+                        "reused": p.reused,
+                        "rate": rate.round(),
+                        "eta_secs": eta.map(|e| (e * 10.0).round() / 10.0),
+                    });
+                    let _ = progress_tx.try_send(format!("{line}\n"));
+                }
+            },
+        );
         // The receipt's start time (ISO 37156 8.3.4).
         let fetching = crate::receipts::FETCH_STARTED.scope(crate::receipts::now_ms(), fetching);
         // The client going away (Ctrl-C on `cix fetch`) drops the response body and so the
-        // receiver: the fetch is abandoned, its temporary file removed, nothing written.
+        // receiver: the fetch is abandoned; its verified progress stays recorded for resuming.
         let result = tokio::select! {
             r = fetching => r,
             () = tx.closed() => {
@@ -533,6 +566,12 @@ async fn fetch(State(api): State<Api>, Json(body): Json<FetchBody>) -> Response 
         .header(header::CONTENT_TYPE, "application/x-ndjson")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn transfers(
+    State(api): State<Api>,
+) -> std::result::Result<Json<Vec<transfer::TransferStatus>>, ApiError> {
+    Ok(Json(transfer::transfers(&api.node.shared)?))
 }
 
 async fn metrics(State(api): State<Api>) -> std::result::Result<String, ApiError> {

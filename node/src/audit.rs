@@ -256,7 +256,11 @@ pub fn serving(shared: &Shared, peer: &libp2p::PeerId, req: &cix_protocol::wire:
         entry.as_ref().map(|s| &s.entry),
     )
     .peer_opt(crate::node::did_of_peer(peer))
-    .detail(format!("serving from offset {}", req.offset));
+    .detail(if req.ranges.is_empty() {
+        "serving the whole content".to_string()
+    } else {
+        format!("serving {} ranges", req.ranges.len())
+    });
     log_detached(shared, e);
 }
 

@@ -38,6 +38,7 @@ pub mod search;
 pub mod store;
 pub mod tokens;
 pub mod transfer;
+pub mod verified;
 pub mod withdraw;
 pub mod witness;
 

@@ -180,6 +180,21 @@ pub enum Command {
         /// The owner's answer.
         reply: oneshot::Sender<Result<AccessResponse>>,
     },
+    /// Announce on Kademlia that this node provides a key (a content id it serves as a
+    /// custodian, transfer.md §6).
+    Provide {
+        /// The key.
+        key: Vec<u8>,
+        /// Whether the record was stored locally (the announcement continues in the background).
+        reply: oneshot::Sender<bool>,
+    },
+    /// Find the peers that provide a key on Kademlia.
+    Providers {
+        /// The key.
+        key: Vec<u8>,
+        /// The providers found when the query ended.
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     /// Our listen addresses.
     Listening {
         /// With `/p2p/PEERID`.
@@ -266,6 +281,7 @@ pub(crate) struct EventLoop {
     bootstrap: Vec<Multiaddr>,
     pending_access: HashMap<OutboundRequestId, oneshot::Sender<Result<AccessResponse>>>,
     pending_locate: HashMap<kad::QueryId, (PeerId, oneshot::Sender<bool>)>,
+    pending_providers: HashMap<kad::QueryId, (Vec<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     identified: HashMap<PeerId, identify::Info>,
     rtt: HashMap<PeerId, Duration>,
     syncing: HashSet<PeerId>,
@@ -296,6 +312,7 @@ impl EventLoop {
             bootstrap,
             pending_access: HashMap::new(),
             pending_locate: HashMap::new(),
+            pending_providers: HashMap::new(),
             identified: HashMap::new(),
             rtt: HashMap::new(),
             syncing: HashSet::new(),
@@ -428,6 +445,19 @@ impl EventLoop {
             Command::Listening { reply } => {
                 let _ = reply.send(self.listen_addrs.clone());
             }
+            Command::Provide { key, reply } => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let stored = kad.start_providing(kad::RecordKey::new(&key)).is_ok();
+                let _ = reply.send(stored);
+            }
+            Command::Providers { key, reply } => {
+                let q = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(kad::RecordKey::new(&key));
+                self.pending_providers.insert(q, (Vec::new(), reply));
+            }
         }
     }
 
@@ -502,6 +532,26 @@ impl EventLoop {
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => {
+                if let Some((mut found, reply)) = self.pending_providers.remove(&id) {
+                    if let kad::QueryResult::GetProviders(Ok(
+                        kad::GetProvidersOk::FoundProviders { providers, .. },
+                    )) = &result
+                    {
+                        found.extend(
+                            providers
+                                .iter()
+                                .filter(|p| !found.contains(p))
+                                .copied()
+                                .collect::<Vec<_>>(),
+                        );
+                    }
+                    if step.last {
+                        let _ = reply.send(found);
+                    } else {
+                        self.pending_providers.insert(id, (found, reply));
+                    }
+                    return;
+                }
                 if let Some((peer, reply)) = self.pending_locate.remove(&id) {
                     let found = match result {
                         kad::QueryResult::GetClosestPeers(Ok(ok)) => ok

@@ -538,6 +538,24 @@ impl Node {
         self.call(|reply| Command::Dial { addr, reply }).await?
     }
 
+    /// Announces on Kademlia that this node provides `key` (a content id it serves).
+    ///
+    /// # Errors
+    ///
+    /// If the node has stopped.
+    pub async fn provide(&self, key: Vec<u8>) -> Result<bool> {
+        self.call(|reply| Command::Provide { key, reply }).await
+    }
+
+    /// The peers Kademlia knows to provide `key`.
+    ///
+    /// # Errors
+    ///
+    /// If the node has stopped.
+    pub async fn providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>> {
+        self.call(|reply| Command::Providers { key, reply }).await
+    }
+
     /// Makes sure `peer` can be reached (connected, or addresses known via Kademlia).
     ///
     /// # Errors

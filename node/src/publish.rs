@@ -848,6 +848,11 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
         tmp.persist(&blob)
             .with_context(|| format!("cannot store {}", blob.display()))?;
     }
+    // The outboard this node serves the blob's verified ranges with (transfer.md §2); a
+    // failure here is not fatal: it is rebuilt on first serve.
+    if let Err(e) = crate::verified::ensure_outboard(&shared.home.blobs(), &content, &blob, bytes) {
+        tracing::warn!(%content, error = %e, "cannot build the outboard now; it is built when first served");
+    }
     let own = OwnDataset {
         dataset: entry.dataset,
         entry: signed.id,

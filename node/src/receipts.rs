@@ -67,6 +67,10 @@ tokio::task_local! {
     pub static FETCH_STARTED: i64;
 }
 
+/// The sled tree of data kept under a retention period, keyed by receipt id (distinct from
+/// [`crate::transfer::HELD_TREE`], the copies this node may serve as a custodian).
+const RETAINED_TREE: &str = "retained";
+
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -160,21 +164,11 @@ fn dec<T: Serialize + serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> 
     cix_protocol::cbor::from_slice(bytes, 1 << 20).map_err(|e| anyhow!("corrupt {what}: {e}"))
 }
 
-fn match_key(
-    peer: &Did,
-    dataset: &DatasetId,
-    content: &ContentHash,
-    bytes: u64,
-    inv: Option<&Cid>,
-) -> [u8; 32] {
+fn match_key(peer: &Did, dataset: &DatasetId, content: &ContentHash) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(peer.to_string().as_bytes());
     h.update(&dataset.0);
     h.update(&content.0);
-    h.update(&bytes.to_be_bytes());
-    if let Some(c) = inv {
-        h.update(c.as_bytes());
-    }
     *h.finalize().as_bytes()
 }
 
@@ -211,8 +205,9 @@ pub fn served(shared: &Shared, peer: &PeerId, req: &TransferRequest, bytes: u64)
                 t.remove(k)?;
             }
         }
-        let mut key =
-            match_key(&did, &req.dataset, &req.content, bytes, invocation.as_ref()).to_vec();
+        // One note per stream served: a fetch of verified ranges takes several (transfer.md
+        // §7), and its receipt covers them together.
+        let mut key = match_key(&did, &req.dataset, &req.content).to_vec();
         key.extend_from_slice(&rand::random::<[u8; 8]>());
         t.insert(key, enc(&record)?)?;
         Ok(())
@@ -222,35 +217,113 @@ pub fn served(shared: &Shared, peer: &PeerId, req: &TransferRequest, bytes: u64)
     }
 }
 
-/// Receiver side: called when a fetch has verified its bytes. Signs and keeps a receipt, sends
-/// it to the provider and keeps its counter-signature, and starts tracking the data's retention.
-/// Failures are logged; the fetch itself stands.
-pub async fn after_fetch(node: &Node, req: &TransferRequest, fetched: &Fetched) {
-    if fetched.from == node.did().to_string() {
-        return;
+/// What a fetch was made under, for its receipts: the dataset, the catalogue's content id,
+/// the invocation (the first of the fetch, when it signed one per stream) and what it stated.
+#[derive(Debug, Clone)]
+pub struct Basis {
+    /// Dataset id.
+    pub dataset: DatasetId,
+    /// The content the invocation names (the catalogue's, also for a projection).
+    pub content: ContentHash,
+    /// The invocation's CID; none for open data.
+    pub invocation: Option<Cid>,
+    /// The purpose it states.
+    pub purpose: Option<String>,
+    /// The retention it states, in days.
+    pub retention_days: Option<u32>,
+    /// When it was issued, Unix seconds.
+    pub iat: Option<i64>,
+}
+
+impl Basis {
+    /// The basis of a fetch made under `inv` (with id `cid`), or of open data when `None`.
+    pub fn of(dataset: DatasetId, content: ContentHash, inv: Option<(&Invocation, Cid)>) -> Self {
+        let (invocation, purpose, retention_days, iat) = match inv {
+            Some((inv, cid)) => {
+                let purpose = inv
+                    .args
+                    .get(caveats::ARG_PURPOSE)
+                    .and_then(|v| v.as_text())
+                    .map(str::to_owned);
+                let days = inv
+                    .args
+                    .get(caveats::ARG_RETENTION_DAYS)
+                    .and_then(|v| v.as_integer())
+                    .and_then(|n| u32::try_from(n).ok());
+                (Some(cid), purpose, days, inv.iat)
+            }
+            None => (None, None, None, None),
+        };
+        Basis {
+            dataset,
+            content,
+            invocation,
+            purpose,
+            retention_days,
+            iat,
+        }
     }
-    if let Err(e) = receipt_for(node, req, fetched).await {
-        warn!(dataset = %fetched.dataset, error = %format!("{e:#}"), "no receipt for this fetch");
+
+    /// The basis of a single-stream fetch made with `req`.
+    ///
+    /// # Errors
+    ///
+    /// If its invocation does not decode.
+    pub fn of_request(req: &TransferRequest) -> Result<Self> {
+        let decoded = match req.invocation.as_deref() {
+            Some(bytes) => Some(Invocation::decode(bytes).map_err(|e| anyhow!("invocation: {e}"))?),
+            None => None,
+        };
+        Ok(Self::of(
+            req.dataset,
+            req.content,
+            decoded.as_ref().map(|(inv, cid)| (inv, *cid)),
+        ))
     }
 }
 
-async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> Result<()> {
+/// Receiver side: called when a fetch has verified its bytes. Signs and keeps a receipt for
+/// each provider that delivered bytes in this run (the bytes it delivered), sends it and keeps
+/// its counter-signature, and starts tracking the data's retention. Failures are logged; the
+/// fetch itself stands.
+pub async fn after_fetch(node: &Node, basis: &Basis, fetched: &Fetched) {
+    if fetched.from == node.did().to_string() {
+        return;
+    }
+    let mut providers: Vec<(Did, u64)> = fetched
+        .sources
+        .iter()
+        .filter(|s| s.bytes > 0)
+        .filter_map(|s| {
+            let peer: PeerId = s.peer.parse().ok()?;
+            Some((did_of_peer(&peer)?, s.bytes))
+        })
+        .collect();
+    if providers.is_empty() && fetched.network_bytes > 0 {
+        if let Ok(owner) = fetched.from.parse::<Did>() {
+            providers.push((owner, fetched.network_bytes));
+        }
+    }
+    for (provider, bytes) in providers {
+        if let Err(e) = receipt_for(node, basis, fetched, provider, bytes).await {
+            warn!(dataset = %fetched.dataset, %provider, error = %format!("{e:#}"),
+                "no receipt for this fetch");
+        }
+    }
+}
+
+async fn receipt_for(
+    node: &Node,
+    basis: &Basis,
+    fetched: &Fetched,
+    provider: Did,
+    bytes: u64,
+) -> Result<()> {
     let shared = &node.shared;
     let end = now_ms();
-    let provider: Did = fetched.from.parse().map_err(|e| anyhow!("provider: {e}"))?;
-    let (invocation, purpose, mut retention, iat) = match req.invocation.as_deref() {
-        Some(bytes) => {
-            let (inv, cid) = Invocation::decode(bytes).map_err(|e| anyhow!("invocation: {e}"))?;
-            let text = |k: &str| inv.args.get(k).and_then(|v| v.as_text()).map(str::to_owned);
-            let days = inv
-                .args
-                .get(caveats::ARG_RETENTION_DAYS)
-                .and_then(|v| v.as_integer())
-                .and_then(|n| u32::try_from(n).ok());
-            (Some(cid), text(caveats::ARG_PURPOSE), days, inv.iat)
-        }
-        None => (None, None, None, None),
-    };
+    let req = basis;
+    let (invocation, purpose, iat) = (basis.invocation, basis.purpose.clone(), basis.iat);
+    let mut retention = basis.retention_days;
     if retention.is_none() {
         retention = shared
             .store
@@ -270,7 +343,7 @@ async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> R
         // The content the invocation names (the catalogue's); a projection's own hash is in
         // the fetch's output.
         content: req.content,
-        bytes: fetched.bytes,
+        bytes,
         invocation,
         purpose,
         retention_days: retention,
@@ -303,7 +376,7 @@ async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> R
             retention_days: days,
             expires: end.saturating_add(day_ms.saturating_mul(i64::from(days))),
         };
-        tree(shared, "held")?.insert(id, enc(&held)?)?;
+        tree(shared, RETAINED_TREE)?.insert(id, enc(&held)?)?;
         info!(dataset = %req.dataset, days, expires = held.expires,
             "received data is kept under a retention period (ISO 37156 8.2.2 e)");
     }
@@ -312,7 +385,7 @@ async fn receipt_for(node: &Node, req: &TransferRequest, fetched: &Fetched) -> R
     let mut event = AuditEvent::new(AuditKind::Receipt)
         .dataset(req.dataset)
         .peer(provider)
-        .bytes(fetched.bytes)
+        .bytes(bytes)
         .content(req.content)
         .detail(format!("receipt {} signed as receiver", receipt.id_hex()));
     if let Some(p) = &r.purpose {
@@ -648,27 +721,28 @@ fn check_receipt_once(
         }
     }
     let served = tree(shared, "served").map_err(internal)?;
-    let key = match_key(
-        sender,
-        &r.dataset,
-        &r.content,
-        r.bytes,
-        r.invocation.as_ref(),
-    );
-    let Some((found, note)) = served
-        .scan_prefix(key)
-        .next()
-        .transpose()
-        .map_err(|e| internal(e.into()))?
-    else {
+    let key = match_key(sender, &r.dataset, &r.content);
+    // The streams served to this peer of this content and not yet receipted: the receipt
+    // must name one of their invocations (or none, for open data) and at most their bytes.
+    let mut notes = Vec::new();
+    for item in served.scan_prefix(key) {
+        let (k, v) = item.map_err(|e| internal(e.into()))?;
+        let note: ServedTransfer = dec(&v, "served transfer").map_err(internal)?;
+        notes.push((k, note));
+    }
+    let total: u64 = notes.iter().map(|(_, n)| n.bytes).sum();
+    let Some((_, named)) = notes.iter().find(|(_, n)| n.invocation == r.invocation) else {
         return Ok(None);
     };
-    let note: ServedTransfer = dec(&note, "served transfer").map_err(internal)?;
-    if note.purpose != r.purpose {
+    if total < r.bytes {
+        // Not (yet) that many bytes: the last stream's note may still be on its way.
+        return Ok(None);
+    }
+    if named.purpose != r.purpose {
         return Err(format!(
             "the receipt states purpose {:?}, but the transfer was made for {:?} (ISO 37156 \
              8.2.2 b)",
-            r.purpose, note.purpose
+            r.purpose, named.purpose
         ));
     }
     let ack = receipt
@@ -683,7 +757,9 @@ fn check_receipt_once(
     receipts
         .insert(receipt.id, enc(&kept).map_err(internal)?)
         .map_err(|e| internal(e.into()))?;
-    served.remove(found).map_err(|e| internal(e.into()))?;
+    for (k, _) in &notes {
+        served.remove(k).map_err(|e| internal(e.into()))?;
+    }
     info!(receipt = %receipt.id_hex(), receiver = %sender, dataset = %r.dataset, bytes = r.bytes,
         "receipt checked and counter-signed");
     let mut event = AuditEvent::new(AuditKind::Receipt)
@@ -769,7 +845,7 @@ fn note_deletion(shared: &Shared, sender: &Did, bytes: &[u8]) -> Result<(), Stri
 /// Store failures.
 pub async fn sweep(node: &Node) -> Result<()> {
     let shared = &node.shared;
-    let held = tree(shared, "held")?;
+    let held = tree(shared, RETAINED_TREE)?;
     let deletions = tree(shared, "deletions")?;
     let now = now_ms();
     for item in held.iter() {
@@ -1162,7 +1238,7 @@ pub fn deletions(shared: &Shared) -> Result<Vec<DeletionLine>> {
 /// Store failures.
 pub fn held(shared: &Shared) -> Result<Vec<Held>> {
     let mut out = Vec::new();
-    for item in tree(shared, "held")?.iter() {
+    for item in tree(shared, RETAINED_TREE)?.iter() {
         let (_, v) = item?;
         out.push(dec::<Held>(&v, "held record")?);
     }

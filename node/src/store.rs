@@ -1065,6 +1065,64 @@ impl Store {
     }
 }
 
+/// Small JSON records in named trees, opened on first use: resumable transfers and the copies
+/// this node holds as a custodian (`transfer.rs`).
+impl Store {
+    /// Stores `value` under `key` in `tree` (not flushed: call [`Store::flush_async`]).
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn put_record<T: Serialize>(&self, tree: &str, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)?;
+        self.db.open_tree(tree)?.insert(key.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// The record under `key` in `tree`; one that no longer parses counts as absent.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &str,
+        key: &str,
+    ) -> Result<Option<T>> {
+        Ok(self
+            .db
+            .open_tree(tree)?
+            .get(key.as_bytes())?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Removes the record under `key` in `tree`.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn remove_record(&self, tree: &str, key: &str) -> Result<()> {
+        self.db.open_tree(tree)?.remove(key.as_bytes())?;
+        Ok(())
+    }
+
+    /// Every record in `tree` that parses, with its key.
+    ///
+    /// # Errors
+    ///
+    /// Store I/O.
+    pub fn records<T: serde::de::DeserializeOwned>(&self, tree: &str) -> Result<Vec<(String, T)>> {
+        let mut out = Vec::new();
+        for item in self.db.open_tree(tree)?.iter() {
+            let (k, v) = item?;
+            if let Ok(t) = serde_json::from_slice(&v) {
+                out.push((String::from_utf8_lossy(&k).into_owned(), t));
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -1,4 +1,4 @@
-//! Dataset transfer on `/cix/transfer/1`: the owner's server and the requester's fetch.
+//! Dataset transfer on `/cix/transfer/2`: the server (owner or custodian) and the fetch.
 //!
 //! The requester opens a stream, sends a [`TransferRequest`] (with a UCAN invocation and its
 //! delegation unless the data is open), and reads a [`TransferHeader`] followed by the bytes.
@@ -7,6 +7,7 @@
 //! integrity, 7.3.2 authenticity); a wrong byte never reaches the target path.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,20 @@ pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
         .accept(protocol())
         .map_err(|e| anyhow!("cannot accept transfers: {e}"))?;
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_TRANSFERS));
+    // Announce again the copies held as a custodian (provider records are not kept on disk).
+    let announcer = node.clone();
+    tokio::spawn(async move {
+        let held = announcer
+            .shared
+            .store
+            .records::<Held>(HELD_TREE)
+            .unwrap_or_default();
+        for (hex, _) in held {
+            if let Ok(content) = hex.parse::<ContentHash>() {
+                let _ = announcer.provide(provider_key(&content)).await;
+            }
+        }
+    });
     Ok(tokio::spawn(async move {
         let mut stopping = node.shared.stopping.clone();
         loop {
@@ -120,10 +135,12 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
         Err((code, reason)) => return refuse(shared, peer, &req, stream, code, reason).await,
     };
     crate::audit::serving(shared, &peer, &req);
-    let path = shared.home.blobs().join(own.content.to_hex());
     let sent = match plan {
-        Some(plan) => serve_projection(shared, peer, &req, stream, &own, plan, path).await?,
-        None => serve_whole(shared, peer, &req, stream, &own, &path).await?,
+        Some(plan) => {
+            let path = own.path.clone();
+            serve_projection(shared, peer, &req, stream, &own, plan, path).await?
+        }
+        None => serve_ranges(shared, peer, &req, stream, &own).await?,
     };
     // ISO 37156 8.3.4: what was served, so that the receiver's receipt can be checked.
     if let Some(sent) = sent {
@@ -132,34 +149,186 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
     Ok(())
 }
 
-async fn serve_whole(
+/// Streams the requested ranges as the verified encoding (transfer.md §4); the bytes sent, or
+/// `None` when the request was refused.
+async fn serve_ranges(
     shared: &Shared,
     peer: PeerId,
     req: &TransferRequest,
     stream: &mut libp2p::Stream,
-    own: &OwnDataset,
-    path: &Path,
+    own: &Served,
 ) -> Result<Option<u64>> {
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("blob {} is missing", path.display()))?;
-    let offset = req.offset;
-    if offset > 0 {
-        use tokio::io::AsyncSeekExt;
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
-    }
-    let length = own.bytes - offset;
+    let ranges = match req.checked_ranges(own.bytes) {
+        Ok(r) => r,
+        Err(why) => {
+            let reason = format!("bad ranges: {why}");
+            return refuse(shared, peer, req, stream, DenyCode::BadRequest, reason)
+                .await
+                .map(|()| None);
+        }
+    };
+    // The outboard: built at publish or after a fetch, rebuilt here when missing. Building
+    // it also proves the held copy still hashes to the content id.
+    let (blobs, content, data, size) = (
+        shared.home.blobs(),
+        own.content,
+        own.path.clone(),
+        own.bytes,
+    );
+    let built = tokio::task::spawn_blocking(move || {
+        crate::verified::ensure_outboard(&blobs, &content, &data, size)
+    })
+    .await
+    .map_err(|e| anyhow!("outboard task failed: {e}"))?;
+    let obao = match built {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(dataset = %own.dataset, error = %e, "cannot serve a held copy");
+            let reason = "this node's copy of that content is unusable".to_string();
+            return refuse(shared, peer, req, stream, DenyCode::NotHeld, reason)
+                .await
+                .map(|()| None);
+        }
+    };
+    let file = std::fs::File::open(&own.path)
+        .with_context(|| format!("{} is missing", own.path.display()))?;
+    let outboard = crate::verified::open_outboard(&obao, &own.content, own.bytes)?;
+    let length: u64 = ranges.iter().map(|(a, b)| b - a).sum();
     let header = TransferHeader::Ok {
         size: own.bytes,
         length,
         projection: None,
     };
     write_message(stream, &header, limits::MAX_TRANSFER_HEADER_BYTES).await?;
-    let sent = send_file(stream, &mut file, length, path).await?;
-    shared.stats.served(sent);
-    info!(%peer, dataset = %own.dataset, bytes = sent, "transfer served");
-    crate::audit::served(shared, &peer, req, sent, own.content).await;
-    Ok(Some(sent))
+    let mut out = crate::verified::StreamOut::new(stream, IDLE_TIMEOUT, serve_rate());
+    // Not validated here: the receiver verifies every chunk group against the content id
+    // (ISO 37156 7.3.2), so a copy that rotted on disk is caught there, within one group.
+    bao_tree::io::fsm::encode_ranges(
+        crate::verified::FileAt(Arc::new(file)),
+        outboard,
+        &crate::verified::chunk_ranges(&ranges),
+        &mut out,
+    )
+    .await
+    .map_err(|e| anyhow!("sending ranges: {e}"))?;
+    out.finish().await?;
+    shared.stats.served(length);
+    info!(%peer, dataset = %own.dataset, bytes = length, ranges = ranges.len(),
+        custodian = !own.owner, "transfer served");
+    crate::audit::served(shared, &peer, req, length, own.content).await;
+    Ok(Some(length))
+}
+
+/// The pace this node serves at, bytes per second, from `CIX_SERVE_RATE` (unset: unpaced). An
+/// operator setting for sharing a thin uplink; the tests use it to stop a transfer midway.
+fn serve_rate() -> Option<u64> {
+    std::env::var("CIX_SERVE_RATE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|r| *r > 0)
+}
+
+/// What an authorised request is served from: an own dataset's blob, or a copy this node
+/// holds as a custodian.
+#[derive(Debug, Clone)]
+struct Served {
+    dataset: DatasetId,
+    content: ContentHash,
+    bytes: u64,
+    path: PathBuf,
+    owner: bool,
+}
+
+/// Name of the store tree of copies held as a custodian, keyed by content id hex.
+pub const HELD_TREE: &str = "held";
+/// Name of the store tree of resumable transfers, keyed by `dataset/content`.
+pub const TRANSFERS_TREE: &str = "transfers";
+
+/// A verified whole copy this node fetched and may serve as a custodian (open data only).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Held {
+    /// Dataset id.
+    pub dataset: String,
+    /// Where the copy is.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+}
+
+/// A custodian's checks (transfer.md §6): it serves only open data, only the content of the
+/// dataset's current entry that it holds whole and verified, not withdrawn.
+fn custodian_source(
+    shared: &Shared,
+    req: &TransferRequest,
+) -> std::result::Result<Served, Refusal> {
+    let internal = |e: anyhow::Error| {
+        tracing::error!(error = %e, "store failure while checking a held copy");
+        (
+            DenyCode::Busy,
+            "this node could not check the request".to_string(),
+        )
+    };
+    let unknown = || {
+        (
+            DenyCode::UnknownDataset,
+            format!("dataset {} is not held here", req.dataset),
+        )
+    };
+    let held: Held = shared
+        .store
+        .record(HELD_TREE, &req.content.to_hex())
+        .map_err(internal)?
+        .filter(|h: &Held| h.dataset == req.dataset.to_string())
+        .ok_or_else(unknown)?;
+    let signed = shared
+        .store
+        .latest_entry(&req.dataset)
+        .map_err(internal)?
+        .ok_or_else(unknown)?;
+    match signed.entry.level() {
+        Level::Open => {}
+        Level::Closed => {
+            return Err((
+                DenyCode::Closed,
+                "the dataset is closed (ISO 37156 5.5.2)".into(),
+            ))
+        }
+        _ => {
+            return Err((
+                DenyCode::NotHeld,
+                "shared data is served only by its owner: fetch it from the owner".into(),
+            ))
+        }
+    }
+    if signed.entry.held().map(|(_, c, _)| c).ok() != Some(req.content) {
+        return Err((
+            DenyCode::NotHeld,
+            "that content is not the dataset's current version".into(),
+        ));
+    }
+    if let Some(w) = shared.store.withdrawal_of(&signed).map_err(internal)? {
+        return Err((
+            DenyCode::Withdrawn,
+            format!(
+                "dataset {} (version {}) was withdrawn by its owner",
+                req.dataset, w.withdrawal.version
+            ),
+        ));
+    }
+    if std::fs::metadata(&held.path).map(|m| m.len()).ok() != Some(held.size) {
+        warn!(dataset = %req.dataset, path = %held.path.display(), "a held copy is gone or changed size");
+        return Err((
+            DenyCode::NotHeld,
+            "this node no longer holds that content".into(),
+        ));
+    }
+    Ok(Served {
+        dataset: req.dataset,
+        content: req.content,
+        bytes: held.size,
+        path: held.path,
+        owner: false,
+    })
 }
 
 async fn refuse(
@@ -221,7 +390,7 @@ async fn serve_projection(
     peer: PeerId,
     req: &TransferRequest,
     stream: &mut libp2p::Stream,
-    own: &OwnDataset,
+    own: &Served,
     plan: Plan,
     path: PathBuf,
 ) -> Result<Option<u64>> {
@@ -275,7 +444,7 @@ fn authorise(
     shared: &Shared,
     peer: &PeerId,
     req: &TransferRequest,
-) -> std::result::Result<(OwnDataset, Option<Plan>), Refusal> {
+) -> std::result::Result<(Served, Option<Plan>), Refusal> {
     let internal = |e: anyhow::Error| {
         tracing::error!(error = %e, "store failure while authorising a transfer");
         (
@@ -283,16 +452,16 @@ fn authorise(
             "the owner's node could not check the request".to_string(),
         )
     };
-    let own = shared
-        .store
-        .own(&req.dataset)
-        .map_err(internal)?
-        .ok_or_else(|| {
-            (
-                DenyCode::UnknownDataset,
-                format!("dataset {} is not held here", req.dataset),
-            )
-        })?;
+    let Some(own) = shared.store.own(&req.dataset).map_err(internal)? else {
+        return custodian_source(shared, req).map(|s| (s, None));
+    };
+    let served = |own: &OwnDataset| Served {
+        dataset: own.dataset,
+        content: own.content,
+        bytes: own.bytes,
+        path: shared.home.blobs().join(own.content.to_hex()),
+        owner: true,
+    };
     // Closed first: a prober must not learn whether a guessed content id is a closed dataset's.
     let level = crate::store::Store::own_level(&own).map_err(internal)?;
     if level != Level::Closed {
@@ -306,18 +475,12 @@ fn authorise(
             "that content is not the dataset's current version".into(),
         ));
     }
-    if req.offset > own.bytes {
-        return Err((
-            DenyCode::BadRequest,
-            "offset beyond the end of the dataset".into(),
-        ));
-    }
     match level {
         Level::Closed => Err((
             DenyCode::Closed,
             "the dataset is closed (ISO 37156 5.5.2): it never leaves its owner's node".into(),
         )),
-        Level::Open => Ok((own, None)),
+        Level::Open => Ok((served(&own), None)),
         Level::SharedPublic | Level::SharedGroup | Level::SharedNamed => {
             let entry = shared
                 .store
@@ -335,7 +498,7 @@ fn authorise(
                 rules::requester_profile(shared, &requester, req.profile.as_deref(), now())?;
             rules::check_jurisdiction(&entry, profile.as_ref())?;
             let plan = check_invocation(shared, &requester, req, &entry, profile.as_ref())?;
-            Ok((own, plan))
+            Ok((served(&own), plan))
         }
     }
 }
@@ -427,7 +590,7 @@ fn check_invocation(
         &text,
         arg(caveats::ARG_RETENTION_DAYS),
     )?;
-    let plan = check_fields(&v.chain, arg(caveats::ARG_FIELDS), entry, req.offset)?;
+    let plan = check_fields(&v.chain, arg(caveats::ARG_FIELDS), entry, &req.ranges)?;
     check_revocations(shared, &v)?;
     let exp = v
         .invocation
@@ -551,7 +714,7 @@ fn check_fields(
     chain: &[Delegation],
     stated: Option<&ciborium::Value>,
     entry: &Entry,
-    offset: u64,
+    ranges: &[(u64, u64)],
 ) -> std::result::Result<Option<Plan>, Refusal> {
     let bad = |reason: String| Err((DenyCode::BadRequest, reason));
     let stated = match caveats::stated_fields(stated) {
@@ -594,10 +757,8 @@ fn check_fields(
         Ok(c) => c,
         Err(e) => return bad(rules::clip(format!("cannot serve those fields: {e}"))),
     };
-    if offset != 0 {
-        return bad(
-            "a projection is sent whole, from offset 0: fetch it again from the start".into(),
-        );
+    if !ranges.is_empty() {
+        return bad("a projection is sent whole, from offset 0: ask for it with no ranges".into());
     }
     let bytes = entry.held().map(|(_, _, n)| n).unwrap_or_default();
     if bytes > limits::MAX_PROJECTION_SOURCE_BYTES {
@@ -666,6 +827,33 @@ pub struct Fetched {
     /// Present when what was written is a projection on some fields (ISO 37156 8.2.2 c).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projection: Option<FetchedProjection>,
+    /// Bytes received from the network in this run (content, verified).
+    pub network_bytes: u64,
+    /// Bytes reused from earlier, interrupted runs (verified then, recorded durably).
+    pub reused_bytes: u64,
+    /// Each source asked, what it delivered and how it ended.
+    pub sources: Vec<SourceReport>,
+    /// CID of the first invocation this fetch presented (shared data), for the receipt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<String>,
+    /// The purpose the invocation stated, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+}
+
+/// One source of a fetch.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    /// Its PeerId.
+    pub peer: String,
+    /// Verified content bytes it delivered in this run.
+    pub bytes: u64,
+    /// `ok` (still good at the end), `misbehaving` (sent data that does not verify; dropped),
+    /// `refused`, or `unreachable` (dropped for this fetch).
+    pub state: String,
+    /// Why it was dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The projection a fetch delivered.
@@ -749,17 +937,182 @@ async fn explain_unknown(node: &Node, text: &str) -> anyhow::Error {
     )
 }
 
-/// Fetches a dataset into `out`, calling `progress(received, total)` as bytes arrive.
+/// Verified bytes of a running fetch.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Progress {
+    /// Content bytes verified so far, those reused from earlier runs included.
+    pub bytes: u64,
+    /// The content's size.
+    pub total: u64,
+    /// Of `bytes`, those received from the network in this run.
+    pub network: u64,
+    /// Of `bytes`, those reused from an interrupted earlier run.
+    pub reused: u64,
+}
+
+/// How to fetch.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// The sources to fetch from (PeerIds or `did:key`s), instead of the owner and the
+    /// custodians found on the network. `cix fetch --from`.
+    pub from: Vec<String>,
+}
+
+/// The content a receiver asks one source for in one request, and the unit of recorded
+/// progress (transfer.md §7).
+pub const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+/// Most sources one fetch uses at once.
+pub const MAX_SOURCES: usize = 8;
+const _: () = assert!(SEGMENT_BYTES.is_multiple_of(limits::TRANSFER_CHUNK_GROUP_BYTES));
+
+/// A resumable transfer, as recorded (sled tree [`TRANSFERS_TREE`]) after each verified
+/// segment is on disk.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct TransferRecord {
+    /// Dataset id.
+    pub dataset: String,
+    /// Content id hex.
+    pub content: String,
+    /// The dataset's title.
+    pub title: String,
+    /// Content size.
+    pub size: u64,
+    /// The final path.
+    pub output: PathBuf,
+    /// The temporary file beside it.
+    pub partial: PathBuf,
+    /// Segment size the bitmap counts in.
+    pub segment_bytes: u64,
+    /// Verified segments, a bitmap in hex (bit i of byte i/8 = segment i).
+    pub done: String,
+    /// Bytes verified and recorded.
+    pub verified: u64,
+    /// The sources of the latest run.
+    pub sources: Vec<String>,
+    /// When it started (RFC 3339).
+    pub started: String,
+    /// Why the latest run stopped, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A transfer as `cix transfers` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferStatus {
+    /// Dataset id.
+    pub dataset: String,
+    /// Content id hex.
+    pub content: String,
+    /// Title.
+    pub title: String,
+    /// Bytes verified.
+    pub bytes: u64,
+    /// Content size.
+    pub total: u64,
+    /// Sources of the latest run.
+    pub sources: Vec<String>,
+    /// `running` (a fetch is at work on it) or `interrupted` (resume with `cix fetch`).
+    pub state: String,
+    /// When it started.
+    pub started: String,
+    /// Where it will be written.
+    pub output: PathBuf,
+    /// Why it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+static LIVE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Marks a transfer as running in this process while it lives.
+struct LiveGuard(String);
+
+impl LiveGuard {
+    fn enter(key: String) -> Result<Self> {
+        let mut live = LIVE
+            .lock()
+            .map_err(|_| anyhow!("transfer registry poisoned"))?;
+        if live.contains(&key) {
+            bail!("this dataset is already being fetched to that path; wait for it to finish");
+        }
+        live.push(key.clone());
+        Ok(Self(key))
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|k| k != &self.0);
+        }
+    }
+}
+
+/// Running and interrupted transfers (`cix transfers`).
 ///
 /// # Errors
 ///
-/// If the dataset is unknown, access is missing or refused, the owner is unreachable, or the
-/// bytes do not verify; `out` is untouched in every such case.
+/// Store I/O.
+pub fn transfers(shared: &Shared) -> Result<Vec<TransferStatus>> {
+    let live = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+    Ok(shared
+        .store
+        .records::<TransferRecord>(TRANSFERS_TREE)?
+        .into_iter()
+        .map(|(_, r)| TransferStatus {
+            state: if live.contains(&r.partial.display().to_string()) {
+                "running".into()
+            } else {
+                "interrupted".into()
+            },
+            dataset: r.dataset,
+            content: r.content,
+            title: r.title,
+            bytes: r.verified,
+            total: r.size,
+            sources: r.sources,
+            started: r.started,
+            output: r.output,
+            error: r.error,
+        })
+        .collect())
+}
+
+/// Fetches a dataset into `out`, calling `progress(verified, total)` as bytes arrive: [`fetch_with`]
+/// with the default sources.
+///
+/// # Errors
+///
+/// As [`fetch_with`].
 pub async fn fetch(
     node: &Node,
     dataset: &str,
     out: &Path,
     mut progress: impl FnMut(u64, u64) + Send,
+) -> Result<Fetched> {
+    fetch_with(
+        node,
+        dataset,
+        out,
+        &FetchOptions::default(),
+        move |p: &Progress| progress(p.bytes, p.total),
+    )
+    .await
+}
+
+/// Fetches a dataset into `out` (transfer.md §7): verified ranges from one or several
+/// custodians at once, resumed from what an interrupted earlier run recorded.
+///
+/// # Errors
+///
+/// If the dataset is unknown, access is missing or refused, no source can deliver, or the
+/// disk fails; `out` is untouched in every such case, and verified progress is kept.
+pub async fn fetch_with(
+    node: &Node,
+    dataset: &str,
+    out: &Path,
+    opts: &FetchOptions,
+    mut progress: impl FnMut(&Progress) + Send,
 ) -> Result<Fetched> {
     if out.is_dir() {
         bail!(
@@ -773,7 +1126,7 @@ pub async fn fetch(
         return Err(explain_unknown(node, dataset).await);
     };
     let entry = &signed.entry;
-    // Only a held distribution travels over /cix/transfer/1; a referenced one is fetched
+    // Only a held distribution travels over /cix/transfer/2; a referenced one is fetched
     // from its URL by whoever wants it.
     let (content, entry_size) = match entry.held() {
         Ok((_, content, size)) => (content, size),
@@ -783,39 +1136,749 @@ pub async fn fetch(
         bail!("dataset is {entry_size} bytes, over this node's limit");
     }
     let owner = entry.iss;
-    let done = |bytes, content: &ContentHash, projection| Fetched {
-        dataset: entry.dataset.to_string(),
-        title: entry.title.clone(),
-        content_hash: content.to_hex(),
-        bytes,
-        path: out.to_path_buf(),
-        from: owner.to_string(),
-        projection,
-    };
     if owner == node.did() {
         let blob = node.shared.home.blobs().join(content.to_hex());
         let (_, bytes) = write_verified_copy(&blob, out, &content).await?;
-        return Ok(done(bytes, &content, None));
+        return Ok(Fetched {
+            dataset: entry.dataset.to_string(),
+            title: entry.title.clone(),
+            content_hash: content.to_hex(),
+            bytes,
+            path: out.to_path_buf(),
+            from: owner.to_string(),
+            projection: None,
+            network_bytes: 0,
+            reused_bytes: bytes,
+            sources: Vec::new(),
+            invocation: None,
+            purpose: None,
+        });
     }
-    let mut asked: Option<Vec<String>> = None;
-    let (invocation, proofs) = match credentials(node, &signed).await? {
+    let creds = credentials(node, &signed).await?;
+    let asked = match &creds {
+        Some((inv, _)) => {
+            caveats::stated_fields(inv.args.get(caveats::ARG_FIELDS)).map_err(|e| anyhow!("{e}"))?
+        }
+        None => None,
+    };
+    let purpose = creds.as_ref().and_then(|(inv, _)| {
+        inv.args
+            .get(caveats::ARG_PURPOSE)
+            .and_then(|v| v.as_text())
+            .map(str::to_owned)
+    });
+    if let Some(fields) = asked {
+        return fetch_projection(node, &signed, out, creds, fields, purpose, &mut progress).await;
+    }
+    let sources = pick_sources(node, entry, opts).await?;
+    // ISO 37156 8.3.4: the fetch on the record, with the grant it is made under.
+    let audit_req = TransferRequest {
+        dataset: entry.dataset,
+        content,
+        ranges: Vec::new(),
+        invocation: None,
+        proofs: creds
+            .as_ref()
+            .map(|(_, p)| p.iter().cloned().map(serde_bytes::ByteBuf::from).collect())
+            .unwrap_or_default(),
+        profile: None,
+    };
+    let audit = crate::audit::Fetching::start(&node.shared, owner, &audit_req, entry).await;
+    let template = creds.as_ref().map(|(inv, _)| inv.clone());
+    let job = Job::open(node, &signed, out, content, entry_size, creds, &sources).await?;
+    let fetched = job.run(&signed, sources, purpose, &mut progress).await?;
+    audit.done(fetched.bytes, &content).await;
+    let first: Option<ucan::Cid> = fetched.invocation.as_deref().and_then(|c| c.parse().ok());
+    let basis = crate::receipts::Basis::of(entry.dataset, content, template.as_ref().zip(first));
+    crate::receipts::after_fetch(node, &basis, &fetched).await;
+    Ok(fetched)
+}
+
+/// The Kademlia provider key under which custodians announce a content id (transfer.md §6).
+pub fn provider_key(content: &ContentHash) -> Vec<u8> {
+    let mut key = b"/cix/content/".to_vec();
+    key.extend_from_slice(&content.0);
+    key
+}
+
+/// How long a fetch waits for Kademlia to name custodians.
+const PROVIDER_WAIT: Duration = Duration::from_secs(5);
+
+/// The sources of a fetch: `--from`'s, else the owner and, for open data, the custodians that
+/// Kademlia provider records name.
+async fn pick_sources(node: &Node, entry: &Entry, opts: &FetchOptions) -> Result<Vec<PeerId>> {
+    let mut out: Vec<PeerId> = Vec::new();
+    if opts.from.is_empty() {
+        out.push(peer_of_did(&entry.iss)?);
+        if entry.level() == Level::Open {
+            if let Ok((_, content, _)) = entry.held() {
+                let found =
+                    tokio::time::timeout(PROVIDER_WAIT, node.providers(provider_key(&content)))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok())
+                        .unwrap_or_default();
+                debug!(dataset = %entry.dataset, custodians = found.len(), "custodians found");
+                for p in found {
+                    if p != node.peer_id() && !out.contains(&p) && out.len() < MAX_SOURCES {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        return Ok(out);
+    }
+    for text in &opts.from {
+        let text = text.trim();
+        let peer = if text.starts_with("did:") {
+            let did: Did = text
+                .parse()
+                .map_err(|e| anyhow!("--from {text}: not a did:key ({e})"))?;
+            peer_of_did(&did)?
+        } else {
+            text.parse::<PeerId>()
+                .map_err(|e| anyhow!("--from {text}: not a PeerId or did:key ({e})"))?
+        };
+        if peer == node.peer_id() {
+            bail!("--from {text} is this node itself");
+        }
+        if !out.contains(&peer) {
+            out.push(peer);
+        }
+    }
+    if out.len() > MAX_SOURCES {
+        bail!(
+            "{} sources given; a fetch uses at most {MAX_SOURCES}",
+            out.len()
+        );
+    }
+    Ok(out)
+}
+
+/// The shared state of a ranged fetch: the workers (one per source) take segments from the
+/// queue, so a faster source takes more of them (work stealing over fixed-size segments).
+struct Job {
+    node: Node,
+    dataset: DatasetId,
+    content: ContentHash,
+    size: u64,
+    profile: Option<Vec<u8>>,
+    creds: Option<(Invocation, Vec<Vec<u8>>)>,
+    file: Arc<std::fs::File>,
+    queue: std::sync::Mutex<std::collections::VecDeque<u64>>,
+    finished: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+    first_invocation: std::sync::Mutex<Option<String>>,
+    record: std::sync::Mutex<TransferRecord>,
+    key: String,
+    _live: LiveGuard,
+}
+
+enum Event {
+    Verified {
+        source: usize,
+        bytes: u64,
+    },
+    Segment {
+        seg: u64,
+    },
+    Gone {
+        source: usize,
+        state: &'static str,
+        reason: String,
+    },
+    Fatal(anyhow::Error),
+}
+
+enum Failure {
+    Disk(anyhow::Error),
+    Source(&'static str, String),
+}
+
+fn bit(done: &[u8], i: u64) -> bool {
+    done.get((i / 8) as usize)
+        .is_some_and(|b| b & (1 << (i % 8)) != 0)
+}
+
+fn segment_bounds(seg: u64, size: u64) -> (u64, u64) {
+    let start = seg * SEGMENT_BYTES;
+    (start, (start + SEGMENT_BYTES).min(size))
+}
+
+fn partial_path(out: &Path, content: &ContentHash) -> Result<PathBuf> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: directory {} does not exist",
+            out.display(),
+            dir.display()
+        );
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(dir.join(format!(".{name}.{}.cix-partial", &content.to_hex()[..16])))
+}
+
+fn disk(what: &str, path: &Path, e: std::io::Error) -> anyhow::Error {
+    let hint = if e.raw_os_error() == Some(28) {
+        " (the disk is full)"
+    } else {
+        ""
+    };
+    anyhow!("cannot {what} {}: {e}{hint}", path.display())
+}
+
+impl Job {
+    /// Opens the temporary file and the record: an earlier run's, when its file is still
+    /// there whole, else a fresh one.
+    async fn open(
+        node: &Node,
+        signed: &SignedEntry,
+        out: &Path,
+        content: ContentHash,
+        size: u64,
+        creds: Option<(Invocation, Vec<Vec<u8>>)>,
+        sources: &[PeerId],
+    ) -> Result<Self> {
+        let entry = &signed.entry;
+        let store = &node.shared.store;
+        let key = format!("{}/{}", entry.dataset, content.to_hex());
+        let partial = partial_path(out, &content)?;
+        let live = LiveGuard::enter(partial.display().to_string())?;
+        let segments = size.div_ceil(SEGMENT_BYTES);
+        let prior: Option<TransferRecord> = store.record(TRANSFERS_TREE, &key)?;
+        let reusable = prior.filter(|r| {
+            r.output == out
+                && r.partial == partial
+                && r.segment_bytes == SEGMENT_BYTES
+                && r.size == size
+                && std::fs::metadata(&r.partial).is_ok_and(|m| m.len() == size)
+        });
+        if let Some(old) = store.record::<TransferRecord>(TRANSFERS_TREE, &key)? {
+            if reusable.is_none() && old.partial != partial {
+                let _ = std::fs::remove_file(&old.partial);
+            }
+        }
+        let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
+        let (record, file) = match reusable {
+            Some(mut r) => {
+                debug!(dataset = %entry.dataset, verified = r.verified, "resuming a transfer");
+                r.sources = names;
+                r.error = None;
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&r.partial)
+                    .map_err(|e| disk("reopen", &r.partial, e))?;
+                (r, file)
+            }
+            None => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&partial)
+                    .map_err(|e| disk("create", &partial, e))?;
+                file.set_len(size).map_err(|e| disk("size", &partial, e))?;
+                let started = time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                let r = TransferRecord {
+                    dataset: entry.dataset.to_string(),
+                    content: content.to_hex(),
+                    title: entry.title.clone(),
+                    size,
+                    output: out.to_path_buf(),
+                    partial: partial.clone(),
+                    segment_bytes: SEGMENT_BYTES,
+                    done: hex::encode(vec![0u8; segments.div_ceil(8) as usize]),
+                    verified: 0,
+                    sources: names,
+                    started,
+                    error: None,
+                };
+                (r, file)
+            }
+        };
+        store.put_record(TRANSFERS_TREE, &key, &record)?;
+        store.flush_async().await?;
+        let done = hex::decode(&record.done).unwrap_or_default();
+        let queue = (0..segments).filter(|s| !bit(&done, *s)).collect();
+        Ok(Self {
+            node: node.clone(),
+            dataset: entry.dataset,
+            content,
+            size,
+            // The owner checks it against the dataset's jurisdiction rule (ISO 37156 8.2.2 h).
+            profile: (entry.level() != Level::Open).then(|| node.shared.profile.bytes.clone()),
+            creds,
+            file: Arc::new(file),
+            queue: std::sync::Mutex::new(queue),
+            finished: std::sync::atomic::AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            first_invocation: std::sync::Mutex::new(None),
+            record: std::sync::Mutex::new(record),
+            key,
+            _live: live,
+        })
+    }
+
+    fn record(&self) -> TransferRecord {
+        match self.record.lock() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn pop(&self) -> Option<u64> {
+        self.queue.lock().ok().and_then(|mut q| q.pop_front())
+    }
+
+    fn requeue(&self, seg: u64) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.push_front(seg);
+        }
+        self.wake.notify_waiters();
+    }
+
+    /// A request for `ranges`, with a fresh invocation for shared data (each is accepted once).
+    fn request(&self, ranges: Vec<(u64, u64)>) -> Result<TransferRequest> {
+        let (invocation, proofs) = match &self.creds {
+            Some((inv, proofs)) => {
+                let mut inv = inv.clone();
+                let t = now();
+                inv.iat = Some(t);
+                inv.exp = Some(t + INVOCATION_TTL_SECS);
+                inv.nonce = rand::random::<[u8; 16]>().to_vec();
+                let (bytes, cid) = inv
+                    .seal(&self.node.shared.key)
+                    .map_err(|e| anyhow!("cannot sign invocation: {e}"))?;
+                if let Ok(mut first) = self.first_invocation.lock() {
+                    first.get_or_insert_with(|| cid.to_string());
+                }
+                (Some(bytes), proofs.clone())
+            }
+            None => (None, Vec::new()),
+        };
+        Ok(TransferRequest {
+            dataset: self.dataset,
+            content: self.content,
+            ranges,
+            invocation,
+            proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+            profile: self.profile.clone(),
+        })
+    }
+
+    /// Runs the workers until every segment is verified, then completes.
+    async fn run(
+        self,
+        signed: &SignedEntry,
+        sources: Vec<PeerId>,
+        purpose: Option<String>,
+        progress: &mut (impl FnMut(&Progress) + Send),
+    ) -> Result<Fetched> {
+        let job = Arc::new(self);
+        let start = job.record();
+        let reused = start.verified;
+        let mut p = Progress {
+            bytes: reused,
+            total: job.size,
+            network: 0,
+            reused,
+        };
+        let mut reports: Vec<SourceReport> = sources
+            .iter()
+            .map(|peer| SourceReport {
+                peer: peer.to_string(),
+                bytes: 0,
+                state: "ok".into(),
+                reason: None,
+            })
+            .collect();
+        progress(&p);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers(Vec::new());
+        let mut alive = 0usize;
+        let mut remaining = job.queue.lock().map(|q| q.len()).unwrap_or(0);
+        if remaining > 0 {
+            for (i, peer) in sources.iter().enumerate() {
+                // Source i starts on the i-th missing segment: fetches spread from the start.
+                let first = job.pop();
+                let (job, tx, peer) = (job.clone(), tx.clone(), *peer);
+                workers.0.push(tokio::spawn(work(job, i, peer, first, tx)));
+                alive += 1;
+            }
+        }
+        drop(tx);
+        let mut in_flight: u64 = 0;
+        while remaining > 0 {
+            let Some(event) = rx.recv().await else {
+                break;
+            };
+            match event {
+                Event::Verified { source, bytes } => {
+                    reports[source].bytes += bytes;
+                    p.network += bytes;
+                    in_flight += bytes;
+                    p.bytes = job.record().verified + in_flight.min(SEGMENT_BYTES * alive as u64);
+                    progress(&p);
+                }
+                Event::Segment { seg } => {
+                    let (a, b) = segment_bounds(seg, job.size);
+                    in_flight = in_flight.saturating_sub(b - a);
+                    let record = {
+                        let mut r = job.record.lock().map_err(|_| anyhow!("record poisoned"))?;
+                        let mut done = hex::decode(&r.done).unwrap_or_default();
+                        if let Some(byte) = done.get_mut((seg / 8) as usize) {
+                            *byte |= 1 << (seg % 8);
+                        }
+                        r.done = hex::encode(done);
+                        r.verified += b - a;
+                        r.clone()
+                    };
+                    if !record.partial.exists() {
+                        let e = anyhow!(
+                            "the temporary file {} vanished (was the target directory removed?); \
+                             nothing was written to {}",
+                            record.partial.display(),
+                            record.output.display()
+                        );
+                        return Err(job.stop(e).await);
+                    }
+                    // The segment was fsynced by its worker; only now is it recorded.
+                    let store = &job.node.shared.store;
+                    store.put_record(TRANSFERS_TREE, &job.key, &record)?;
+                    store.flush_async().await?;
+                    remaining -= 1;
+                    p.bytes = record.verified + in_flight.min(SEGMENT_BYTES * alive as u64);
+                    progress(&p);
+                }
+                Event::Gone {
+                    source,
+                    state,
+                    reason,
+                } => {
+                    alive -= 1;
+                    in_flight = 0;
+                    if state == "misbehaving" {
+                        warn!(peer = %reports[source].peer, dataset = %job.dataset, %reason,
+                            "source sent data that does not verify; dropped for this content");
+                    } else {
+                        debug!(peer = %reports[source].peer, %state, %reason, "source dropped");
+                    }
+                    reports[source].state = state.into();
+                    reports[source].reason = Some(reason);
+                    if alive == 0 {
+                        break;
+                    }
+                }
+                Event::Fatal(e) => return Err(job.stop(e).await),
+            }
+        }
+        job.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        job.wake.notify_waiters();
+        drop(workers);
+        if remaining > 0 {
+            let why: Vec<String> = reports
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}: {}",
+                        r.peer,
+                        r.reason.clone().unwrap_or_else(|| r.state.clone())
+                    )
+                })
+                .collect();
+            let e = anyhow!("no source could deliver the rest ({})", why.join("; "));
+            return Err(job.stop(e).await);
+        }
+        let invocation = job.first_invocation.lock().ok().and_then(|f| f.clone());
+        let fetched = complete(&job, signed, reports, p, invocation, purpose).await;
+        match fetched {
+            Ok(f) => Ok(f),
+            Err(e) => Err(job.stop(e).await),
+        }
+    }
+
+    /// Records why the run stopped, keeping the verified progress, and returns the error
+    /// with a word on resuming.
+    async fn stop(&self, e: anyhow::Error) -> anyhow::Error {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_waiters();
+        let mut r = self.record();
+        r.error = Some(format!("{e:#}"));
+        let store = &self.node.shared.store;
+        if store
+            .record::<TransferRecord>(TRANSFERS_TREE, &self.key)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            let _ = store.put_record(TRANSFERS_TREE, &self.key, &r);
+            let _ = store.flush_async().await;
+        }
+        anyhow!(
+            "{e:#}; {} of {} bytes are verified and kept: run the same `cix fetch` again to \
+             resume",
+            r.verified,
+            r.size
+        )
+    }
+}
+
+/// Aborts the worker tasks when the fetch ends or is dropped (the client went away).
+struct Workers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for w in &self.0 {
+            w.abort();
+        }
+    }
+}
+
+/// One source's worker: takes segments until none are left, and stops at the first failure,
+/// putting its segment back for the others.
+async fn work(
+    job: Arc<Job>,
+    source: usize,
+    peer: PeerId,
+    mut next: Option<u64>,
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let Some(seg) = next.take().or_else(|| job.pop()) else {
+            if job.finished.load(Ordering::SeqCst) {
+                return;
+            }
+            // Another source may fail and put its segment back: wait for that or the end.
+            let woken = job.wake.notified();
+            let idle = job.queue.lock().map(|q| q.is_empty()).unwrap_or(false);
+            if idle && !job.finished.load(Ordering::SeqCst) {
+                let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
+            }
+            continue;
+        };
+        match segment(&job, source, peer, seg, &tx).await {
+            Ok(()) => {
+                let _ = tx.send(Event::Segment { seg });
+            }
+            Err(f) => {
+                job.requeue(seg);
+                let _ = tx.send(match f {
+                    Failure::Disk(e) => Event::Fatal(e),
+                    Failure::Source(state, reason) => Event::Gone {
+                        source,
+                        state,
+                        reason,
+                    },
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Fetches one segment from `peer`, verifying each chunk group against the content id as it
+/// arrives (ISO 37156 7.2, 7.3.2) and writing it in place; fsyncs the file before returning.
+async fn segment(
+    job: &Job,
+    source: usize,
+    peer: PeerId,
+    seg: u64,
+    tx: &tokio::sync::mpsc::UnboundedSender<Event>,
+) -> std::result::Result<(), Failure> {
+    use bao_tree::io::fsm::{ResponseDecoder, ResponseDecoderNext};
+    use bao_tree::io::BaoContentItem;
+    let (start, end) = segment_bounds(seg, job.size);
+    let req = job.request(vec![(start, end)]).map_err(Failure::Disk)?;
+    let (mut stream, header) = send_transfer_to(&job.node, peer, &req)
+        .await
+        .map_err(|e| Failure::Source("unreachable", format!("{e:#}")))?;
+    let bad = |why: String| Failure::Source("misbehaving", why);
+    match header {
+        TransferHeader::Refused { code, reason } => {
+            return Err(Failure::Source(
+                "refused",
+                format!("{}: {reason}", code_text(code)),
+            ))
+        }
+        TransferHeader::Ok {
+            size,
+            length,
+            projection,
+        } => {
+            if size != job.size || length != end - start || projection.is_some() {
+                return Err(bad(format!(
+                    "its header ({size} bytes, {length} follow) does not match the request"
+                )));
+            }
+        }
+    }
+    let mut reader = crate::verified::StreamIn::new(&mut stream, IDLE_TIMEOUT);
+    let mut decoder = ResponseDecoder::new(
+        crate::verified::root(&job.content),
+        crate::verified::chunk_ranges(&[(start, end)]),
+        crate::verified::tree(job.size),
+        &mut reader,
+    );
+    let mut got = 0u64;
+    while let ResponseDecoderNext::More((next, item)) = decoder.next().await {
+        decoder = next;
+        match item {
+            Ok(BaoContentItem::Leaf(leaf)) => {
+                let len = leaf.data.len() as u64;
+                if leaf.offset < start || leaf.offset + len > end {
+                    return Err(bad("it sent data outside the range asked".into()));
+                }
+                job.file
+                    .write_all_at(&leaf.data, leaf.offset)
+                    .map_err(|e| Failure::Disk(disk("write", &job.record().partial, e)))?;
+                got += len;
+                let _ = tx.send(Event::Verified { source, bytes: len });
+            }
+            Ok(BaoContentItem::Parent(_)) => {}
+            Err(e) => {
+                let (guilty, why) = crate::verified::judge(&e);
+                return Err(if guilty {
+                    bad(why)
+                } else {
+                    Failure::Source("unreachable", why)
+                });
+            }
+        }
+    }
+    if got != end - start {
+        return Err(Failure::Source(
+            "unreachable",
+            format!("the stream ended after {got} of {} bytes", end - start),
+        ));
+    }
+    // On disk before it is recorded (transfer.md §7: fsync, then the record).
+    let file = job.file.clone();
+    let partial = job.record().partial;
+    tokio::task::spawn_blocking(move || file.sync_data().map_err(|e| disk("sync", &partial, e)))
+        .await
+        .map_err(|e| Failure::Disk(anyhow!("sync task failed: {e}")))?
+        .map_err(Failure::Disk)?;
+    Ok(())
+}
+
+/// The one place a fetch of a whole dataset completes: the assembled file is hashed whole
+/// (building the outboard this node will serve it with), flushed, renamed into place and its
+/// directory flushed; the copy is recorded as held and the transfer record dropped. Returns
+/// what was fetched.
+async fn complete(
+    job: &Job,
+    signed: &SignedEntry,
+    sources: Vec<SourceReport>,
+    p: Progress,
+    invocation: Option<String>,
+    purpose: Option<String>,
+) -> Result<Fetched> {
+    let entry = &signed.entry;
+    let record = job.record();
+    let (blobs, content, size) = (job.node.shared.home.blobs(), job.content, job.size);
+    let (partial, output) = (record.partial.clone(), record.output.clone());
+    let file = job.file.clone();
+    let placed = tokio::task::spawn_blocking(move || -> Result<std::result::Result<(), String>> {
+        file.sync_all().map_err(|e| disk("sync", &partial, e))?;
+        if let Err(e) = crate::verified::build_outboard(&blobs, &content, &partial, size) {
+            return Ok(Err(format!("{e:#}")));
+        }
+        std::fs::rename(&partial, &output)
+            .map_err(|e| disk("move the verified file to", &output, e))?;
+        if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| disk("sync the directory", dir, e))?;
+        }
+        Ok(Ok(()))
+    })
+    .await
+    .map_err(|e| anyhow!("completion task failed: {e}"))??;
+    let store = &job.node.shared.store;
+    if let Err(why) = placed {
+        // Every segment verified, yet the whole does not: our own invariant is broken.
+        tracing::error!(dataset = %job.dataset, %why, "an assembled transfer does not verify");
+        let _ = std::fs::remove_file(&record.partial);
+        store.remove_record(TRANSFERS_TREE, &job.key)?;
+        store.flush_async().await?;
+        bail!("the assembled file does not match the content id; it was discarded: {why}");
+    }
+    store.put_record(
+        HELD_TREE,
+        &content.to_hex(),
+        &Held {
+            dataset: entry.dataset.to_string(),
+            path: record.output.clone(),
+            size,
+        },
+    )?;
+    store.remove_record(TRANSFERS_TREE, &job.key)?;
+    store.flush_async().await?;
+    if entry.level() == Level::Open {
+        // A custodian now (transfer.md §6): say so, for others to fetch from it too.
+        let _ = job.node.provide(provider_key(&content)).await;
+    }
+    debug!(dataset = %entry.dataset, bytes = size, network = p.network, reused = p.reused,
+        "fetched and verified");
+    Ok(Fetched {
+        dataset: entry.dataset.to_string(),
+        title: entry.title.clone(),
+        content_hash: content.to_hex(),
+        bytes: size,
+        path: record.output,
+        from: entry.iss.to_string(),
+        projection: None,
+        network_bytes: p.network,
+        reused_bytes: p.reused,
+        sources,
+        invocation,
+        purpose,
+    })
+}
+
+/// A projection (ISO 37156 8.2.2 c): the whole stream from the owner, verified against the
+/// hash it states (transfer.md §6.2).
+async fn fetch_projection(
+    node: &Node,
+    signed: &SignedEntry,
+    out: &Path,
+    creds: Option<(Invocation, Vec<Vec<u8>>)>,
+    asked: Vec<String>,
+    purpose: Option<String>,
+    progress: &mut (impl FnMut(&Progress) + Send),
+) -> Result<Fetched> {
+    let entry = &signed.entry;
+    let (content, entry_size) = entry
+        .held()
+        .map(|(_, c, n)| (c, n))
+        .map_err(|e| anyhow!("{e}"))?;
+    let owner = entry.iss;
+    let (invocation, proofs, cid) = match creds {
         Some((inv, proofs)) => {
-            asked = caveats::stated_fields(inv.args.get(caveats::ARG_FIELDS))
-                .map_err(|e| anyhow!("{e}"))?;
-            let (bytes, _) = inv
+            let (bytes, cid) = inv
                 .seal(&node.shared.key)
                 .map_err(|e| anyhow!("cannot sign invocation: {e}"))?;
-            (Some(bytes), proofs)
+            (Some(bytes), proofs, Some(cid.to_string()))
         }
-        None => (None, Vec::new()),
+        None => (None, Vec::new(), None),
     };
     let req = TransferRequest {
         dataset: entry.dataset,
         content,
-        offset: 0,
+        ranges: Vec::new(),
         invocation,
         proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
-        // The owner checks it against the dataset's jurisdiction rule (ISO 37156 8.2.2 h).
         profile: (entry.level() != Level::Open).then(|| node.shared.profile.bytes.clone()),
     };
     let audit = crate::audit::Fetching::start(&node.shared, owner, &req, entry).await;
@@ -834,21 +1897,10 @@ pub async fn fetch(
             )
         }
         TransferHeader::Ok {
-            length,
-            projection: None,
-            ..
+            projection: None, ..
         } => {
-            if asked.is_some() {
-                warn!(dataset = %entry.dataset, "owner sent the whole file when fields were asked");
-                bail!("the owner sent the whole dataset, but this node asked for some fields only");
-            }
-            if length != entry_size {
-                bail!(
-                    "the owner offers {length} bytes from the start, but the entry has {}",
-                    entry_size
-                );
-            }
-            (length, content, None)
+            warn!(dataset = %entry.dataset, "owner sent the whole file when fields were asked");
+            bail!("the owner sent the whole dataset, but this node asked for some fields only");
         }
         TransferHeader::Ok {
             length,
@@ -857,7 +1909,7 @@ pub async fn fetch(
         } => {
             // ISO 37156 8.2.2 c: exactly the fields asked for, verified against the hash the
             // owner stated (authenticated by the Noise session with the owner's PeerId).
-            if asked.as_ref() != Some(&p.fields) {
+            if asked != p.fields {
                 warn!(dataset = %entry.dataset, "owner's projection holds other fields than asked");
                 bail!(
                     "the owner sent a projection on other fields ({}) than this node asked for",
@@ -875,14 +1927,40 @@ pub async fn fetch(
                 fields: p.fields,
                 of_content: content.to_hex(),
             };
-            (length, p.content, Some(about))
+            (length, p.content, about)
         }
     };
-    let bytes = receive(&mut stream, out, &expected, length, &mut progress).await?;
-    debug!(dataset = %entry.dataset, bytes, projection = projection.is_some(), "fetched and verified");
+    let mut raw = |got: u64, total: u64| {
+        progress(&Progress {
+            bytes: got,
+            total,
+            network: got,
+            reused: 0,
+        })
+    };
+    let bytes = receive(&mut stream, out, &expected, length, &mut raw).await?;
+    debug!(dataset = %entry.dataset, bytes, "projection fetched and verified");
     audit.done(bytes, &expected).await;
-    let fetched = done(bytes, &expected, projection);
-    crate::receipts::after_fetch(node, &req, &fetched).await;
+    let fetched = Fetched {
+        dataset: entry.dataset.to_string(),
+        title: entry.title.clone(),
+        content_hash: expected.to_hex(),
+        bytes,
+        path: out.to_path_buf(),
+        from: owner.to_string(),
+        projection: Some(projection),
+        network_bytes: bytes,
+        reused_bytes: 0,
+        sources: vec![SourceReport {
+            peer: peer_of_did(&owner)?.to_string(),
+            bytes,
+            state: "ok".into(),
+            reason: None,
+        }],
+        invocation: cid,
+        purpose,
+    };
+    crate::receipts::after_fetch(node, &crate::receipts::Basis::of_request(&req)?, &fetched).await;
     Ok(fetched)
 }
 
@@ -905,7 +1983,20 @@ pub async fn send_transfer(
     owner: &Did,
     req: &TransferRequest,
 ) -> Result<(libp2p::Stream, TransferHeader)> {
-    let mut stream = open_transfer_stream(node, owner).await?;
+    send_transfer_to(node, peer_of_did(owner)?, req).await
+}
+
+/// [`send_transfer`] to any peer: the owner or a custodian.
+///
+/// # Errors
+///
+/// If the peer cannot be reached, or its answer is late or malformed.
+pub async fn send_transfer_to(
+    node: &Node,
+    peer: PeerId,
+    req: &TransferRequest,
+) -> Result<(libp2p::Stream, TransferHeader)> {
+    let mut stream = open_stream_to(node, peer).await?;
     write_message(&mut stream, req, limits::MAX_TRANSFER_REQUEST_BYTES).await?;
     let header: TransferHeader = tokio::time::timeout(
         IDLE_TIMEOUT,
@@ -925,17 +2016,18 @@ pub async fn send_transfer(
 ///
 /// If the owner cannot be reached or refuses the protocol.
 pub async fn open_transfer_stream(node: &Node, owner: &Did) -> Result<libp2p::Stream> {
-    let peer = peer_of_did(owner)?;
+    open_stream_to(node, peer_of_did(owner)?).await
+}
+
+async fn open_stream_to(node: &Node, peer: PeerId) -> Result<libp2p::Stream> {
     if !node.locate(peer).await? {
-        bail!(
-            "cannot reach the owner {owner}: not connected and no address known (is it running?)"
-        );
+        bail!("cannot reach {peer}: not connected and no address known (is it running?)");
     }
     let mut control = node.control();
     control
         .open_stream(peer, protocol())
         .await
-        .map_err(|e| anyhow!("cannot open a transfer stream to the owner: {e}"))
+        .map_err(|e| anyhow!("cannot open a transfer stream to {peer}: {e}"))
 }
 
 /// The delegation chain this node holds for fetching `signed`'s dataset from its owner, root

@@ -88,7 +88,11 @@ async fn fetch_edited_at(
     let req = TransferRequest {
         dataset: signed.entry.dataset,
         content: dist.content.unwrap(),
-        offset,
+        ranges: if offset == 0 {
+            vec![]
+        } else {
+            vec![(0, offset)]
+        },
         invocation: Some(bytes),
         proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
         profile: Some(requester.node.shared.profile.bytes.clone()),

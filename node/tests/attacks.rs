@@ -171,7 +171,7 @@ fn request_for(
     TransferRequest {
         dataset,
         content,
-        offset: 0,
+        ranges: vec![],
         invocation: Some(invocation),
         proofs: proofs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
         profile: Some(by.node.shared.profile.bytes.clone()),
@@ -237,7 +237,12 @@ async fn served_to(owner: &TestNode, by: &TestNode, req: &TransferRequest, data:
         matches!(header, TransferHeader::Ok { size, length, projection: None } if size == data.len() as u64 && length == size),
         "expected the data, got {header:?}"
     );
-    assert_eq!(body, data);
+    // The body is the BLAKE3 verified stream of the whole content (transfer.md §2).
+    let content = cix_protocol::content::ContentHash::of(data);
+    let plain = cix_node::verified::decode_body(&content, data.len() as u64, &[], &body)
+        .await
+        .unwrap();
+    assert_eq!(plain, data);
     let stats = owner.node.shared.stats.clone();
     eventually("the owner to count the transfer", || {
         stats.snapshot().transfers_served == before + 1

@@ -217,7 +217,7 @@ async fn presented_by_hand(
     let req = TransferRequest {
         dataset: id,
         content,
-        offset: 0,
+        ranges: vec![],
         invocation: Some(inv.seal(&requester.node.shared.key).unwrap().0),
         proofs: vec![serde_bytes::ByteBuf::from(grant)],
         profile: Some(requester.node.shared.profile.bytes.clone()),

@@ -885,7 +885,7 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
             enc(&TransferRequest {
                 dataset: pressure.dataset,
                 content,
-                offset: 0,
+                ranges: vec![],
                 invocation: None,
                 proofs: vec![],
                 profile: None,
@@ -898,20 +898,20 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
             enc(&TransferRequest {
                 dataset: named.dataset,
                 content: ContentHash::of(CONSUMPTION),
-                offset: 0,
+                ranges: vec![],
                 invocation: Some(TOKEN_PLACEHOLDER.to_vec()),
                 proofs: vec![serde_bytes::ByteBuf::from(TOKEN_PLACEHOLDER.to_vec())],
                 profile: None,
             }),
         ),
         (
-            "transfer-request-resume",
+            "transfer-request-ranges",
             TRANSFER_PROTOCOL,
             "TransferRequest",
             enc(&TransferRequest {
                 dataset: pressure.dataset,
                 content,
-                offset: 60,
+                ranges: vec![(0, PRESSURE_V1.len() as u64)],
                 invocation: None,
                 proofs: vec![],
                 profile: None,
@@ -924,16 +924,6 @@ fn wire_messages(owner: &Keypair) -> Vec<(&'static str, &'static str, &'static s
             enc(&TransferHeader::Ok {
                 size: PRESSURE_V1.len() as u64,
                 length: PRESSURE_V1.len() as u64,
-                projection: None,
-            }),
-        ),
-        (
-            "transfer-header-ok-resumed",
-            TRANSFER_PROTOCOL,
-            "TransferHeader",
-            enc(&TransferHeader::Ok {
-                size: PRESSURE_V1.len() as u64,
-                length: PRESSURE_V1.len() as u64 - 60,
                 projection: None,
             }),
         ),

@@ -40,11 +40,19 @@ pub const MAX_ACCESS_RESPONSE_BYTES: usize = 32 * 1024;
 pub const MAX_PURPOSE_BYTES: usize = 1024;
 /// Largest reason text in a refusal.
 pub const MAX_REASON_BYTES: usize = 1024;
-/// Largest transfer request on `/cix/transfer/1` (an invocation and its proof chain).
+/// Largest transfer request on `/cix/transfer/2` (an invocation and its proof chain, plus up
+/// to `MAX_TRANSFER_RANGES` ranges of 19 bytes each encoded).
 pub const MAX_TRANSFER_REQUEST_BYTES: usize = 160 * 1024;
-/// Largest transfer response header on `/cix/transfer/1` (a projection's header lists the
+/// Largest transfer response header on `/cix/transfer/2` (a projection's header lists the
 /// fields it holds, which an invocation of at most `MAX_TOKEN_BYTES` named).
 pub const MAX_TRANSFER_HEADER_BYTES: usize = 16 * 1024;
+/// Most byte ranges one transfer request may ask for (r2).
+pub const MAX_TRANSFER_RANGES: usize = 64;
+/// Chunk group of the BLAKE3 verified stream on `/cix/transfer/2` (16 BLAKE3 chunks of 1 KiB):
+/// the unit a receiver verifies, and so the most bytes a bad sender can make it accept before
+/// it is caught; ranges start on multiples of it. The sender's outboard holds one 64-byte hash
+/// pair per group (0.4 % of the file).
+pub const TRANSFER_CHUNK_GROUP_BYTES: u64 = 16 * 1024;
 /// Largest dataset a node accepts in one transfer (1 TiB).
 pub const MAX_DATASET_BYTES: u64 = 1 << 40;
 /// Most entries in one catch-up page on `/cix/sync/1`.

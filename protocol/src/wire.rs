@@ -3,12 +3,12 @@
 //! | protocol | request | response |
 //! |---|---|---|
 //! | `/cix/access/1` | [`AccessRequest`] | [`AccessResponse`] |
-//! | `/cix/transfer/1` | [`TransferRequest`] | [`TransferHeader`], then the bytes |
+//! | `/cix/transfer/2` | [`TransferRequest`] | [`TransferHeader`], then the verified ranges |
 //!
 //! Every message is one canonical CBOR item ([`crate::cbor`]) preceded by its length as a
 //! 4-byte big-endian integer. On `/cix/access/1` and `/cix/sync/1` each stream carries one
-//! request and one response; on `/cix/transfer/1` the dataset bytes follow the header until
-//! the stream ends. Limits are in [`crate::limits`].
+//! request and one response; on `/cix/transfer/2` the requested ranges follow the header,
+//! bao-encoded (BLAKE3 verified streaming), until the stream ends. Limits are in [`crate::limits`].
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ use crate::content::ContentHash;
 /// Protocol id of access negotiation.
 pub const ACCESS_PROTOCOL: &str = "/cix/access/1";
 /// Protocol id of dataset transfer.
-pub const TRANSFER_PROTOCOL: &str = "/cix/transfer/1";
+pub const TRANSFER_PROTOCOL: &str = "/cix/transfer/2";
 /// Protocol id of catalogue catch-up.
 pub const SYNC_PROTOCOL: &str = "/cix/sync/1";
 /// Gossip topic of catalogue announcements.
@@ -126,8 +126,11 @@ pub struct TransferRequest {
     pub dataset: DatasetId,
     /// The content wanted.
     pub content: ContentHash,
-    /// First byte wanted.
-    pub offset: u64,
+    /// The byte ranges wanted, `[start, end)`, ascending and disjoint, each starting on a
+    /// chunk group boundary ([`crate::limits::TRANSFER_CHUNK_GROUP_BYTES`]) and ending on one
+    /// or at the end of the content; empty for the whole content (and always empty for a
+    /// projection). At most [`crate::limits::MAX_TRANSFER_RANGES`] (r2; r1 had `offset`).
+    pub ranges: Vec<(u64, u64)>,
     /// A UCAN invocation of `/cix/data/fetch`, signed by the requester; absent for open data.
     #[serde(skip_serializing_if = "Option::is_none", default, with = "opt_bytes")]
     pub invocation: Option<Vec<u8>>,
@@ -140,15 +143,66 @@ pub struct TransferRequest {
     pub profile: Option<Vec<u8>>,
 }
 
+impl TransferRequest {
+    /// Checks `ranges` against a content of `size` bytes (`specs/transfer.md` §3): at most
+    /// [`limits::MAX_TRANSFER_RANGES`], each non-empty, starting on a chunk group boundary,
+    /// ending on one or at `size`, ascending and disjoint. Returns the ranges to serve: the
+    /// whole content when the list is empty.
+    ///
+    /// # Errors
+    ///
+    /// A text naming the first rule broken.
+    pub fn checked_ranges(&self, size: u64) -> Result<Vec<(u64, u64)>, String> {
+        use crate::limits;
+        let group = limits::TRANSFER_CHUNK_GROUP_BYTES;
+        if self.ranges.len() > limits::MAX_TRANSFER_RANGES {
+            return Err(format!(
+                "{} ranges requested; at most {} (MAX_TRANSFER_RANGES)",
+                self.ranges.len(),
+                limits::MAX_TRANSFER_RANGES
+            ));
+        }
+        if self.ranges.is_empty() {
+            return Ok(vec![(0, size)]);
+        }
+        let mut previous_end = 0u64;
+        for (i, &(start, end)) in self.ranges.iter().enumerate() {
+            if start >= end {
+                return Err(format!("range {i} [{start}, {end}) is empty or reversed"));
+            }
+            if end > size {
+                return Err(format!(
+                    "range {i} [{start}, {end}) goes past the end of the content ({size} bytes)"
+                ));
+            }
+            if start % group != 0 || (end % group != 0 && end != size) {
+                return Err(format!(
+                    "range {i} [{start}, {end}) is not aligned to chunk groups of {group} bytes"
+                ));
+            }
+            if i > 0 && start < previous_end {
+                return Err(format!(
+                    "range {i} [{start}, {end}) overlaps or precedes the range before it"
+                ));
+            }
+            previous_end = end;
+        }
+        Ok(self.ranges.clone())
+    }
+}
+
 /// The server's answer before any data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum TransferHeader {
-    /// Bytes follow: `length` of them, starting at the requested offset.
+    /// Content follows: for the whole content, the requested ranges BLAKE3-verified-streaming
+    /// encoded (bao, chunk groups of [`crate::limits::TRANSFER_CHUNK_GROUP_BYTES`]); for a
+    /// projection, its raw bytes.
     Ok {
         /// Total size of the content, as the catalogue entry states it.
         size: u64,
-        /// Bytes that follow.
+        /// Content bytes that follow (the sum of the ranges' lengths, or the projection's size),
+        /// not counting the tree's parent hashes interleaved with them.
         length: u64,
         /// Present when the bytes are a projection of the content on some of its fields (the
         /// invocation stated `fields`, ISO 37156 8.2.2 c) rather than the content itself: the
@@ -417,12 +471,48 @@ mod tests {
     }
 
     #[test]
+    fn transfer_ranges_are_checked_for_count_alignment_order_and_bounds() {
+        let g = limits::TRANSFER_CHUNK_GROUP_BYTES;
+        let with = |ranges: Vec<(u64, u64)>| TransferRequest {
+            dataset: DatasetId([2; 16]),
+            content: ContentHash([3; 32]),
+            ranges,
+            invocation: None,
+            proofs: vec![],
+            profile: None,
+        };
+        let size = 10 * g + 5;
+        assert_eq!(with(vec![]).checked_ranges(size), Ok(vec![(0, size)]));
+        let fine = vec![(0, g), (2 * g, 4 * g), (10 * g, size)];
+        assert_eq!(with(fine.clone()).checked_ranges(size), Ok(fine));
+        for (bad, word) in [
+            (vec![(g, g)], "empty"),
+            (vec![(0, size + 1)], "past the end"),
+            (vec![(1, g)], "aligned"),
+            (vec![(0, g + 1)], "aligned"),
+            (vec![(2 * g, 3 * g), (0, g)], "overlaps"),
+            (vec![(0, 2 * g), (g, 3 * g)], "overlaps"),
+        ] {
+            let e = with(bad.clone()).checked_ranges(size).unwrap_err();
+            assert!(e.contains(word), "{bad:?}: {e}");
+        }
+        let many: Vec<(u64, u64)> = (0..=limits::MAX_TRANSFER_RANGES as u64)
+            .map(|i| (2 * i * g, (2 * i + 1) * g))
+            .collect();
+        let e = with(many).checked_ranges(u64::MAX).unwrap_err();
+        assert!(e.contains("MAX_TRANSFER_RANGES"), "{e}");
+    }
+
+    #[test]
     fn transfer_request_round_trips_with_and_without_invocation() {
         for inv in [None, Some(vec![5u8; 10])] {
             let req = TransferRequest {
                 dataset: DatasetId([2; 16]),
                 content: ContentHash([3; 32]),
-                offset: 0,
+                ranges: vec![
+                    (0, limits::TRANSFER_CHUNK_GROUP_BYTES),
+                    (3 * limits::TRANSFER_CHUNK_GROUP_BYTES, 70_000),
+                ],
                 invocation: inv,
                 proofs: vec![serde_bytes::ByteBuf::from(vec![1u8, 2])],
                 profile: None,

@@ -17,7 +17,12 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 50] = [
+    let all: [(&str, u64); 52] = [
+        ("MAX_TRANSFER_RANGES", limits::MAX_TRANSFER_RANGES as u64),
+        (
+            "TRANSFER_CHUNK_GROUP_BYTES",
+            limits::TRANSFER_CHUNK_GROUP_BYTES,
+        ),
         (
             "MAX_DESCRIPTION_BYTES",
             limits::MAX_DESCRIPTION_BYTES as u64,

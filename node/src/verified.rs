@@ -1,0 +1,432 @@
+//! BLAKE3 verified streaming for `/cix/transfer/2` (ISO 37156 7.2 integrity, 7.3.2
+//! authenticity), on top of the `bao-tree` crate.
+//!
+//! The content id is the plain BLAKE3 of the file (`b3sum`); the tree `bao-tree` builds over
+//! it has that same root whatever the chunk group size, so a receiver checks each chunk group
+//! of [`limits::TRANSFER_CHUNK_GROUP_BYTES`] against the content id from a signed entry as it
+//! arrives. A sender keeps an *outboard* beside each file it serves: the tree's parent hashes
+//! in post order (64 bytes per chunk group), in `blobs/<content>.obao`, built once and rebuilt
+//! when missing.
+//!
+//! This module holds the tree geometry, the outboard files and the adapters between
+//! `bao-tree`'s async traits and libp2p streams and files.
+
+use std::io::{BufReader, BufWriter, Write as _};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
+use bytes::Bytes;
+use cix_protocol::content::ContentHash;
+use cix_protocol::limits;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use iroh_io::{AsyncSliceReader, AsyncStreamReader, AsyncStreamWriter};
+
+/// log2 of the chunk group in 1 KiB BLAKE3 chunks: 16 chunks, 16 KiB.
+pub const CHUNK_GROUP_LOG: u8 = 4;
+const _: () = assert!(1024u64 << CHUNK_GROUP_LOG == limits::TRANSFER_CHUNK_GROUP_BYTES);
+
+/// How much a sender gathers before writing to the stream (a leaf is only 16 KiB).
+const SEND_BUFFER: usize = 256 * 1024;
+
+/// The chunk group size as `bao-tree` wants it.
+pub fn block_size() -> BlockSize {
+    BlockSize::from_chunk_log(CHUNK_GROUP_LOG)
+}
+
+/// The tree over a content of `size` bytes.
+pub fn tree(size: u64) -> BaoTree {
+    BaoTree::new(size, block_size())
+}
+
+/// Byte ranges (chunk-group aligned, or ending at the end) as the chunk ranges `bao-tree`
+/// encodes and decodes.
+pub fn chunk_ranges(ranges: &[(u64, u64)]) -> ChunkRanges {
+    let mut set = ChunkRanges::empty();
+    for &(start, end) in ranges {
+        set |= ChunkRanges::from(ChunkNum::full_chunks(start)..ChunkNum::chunks(end));
+    }
+    set
+}
+
+/// The content id as the hash type `bao-tree` uses.
+pub fn root(content: &ContentHash) -> bao_tree::blake3::Hash {
+    bao_tree::blake3::Hash::from(content.0)
+}
+
+/// Where the outboard of `content` lives in a blob directory.
+pub fn outboard_path(blobs: &Path, content: &ContentHash) -> PathBuf {
+    blobs.join(format!("{}.obao", content.to_hex()))
+}
+
+/// Makes sure `blobs/<content>.obao` holds the outboard of `data` (a file of `size` bytes
+/// whose BLAKE3 must be `content`), building it when missing or of the wrong length. Blocking:
+/// call it off the async threads. Returns the outboard's path.
+///
+/// # Errors
+///
+/// If `data` cannot be read, is not `size` bytes, or does not hash to `content` (the held
+/// copy is corrupt: nothing is written), or the outboard cannot be written.
+pub fn ensure_outboard(
+    blobs: &Path,
+    content: &ContentHash,
+    data: &Path,
+    size: u64,
+) -> Result<PathBuf> {
+    let path = outboard_path(blobs, content);
+    let want = tree(size).outboard_size();
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == want) {
+        return Ok(path);
+    }
+    build_outboard(blobs, content, data, size)
+}
+
+/// Builds `blobs/<content>.obao` from `data`, whatever is there already, and requires the
+/// root to be `content`: the whole-file check of a received copy, too. Blocking.
+///
+/// # Errors
+///
+/// As [`ensure_outboard`].
+pub fn build_outboard(
+    blobs: &Path,
+    content: &ContentHash,
+    data: &Path,
+    size: u64,
+) -> Result<PathBuf> {
+    let path = outboard_path(blobs, content);
+    let want = tree(size).outboard_size();
+    let file = std::fs::File::open(data)
+        .with_context(|| format!("cannot open {} to build its outboard", data.display()))?;
+    let len = file.metadata()?.len();
+    if len != size {
+        bail!(
+            "{} is {len} bytes, but the content {content} has {size}",
+            data.display()
+        );
+    }
+    std::fs::create_dir_all(blobs)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".obao.")
+        .tempfile_in(blobs)
+        .context("cannot create a temporary outboard")?;
+    let mut out = BufWriter::new(tmp.reopen()?);
+    let hash = bao_tree::io::sync::outboard_post_order(BufReader::new(file), tree(size), &mut out)
+        .with_context(|| format!("cannot hash {}", data.display()))?;
+    if hash.as_bytes() != &content.0 {
+        bail!(
+            "{} does not hash to its content id {content} (BLAKE3 {}): the held copy is corrupt",
+            data.display(),
+            hash.to_hex()
+        );
+    }
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    drop(out);
+    tmp.persist(&path)
+        .with_context(|| format!("cannot store the outboard {}", path.display()))?;
+    tracing::debug!(%content, bytes = want, "outboard built");
+    Ok(path)
+}
+
+/// A file read at offsets, for `bao-tree`. Reads are small (one chunk group) and usually from
+/// the page cache, so they run in place rather than on the blocking pool.
+#[derive(Debug, Clone)]
+pub struct FileAt(pub Arc<std::fs::File>);
+
+impl AsyncSliceReader for FileAt {
+    async fn read_at(&mut self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            let n = self.0.read_at(&mut buf[got..], offset + got as u64)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        buf.truncate(got);
+        Ok(Bytes::from(buf))
+    }
+
+    async fn size(&mut self) -> std::io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} stalled"))
+}
+
+/// The receiving side of a transfer stream, for `bao-tree`'s decoder; every read must make
+/// progress within `idle`. Counts the bytes read (content and hashes).
+#[derive(Debug)]
+pub struct StreamIn<'a> {
+    stream: &'a mut libp2p::Stream,
+    idle: Duration,
+    /// Bytes read so far.
+    pub read: u64,
+}
+
+impl<'a> StreamIn<'a> {
+    /// Wraps `stream`.
+    pub fn new(stream: &'a mut libp2p::Stream, idle: Duration) -> Self {
+        Self {
+            stream,
+            idle,
+            read: 0,
+        }
+    }
+
+    async fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            let n = tokio::time::timeout(self.idle, self.stream.read(&mut buf[got..]))
+                .await
+                .map_err(|_| timed_out("the sender"))??;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        self.read += got as u64;
+        Ok(got)
+    }
+}
+
+impl AsyncStreamReader for StreamIn<'_> {
+    async fn read_bytes(&mut self, len: usize) -> std::io::Result<Bytes> {
+        // The decoder asks for at most one chunk group at a time.
+        let len = len.min(limits::TRANSFER_CHUNK_GROUP_BYTES as usize);
+        let mut buf = vec![0u8; len];
+        let n = self.fill(&mut buf).await?;
+        buf.truncate(n);
+        Ok(Bytes::from(buf))
+    }
+
+    async fn read<const L: usize>(&mut self) -> std::io::Result<[u8; L]> {
+        let mut buf = [0u8; L];
+        if self.fill(&mut buf).await? < L {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(buf)
+    }
+}
+
+/// The sending side of a transfer stream, for `bao-tree`'s encoder: gathers the small pieces
+/// it writes (64-byte parents, 16 KiB leaves) into larger writes, optionally paced to a rate.
+#[derive(Debug)]
+pub struct StreamOut<'a> {
+    stream: &'a mut libp2p::Stream,
+    idle: Duration,
+    buf: Vec<u8>,
+    pace: Option<Pace>,
+    /// Bytes written to the stream so far.
+    pub written: u64,
+}
+
+#[derive(Debug)]
+struct Pace {
+    bytes_per_sec: u64,
+    start: tokio::time::Instant,
+}
+
+impl<'a> StreamOut<'a> {
+    /// Wraps `stream`; `rate`, when set, caps the bytes per second written.
+    pub fn new(stream: &'a mut libp2p::Stream, idle: Duration, rate: Option<u64>) -> Self {
+        Self {
+            stream,
+            idle,
+            buf: Vec::with_capacity(SEND_BUFFER),
+            pace: rate.filter(|r| *r > 0).map(|bytes_per_sec| Pace {
+                bytes_per_sec,
+                start: tokio::time::Instant::now(),
+            }),
+            written: 0,
+        }
+    }
+
+    async fn drain(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = &self.pace {
+            let due = Duration::from_secs_f64(self.written as f64 / p.bytes_per_sec as f64);
+            tokio::time::sleep_until(p.start + due).await;
+        }
+        tokio::time::timeout(self.idle, self.stream.write_all(&self.buf))
+            .await
+            .map_err(|_| timed_out("the receiver"))??;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes what is gathered and flushes the stream.
+    ///
+    /// # Errors
+    ///
+    /// The stream failed or stalled.
+    pub async fn finish(&mut self) -> std::io::Result<()> {
+        self.drain().await?;
+        tokio::time::timeout(self.idle, self.stream.flush())
+            .await
+            .map_err(|_| timed_out("the receiver"))?
+    }
+}
+
+impl AsyncStreamWriter for StreamOut<'_> {
+    async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.buf.extend_from_slice(data);
+        // Paced: write every chunk group so the pace is smooth.
+        let limit = if self.pace.is_some() {
+            limits::TRANSFER_CHUNK_GROUP_BYTES as usize
+        } else {
+            SEND_BUFFER
+        };
+        if self.buf.len() >= limit {
+            self.drain().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_bytes(&mut self, data: Bytes) -> std::io::Result<()> {
+        self.write(&data).await
+    }
+
+    async fn sync(&mut self) -> std::io::Result<()> {
+        self.finish().await
+    }
+}
+
+/// The post-order outboard file of a content, for the encoder.
+///
+/// # Errors
+///
+/// If the file cannot be opened.
+pub fn open_outboard(
+    path: &Path,
+    content: &ContentHash,
+    size: u64,
+) -> Result<bao_tree::io::outboard::PostOrderOutboard<FileAt>> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open the outboard {}", path.display()))?;
+    Ok(bao_tree::io::outboard::PostOrderOutboard {
+        root: root(content),
+        tree: tree(size),
+        data: FileAt(Arc::new(file)),
+    })
+}
+
+/// Words for a decoding failure; `true` when the sender is at fault (a hash did not match),
+/// `false` when the stream merely failed or ended early.
+pub fn judge(e: &bao_tree::io::DecodeError) -> (bool, String) {
+    use bao_tree::io::DecodeError as D;
+    match e {
+        D::LeafHashMismatch(c) => (
+            true,
+            format!(
+                "the chunk group at byte {} does not match the content id",
+                c.to_bytes()
+            ),
+        ),
+        D::ParentHashMismatch(n) => (
+            true,
+            format!("a parent hash (tree node {n:?}) does not match the content id"),
+        ),
+        D::LeafNotFound(c) => (
+            false,
+            format!("the stream ended before the data at byte {}", c.to_bytes()),
+        ),
+        D::ParentNotFound(_) => (false, "the stream ended before a parent hash".into()),
+        D::Io(e) => (false, format!("stream failed: {e}")),
+    }
+}
+
+/// Decodes and verifies a whole response body held in memory (`ranges` as requested, empty
+/// for the whole content): the content bytes of those ranges, in order. For tools and tests.
+///
+/// # Errors
+///
+/// If a hash does not match or the body ends early.
+pub async fn decode_body(
+    content: &ContentHash,
+    size: u64,
+    ranges: &[(u64, u64)],
+    body: &[u8],
+) -> Result<Vec<u8>> {
+    use bao_tree::io::fsm::{ResponseDecoder, ResponseDecoderNext};
+    use bao_tree::io::BaoContentItem;
+    let whole = [(0, size)];
+    let ranges = if ranges.is_empty() {
+        &whole[..]
+    } else {
+        ranges
+    };
+    let mut out = Vec::new();
+    let mut decoder = ResponseDecoder::new(root(content), chunk_ranges(ranges), tree(size), body);
+    loop {
+        match decoder.next().await {
+            ResponseDecoderNext::More((next, item)) => {
+                decoder = next;
+                match item {
+                    Ok(BaoContentItem::Leaf(leaf)) => out.extend_from_slice(&leaf.data),
+                    Ok(BaoContentItem::Parent(_)) => {}
+                    Err(e) => bail!("{}", judge(&e).1),
+                }
+            }
+            ResponseDecoderNext::Done(_) => return Ok(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ISO 37156 7.2: the tree's root is the plain BLAKE3 (`b3sum`) for any chunk group size,
+    /// so the content id stays what it was.
+    #[test]
+    fn the_tree_root_is_the_plain_blake3_for_every_chunk_group_size() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for len in [0, 1, 1024, 1025, 16 * 1024, 16 * 1024 + 1, 300_000] {
+            let bytes = &data[..len];
+            let plain = blake3::hash(bytes);
+            for log in [0u8, 2, 4, 6] {
+                let ob = bao_tree::io::outboard::PostOrderMemOutboard::create(
+                    bytes,
+                    BlockSize::from_chunk_log(log),
+                );
+                assert_eq!(
+                    ob.root.as_bytes(),
+                    plain.as_bytes(),
+                    "len {len}, chunk log {log}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_built_outboard_has_the_tree_size_and_a_corrupt_copy_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let file = dir.path().join("d");
+        std::fs::write(&file, &data).unwrap();
+        let content = ContentHash(*blake3::hash(&data).as_bytes());
+        let blobs = dir.path().join("blobs");
+        let p = ensure_outboard(&blobs, &content, &file, data.len() as u64).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            tree(data.len() as u64).outboard_size()
+        );
+        let mut bad = data.clone();
+        bad[5000] ^= 1;
+        std::fs::write(&file, &bad).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        let e = ensure_outboard(&blobs, &content, &file, data.len() as u64).unwrap_err();
+        assert!(format!("{e}").contains("corrupt"), "{e}");
+        assert!(!p.exists());
+    }
+}
