@@ -80,3 +80,8 @@ pub const MAX_PROJECTION_SOURCE_BYTES: u64 = 1 << 30;
 /// Longest CSV row (record) an owner reads while projecting; a longer row is refused, so a
 /// projection holds at most this much of the file in memory at once.
 pub const MAX_PROJECTION_ROW_BYTES: usize = 1024 * 1024;
+/// Most bytes a QUIC peer may send on one stream before this node acknowledges them (the
+/// stream's flow-control window): what one transfer stream can make a node buffer.
+pub const MAX_QUIC_STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// Most unacknowledged bytes a QUIC peer may send over all streams of one connection.
+pub const MAX_QUIC_CONNECTION_WINDOW_BYTES: u32 = 24 * 1024 * 1024;
