@@ -26,8 +26,11 @@ fn payload(dir: &Path, tag: &str, len: usize) -> (std::path::PathBuf, Vec<u8>) {
 fn init(home: &Path, name: &str, security: &str) {
     ok(home, &["init", "--name", name, "--jurisdiction", "US"]);
     let config = home.join("config.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!("\ntcp_security = \"{security}\"\n"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    // `cix init` writes the default; the test changes it in place.
+    let default = "tcp_security = \"tls\"";
+    assert!(text.contains(default), "{text}");
+    let text = text.replace(default, &format!("tcp_security = \"{security}\""));
     std::fs::write(&config, text).unwrap();
 }
 

@@ -146,7 +146,7 @@ impl Report {
         for f in std::iter::once(&self.baseline).chain(&self.transports) {
             let runs: Vec<String> = f.runs_mib_per_s.iter().map(|r| format!("{r:.0}")).collect();
             s.push_str(&format!(
-                "  {:<10} {:<34} {:>7.1} MiB/s  ratio {:.2}  runs [{}]{}\n",
+                "  {:<10} {:<38} {:>7.1} MiB/s  ratio {:.2}  runs [{}]{}\n",
                 f.name,
                 f.stack,
                 f.mib_per_s,
@@ -487,9 +487,13 @@ fn init(opts: &Options, home: &Path, name: &str, t: Transport) -> Result<()> {
         &["init", "--name", name, "--jurisdiction", "US"],
     )?;
     let config = home.join("config.toml");
-    let mut text = std::fs::read_to_string(&config)
+    let text = std::fs::read_to_string(&config)
         .with_context(|| format!("cannot read {}", config.display()))?;
-    text.push_str(&format!("\ntcp_security = \"{}\"\n", t.security()));
+    let default = "tcp_security = \"tls\"";
+    if !text.contains(default) {
+        bail!("{} has no line {default}", config.display());
+    }
+    let text = text.replace(default, &format!("tcp_security = \"{}\"", t.security()));
     std::fs::write(&config, text)?;
     Ok(())
 }
