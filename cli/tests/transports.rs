@@ -51,7 +51,9 @@ fn publish_and_fetch(dir: &Path, from: &Path, to: &Path, tag: &str, len: usize) 
     .trim()
     .to_string();
     wait_until("the entry to reach the other node", || {
-        common::cix(to, &["catalogue", "show", &id]).status.success()
+        common::cix(to, &["catalogue", "show", &id])
+            .status
+            .success()
     });
     let out = dir.join(format!("{tag}.fetched"));
     let done = json(to, &["fetch", &id, "-o", out.to_str().unwrap()]);
@@ -79,7 +81,10 @@ fn both_ways(listen: &str, marker: &str, security: (&str, &str)) {
     });
     let peers = json_lines(&ok(&b, &["--json", "peers"]));
     let shown = peers[0].to_string();
-    assert!(shown.contains(marker), "peer listed without a {marker} address: {shown}");
+    assert!(
+        shown.contains(marker),
+        "peer listed without a {marker} address: {shown}"
+    );
     publish_and_fetch(dir.path(), &a, &b, "a-to-b", 3 * 1024 * 1024 + 17);
     publish_and_fetch(dir.path(), &b, &a, "b-to-a", 1024 * 1024 + 5);
 }

@@ -277,8 +277,7 @@ fn make_behaviour(
         .with_max_concurrent_streams(MAX_CONCURRENT_REQUESTS);
     Ok(Behaviour {
         identify: identify::Behaviour::new(
-            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                .with_agent_version(agent),
+            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(agent),
         ),
         ping: ping::Behaviour::default(),
         gossipsub,

@@ -1180,7 +1180,10 @@ async fn receive(
             let read = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf[n..want]))
                 .await
                 .map_err(|_| {
-                    anyhow!("the transfer stalled after {} of {length} bytes", got + n as u64)
+                    anyhow!(
+                        "the transfer stalled after {} of {length} bytes",
+                        got + n as u64
+                    )
                 })??;
             if read == 0 {
                 bail!(

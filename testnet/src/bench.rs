@@ -161,9 +161,9 @@ impl Report {
 }
 
 fn human(n: u64) -> String {
-    if n >= 1 << 30 && n % (1 << 30) == 0 {
+    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
         format!("{} GiB", n >> 30)
-    } else if n >= 1 << 20 && n % (1 << 20) == 0 {
+    } else if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
     } else {
         format!("{n} B")
@@ -219,8 +219,7 @@ pub fn run(opts: &Options) -> Result<Report> {
     let temp;
     let dir = match &opts.dir {
         Some(d) => {
-            std::fs::create_dir_all(d)
-                .with_context(|| format!("cannot create {}", d.display()))?;
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
             d.clone()
         }
         None => {
@@ -296,8 +295,8 @@ fn generate(path: &Path, size: u64) -> Result<String> {
     seed.update(&nanos.to_le_bytes());
     seed.update(&std::process::id().to_le_bytes());
     let mut stream = seed.finalize_xof();
-    let mut file = std::fs::File::create(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; COPY_BUFFER];
     let mut left = size;
@@ -357,7 +356,8 @@ fn baseline_once(
         if n == 0 {
             break;
         }
-        conn.write_all(&buf[..n]).context("the sink stopped reading")?;
+        conn.write_all(&buf[..n])
+            .context("the sink stopped reading")?;
     }
     conn.shutdown(std::net::Shutdown::Write)?;
     let verdict = lines
@@ -527,21 +527,27 @@ fn transport_runs(
     )?
     .trim()
     .to_string();
-    wait_for("the dataset in the fetcher's catalogue", opts.timeout, || {
-        cix(&opts.cix, &fetcher, &["catalogue", "show", &id]).is_ok()
-    })?;
+    wait_for(
+        "the dataset in the fetcher's catalogue",
+        opts.timeout,
+        || cix(&opts.cix, &fetcher, &["catalogue", "show", &id]).is_ok(),
+    )?;
     let mut rates = Vec::new();
     let mut identical = true;
     for i in 0..opts.runs {
         let out = dir.join(format!("{}-fetched-{i}.bin", t.name()));
         let out_text = out.to_string_lossy().into_owned();
         let start = Instant::now();
-        let line = cix(&opts.cix, &fetcher, &["--json", "fetch", &id, "-o", &out_text])?;
+        let line = cix(
+            &opts.cix,
+            &fetcher,
+            &["--json", "fetch", &id, "-o", &out_text],
+        )?;
         let elapsed = start.elapsed();
         let reported = line
             .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .last()
+            .rev()
+            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .and_then(|v| v["content_hash"].as_str().map(str::to_owned))
             .unwrap_or_default();
         let same = reported == content && same_bytes(source, &out, content)?;
