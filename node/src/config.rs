@@ -23,9 +23,15 @@ pub struct Config {
     /// Contact address for data requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
-    /// libp2p listen addresses.
+    /// libp2p listen addresses: TCP (`/ip4/.../tcp/PORT`) and QUIC (`/ip4/.../udp/PORT/quic-v1`);
+    /// by default both, on port 4870. A node dials peers over whichever of their addresses it
+    /// learns, whatever it listens on itself.
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
+    /// The security upgrade offered first on TCP connections this node dials: `tls` (the
+    /// default, AES-GCM, the faster here) or `noise`. Both are always accepted.
+    #[serde(default)]
+    pub tcp_security: crate::network::TcpSecurity,
     /// Peers to dial at start, with `/p2p/PEERID`.
     #[serde(default)]
     pub bootstrap: Vec<String>,
@@ -64,7 +70,10 @@ fn default_witness_secs() -> u64 {
 }
 
 fn default_listen() -> Vec<String> {
-    vec!["/ip4/0.0.0.0/tcp/4870".into()]
+    vec![
+        "/ip4/0.0.0.0/tcp/4870".into(),
+        "/ip4/0.0.0.0/udp/4870/quic-v1".into(),
+    ]
 }
 
 fn default_admin() -> SocketAddr {
@@ -88,6 +97,7 @@ impl Config {
             sectors: Vec::new(),
             contact: None,
             listen: default_listen(),
+            tcp_security: crate::network::TcpSecurity::default(),
             bootstrap: Vec::new(),
             admin_listen: default_admin(),
             store_cache_bytes: default_cache(),

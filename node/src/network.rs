@@ -202,73 +202,119 @@ pub enum Command {
     },
 }
 
-/// Builds the swarm for `key`.
+/// Security upgrade a node offers first on TCP connections it dials. Both are always accepted
+/// and offered (multistream-select settles on the first the listener supports), so a node
+/// preferring one still talks to a peer that offers only the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpSecurity {
+    /// TLS 1.3 (libp2p-tls, rustls with AES-GCM): the faster on CPUs with AES instructions.
+    #[default]
+    Tls,
+    /// Noise XX (ChaCha20-Poly1305).
+    Noise,
+}
+
+fn tcp_config() -> tcp::Config {
+    tcp::Config::default().nodelay(true)
+}
+
+fn quic_config(mut c: libp2p::quic::Config) -> libp2p::quic::Config {
+    c.max_stream_data = limits::MAX_QUIC_STREAM_WINDOW_BYTES;
+    c.max_connection_data = limits::MAX_QUIC_CONNECTION_WINDOW_BYTES;
+    c
+}
+
+/// Builds the swarm for `key`: TCP (TLS or Noise, then Yamux) and QUIC, both always supported;
+/// `security` is the upgrade offered first on TCP.
 ///
 /// # Errors
 ///
 /// If the transport or a behaviour cannot be built.
-pub fn build_swarm(key: libp2p::identity::Keypair, agent: String) -> Result<Swarm<Behaviour>> {
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|key| {
-            let peer_id = key.public().to_peer_id();
-            let gossip_config = gossipsub::ConfigBuilder::default()
-                .validation_mode(ValidationMode::Strict)
-                .validate_messages()
-                .max_transmit_size(limits::MAX_ENTRY_BYTES + 4096)
-                .message_id_fn(message_id)
-                .heartbeat_interval(Duration::from_millis(700))
-                .build()
-                .map_err(|e| anyhow!("gossipsub config: {e}"))?;
-            let gossipsub =
-                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
-                    .map_err(|e| anyhow!("gossipsub: {e}"))?;
-            let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-            // The event loop refreshes the routing table itself, once peers are known.
-            kad_config.set_periodic_bootstrap_interval(None);
-            let mut kad =
-                kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config);
-            // Loopback and private addresses are never "confirmed external", so without this
-            // kad would stay a client and answer nobody's queries.
-            kad.set_mode(Some(kad::Mode::Server));
-            let rr = request_response::Config::default()
-                .with_request_timeout(REQUEST_TIMEOUT)
-                .with_max_concurrent_streams(MAX_CONCURRENT_REQUESTS);
-            Ok(Behaviour {
-                identify: identify::Behaviour::new(
-                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                        .with_agent_version(agent),
-                ),
-                ping: ping::Behaviour::default(),
-                gossipsub,
-                kad,
-                access: request_response::Behaviour::with_codec(
-                    Codec::new(
-                        limits::MAX_ACCESS_REQUEST_BYTES,
-                        limits::MAX_ACCESS_RESPONSE_BYTES,
-                    ),
-                    [(StreamProtocol::new(ACCESS_PROTOCOL), ProtocolSupport::Full)],
-                    rr.clone(),
-                ),
-                sync: request_response::Behaviour::with_codec(
-                    Codec::new(
-                        limits::MAX_SYNC_REQUEST_BYTES,
-                        limits::MAX_SYNC_RESPONSE_BYTES,
-                    ),
-                    [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
-                    rr,
-                ),
-                stream: libp2p_stream::Behaviour::new(),
-            })
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
+pub fn build_swarm(
+    key: libp2p::identity::Keypair,
+    agent: String,
+    security: TcpSecurity,
+) -> Result<Swarm<Behaviour>> {
+    let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
+    let make = |key: &libp2p::identity::Keypair| make_behaviour(key, agent);
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
+    let swarm = match security {
+        TcpSecurity::Tls => builder
+            .with_tcp(
+                tcp_config(),
+                (libp2p::tls::Config::new, noise::Config::new),
+                yamux::Config::default,
+            )?
+            .with_quic_config(quic_config)
+            .with_behaviour(make)?
+            .with_swarm_config(idle)
+            .build(),
+        TcpSecurity::Noise => builder
+            .with_tcp(
+                tcp_config(),
+                (noise::Config::new, libp2p::tls::Config::new),
+                yamux::Config::default,
+            )?
+            .with_quic_config(quic_config)
+            .with_behaviour(make)?
+            .with_swarm_config(idle)
+            .build(),
+    };
     Ok(swarm)
+}
+
+fn make_behaviour(
+    key: &libp2p::identity::Keypair,
+    agent: String,
+) -> std::result::Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let peer_id = key.public().to_peer_id();
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(limits::MAX_ENTRY_BYTES + 4096)
+        .message_id_fn(message_id)
+        .heartbeat_interval(Duration::from_millis(700))
+        .build()
+        .map_err(|e| anyhow!("gossipsub config: {e}"))?;
+    let gossipsub =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+            .map_err(|e| anyhow!("gossipsub: {e}"))?;
+    let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    // The event loop refreshes the routing table itself, once peers are known.
+    kad_config.set_periodic_bootstrap_interval(None);
+    let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config);
+    // Loopback and private addresses are never "confirmed external", so without this
+    // kad would stay a client and answer nobody's queries.
+    kad.set_mode(Some(kad::Mode::Server));
+    let rr = request_response::Config::default()
+        .with_request_timeout(REQUEST_TIMEOUT)
+        .with_max_concurrent_streams(MAX_CONCURRENT_REQUESTS);
+    Ok(Behaviour {
+        identify: identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(agent),
+        ),
+        ping: ping::Behaviour::default(),
+        gossipsub,
+        kad,
+        access: request_response::Behaviour::with_codec(
+            Codec::new(
+                limits::MAX_ACCESS_REQUEST_BYTES,
+                limits::MAX_ACCESS_RESPONSE_BYTES,
+            ),
+            [(StreamProtocol::new(ACCESS_PROTOCOL), ProtocolSupport::Full)],
+            rr.clone(),
+        ),
+        sync: request_response::Behaviour::with_codec(
+            Codec::new(
+                limits::MAX_SYNC_REQUEST_BYTES,
+                limits::MAX_SYNC_RESPONSE_BYTES,
+            ),
+            [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+            rr,
+        ),
+        stream: libp2p_stream::Behaviour::new(),
+    })
 }
 
 /// The state the event loop keeps besides the swarm.

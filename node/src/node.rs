@@ -327,7 +327,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
         .map_err(|e| anyhow!("node key unusable for libp2p: {e}"))?;
     let agent = format!("cix/{} ({})", env!("CARGO_PKG_VERSION"), config.name);
-    let mut swarm = network::build_swarm(libp2p_key, agent)?;
+    let mut swarm = network::build_swarm(libp2p_key, agent, config.tcp_security)?;
     let peer_id = *swarm.local_peer_id();
 
     for addr in &config.listen {
@@ -402,11 +402,16 @@ fn ensure_port_free(addr: &Multiaddr) -> Result<()> {
     use libp2p::multiaddr::Protocol;
     let mut ip = None;
     let mut port = None;
+    let mut udp = false;
     for p in addr.iter() {
         match p {
             Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
             Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
             Protocol::Tcp(p) => port = Some(p),
+            Protocol::Udp(p) => {
+                port = Some(p);
+                udp = true;
+            }
             _ => {}
         }
     }
@@ -416,8 +421,13 @@ fn ensure_port_free(addr: &Multiaddr) -> Result<()> {
     if port == 0 {
         return Ok(());
     }
-    match std::net::TcpListener::bind((ip, port)) {
-        Ok(_) => Ok(()),
+    let bound = if udp {
+        std::net::UdpSocket::bind((ip, port)).map(drop)
+    } else {
+        std::net::TcpListener::bind((ip, port)).map(drop)
+    };
+    match bound {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow!(
             "cannot listen on {addr}: port {port} is already in use (another cix node, or \
              another program); choose another port with --listen or `listen` in config.toml"

@@ -2292,13 +2292,26 @@ async fn receive(
     progress(0, length);
     while got < length {
         let want = CHUNK.min((length - got) as usize);
-        let n = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf[..want]))
-            .await
-            .map_err(|_| anyhow!("the transfer stalled after {got} of {length} bytes"))??;
-        if n == 0 {
-            bail!(
-                "the owner closed the transfer after {got} of {length} bytes; nothing was written"
-            );
+        // Fill the whole buffer before hashing and writing: the muxer hands over a frame at a
+        // time, and one file write per frame costs a blocking-pool round trip each.
+        let mut n = 0;
+        while n < want {
+            let read = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf[n..want]))
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "the transfer stalled after {} of {length} bytes",
+                        got + n as u64
+                    )
+                })??;
+            if read == 0 {
+                bail!(
+                    "the owner closed the transfer after {} of {length} bytes; nothing was \
+                     written",
+                    got + n as u64
+                );
+            }
+            n += read;
         }
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n])

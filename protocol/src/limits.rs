@@ -123,3 +123,8 @@ pub const MAX_WITNESS_REQUEST_BYTES: usize = 1024;
 pub const MAX_WITNESS_HEADS: usize = 96;
 /// Largest response on `/cix/witness/1`.
 pub const MAX_WITNESS_RESPONSE_BYTES: usize = 64 * 1024;
+/// Most bytes a QUIC peer may send on one stream before this node acknowledges them (the
+/// stream's flow-control window): what one transfer stream can make a node buffer.
+pub const MAX_QUIC_STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// Most unacknowledged bytes a QUIC peer may send over all streams of one connection.
+pub const MAX_QUIC_CONNECTION_WINDOW_BYTES: u32 = 24 * 1024 * 1024;

@@ -17,7 +17,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 52] = [
+    let all: [(&str, u64); 54] = [
         ("MAX_TRANSFER_RANGES", limits::MAX_TRANSFER_RANGES as u64),
         (
             "TRANSFER_CHUNK_GROUP_BYTES",
@@ -32,6 +32,14 @@ fn code_limits() -> BTreeMap<String, u64> {
         ("MAX_LIST_ITEMS", limits::MAX_LIST_ITEMS as u64),
         ("MAX_TRANSLATIONS", limits::MAX_TRANSLATIONS as u64),
         ("MAX_ENTRY_BYTES", limits::MAX_ENTRY_BYTES as u64),
+        (
+            "MAX_QUIC_STREAM_WINDOW_BYTES",
+            limits::MAX_QUIC_STREAM_WINDOW_BYTES as u64,
+        ),
+        (
+            "MAX_QUIC_CONNECTION_WINDOW_BYTES",
+            limits::MAX_QUIC_CONNECTION_WINDOW_BYTES as u64,
+        ),
         ("MAX_TITLE_BYTES", limits::MAX_TITLE_BYTES as u64),
         ("MAX_KEYWORDS", limits::MAX_KEYWORDS as u64),
         ("MAX_DISTRIBUTIONS", limits::MAX_DISTRIBUTIONS as u64),

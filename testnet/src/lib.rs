@@ -5,8 +5,11 @@
 //! spectrum levels and fetch verified copies. The `cix-testnet` binary runs it
 //! (`cix-testnet demo`). The first measurement, [`revocation`], times how fast revocations
 //! spread (`cix-testnet revocation`); [`join`] times how long a new node takes to hold a
-//! whole catalogue through catch-up (`cix-testnet join`); scenarios (DESIGN.md §9) will join it here.
+//! whole catalogue through catch-up (`cix-testnet join`); [`bench`] moves a
+//! large file between two `cix node run` processes against a plain TCP baseline
+//! (`cix-testnet bench transfer`); scenarios (DESIGN.md §9) will join it here.
 
+pub mod bench;
 pub mod demo;
 pub mod join;
 pub mod revocation;

@@ -73,10 +73,16 @@ pub fn json(home: &Path, args: &[&str]) -> Value {
 
 /// Starts `cix node run` on loopback, optionally bootstrapped, and waits for its `node.json`.
 pub fn start(home: &Path, bootstrap: Option<&str>) -> Daemon {
+    start_on(home, "/ip4/127.0.0.1/tcp/0", bootstrap)
+}
+
+/// Starts `cix node run` listening on `listen` only (a TCP or a QUIC multiaddr), optionally
+/// bootstrapped, and waits for its `node.json`.
+pub fn start_on(home: &Path, listen: &str, bootstrap: Option<&str>) -> Daemon {
     let mut cmd = Command::new(CIX);
     cmd.arg("--home")
         .arg(home)
-        .args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        .args(["node", "run", "--listen", listen]);
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", b]);
     }

@@ -45,6 +45,61 @@ enum Command {
     ///
     /// Exits 1 if the joiner does not hold every entry in time.
     Join(JoinArgs),
+    /// Benchmarks on real `cix node run` processes.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// The receiving end of the bench's baseline: accept one plain TCP connection on
+    /// 127.0.0.1, hash it with BLAKE3 while writing it to a new file, fsync, report.
+    #[command(hide = true)]
+    BenchSink(SinkArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Move one generated file of incompressible bytes from one `cix node run` process to
+    /// another with `cix fetch` (encrypted, verified, fsynced on the receiver), check it
+    /// byte-identical, and print MiB/s with the ratio to a plain unencrypted TCP copy through
+    /// BLAKE3 between two processes, measured in the same run. Medians of --runs runs.
+    ///
+    /// Exits 1 if a received file differs or a step fails.
+    Transfer(TransferArgs),
+}
+
+#[derive(Debug, Args)]
+struct TransferArgs {
+    /// Size of the generated file: bytes, or with KiB, MiB or GiB.
+    #[arg(long, default_value = "1GiB", value_parser = cix_testnet::bench::parse_size)]
+    size: u64,
+    /// Transport to measure: tcp (TLS, the default for TCP), tcp-noise, quic, or all.
+    #[arg(long, default_value = "tcp",
+          value_parser = ["tcp", "tcp-noise", "quic", "all"])]
+    transport: String,
+    /// Repetitions of the baseline and of each transport; medians are reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=50))]
+    runs: u64,
+    /// The `cix` binary to run (default: the one beside this binary).
+    #[arg(long, value_name = "PATH")]
+    cix: Option<PathBuf>,
+    /// Directory for the node homes and files (default: a temporary one, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Longest wait for a node to start or the dataset to reach the fetcher, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Print one JSON report on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SinkArgs {
+    /// The file to create.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Longest pause in the stream, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -116,7 +171,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The bench runs processes and files only: no runtime needed.
+    match cli.command {
+        Command::Bench(BenchCommand::Transfer(args)) => return run_bench(args),
+        Command::BenchSink(args) => {
+            return match cix_testnet::bench::sink(&args.out, Duration::from_secs(args.timeout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cix-testnet: bench-sink: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     let code = match cli.command {
+        Command::Bench(_) | Command::BenchSink(_) => ExitCode::FAILURE,
         Command::Demo(args) => runtime.block_on(run_demo(args)),
         Command::Revocation(args) => runtime.block_on(run_revocation(args)),
         Command::Join(args) => runtime.block_on(run_join(args)),
@@ -236,6 +306,64 @@ async fn run_join(args: JoinArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("cix-testnet: the join measurement failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_bench(args: TransferArgs) -> ExitCode {
+    use cix_testnet::bench::{self, Transport};
+    let transports = match args.transport.as_str() {
+        "all" => Transport::ALL.to_vec(),
+        "tcp-noise" => vec![Transport::TcpNoise],
+        "quic" => vec![Transport::Quic],
+        _ => vec![Transport::Tcp],
+    };
+    let me = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cix-testnet: cannot find this binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cix = args.cix.unwrap_or_else(|| me.with_file_name("cix"));
+    if !cix.is_file() {
+        eprintln!(
+            "cix-testnet: {} not found: build it (cargo build --release --workspace) or give --cix",
+            cix.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let opts = bench::Options {
+        size: args.size,
+        transports,
+        runs: args.runs as usize,
+        cix,
+        sink: me,
+        dir: args.dir,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    match bench::run(&opts) {
+        Ok(report) => {
+            let shown = if args.json {
+                print_json(&report)
+            } else {
+                println!("{}", report.text());
+                Ok(())
+            };
+            if let Err(e) = shown {
+                eprintln!("cix-testnet: cannot write the report: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("cix-testnet: a fetched file differs from the published one");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("cix-testnet: the transfer bench failed: {e:#}");
             ExitCode::FAILURE
         }
     }
