@@ -321,13 +321,12 @@ async fn receipt_for(
 ) -> Result<()> {
     let shared = &node.shared;
     let end = now_ms();
-    let req = basis;
     let (invocation, purpose, iat) = (basis.invocation, basis.purpose.clone(), basis.iat);
     let mut retention = basis.retention_days;
     if retention.is_none() {
         retention = shared
             .store
-            .latest_entry(&req.dataset)?
+            .latest_entry(&basis.dataset)?
             .and_then(|e| e.entry.iso.privacy.retention_days);
     }
     let start = FETCH_STARTED
@@ -339,10 +338,10 @@ async fn receipt_for(
     let receipt = Receipt {
         iss: node.did(),
         provider,
-        dataset: req.dataset,
+        dataset: basis.dataset,
         // The content the invocation names (the catalogue's); a projection's own hash is in
         // the fetch's output.
-        content: req.content,
+        content: basis.content,
         bytes,
         invocation,
         purpose,
@@ -369,7 +368,7 @@ async fn receipt_for(
         let day_ms = i64::try_from(day_secs(shared).saturating_mul(1000)).unwrap_or(i64::MAX);
         let held = Held {
             receipt: id,
-            dataset: req.dataset,
+            dataset: basis.dataset,
             provider,
             content,
             path: std::fs::canonicalize(&fetched.path).unwrap_or_else(|_| fetched.path.clone()),
@@ -377,16 +376,16 @@ async fn receipt_for(
             expires: end.saturating_add(day_ms.saturating_mul(i64::from(days))),
         };
         tree(shared, RETAINED_TREE)?.insert(id, enc(&held)?)?;
-        info!(dataset = %req.dataset, days, expires = held.expires,
+        info!(dataset = %basis.dataset, days, expires = held.expires,
             "received data is kept under a retention period (ISO 37156 8.2.2 e)");
     }
     shared.store.flush_async().await?;
     let r = &receipt.receipt;
     let mut event = AuditEvent::new(AuditKind::Receipt)
-        .dataset(req.dataset)
+        .dataset(basis.dataset)
         .peer(provider)
         .bytes(bytes)
-        .content(req.content)
+        .content(basis.content)
         .detail(format!("receipt {} signed as receiver", receipt.id_hex()));
     if let Some(p) = &r.purpose {
         event = event.purpose(p.clone());

@@ -1305,7 +1305,9 @@ fn segment_bounds(seg: u64, size: u64) -> (u64, u64) {
     (start, (start + SEGMENT_BYTES).min(size))
 }
 
-fn partial_path(out: &Path, content: &ContentHash) -> Result<PathBuf> {
+/// The directory `out` goes in (which must exist) and its file name: where a temporary file
+/// for it is made, so that the final rename stays on one file system.
+fn target_of(out: &Path) -> Result<(&Path, String)> {
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -1321,6 +1323,11 @@ fn partial_path(out: &Path, content: &ContentHash) -> Result<PathBuf> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    Ok((dir, name))
+}
+
+fn partial_path(out: &Path, content: &ContentHash) -> Result<PathBuf> {
+    let (dir, name) = target_of(out)?;
     Ok(dir.join(format!(".{name}.{}.cix-partial", &content.to_hex()[..16])))
 }
 
@@ -2255,21 +2262,7 @@ fn fields_to_ask(entry: &Entry, links: &[(Delegation, Cid)]) -> Result<Option<Ve
 }
 
 fn partial_file(out: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "cannot write {}: directory {} does not exist",
-            out.display(),
-            dir.display()
-        );
-    }
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (dir, name) = target_of(out)?;
     tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".cix-partial")
