@@ -34,6 +34,7 @@ pub mod publish;
 pub mod receipts;
 pub mod revoke;
 pub mod rules;
+pub mod scoring;
 pub mod search;
 pub mod store;
 pub mod tokens;

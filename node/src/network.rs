@@ -200,6 +200,21 @@ pub enum Command {
         /// With `/p2p/PEERID`.
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    /// gossipsub's score of a peer (`None` if it has none).
+    PeerScore {
+        /// The peer.
+        peer: PeerId,
+        /// Its score.
+        reply: oneshot::Sender<Option<f64>>,
+    },
+    /// Testnet hook: the set of peers this node refuses to stay connected to (replaces the
+    /// previous set; connections to them are closed at once and whenever they form again).
+    Block {
+        /// The peers.
+        peers: HashSet<PeerId>,
+        /// Done.
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Security upgrade a node offers first on TCP connections it dials. Both are always accepted
@@ -277,9 +292,10 @@ fn make_behaviour(
         .heartbeat_interval(Duration::from_millis(700))
         .build()
         .map_err(|e| anyhow!("gossipsub config: {e}"))?;
-    let gossipsub =
+    let mut gossipsub =
         gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
             .map_err(|e| anyhow!("gossipsub: {e}"))?;
+    crate::scoring::enable(&mut gossipsub).map_err(|e| anyhow!("gossipsub peer score: {e}"))?;
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
     // The event loop refreshes the routing table itself, once peers are known.
     kad_config.set_periodic_bootstrap_interval(None);
@@ -340,6 +356,8 @@ pub(crate) struct EventLoop {
     fetching: HashMap<[u8; 32], PeerId>,
     withdrawal_topic: IdentTopic,
     listen_addrs: Vec<Multiaddr>,
+    /// Peers set by [`Command::Block`].
+    blocked: HashSet<PeerId>,
 }
 
 impl EventLoop {
@@ -367,6 +385,7 @@ impl EventLoop {
             fetching: HashMap::new(),
             withdrawal_topic: IdentTopic::new(WITHDRAWAL_TOPIC),
             listen_addrs: Vec::new(),
+            blocked: HashSet::new(),
         }
     }
 
@@ -418,7 +437,7 @@ impl EventLoop {
     fn dial_bootstrap(&mut self) {
         for addr in self.bootstrap.clone() {
             let peer = peer_of(&addr);
-            if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+            if peer.is_some_and(|p| self.swarm.is_connected(&p) || self.blocked.contains(&p)) {
                 continue;
             }
             if let Err(e) = self.swarm.dial(addr.clone()) {
@@ -491,6 +510,18 @@ impl EventLoop {
             Command::Listening { reply } => {
                 let _ = reply.send(self.listen_addrs.clone());
             }
+            Command::PeerScore { peer, reply } => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::Block { peers, reply } => {
+                for p in &peers {
+                    if self.swarm.is_connected(p) {
+                        let _ = self.swarm.disconnect_peer_id(*p);
+                    }
+                }
+                self.blocked = peers;
+                let _ = reply.send(());
+            }
             Command::Provide { key, reply } => {
                 let kad = &mut self.swarm.behaviour_mut().kad;
                 let stored = kad.start_providing(kad::RecordKey::new(&key)).is_ok();
@@ -539,6 +570,11 @@ impl EventLoop {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
+                if self.blocked.contains(&peer_id) {
+                    debug!(peer = %peer_id, "closing a connection to a blocked peer");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.shared.emit(NodeEvent::PeerConnected {
                     peer: peer_id.to_string(),

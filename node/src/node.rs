@@ -20,7 +20,7 @@ pub const EVENT_QUEUE: usize = 1024;
 
 /// Things that happened, for tests, the testnet and live displays. Also logged under the
 /// tracing target `cix::event`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum NodeEvent {
     /// A connection to a peer was established.
@@ -265,14 +265,21 @@ pub struct Shared {
     /// The tamper-evident audit log (`crate::audit`, ISO 37156 8.3.4).
     pub audit: crate::audit::AuditLog,
     events: broadcast::Sender<NodeEvent>,
+    /// This node's PeerId as text, named in every `cix::event` record.
+    peer_label: Arc<str>,
     /// Becomes true when the node is shutting down.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Shared {
-    /// Publishes an event to subscribers and to the `cix::event` tracing target.
+    /// Publishes an event to subscribers and to the `cix::event` tracing target. The record
+    /// carries `node` (this node's PeerId) and `json` (the event as one JSON object, the
+    /// form [`NodeEvent`] serialises to), which is what the testnet's measurements read.
     pub fn emit(&self, event: NodeEvent) {
-        tracing::debug!(target: "cix::event", event = ?event);
+        if tracing::enabled!(target: "cix::event", tracing::Level::DEBUG) {
+            let json = serde_json::to_string(&event).unwrap_or_default();
+            tracing::debug!(target: "cix::event", node = %self.peer_label, %json, event = ?event);
+        }
         let _ = self.events.send(event);
     }
 
@@ -362,6 +369,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         profile: Arc::new(profile),
         audit,
         events,
+        peer_label: peer_id.to_string().into(),
         stopping: stop_rx.clone(),
     };
     let control = swarm.behaviour().stream_control();
@@ -573,6 +581,38 @@ impl Node {
     /// If the node has stopped.
     pub async fn locate(&self, peer: PeerId) -> Result<bool> {
         self.call(|reply| Command::Locate { peer, reply }).await
+    }
+
+    /// gossipsub's score of `peer` as this node sees it (`None` when it has none; see
+    /// [`crate::scoring`]).
+    ///
+    /// # Errors
+    ///
+    /// If the node has stopped.
+    pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>> {
+        self.call(|reply| Command::PeerScore { peer, reply }).await
+    }
+
+    /// Testnet hook, not a wire feature: from now on refuse connections to exactly `peers`
+    /// (closing those open), until called again with another set. The testnet partitions
+    /// networks with it.
+    ///
+    /// # Errors
+    ///
+    /// If the node has stopped.
+    pub async fn testnet_block(&self, peers: std::collections::HashSet<PeerId>) -> Result<()> {
+        self.call(|reply| Command::Block { peers, reply }).await
+    }
+
+    /// Testnet hook, not a wire feature: publishes `bytes` on the catalogue topic as they are,
+    /// without checking them. The testnet's hostile node sends invalid and forged entries
+    /// with it.
+    ///
+    /// # Errors
+    ///
+    /// If the node has stopped or gossipsub refuses the message.
+    pub async fn testnet_announce_raw(&self, bytes: Vec<u8>) -> Result<usize> {
+        self.announce(bytes).await
     }
 
     pub(crate) async fn announce(&self, bytes: Vec<u8>) -> Result<usize> {

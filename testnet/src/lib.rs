@@ -7,9 +7,18 @@
 //! spread (`cix-testnet revocation`); [`join`] times how long a new node takes to hold a
 //! whole catalogue through catch-up (`cix-testnet join`); [`bench`] moves a
 //! large file between two `cix node run` processes against a plain TCP baseline
-//! (`cix-testnet bench transfer`); scenarios (DESIGN.md §9) will join it here.
+//! (`cix-testnet bench transfer`). Scenarios (DESIGN.md §9): [`scenario`] reads TOML
+//! scenario files, [`builtin`] holds the named ones, [`run`] runs them on real nodes and
+//! measures them from the nodes' own `cix::event` records ([`events`]), and [`report`] and
+//! [`plots`] write `report.json`, `report.md` and SVG plots (`cix-testnet run`).
 
 pub mod bench;
+pub mod builtin;
 pub mod demo;
+pub mod events;
 pub mod join;
+pub mod plots;
+pub mod report;
 pub mod revocation;
+pub mod run;
+pub mod scenario;

@@ -3,7 +3,7 @@
 //! Exit codes: 0 when everything the command checks held; 1 when a check failed or the command
 //! could not run (the message on stderr says which); 2 for a usage error.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -45,6 +45,13 @@ enum Command {
     ///
     /// Exits 1 if the joiner does not hold every entry in time.
     Join(JoinArgs),
+    /// Run a scenario: a built-in one by name (propagation, partition-heal, churn,
+    /// revocation-storm, hostile-peer) or a TOML file, on real nodes in this process or as
+    /// `cix node run` children; write report.json, report.md and SVG plots into --out.
+    ///
+    /// Every figure comes from the nodes' own `cix::event` records. Exits 1 if a step failed
+    /// or a wait timed out, 2 for a scenario file that does not validate.
+    Run(RunArgs),
     /// Benchmarks on real `cix node run` processes.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -144,6 +151,37 @@ struct RevocationArgs {
 }
 
 #[derive(Debug, Args)]
+struct RunArgs {
+    /// A built-in scenario's name, or the path of a TOML scenario file.
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    scenario: String,
+    /// Nodes (replaces the scenario's own number).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=500))]
+    nodes: Option<u64>,
+    /// Directory for report.json, report.md and the plots (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// in-process: real swarms in this process; process: each node a `cix node run` child.
+    #[arg(long, default_value = "in-process", value_parser = ["in-process", "process"])]
+    mode: String,
+    /// Built-ins: announcements (propagation) or revocations (revocation-storm).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    entries: Option<u64>,
+    /// Built-ins: how long churn lasts (for example 3m, 90s).
+    #[arg(long, value_parser = cix_testnet::scenario::parse_duration)]
+    duration: Option<Duration>,
+    /// The `cix` binary for process mode (default: the one beside this binary).
+    #[arg(long, value_name = "PATH")]
+    cix: Option<PathBuf>,
+    /// Keep the node homes in DIR (default: a temporary directory, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    work: Option<PathBuf>,
+    /// Print the whole report as JSON on stdout instead of report.md.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     /// Print one JSON report on stdout instead of the narrated tour.
     #[arg(long)]
@@ -160,7 +198,7 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let recorder = cix_testnet::events::global();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -188,6 +226,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Bench(_) | Command::BenchSink(_) => ExitCode::FAILURE,
         Command::Demo(args) => runtime.block_on(run_demo(args)),
+        Command::Run(args) => runtime.block_on(run_scenario(args, recorder)),
         Command::Revocation(args) => runtime.block_on(run_revocation(args)),
         Command::Join(args) => runtime.block_on(run_join(args)),
     };
@@ -196,14 +235,100 @@ fn main() -> ExitCode {
     code
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) -> ExitCode {
+    use cix_testnet::{builtin, run, scenario};
+    let nodes = args.nodes.map(|n| n as usize);
+    let scenario = if let Some(s) = builtin::get(
+        &args.scenario,
+        builtin::Knobs {
+            nodes,
+            entries: args.entries.map(|n| n as usize),
+            duration: args.duration,
+        },
+    ) {
+        s
+    } else {
+        let path = PathBuf::from(&args.scenario);
+        let text = match read_scenario(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("cix-testnet: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
+        match scenario::parse_with(&text, nodes) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cix-testnet: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    };
+    if let Err(e) = scenario.validate() {
+        eprintln!("cix-testnet: {}: {e}", args.scenario);
+        return ExitCode::from(2);
+    }
+    let mode = if args.mode == "process" {
+        run::Mode::Process
+    } else {
+        run::Mode::InProcess
+    };
+    if let Err(e) = run::check_mode(&scenario, mode) {
+        eprintln!("cix-testnet: {}: {e:#}", args.scenario);
+        return ExitCode::from(2);
+    }
+    let opts = run::Options {
+        mode,
+        cix: args.cix,
+        work: args.work,
+    };
+    match run::run_and_write(&scenario, &opts, recorder, args.out.as_deref()).await {
+        Ok(report) => {
+            let shown = if args.json {
+                print_json(&report)
+            } else {
+                println!("{}", cix_testnet::report::markdown(&report));
+                Ok(())
+            };
+            if let Err(e) = shown {
+                eprintln!("cix-testnet: cannot write the report: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("cix-testnet: the scenario did not hold: see the steps in the report");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("cix-testnet: the scenario failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads a scenario file, refusing anything but a bounded regular file.
+fn read_scenario(path: &std::path::Path) -> Result<String> {
+    let known = cix_testnet::builtin::NAMES.join(", ");
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "--scenario {}: neither a built-in scenario ({known}) nor a readable file",
+            path.display()
+        )
+    })?;
+    if !meta.is_file() {
+        anyhow::bail!("--scenario {}: not a regular file", path.display());
+    }
+    if meta.len() > cix_testnet::scenario::MAX_SCENARIO_BYTES {
+        anyhow::bail!(
+            "--scenario {}: larger than {} bytes",
+            path.display(),
+            cix_testnet::scenario::MAX_SCENARIO_BYTES
+        );
+    }
+    std::fs::read_to_string(path)
+        .with_context(|| format!("--scenario {}: cannot read it as UTF-8 text", path.display()))
 }
 
 async fn run_demo(args: DemoArgs) -> ExitCode {

@@ -1,0 +1,857 @@
+//! `cix-testnet run`: runs a [`Scenario`] on real nodes and measures it from the nodes' own
+//! `cix::event` records ([`crate::events`]).
+//!
+//! The runner starts the nodes with the scenario's topology, runs each step, waits for the
+//! step's condition (polling the recorder, bounded by the step's timeout), and at the end turns
+//! the records into a [`Report`] ([`crate::report`]). A wait that times out does not stop the
+//! run: it is recorded as failed, and the report's `ok` is false.
+
+mod net;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cix_node::scoring::GRAYLIST_THRESHOLD;
+use libp2p::PeerId;
+use tokio::time::Instant;
+
+use crate::builtin::mix;
+use crate::events::{now_us, Recorder};
+use crate::report::{
+    self, Convergence, FetchFigure, HostileFigures, Report, Score, StepReport,
+};
+use crate::scenario::{Action, Condition, HostileMode, Scenario, Topology};
+pub use net::Mode;
+use net::{Net, PublishedEntry};
+
+/// How often a wait looks at the recorder.
+const POLL: Duration = Duration::from_millis(20);
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// In this process or as `cix node run` children.
+    pub mode: Mode,
+    /// The `cix` binary for process mode (default: beside this program).
+    pub cix: Option<PathBuf>,
+    /// Where the node homes live (default: a temporary directory).
+    pub work: Option<PathBuf>,
+}
+
+/// An entry the scenario published, with when and by whom.
+#[derive(Debug, Clone)]
+pub(crate) struct Sent {
+    pub(crate) id: String,
+    pub(crate) publisher: usize,
+    pub(crate) at_us: u64,
+    pub(crate) measure: bool,
+    pub(crate) dataset: String,
+}
+
+/// The state of a run.
+pub(crate) struct Run<'a> {
+    scenario: &'a Scenario,
+    net: Net,
+    recorder: Recorder,
+    peers: Vec<String>,
+    work: PathBuf,
+    entries: Vec<Sent>,
+    revocations: Vec<Sent>,
+    hostile: Option<usize>,
+    hostile_sent: u64,
+    hostile_mode: Vec<HostileMode>,
+    corrupt_refused: u64,
+    corrupt_tried: u64,
+    /// Current partition: node → group.
+    groups: Option<Vec<usize>>,
+    started_us: u64,
+    salt: u64,
+    fetches: Vec<FetchFigure>,
+    convergence: Vec<Convergence>,
+    churn_rounds: u64,
+}
+
+/// Which earlier nodes each node bootstraps to.
+pub fn links(topology: &Topology, n: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); n];
+    let mut r = seed;
+    let mut next = |m: usize| {
+        r = mix(r);
+        (r % m as u64) as usize
+    };
+    for (i, l) in out.iter_mut().enumerate() {
+        match *topology {
+            Topology::Full => l.extend(0..i),
+            Topology::Random { degree } => {
+                let mut pool: Vec<usize> = (0..i).collect();
+                while l.len() < degree && !pool.is_empty() {
+                    let k = next(pool.len());
+                    l.push(pool.swap_remove(k));
+                }
+            }
+            Topology::Sectors { sectors, bridges } => {
+                let mine = i % sectors;
+                l.extend((0..i).filter(|j| j % sectors == mine));
+                let mut others: Vec<usize> = (0..i).filter(|j| j % sectors != mine).collect();
+                // The first node of a sector must reach the rest of the network.
+                let want = if l.is_empty() { bridges.max(1) } else { bridges };
+                while l.len() < want + (0..i).filter(|j| j % sectors == mine).count()
+                    && !others.is_empty()
+                {
+                    let k = next(others.len());
+                    l.push(others.swap_remove(k));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// This process's resident memory, bytes.
+fn self_rss() -> u64 {
+    net::rss_of("/proc/self/status").unwrap_or(0)
+}
+
+/// Checks that `scenario` can run in `mode`.
+///
+/// # Errors
+///
+/// Naming the step that cannot.
+pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
+    for (i, s) in scenario.steps.iter().enumerate() {
+        let what = s.action.name();
+        if let Action::Latency { .. } = s.action {
+            bail!(
+                "step {} (latency): added latency and loss need tc netem in network namespaces \
+                 (process mode as root), which this build does not set up yet; remove the \
+                 step",
+                i + 1
+            );
+        }
+        if mode == Mode::Process
+            && matches!(
+                s.action,
+                Action::Revoke { .. }
+                    | Action::Fetch { .. }
+                    | Action::Partition { .. }
+                    | Action::Heal
+                    | Action::Hostile { .. }
+            )
+        {
+            bail!(
+                "step {} ({what}): not available in process mode yet (it drives the node \
+                 through its in-process handle); run with --mode in-process",
+                i + 1
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `scenario`.
+///
+/// # Errors
+///
+/// If the nodes cannot start or a step cannot be carried out (a wait that times out is not an
+/// error: it is in the report).
+pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Result<Report> {
+    scenario.validate().map_err(|e| anyhow!(e))?;
+    check_mode(scenario, opts.mode)?;
+    let tmp;
+    let work = match &opts.work {
+        Some(w) => {
+            std::fs::create_dir_all(w)
+                .with_context(|| format!("cannot create {}", w.display()))?;
+            w.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("cix-testnet-")
+                .tempdir()
+                .context("cannot create a temporary directory")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let work = work
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", work.display()))?;
+    let started_us = now_us();
+    let links = links(&scenario.topology, scenario.nodes, scenario.seed);
+    let rss_before = self_rss();
+    let t = Instant::now();
+    let (net, peers) = Net::start(
+        opts.mode,
+        opts.cix.clone(),
+        &work,
+        scenario.nodes,
+        &links,
+        &recorder,
+    )
+    .await?;
+    let start_ms = report::ms(t.elapsed());
+    // Let connections, identify and catch-up settle before the idle figure.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let memory = match opts.mode {
+        Mode::InProcess => {
+            report::Memory::in_process(rss_before, self_rss(), scenario.nodes)
+        }
+        Mode::Process => report::Memory::children(&net.child_rss()),
+    };
+    let mut run = Run {
+        scenario,
+        net,
+        recorder,
+        peers,
+        work,
+        entries: Vec::new(),
+        revocations: Vec::new(),
+        hostile: scenario.hostile(),
+        hostile_sent: 0,
+        hostile_mode: Vec::new(),
+        corrupt_refused: 0,
+        corrupt_tried: 0,
+        groups: None,
+        started_us,
+        salt: scenario.seed,
+        fetches: Vec::new(),
+        convergence: Vec::new(),
+        churn_rounds: 0,
+    };
+    let mut steps = Vec::with_capacity(scenario.steps.len());
+    let mut failure = None;
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let began = now_us();
+        let t = Instant::now();
+        if let Err(e) = run.act(i, &step.action).await {
+            failure = Some(format!("step {} ({}): {e:#}", i + 1, step.action.name()));
+            steps.push(StepReport {
+                step: i + 1,
+                action: step.action.name().into(),
+                at_ms: (began - started_us) as f64 / 1000.0,
+                took_ms: report::ms(t.elapsed()),
+                wait: step.wait,
+                held: false,
+                detail: failure.clone().unwrap_or_default(),
+            });
+            break;
+        }
+        let (held, detail) = match step.wait {
+            Some(c) => run.wait(c, step.timeout).await,
+            None => (true, String::new()),
+        };
+        if let Action::Heal = step.action {
+            run.convergence.push(run.converged_after(i + 1, began, held));
+        }
+        tracing::debug!(step = i + 1, action = step.action.name(), held, "step done");
+        steps.push(StepReport {
+            step: i + 1,
+            action: step.action.name().into(),
+            at_ms: (began - started_us) as f64 / 1000.0,
+            took_ms: report::ms(t.elapsed()),
+            wait: step.wait,
+            held,
+            detail,
+        });
+    }
+    let report = run.report(steps, start_ms, memory, failure).await;
+    run.net.shutdown().await;
+    Ok(report)
+}
+
+impl Run<'_> {
+    fn honest(&self, i: usize) -> bool {
+        self.hostile != Some(i)
+    }
+
+    fn live_honest(&self) -> Vec<usize> {
+        (0..self.net.len())
+            .filter(|i| self.net.is_up(*i) && self.honest(*i))
+            .collect()
+    }
+
+    fn peer(&self, i: usize) -> Result<PeerId> {
+        self.peers[i]
+            .parse()
+            .map_err(|e| anyhow!("node {i} has a bad peer id: {e}"))
+    }
+
+    async fn act(&mut self, index: usize, action: &Action) -> Result<()> {
+        match action {
+            Action::Publish {
+                nodes,
+                count,
+                interval,
+                measure,
+            } => {
+                for &n in nodes {
+                    for _ in 0..*count {
+                        self.publish(n, *measure).await?;
+                        if !interval.is_zero() {
+                            tokio::time::sleep(*interval).await;
+                        }
+                    }
+                }
+            }
+            Action::Revoke {
+                nodes,
+                count,
+                measure,
+            } => {
+                for _ in 0..*count {
+                    for &n in nodes {
+                        let at_us = now_us();
+                        let id = self.net.revoke(n).await?;
+                        self.revocations.push(Sent {
+                            id,
+                            publisher: n,
+                            at_us,
+                            measure: *measure,
+                            dataset: String::new(),
+                        });
+                    }
+                }
+            }
+            Action::Fetch { from, owner } => self.fetch(*from, *owner).await?,
+            Action::Kill { nodes } => {
+                for &n in nodes {
+                    self.net.kill(n).await?;
+                }
+            }
+            Action::Restart { nodes } => {
+                for &n in nodes {
+                    self.restart(n).await?;
+                }
+            }
+            Action::Partition { groups } => {
+                let mut of = vec![groups.len(); self.net.len()];
+                for (g, members) in groups.iter().enumerate() {
+                    for &m in members {
+                        of[m] = g;
+                    }
+                }
+                self.groups = Some(of);
+                self.apply_partition().await?;
+            }
+            Action::Heal => {
+                self.groups = None;
+                self.apply_partition().await?;
+            }
+            Action::Latency { .. } => bail!("latency is not available (see check_mode)"),
+            Action::Churn {
+                share,
+                period,
+                duration,
+            } => self.churn(*share, *period, *duration).await?,
+            Action::Hostile {
+                node,
+                mode,
+                count,
+                interval,
+            } => self.hostile(*node, *mode, *count, *interval).await?,
+            Action::Sleep { duration } => tokio::time::sleep(*duration).await,
+            Action::Wait => {}
+        }
+        let _ = index;
+        Ok(())
+    }
+
+    async fn publish(&mut self, n: usize, measure: bool) -> Result<PublishedEntry> {
+        self.salt += 1;
+        let at_us = now_us();
+        let p = self.net.publish(n, &self.work, self.salt).await?;
+        self.entries.push(Sent {
+            id: p.entry.clone(),
+            publisher: n,
+            at_us,
+            measure,
+            dataset: p.dataset.clone(),
+        });
+        Ok(p)
+    }
+
+    async fn restart(&mut self, n: usize) -> Result<()> {
+        self.net.restart(n, &self.recorder).await?;
+        if let Some(groups) = &self.groups {
+            let blocked = self.blocked_for(n, groups)?;
+            self.net.block(n, blocked).await?;
+        }
+        Ok(())
+    }
+
+    fn blocked_for(&self, i: usize, groups: &[usize]) -> Result<HashSet<PeerId>> {
+        let mut set = HashSet::new();
+        for j in 0..self.net.len() {
+            if groups[j] != groups[i] {
+                set.insert(self.peer(j)?);
+            }
+        }
+        Ok(set)
+    }
+
+    async fn apply_partition(&mut self) -> Result<()> {
+        for i in 0..self.net.len() {
+            let blocked = match &self.groups {
+                Some(g) => self.blocked_for(i, g)?,
+                None => HashSet::new(),
+            };
+            self.net.block(i, blocked).await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch(&mut self, from: usize, owner: usize) -> Result<()> {
+        let sent = self
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.publisher == owner)
+            .cloned()
+            .ok_or_else(|| anyhow!("node {owner} has published nothing yet"))?;
+        let node = self
+            .net
+            .node(from)
+            .cloned()
+            .ok_or_else(|| anyhow!("node {from} is down"))?;
+        // The requester needs the entry first.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.recorder.entry_at(&self.peers[from], &sent.id).is_none() {
+            if Instant::now() > deadline {
+                bail!("node {from} never received the entry of node {owner}'s dataset");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let out = self.work.join(format!("fetched-{from}-{}.csv", self.fetches.len()));
+        let t = Instant::now();
+        let result = cix_node::transfer::fetch(&node, &sent.dataset, &out, |_, _| {}).await;
+        let took = t.elapsed();
+        self.fetches.push(match result {
+            Ok(f) => FetchFigure {
+                from,
+                owner,
+                bytes: f.bytes,
+                ms: report::ms(took),
+                mib_per_s: f.bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64().max(1e-9),
+                ok: true,
+                error: None,
+            },
+            Err(e) => FetchFigure {
+                from,
+                owner,
+                bytes: 0,
+                ms: report::ms(took),
+                mib_per_s: 0.0,
+                ok: false,
+                error: Some(format!("{e:#}")),
+            },
+        });
+        let _ = std::fs::remove_file(&out);
+        Ok(())
+    }
+
+    async fn churn(&mut self, share: f64, period: Duration, duration: Duration) -> Result<()> {
+        let n = self.net.len();
+        let down_each = ((n as f64 * share).round() as usize).clamp(1, n - 1);
+        let end = Instant::now() + duration;
+        let mut down: Vec<usize> = Vec::new();
+        let mut r = self.scenario.seed ^ 0xc0ffee;
+        while Instant::now() < end {
+            self.churn_rounds += 1;
+            for &d in &down {
+                self.restart(d).await?;
+            }
+            let mut live: Vec<usize> = (0..n).filter(|i| self.honest(*i)).collect();
+            down.clear();
+            while down.len() < down_each && live.len() > 1 {
+                r = mix(r);
+                let k = (r % live.len() as u64) as usize;
+                down.push(live.swap_remove(k));
+            }
+            for &d in &down {
+                self.net.kill(d).await?;
+            }
+            r = mix(r);
+            let publisher = live[(r % live.len() as u64) as usize];
+            self.publish(publisher, true).await?;
+            tokio::time::sleep(period.min(end.saturating_duration_since(Instant::now()))).await;
+        }
+        for &d in &down {
+            self.restart(d).await?;
+        }
+        Ok(())
+    }
+
+    async fn hostile(
+        &mut self,
+        h: usize,
+        mode: HostileMode,
+        count: usize,
+        interval: Duration,
+    ) -> Result<()> {
+        let node = self
+            .net
+            .node(h)
+            .cloned()
+            .ok_or_else(|| anyhow!("node {h} is down"))?;
+        self.hostile_mode.push(mode);
+        match mode {
+            HostileMode::Invalid => {
+                for _ in 0..count {
+                    let len = 64 + (rand::random::<u32>() % 512) as usize;
+                    let bytes: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
+                    let _ = node.testnet_announce_raw(bytes).await;
+                    self.hostile_sent += 1;
+                    tokio::time::sleep(interval).await;
+                }
+            }
+            HostileMode::Forged => {
+                // Genuine entries of honest publishers, with the hostile key's signature in
+                // place of theirs (envelope: 0x82 0x58 0x40, 64 signature bytes, signed map).
+                let mut genuine = Vec::new();
+                for e in self.entries.iter().filter(|e| e.publisher != h) {
+                    if let Ok(id) = e.id.parse() {
+                        if let Ok(Some(s)) = node.shared.store.entry(&id) {
+                            genuine.push(s.bytes.clone());
+                        }
+                    }
+                }
+                if genuine.is_empty() {
+                    bail!("the hostile node holds no honest entry to forge: publish one first");
+                }
+                for k in 0..count {
+                    let mut bytes = genuine[k % genuine.len()].clone();
+                    if bytes.len() < 67 {
+                        bail!("an entry envelope is shorter than its signature");
+                    }
+                    let sig = node.shared.key.sign(&rand::random::<[u8; 32]>());
+                    bytes[3..67].copy_from_slice(&sig);
+                    let _ = node.testnet_announce_raw(bytes).await;
+                    self.hostile_sent += 1;
+                    tokio::time::sleep(interval).await;
+                }
+            }
+            HostileMode::Corrupt => {
+                // Publish a real dataset, then change its bytes on disk: honest fetchers must
+                // refuse what it serves.
+                for _ in 0..count.min(5) {
+                    let p = self.publish(h, false).await?;
+                    let blob = node.shared.home.blobs().join(&p.content);
+                    let mut bytes = std::fs::read(&blob)
+                        .with_context(|| format!("cannot read {}", blob.display()))?;
+                    for b in bytes.iter_mut() {
+                        *b ^= 0x55;
+                    }
+                    std::fs::write(&blob, &bytes)?;
+                    let from = self.live_honest().first().copied().ok_or_else(|| {
+                        anyhow!("no honest node is up to fetch from the hostile node")
+                    })?;
+                    self.fetch(from, h).await?;
+                    self.corrupt_tried += 1;
+                    if self.fetches.last().is_some_and(|f| !f.ok) {
+                        self.corrupt_refused += 1;
+                    }
+                    self.hostile_sent += 1;
+                    tokio::time::sleep(interval).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `c` holds; with a line saying how far it got.
+    fn holds(&self, c: Condition) -> (bool, String) {
+        let live = self.live_honest();
+        let mut ok = true;
+        let mut detail = Vec::new();
+        if matches!(c, Condition::Entries | Condition::Converged) {
+            let wanted: Vec<(&str, &str)> = self
+                .entries
+                .iter()
+                .filter(|e| self.honest(e.publisher))
+                .flat_map(|e| {
+                    live.iter()
+                        .filter(move |n| **n != e.publisher)
+                        .map(move |n| (self.peers[*n].as_str(), e.id.as_str()))
+                })
+                .collect();
+            let (have, total) = self.recorder.entries_held(wanted.into_iter());
+            ok &= have == total;
+            detail.push(format!("{have} of {total} (live node, entry) pairs held"));
+        }
+        if matches!(c, Condition::Revocations | Condition::Converged) {
+            let wanted: Vec<(&str, &str)> = self
+                .revocations
+                .iter()
+                .flat_map(|e| {
+                    live.iter()
+                        .filter(move |n| **n != e.publisher)
+                        .map(move |n| (self.peers[*n].as_str(), e.id.as_str()))
+                })
+                .collect();
+            let (have, total) = self.recorder.revocations_held(wanted.into_iter());
+            ok &= have == total;
+            detail.push(format!("{have} of {total} (live node, revocation) pairs held"));
+        }
+        (ok, detail.join("; "))
+    }
+
+    async fn wait(&mut self, c: Condition, timeout: Duration) -> (bool, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (ok, detail) = if c == Condition::Graylisted {
+                self.graylisted().await
+            } else {
+                self.holds(c)
+            };
+            if ok {
+                return (true, detail);
+            }
+            if Instant::now() > deadline {
+                return (false, format!("timed out after {timeout:?}: {detail}"));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Honest nodes that rejected something straight from the hostile node.
+    fn direct_victims(&self) -> HashSet<String> {
+        let Some(h) = self.hostile else {
+            return HashSet::new();
+        };
+        let hp = &self.peers[h];
+        self.recorder
+            .snapshot()
+            .into_iter()
+            .filter_map(|l| match &l.event {
+                cix_node::NodeEvent::EntryRejected { from, .. } if from == hp => Some(l.node),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn hostile_scores(&self) -> Vec<Score> {
+        let Some(h) = self.hostile else {
+            return Vec::new();
+        };
+        let Ok(hp) = self.peer(h) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for i in self.live_honest() {
+            if let Some(node) = self.net.node(i) {
+                if let Ok(Some(s)) = node.peer_score(hp).await {
+                    out.push(Score { node: i, score: s });
+                }
+            }
+        }
+        out
+    }
+
+    async fn graylisted(&self) -> (bool, String) {
+        let victims = self.direct_victims();
+        let scores = self.hostile_scores().await;
+        let judged: Vec<&Score> = scores
+            .iter()
+            .filter(|s| victims.contains(&self.peers[s.node]))
+            .collect();
+        let below = judged
+            .iter()
+            .filter(|s| s.score < GRAYLIST_THRESHOLD)
+            .count();
+        (
+            !judged.is_empty() && below == judged.len(),
+            format!(
+                "{below} of {} honest nodes that received its messages score it below {}",
+                judged.len(),
+                GRAYLIST_THRESHOLD
+            ),
+        )
+    }
+
+    fn converged_after(&self, step: usize, heal_us: u64, held: bool) -> Convergence {
+        // The last acceptance, after the heal, of an entry or revocation published before it.
+        let before: HashSet<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.at_us < heal_us)
+            .map(|e| e.id.as_str())
+            .collect();
+        let mut last = heal_us;
+        let mut arrivals = 0;
+        for l in self.recorder.snapshot() {
+            if l.at_us < heal_us {
+                continue;
+            }
+            if let cix_node::NodeEvent::EntryAccepted { entry, .. } = &l.event {
+                if before.contains(entry.as_str()) {
+                    last = last.max(l.at_us);
+                    arrivals += 1;
+                }
+            }
+        }
+        Convergence {
+            step,
+            converged: held,
+            converge_ms: held.then(|| (last - heal_us) as f64 / 1000.0),
+            arrivals_after_heal: arrivals,
+        }
+    }
+
+    async fn report(
+        &self,
+        steps: Vec<StepReport>,
+        start_ms: f64,
+        memory: report::Memory,
+        failure: Option<String>,
+    ) -> Report {
+        let log = self.recorder.snapshot();
+        let live = self.live_honest();
+        let nodes = self.net.len();
+        let index: HashMap<&str, usize> = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let propagation = report::spread_of(
+            &self.entries,
+            &live,
+            |n, id| self.recorder.entry_at(&self.peers[n], id),
+        );
+        let revocations = report::spread_of(
+            &self.revocations,
+            &live,
+            |n, id| self.recorder.revocation_at(&self.peers[n], id),
+        );
+        let per_node = report::per_node(&log, &index, nodes);
+        let hostile = match self.hostile {
+            None => None,
+            Some(h) => {
+                let hp = self.peers[h].as_str();
+                let genuine: HashSet<&str> = self.entries.iter().map(|e| e.id.as_str()).collect();
+                let mut rejected_direct = 0;
+                let mut rejected_forwarded = 0;
+                let mut invalid_accepted = 0;
+                for l in &log {
+                    if l.node == hp {
+                        continue;
+                    }
+                    match &l.event {
+                        cix_node::NodeEvent::EntryRejected { from, .. } => {
+                            if from == hp {
+                                rejected_direct += 1;
+                            } else {
+                                rejected_forwarded += 1;
+                            }
+                        }
+                        cix_node::NodeEvent::EntryAccepted { entry, .. }
+                            if !genuine.contains(entry.as_str()) =>
+                        {
+                            invalid_accepted += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                let victims = self.direct_victims();
+                let scores = self.hostile_scores().await;
+                let judged: Vec<&Score> = scores
+                    .iter()
+                    .filter(|s| victims.contains(&self.peers[s.node]))
+                    .collect();
+                let below = !judged.is_empty()
+                    && judged.iter().all(|s| s.score < GRAYLIST_THRESHOLD);
+                let judged_count = judged.len();
+                Some(HostileFigures {
+                    node: h,
+                    peer: hp.to_string(),
+                    modes: self.hostile_mode.clone(),
+                    sent: self.hostile_sent,
+                    rejected_direct,
+                    rejected_forwarded,
+                    invalid_accepted,
+                    corrupt_fetches: self.corrupt_tried,
+                    corrupt_fetches_refused: self.corrupt_refused,
+                    graylist_threshold: GRAYLIST_THRESHOLD,
+                    scores,
+                    nodes_that_received_its_messages: judged_count,
+                    below_graylist: below,
+                })
+            }
+        };
+        // Do honest nodes score each other fairly? The lowest score any live honest node gives
+        // a connected honest peer.
+        let mut honest_min: Option<f64> = None;
+        for &i in &live {
+            let Some(node) = self.net.node(i) else { continue };
+            let Ok(list) = node.peers().await else { continue };
+            for p in list {
+                let Some(&j) = index.get(p.peer_id.as_str()) else {
+                    continue;
+                };
+                if !self.honest(j) {
+                    continue;
+                }
+                if let (Ok(pid), true) = (p.peer_id.parse::<PeerId>(), true) {
+                    if let Ok(Some(s)) = node.peer_score(pid).await {
+                        honest_min = Some(honest_min.map_or(s, |m: f64| m.min(s)));
+                    }
+                }
+            }
+        }
+        let full = self.holds(Condition::Entries).0;
+        let ok = failure.is_none() && steps.iter().all(|s| s.held);
+        Report {
+            scenario: self.scenario.name.clone(),
+            description: self.scenario.description.clone(),
+            mode: self.net.mode(),
+            network_emulation: match self.net.mode() {
+                Mode::InProcess => "in-process connection filter (Node::testnet_block)".into(),
+                Mode::Process => "none (process mode runs without partitions yet)".into(),
+            },
+            nodes,
+            topology: format!("{:?}", self.scenario.topology),
+            seed: self.scenario.seed,
+            started_at_unix_ms: self.started_us / 1000,
+            wall_ms: (now_us() - self.started_us) as f64 / 1000.0,
+            start_ms,
+            memory,
+            steps,
+            propagation,
+            revocations,
+            convergence: self.convergence.clone(),
+            fetches: self.fetches.clone(),
+            per_node,
+            hostile,
+            honest_min_score: honest_min,
+            churn_rounds: self.churn_rounds,
+            live_nodes_at_end: live.len(),
+            entries_published: self.entries.len(),
+            full_catalogue_on_every_live_node: full,
+            events_logged: log.len(),
+            events_dropped: self.recorder.dropped(),
+            timeline: report::timeline(&self.entries, &log, &index, self.started_us),
+            error: failure,
+            ok,
+        }
+    }
+}
+
+/// Runs a scenario with a tracing layer installed that feeds the recorder (in process) and
+/// writes the report files into `out` when given.
+///
+/// # Errors
+///
+/// As [`run`], or if the report cannot be written.
+pub async fn run_and_write(
+    scenario: &Scenario,
+    opts: &Options,
+    recorder: Recorder,
+    out: Option<&Path>,
+) -> Result<Report> {
+    let report = run(scenario, opts, recorder).await?;
+    if let Some(dir) = out {
+        report::write(&report, dir)?;
+    }
+    Ok(report)
+}

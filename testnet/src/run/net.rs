@@ -1,0 +1,460 @@
+//! The nodes of a run: in this process ([`Member`] holds a [`Node`]) or as `cix node run`
+//! children ([`Child`]). [`Net`] gives the runner one set of operations over both.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cix_node::publish::{publish, PublishRequest};
+use cix_node::revoke::{revoke, RevokeRequest};
+use cix_node::{Config, Home, Node};
+use cix_protocol::ucan::Cid;
+use libp2p::PeerId;
+
+use crate::events::{now_us, parse_log_line, Recorder};
+
+/// sled cache per node: many nodes share one machine (MEASUREMENTS.md).
+pub(crate) const STORE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Metadata of every dataset the testnet publishes.
+const META: &str = "domain = \"water\"\nkind = \"supply\"\ndescription = \"testnet\"\n";
+
+/// Which kind of nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Real libp2p swarms in this process.
+    InProcess,
+    /// Each node a `cix node run` child.
+    Process,
+}
+
+/// One in-process node.
+pub(crate) struct Member {
+    pub(crate) home: Home,
+    pub(crate) config: Config,
+    pub(crate) node: Option<Node>,
+}
+
+/// One `cix node run` child.
+pub(crate) struct Child {
+    home: PathBuf,
+    listen: String,
+    bootstrap: Vec<String>,
+    process: Option<std::process::Child>,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+/// The nodes of a run.
+pub(crate) enum Net {
+    InProcess(Vec<Member>),
+    Process { cix: PathBuf, children: Vec<Child> },
+}
+
+/// A published entry.
+#[derive(Debug, Clone)]
+pub(crate) struct PublishedEntry {
+    pub(crate) entry: String,
+    pub(crate) dataset: String,
+    pub(crate) content: String,
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn csv(i: usize, salt: u64) -> String {
+    let mut s = String::from("site,level_m\n");
+    for r in 0..8 {
+        s.push_str(&format!("site-{i}-{r},{}.{}\n", (salt + r) % 97, salt % 10));
+    }
+    s
+}
+
+impl Net {
+    /// Starts `n` nodes under `dir`; `links[i]` are the earlier nodes node `i` bootstraps to.
+    pub(crate) async fn start(
+        mode: Mode,
+        cix: Option<PathBuf>,
+        dir: &Path,
+        n: usize,
+        links: &[Vec<usize>],
+        recorder: &Recorder,
+    ) -> Result<(Self, Vec<String>)> {
+        let mut addrs: Vec<String> = Vec::with_capacity(n);
+        let mut peers = Vec::with_capacity(n);
+        match mode {
+            Mode::InProcess => {
+                let mut members = Vec::with_capacity(n);
+                for i in 0..n {
+                    let home = Home::new(dir.join(format!("node-{i:03}")));
+                    let mut config = Config::new(&format!("Agency {i:03}"), "US");
+                    config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+                    config.store_cache_bytes = STORE_CACHE_BYTES;
+                    config.bootstrap = links[i].iter().map(|j| addrs[*j].clone()).collect();
+                    home.init(&config)
+                        .with_context(|| format!("cannot set up node {i}"))?;
+                    let node = cix_node::start(home.clone(), config.clone())
+                        .await
+                        .with_context(|| format!("cannot start node {i}"))?;
+                    let addr = node
+                        .listening()
+                        .await?
+                        .first()
+                        .map(|a| a.to_string())
+                        .context("node has no listen address")?;
+                    // A restart listens where the node listened before.
+                    config.listen = vec![addr
+                        .split("/p2p/")
+                        .next()
+                        .unwrap_or(&addr)
+                        .to_string()];
+                    addrs.push(addr);
+                    peers.push(node.peer_id().to_string());
+                    members.push(Member {
+                        home,
+                        config,
+                        node: Some(node),
+                    });
+                }
+                Ok((Self::InProcess(members), peers))
+            }
+            Mode::Process => {
+                let cix = match cix {
+                    Some(c) => c,
+                    None => std::env::current_exe()?.with_file_name("cix"),
+                };
+                if !cix.is_file() {
+                    bail!(
+                        "{} is missing: process mode runs `cix node run`; build the workspace \
+                         or give --cix PATH",
+                        cix.display()
+                    );
+                }
+                let mut children = Vec::with_capacity(n);
+                for i in 0..n {
+                    let home = dir.join(format!("node-{i:03}"));
+                    run_cix(
+                        &cix,
+                        &home,
+                        &["init", "--name", &format!("Agency {i:03}"), "--jurisdiction", "US"],
+                    )?;
+                    shrink_cache(&home)?;
+                    let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port()?);
+                    let info: serde_json::Value =
+                        serde_json::from_str(&read_identity(&home)?)
+                        .context("cannot read the node's identity")?;
+                    let peer = info["peer_id"]
+                        .as_str()
+                        .ok_or_else(|| anyhow!("node {i}: no peer_id in its identity"))?
+                        .to_string();
+                    let bootstrap = links[i].iter().map(|j| addrs[*j].clone()).collect();
+                    let mut child = Child {
+                        home,
+                        listen: listen.clone(),
+                        bootstrap,
+                        process: None,
+                    };
+                    spawn_child(&cix, &mut child, recorder)?;
+                    addrs.push(format!("{listen}/p2p/{peer}"));
+                    peers.push(peer);
+                    children.push(child);
+                }
+                for (i, c) in children.iter().enumerate() {
+                    wait_started(c, Duration::from_secs(60))
+                        .with_context(|| format!("node {i} did not start"))?;
+                }
+                Ok((Self::Process { cix, children }, peers))
+            }
+        }
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        match self {
+            Self::InProcess(_) => Mode::InProcess,
+            Self::Process { .. } => Mode::Process,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::InProcess(m) => m.len(),
+            Self::Process { children, .. } => children.len(),
+        }
+    }
+
+    pub(crate) fn is_up(&self, i: usize) -> bool {
+        match self {
+            Self::InProcess(m) => m[i].node.is_some(),
+            Self::Process { children, .. } => children[i].process.is_some(),
+        }
+    }
+
+    pub(crate) fn node(&self, i: usize) -> Option<&Node> {
+        match self {
+            Self::InProcess(m) => m[i].node.as_ref(),
+            Self::Process { .. } => None,
+        }
+    }
+
+    pub(crate) async fn kill(&mut self, i: usize) -> Result<()> {
+        match self {
+            Self::InProcess(m) => {
+                if let Some(node) = m[i].node.take() {
+                    node.shutdown().await?;
+                }
+            }
+            Self::Process { children, .. } => {
+                if let Some(mut p) = children[i].process.take() {
+                    p.kill().with_context(|| format!("cannot kill node {i}"))?;
+                    let _ = p.wait();
+                }
+                let _ = std::fs::remove_file(children[i].home.join("node.json"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn restart(&mut self, i: usize, recorder: &Recorder) -> Result<()> {
+        if self.is_up(i) {
+            return Ok(());
+        }
+        match self {
+            Self::InProcess(m) => {
+                let node = cix_node::start(m[i].home.clone(), m[i].config.clone())
+                    .await
+                    .with_context(|| format!("cannot restart node {i}"))?;
+                m[i].node = Some(node);
+            }
+            Self::Process { cix, children } => {
+                let cix = cix.clone();
+                spawn_child(&cix, &mut children[i], recorder)?;
+                wait_started(&children[i], Duration::from_secs(60))
+                    .with_context(|| format!("node {i} did not restart"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `i` publishes one small open dataset.
+    pub(crate) async fn publish(&self, i: usize, work: &Path, salt: u64) -> Result<PublishedEntry> {
+        let file = work.join(format!("data-{i:03}-{salt}.csv"));
+        std::fs::write(&file, csv(i, salt))
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        let title = format!("Reservoir levels {i}/{salt}");
+        match self {
+            Self::InProcess(m) => {
+                let node = m[i]
+                    .node
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("node {i} is down"))?;
+                let p = publish(
+                    node,
+                    PublishRequest {
+                        path: file,
+                        title: Some(title),
+                        spectrum: Some("open".into()),
+                        meta: Some(META.into()),
+                        accept_invalid: false,
+                        dataset: None,
+                    },
+                )
+                .await?;
+                Ok(PublishedEntry {
+                    entry: p.entry,
+                    dataset: p.dataset,
+                    content: p.content_hash,
+                })
+            }
+            Self::Process { cix, children } => {
+                let meta = work.join(format!("meta-{i:03}-{salt}.toml"));
+                std::fs::write(&meta, META)?;
+                let out = run_cix(
+                    cix,
+                    &children[i].home,
+                    &[
+                        "--json",
+                        "publish",
+                        &file.to_string_lossy(),
+                        "--title",
+                        &title,
+                        "--spectrum",
+                        "open",
+                        "--meta",
+                        &meta.to_string_lossy(),
+                    ],
+                )?;
+                let v: serde_json::Value = out
+                    .lines()
+                    .rev()
+                    .find_map(|l| serde_json::from_str(l).ok())
+                    .ok_or_else(|| anyhow!("cix publish printed no JSON"))?;
+                let field = |k: &str| {
+                    v[k].as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| anyhow!("cix publish printed no {k}"))
+                };
+                Ok(PublishedEntry {
+                    entry: field("entry")?,
+                    dataset: field("dataset")?,
+                    content: field("content_hash")?,
+                })
+            }
+        }
+    }
+
+    /// Node `i` revokes a random CID; returns the CID.
+    pub(crate) async fn revoke(&self, i: usize) -> Result<String> {
+        let cid = Cid::of_token(&rand::random::<[u8; 32]>()).to_string();
+        let node = self
+            .node(i)
+            .ok_or_else(|| anyhow!("node {i} is down (or revoke in process mode)"))?;
+        revoke(
+            node,
+            &RevokeRequest {
+                cid: cid.clone(),
+                reason: Some("testnet".into()),
+            },
+        )
+        .await?;
+        Ok(cid)
+    }
+
+    /// Sets the peers node `i` refuses (in process only).
+    pub(crate) async fn block(&self, i: usize, peers: HashSet<PeerId>) -> Result<()> {
+        if let Some(node) = self.node(i) {
+            node.testnet_block(peers).await?;
+        }
+        Ok(())
+    }
+
+    /// Resident memory of each live child, bytes (process mode).
+    pub(crate) fn child_rss(&self) -> Vec<u64> {
+        match self {
+            Self::InProcess(_) => Vec::new(),
+            Self::Process { children, .. } => children
+                .iter()
+                .filter_map(|c| c.process.as_ref())
+                .filter_map(|p| rss_of(&format!("/proc/{}/status", p.id())))
+                .collect(),
+        }
+    }
+
+    pub(crate) async fn shutdown(&mut self) {
+        for i in 0..self.len() {
+            let _ = self.kill(i).await;
+        }
+    }
+}
+
+/// VmRSS of a /proc status file, bytes.
+pub(crate) fn rss_of(path: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn run_cix(cix: &Path, home: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(cix)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", cix.display()))?;
+    if !out.status.success() {
+        bail!(
+            "cix {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The identity `cix init` wrote.
+fn read_identity(home: &Path) -> Result<String> {
+    let key = cix_node::Home::new(home.to_path_buf()).load_key()?;
+    let peer = cix_node::node::peer_of_did(&key.did())?;
+    Ok(serde_json::json!({ "peer_id": peer.to_string() }).to_string())
+}
+
+fn shrink_cache(home: &Path) -> Result<()> {
+    let path = home.join("config.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("store_cache_bytes"))
+        .map(str::to_owned)
+        .collect();
+    // Top-level keys must come before any table.
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    lines.insert(at, format!("store_cache_bytes = {STORE_CACHE_BYTES}"));
+    std::fs::write(&path, lines.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn spawn_child(cix: &Path, c: &mut Child, recorder: &Recorder) -> Result<()> {
+    let _ = std::fs::remove_file(c.home.join("node.json"));
+    let mut cmd = Command::new(cix);
+    cmd.arg("--home")
+        .arg(&c.home)
+        .args(["node", "run", "--listen", &c.listen]);
+    for b in &c.bootstrap {
+        cmd.args(["--bootstrap", b]);
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "warn,cix::event=debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {} node run", cix.display()))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow!("no stderr from the child"))?;
+    let recorder = recorder.clone();
+    std::thread::spawn(move || {
+        // The time a record is read stands for the time it was made: the pipe adds well
+        // under a millisecond, the same for every child.
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some((node, ev)) = parse_log_line(&line) {
+                recorder.record(node, now_us(), ev);
+            }
+        }
+    });
+    c.process = Some(child);
+    Ok(())
+}
+
+fn wait_started(c: &Child, timeout: Duration) -> Result<()> {
+    let info = c.home.join("node.json");
+    let deadline = std::time::Instant::now() + timeout;
+    while !info.exists() {
+        if std::time::Instant::now() > deadline {
+            bail!("no {} after {timeout:?}", info.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
