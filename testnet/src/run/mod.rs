@@ -734,7 +734,8 @@ impl Run<'_> {
                 let mut rejected_forwarded = 0;
                 let mut invalid_accepted = 0;
                 for l in &log {
-                    if l.node == hp {
+                    // Only this run's honest nodes (runs in one process share the recorder).
+                    if l.node == hp || !index.contains_key(l.node.as_str()) {
                         continue;
                     }
                     match &l.event {

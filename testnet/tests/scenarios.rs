@@ -1,0 +1,169 @@
+//! The built-in scenarios at small sizes, each one's key claim asserted from its report (whose
+//! figures come from the nodes' own `cix::event` records), and the process mode's kill and
+//! restart with catch-up.
+
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cix_node::scoring::GRAYLIST_THRESHOLD;
+use cix_testnet::builtin::{self, Knobs};
+use cix_testnet::report::Report;
+use cix_testnet::run::{self, Mode, Options};
+
+const TESTNET: &str = env!("CARGO_BIN_EXE_cix-testnet");
+
+async fn run_builtin(name: &str, k: Knobs, out: Option<&Path>) -> Report {
+    let scenario = builtin::get(name, k).unwrap();
+    let opts = Options {
+        mode: Mode::InProcess,
+        cix: None,
+        work: None,
+    };
+    let report = run::run_and_write(&scenario, &opts, cix_testnet::events::global(), out)
+        .await
+        .unwrap();
+    assert!(report.ok, "{name}: {}", cix_testnet::report::markdown(&report));
+    report
+}
+
+fn knobs(nodes: usize) -> Knobs {
+    Knobs {
+        nodes: Some(nodes),
+        entries: None,
+        duration: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn propagation_reports_time_until_every_node_and_writes_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Knobs {
+        entries: Some(10),
+        ..knobs(8)
+    };
+    let r = run_builtin("propagation", k, Some(dir.path())).await;
+    let p = &r.propagation;
+    assert_eq!(p.measured, 10);
+    assert_eq!(p.missing, 0);
+    let all = p.until_all.clone().unwrap();
+    assert!(all.median_ms > 0.0 && all.median_ms <= all.p99_ms && all.p99_ms <= all.max_ms);
+    // 10 entries x 7 other nodes, each an acceptance the node logged.
+    assert_eq!(p.per_node_ms.len(), 70);
+    assert!(p.records.iter().all(|x| x.reached == 7 && x.until_all_ms.is_some()));
+    assert!(r.memory.per_idle_node_mib > 0.0);
+    // Honest nodes are not penalised in a normal run.
+    assert!(r.honest_min_score.unwrap() >= 0.0, "{:?}", r.honest_min_score);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["propagation"]["measured"], 10);
+    assert!(json["propagation"]["until_all"]["p99_ms"].is_number());
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("until every live node had it"), "{md}");
+    for svg in ["propagation-cdf.svg", "convergence.svg", "throughput.svg"] {
+        let text = std::fs::read_to_string(dir.path().join(svg)).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("</svg>"), "{svg}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_heal_converges_and_entries_crossed_only_after_the_heal() {
+    let r = run_builtin("partition-heal", knobs(8), None).await;
+    assert_eq!(r.convergence.len(), 1);
+    let c = &r.convergence[0];
+    assert!(c.converged);
+    assert!(c.converge_ms.unwrap() > 0.0);
+    // Nodes 1 and 7, on either side, published 2 entries each while apart: each of the 4
+    // entries reached the 4 nodes on the other side only after healing.
+    assert!(c.arrivals_after_heal >= 16, "{c:?}");
+    assert!(r.full_catalogue_on_every_live_node);
+    assert_eq!(r.live_nodes_at_end, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hostile_peer_is_graylisted_and_nothing_invalid_is_accepted_or_forwarded() {
+    let r = run_builtin("hostile-peer", knobs(8), None).await;
+    let h = r.hostile.clone().unwrap();
+    assert_eq!(h.sent, 60);
+    assert!(h.rejected_direct > 0);
+    assert_eq!(h.rejected_forwarded, 0, "an honest node forwarded an invalid entry");
+    assert_eq!(h.invalid_accepted, 0, "an honest node accepted an invalid entry");
+    assert!(h.nodes_that_received_its_messages > 0);
+    assert!(h.below_graylist);
+    assert!(h
+        .scores
+        .iter()
+        .any(|s| s.score < GRAYLIST_THRESHOLD));
+    // The honest publication after the attack still reached every honest node.
+    assert_eq!(r.propagation.missing, 0);
+    assert_eq!(r.propagation.measured, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_ends_with_every_live_node_holding_the_full_catalogue() {
+    let k = Knobs {
+        duration: Some(Duration::from_secs(8)),
+        ..knobs(8)
+    };
+    let r = run_builtin("churn", k, None).await;
+    assert!(r.churn_rounds >= 3, "{}", r.churn_rounds);
+    assert_eq!(r.live_nodes_at_end, 8);
+    assert!(r.entries_published >= 4);
+    assert!(r.full_catalogue_on_every_live_node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_storm_reaches_every_node() {
+    let k = Knobs {
+        entries: Some(24),
+        ..knobs(8)
+    };
+    let r = run_builtin("revocation-storm", k, None).await;
+    assert_eq!(r.revocations.measured, 24);
+    assert_eq!(r.revocations.missing, 0);
+    assert!(r.revocations.until_all.is_some());
+}
+
+#[test]
+fn process_mode_kills_and_restarts_a_node_which_catches_up() {
+    let cix = Path::new(TESTNET).with_file_name("cix");
+    assert!(
+        cix.is_file(),
+        "{} is missing: build the whole workspace (cargo build --workspace) first",
+        cix.display()
+    );
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/kill-restart.toml");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(TESTNET)
+        .args(["run", "--mode", "process", "--json", "--scenario"])
+        .arg(&file)
+        .arg("--out")
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["mode"], "process");
+    assert_eq!(r["ok"], true);
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["action"], "kill");
+    assert_eq!(steps[3]["action"], "restart");
+    assert_eq!(steps[3]["held"], true);
+    // The two entries published while node 2 was down reached it after its restart, as the
+    // child logged them.
+    let entries = r["propagation"]["records"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert!(entries.iter().all(|e| e["reached"] == 2 && e["of"] == 2));
+    let restart_at = steps[3]["at_ms"].as_f64().unwrap();
+    let started = r["started_at_unix_ms"].as_f64().unwrap();
+    let _ = (restart_at, started);
+    assert!(r["memory"]["per_idle_node_mib"].as_f64().unwrap() > 1.0);
+    assert!(out_dir.path().join("report.json").is_file());
+}
