@@ -51,6 +51,14 @@ pub enum NodeEvent {
         /// Peer it came from.
         from: String,
     },
+    /// This node is about to announce an entry it published on the catalogue topic (the
+    /// start of its propagation).
+    EntryAnnounced {
+        /// Entry id.
+        entry: String,
+        /// Dataset id.
+        dataset: String,
+    },
     /// A catalogue entry from a peer was rejected.
     EntryRejected {
         /// Peer it came from.

@@ -775,6 +775,10 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         }
         0
     } else {
+        node.shared.emit(crate::node::NodeEvent::EntryAnnounced {
+            entry: signed.id.to_string(),
+            dataset: own.dataset.to_string(),
+        });
         node.announce(signed.bytes.clone()).await?
     };
     info!(dataset = %own.dataset, entry = %signed.id, %level, "published");

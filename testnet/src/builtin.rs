@@ -23,6 +23,8 @@ pub struct Knobs {
     pub entries: Option<usize>,
     /// How long churn lasts.
     pub duration: Option<Duration>,
+    /// Time between two announcements (propagation).
+    pub interval: Option<Duration>,
 }
 
 fn step(action: Action, wait: Option<Condition>, timeout_s: u64) -> Step {
@@ -63,7 +65,9 @@ pub fn get(name: &str, k: Knobs) -> Option<Scenario> {
             let m = k.entries.unwrap_or(100);
             // Keep the load under the CPU: about n x messages/s x 1.1 ms must stay well below
             // the two cores (MEASUREMENTS.md), so space announcements further apart as n grows.
-            let spacing = Duration::from_millis(if n > 60 { 200 } else { 50 });
+            let spacing = k
+                .interval
+                .unwrap_or(Duration::from_millis(if n > 60 { 200 } else { 50 }));
             Scenario {
                 name: name.into(),
                 description: format!(

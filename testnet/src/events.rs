@@ -43,10 +43,12 @@ pub struct Logged {
 #[derive(Debug, Default)]
 struct Inner {
     log: Vec<Logged>,
-    /// (node PeerId, entry id) → first acceptance.
-    entries: HashMap<(String, String), u64>,
-    /// (node PeerId, revoked CID) → first acceptance.
-    revocations: HashMap<(String, String), u64>,
+    /// node PeerId → entry id → first acceptance.
+    entries: HashMap<String, HashMap<String, u64>>,
+    /// node PeerId → revoked CID → first acceptance.
+    revocations: HashMap<String, HashMap<String, u64>>,
+    /// Entry id → when its publisher announced it.
+    announced: HashMap<String, u64>,
     /// Records dropped because the log was full.
     dropped: u64,
 }
@@ -73,13 +75,20 @@ impl Recorder {
         match &event {
             NodeEvent::EntryAccepted { entry, .. } => {
                 g.entries
-                    .entry((node.clone(), entry.clone()))
+                    .entry(node.clone())
+                    .or_default()
+                    .entry(entry.clone())
                     .or_insert(at_us);
             }
             NodeEvent::RevocationAccepted { revoked, .. } => {
                 g.revocations
-                    .entry((node.clone(), revoked.clone()))
+                    .entry(node.clone())
+                    .or_default()
+                    .entry(revoked.clone())
                     .or_insert(at_us);
+            }
+            NodeEvent::EntryAnnounced { entry, .. } => {
+                g.announced.entry(entry.clone()).or_insert(at_us);
             }
             _ => {}
         }
@@ -94,15 +103,22 @@ impl Recorder {
     pub fn entry_at(&self, node: &str, entry: &str) -> Option<u64> {
         self.lock()
             .entries
-            .get(&(node.to_string(), entry.to_string()))
+            .get(node)
+            .and_then(|m| m.get(entry))
             .copied()
+    }
+
+    /// When the publisher of `entry` announced it, if it logged so.
+    pub fn announced_at(&self, entry: &str) -> Option<u64> {
+        self.lock().announced.get(entry).copied()
     }
 
     /// When `node` accepted a revocation of `cid`, if it did.
     pub fn revocation_at(&self, node: &str, cid: &str) -> Option<u64> {
         self.lock()
             .revocations
-            .get(&(node.to_string(), cid.to_string()))
+            .get(node)
+            .and_then(|m| m.get(cid))
             .copied()
     }
 
@@ -113,7 +129,7 @@ impl Recorder {
         let mut total = 0;
         for (n, e) in wanted {
             total += 1;
-            if g.entries.contains_key(&(n.to_string(), e.to_string())) {
+            if g.entries.get(n).is_some_and(|m| m.contains_key(e)) {
                 have += 1;
             }
         }
@@ -130,7 +146,7 @@ impl Recorder {
         let mut total = 0;
         for (n, c) in wanted {
             total += 1;
-            if g.revocations.contains_key(&(n.to_string(), c.to_string())) {
+            if g.revocations.get(n).is_some_and(|m| m.contains_key(c)) {
                 have += 1;
             }
         }
@@ -151,10 +167,9 @@ impl Recorder {
     pub fn entries_of(&self, node: &str) -> HashSet<String> {
         self.lock()
             .entries
-            .keys()
-            .filter(|(n, _)| n == node)
-            .map(|(_, e)| e.clone())
-            .collect()
+            .get(node)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

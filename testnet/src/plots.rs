@@ -8,6 +8,9 @@ use crate::report::Report;
 
 const SIZE: (u32, u32) = (800, 480);
 
+/// A named line and its colour.
+type Series = (String, Vec<(f64, f64)>, RGBColor);
+
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("cannot draw a plot: {e}")
 }
@@ -32,7 +35,7 @@ pub fn cdf(r: &Report) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut series: Vec<(String, Vec<(f64, f64)>, RGBColor)> = Vec::new();
+        let mut series: Vec<Series> = Vec::new();
         for (name, p, colour) in [
             ("entries", &r.propagation, BLUE),
             ("revocations", &r.revocations, RED),

@@ -236,6 +236,9 @@ pub struct Report {
     pub honest_min_score: Option<f64>,
     /// Churn rounds run.
     pub churn_rounds: u64,
+    /// Duration of each publish call in the harness (local hashing, storing, audit record,
+    /// announce), which precedes propagation.
+    pub publish_call: Option<Spread>,
     /// Live honest nodes at the end.
     pub live_nodes_at_end: usize,
     /// Entries published in all.
@@ -433,6 +436,14 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(m, "- per node, publishing to acceptance: {}", fmt_spread(&p.per_node));
         let _ = writeln!(m, "- until every live node had it: {}", fmt_spread(&p.until_all));
         let _ = writeln!(m, "- (record, node) pairs missing: {}", p.missing);
+    }
+    if r.publish_call.is_some() {
+        let _ = writeln!(
+            m,
+            "\nEntries are timed from the publisher's own `entry-announced` record. The publish \
+             call before it (hashing, storing, audit record): {}",
+            fmt_spread(&r.publish_call)
+        );
     }
     for c in &r.convergence {
         let _ = writeln!(

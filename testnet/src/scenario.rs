@@ -536,7 +536,7 @@ impl Scenario {
             ));
         }
         match self.topology {
-            Topology::Random { degree } if degree == 0 => {
+            Topology::Random { degree: 0 } => {
                 return Err("topology: degree must be at least 1".into())
             }
             Topology::Sectors { sectors, .. } if sectors == 0 || sectors > self.nodes => {

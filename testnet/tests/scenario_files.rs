@@ -4,6 +4,7 @@
 // Tests unwrap freely: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
 use std::process::Command;
 
 use cix_testnet::scenario::{parse, parse_with, Action, Condition, Topology};
@@ -123,4 +124,15 @@ fn the_shipped_scenario_files_validate() {
         }
     }
     assert!(seen >= 1, "no scenario files in {}", dir.display());
+}
+
+#[test]
+fn the_readme_example_validates() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let start = readme.find("```toml\nname = \"example\"").expect("the README example") + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let s = parse(&readme[start..end]).unwrap();
+    assert_eq!(s.nodes, 9);
+    assert!(s.steps.len() >= 10);
 }

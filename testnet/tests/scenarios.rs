@@ -35,6 +35,7 @@ fn knobs(nodes: usize) -> Knobs {
         nodes: Some(nodes),
         entries: None,
         duration: None,
+        interval: None,
     }
 }
 

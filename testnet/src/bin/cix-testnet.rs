@@ -167,6 +167,10 @@ struct RunArgs {
     /// Built-ins: announcements (propagation) or revocations (revocation-storm).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     entries: Option<u64>,
+    /// Built-ins: time between two announcements in propagation (default 50ms up to 60 nodes,
+    /// 200ms above).
+    #[arg(long, value_parser = cix_testnet::scenario::parse_duration)]
+    interval: Option<Duration>,
     /// Built-ins: how long churn lasts (for example 3m, 90s).
     #[arg(long, value_parser = cix_testnet::scenario::parse_duration)]
     duration: Option<Duration>,
@@ -244,6 +248,7 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
             nodes,
             entries: args.entries.map(|n| n as usize),
             duration: args.duration,
+            interval: args.interval,
         },
     ) {
         s

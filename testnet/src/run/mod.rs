@@ -71,6 +71,8 @@ pub(crate) struct Run<'a> {
     fetches: Vec<FetchFigure>,
     convergence: Vec<Convergence>,
     churn_rounds: u64,
+    /// How long each publish call took (the local work before and including the announce).
+    publish_ms: Vec<f64>,
 }
 
 /// Which earlier nodes each node bootstraps to.
@@ -218,6 +220,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         fetches: Vec::new(),
         convergence: Vec::new(),
         churn_rounds: 0,
+        publish_ms: Vec::new(),
     };
     let mut steps = Vec::with_capacity(scenario.steps.len());
     let mut failure = None;
@@ -361,6 +364,7 @@ impl Run<'_> {
         self.salt += 1;
         let at_us = now_us();
         let p = self.net.publish(n, &self.work, self.salt).await?;
+        self.publish_ms.push((now_us() - at_us) as f64 / 1000.0);
         self.entries.push(Sent {
             id: p.entry.clone(),
             publisher: n,
@@ -714,8 +718,18 @@ impl Run<'_> {
             .enumerate()
             .map(|(i, p)| (p.as_str(), i))
             .collect();
+        // Entries are timed from their publisher's own EntryAnnounced record, which follows
+        // the local work of publishing (hashing, storing, the audit record).
+        let announced: Vec<Sent> = self
+            .entries
+            .iter()
+            .map(|e| Sent {
+                at_us: self.recorder.announced_at(&e.id).unwrap_or(e.at_us),
+                ..e.clone()
+            })
+            .collect();
         let propagation = report::spread_of(
-            &self.entries,
+            &announced,
             &live,
             |n, id| self.recorder.entry_at(&self.peers[n], id),
         );
@@ -826,6 +840,8 @@ impl Run<'_> {
             hostile,
             honest_min_score: honest_min,
             churn_rounds: self.churn_rounds,
+            publish_call: (!self.publish_ms.is_empty())
+                .then(|| crate::revocation::spread(&mut self.publish_ms.clone())),
             live_nodes_at_end: live.len(),
             entries_published: self.entries.len(),
             full_catalogue_on_every_live_node: full,

@@ -98,12 +98,12 @@ impl Net {
         match mode {
             Mode::InProcess => {
                 let mut members = Vec::with_capacity(n);
-                for i in 0..n {
+                for (i, earlier) in links.iter().enumerate().take(n) {
                     let home = Home::new(dir.join(format!("node-{i:03}")));
                     let mut config = Config::new(&format!("Agency {i:03}"), "US");
                     config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
                     config.store_cache_bytes = STORE_CACHE_BYTES;
-                    config.bootstrap = links[i].iter().map(|j| addrs[*j].clone()).collect();
+                    config.bootstrap = earlier.iter().map(|j| addrs[*j].clone()).collect();
                     home.init(&config)
                         .with_context(|| format!("cannot set up node {i}"))?;
                     let node = cix_node::start(home.clone(), config.clone())
@@ -144,7 +144,7 @@ impl Net {
                     );
                 }
                 let mut children = Vec::with_capacity(n);
-                for i in 0..n {
+                for (i, earlier) in links.iter().enumerate().take(n) {
                     let home = dir.join(format!("node-{i:03}"));
                     run_cix(
                         &cix,
@@ -160,7 +160,7 @@ impl Net {
                         .as_str()
                         .ok_or_else(|| anyhow!("node {i}: no peer_id in its identity"))?
                         .to_string();
-                    let bootstrap = links[i].iter().map(|j| addrs[*j].clone()).collect();
+                    let bootstrap = earlier.iter().map(|j| addrs[*j].clone()).collect();
                     let mut child = Child {
                         home,
                         listen: listen.clone(),
