@@ -232,7 +232,8 @@ pub struct Report {
     pub per_node: Vec<NodeCounts>,
     /// The hostile node, if any.
     pub hostile: Option<HostileFigures>,
-    /// Lowest gossipsub score a live honest node gives a connected honest peer at the end.
+    /// Lowest gossipsub score a live honest node gives a connected honest peer at the end
+    /// (read on up to 20 live honest nodes).
     pub honest_min_score: Option<f64>,
     /// Churn rounds run.
     pub churn_rounds: u64,

@@ -352,7 +352,18 @@ impl Net {
         }
     }
 
+    /// Stops every node, in-process nodes all at once (one after the other takes seconds
+    /// each at a hundred nodes).
     pub(crate) async fn shutdown(&mut self) {
+        if let Self::InProcess(members) = self {
+            let mut set = tokio::task::JoinSet::new();
+            for m in members.iter_mut() {
+                if let Some(node) = m.node.take() {
+                    set.spawn(async move { node.shutdown().await });
+                }
+            }
+            while set.join_next().await.is_some() {}
+        }
         for i in 0..self.len() {
             let _ = self.kill(i).await;
         }
