@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(v) = cbor::value_from_slice(data, limits::MAX_ENTRY_BYTES) {
         // Accepted means canonical: encoding the value again gives the input back.
         let again = cbor::value_to_vec(&v).expect("an accepted value encodes");
-        assert_eq!(again, data, "value_from_slice accepted a non-canonical item");
+        assert_eq!(
+            again, data,
+            "value_from_slice accepted a non-canonical item"
+        );
     }
     if let Ok(env) = Envelope::decode(data, limits::MAX_ENTRY_BYTES) {
         let _ = env.tag();

@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = dictionary::split_unit(text);
         let _ = dictionary::is_missing(text);
-        let (a, b) = text.split_at(text.char_indices().nth(text.chars().count() / 2).map_or(0, |(i, _)| i));
+        let (a, b) = text.split_at(
+            text.char_indices()
+                .nth(text.chars().count() / 2)
+                .map_or(0, |(i, _)| i),
+        );
         for t in TYPES {
             let _ = dictionary::fits(t, a);
             let _ = dictionary::compare(t, a, b);

@@ -6,9 +6,16 @@ use cix_interchange::{parse, Format};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for format in [Format::DataJson, Format::Ckan, Format::NgsiLd, Format::CixDrafts] {
+    for format in [
+        Format::DataJson,
+        Format::Ckan,
+        Format::NgsiLd,
+        Format::CixDrafts,
+    ] {
         if let Ok(parsed) = parse(format, data) {
-            assert!(parsed.drafts.len() + parsed.skipped.len() <= cix_interchange::MAX_IMPORT_RECORDS);
+            assert!(
+                parsed.drafts.len() + parsed.skipped.len() <= cix_interchange::MAX_IMPORT_RECORDS
+            );
         }
     }
 });

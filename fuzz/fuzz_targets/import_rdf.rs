@@ -8,9 +8,15 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = detect("catalogue", data);
     let _ = detect("catalogue.rdf", data);
-    for format in [Format::DcatApJsonld, Format::DcatApTurtle, Format::DcatApRdfxml] {
+    for format in [
+        Format::DcatApJsonld,
+        Format::DcatApTurtle,
+        Format::DcatApRdfxml,
+    ] {
         if let Ok(parsed) = parse(format, data) {
-            assert!(parsed.drafts.len() + parsed.skipped.len() <= cix_interchange::MAX_IMPORT_RECORDS);
+            assert!(
+                parsed.drafts.len() + parsed.skipped.len() <= cix_interchange::MAX_IMPORT_RECORDS
+            );
         }
     }
 });

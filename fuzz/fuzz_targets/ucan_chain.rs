@@ -31,15 +31,33 @@ fuzz_target!(|data: &[u8]| {
     let plain = ucan::validate(&invocation, &parts, now).map(|v| v.executor());
     let spec = ucan::validate_spec(&invocation, &parts, now).map(|v| v.executor());
     let mut verifier = Verifier::with_capacity(8);
-    let cached = verifier.validate(&invocation, &parts, now).map(|v| v.executor());
-    let again = verifier.validate(&invocation, &parts, now).map(|v| v.executor());
-    assert_eq!(plain.is_ok(), cached.is_ok(), "verifier disagrees with validate");
-    assert_eq!(cached.is_ok(), again.is_ok(), "verifier's cache changed the verdict");
+    let cached = verifier
+        .validate(&invocation, &parts, now)
+        .map(|v| v.executor());
+    let again = verifier
+        .validate(&invocation, &parts, now)
+        .map(|v| v.executor());
+    assert_eq!(
+        plain.is_ok(),
+        cached.is_ok(),
+        "verifier disagrees with validate"
+    );
+    assert_eq!(
+        cached.is_ok(),
+        again.is_ok(),
+        "verifier's cache changed the verdict"
+    );
     if plain.is_ok() {
-        assert!(spec.is_ok(), "the cix profile accepted what UCAN 1.0 refuses");
+        assert!(
+            spec.is_ok(),
+            "the cix profile accepted what UCAN 1.0 refuses"
+        );
     }
     // Revocations of any delegation in the chain must be checkable on whatever decoded.
-    let chain: Vec<_> = parts.iter().filter_map(|p| ucan::Delegation::decode(p).ok()).collect();
+    let chain: Vec<_> = parts
+        .iter()
+        .filter_map(|p| ucan::Delegation::decode(p).ok())
+        .collect();
     if let Some((_, cid)) = chain.first() {
         let _ = cid.as_bytes();
     }

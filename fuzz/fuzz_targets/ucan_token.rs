@@ -4,8 +4,8 @@
 
 use cix_protocol::content::ContentHash;
 use cix_protocol::identity::Did;
-use cix_protocol::ucan::{Pattern, Policy, Selector};
 use cix_protocol::ucan::{Cid, Delegation, Invocation};
+use cix_protocol::ucan::{Pattern, Policy, Selector};
 use cix_protocol::{cbor, limits};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = Cid::from_bytes(data);
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(sel) = Selector::parse(text) {
-            assert_eq!(Selector::parse(sel.as_str()).expect("selector round trip"), sel);
+            assert_eq!(
+                Selector::parse(sel.as_str()).expect("selector round trip"),
+                sel
+            );
         }
         let p = Pattern::parse(text);
         let _ = p.is_match(text);

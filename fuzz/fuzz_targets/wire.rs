@@ -31,7 +31,10 @@ fn all(body: &[u8]) {
                 let mut end = 0;
                 for (s, e) in ranges {
                     assert!(s < e || size == 0, "empty range accepted");
-                    assert!(s >= end && e <= size, "overlapping or outside range accepted");
+                    assert!(
+                        s >= end && e <= size,
+                        "overlapping or outside range accepted"
+                    );
                     end = e;
                 }
             }

@@ -23,6 +23,7 @@ pub mod admin;
 pub mod attest;
 pub mod audit;
 pub mod codec;
+pub mod guard;
 pub mod config;
 pub mod home;
 pub mod import;

@@ -23,6 +23,14 @@ pub const EVENT_QUEUE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum NodeEvent {
+    /// A peer was cut off and is refused for a while (`limits::PEER_BAN_SECS`): it sent too
+    /// much invalid gossip.
+    PeerBanned {
+        /// PeerId.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
     /// A connection to a peer was established.
     PeerConnected {
         /// PeerId.
