@@ -98,9 +98,13 @@ pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
                     limits::RATE_WINDOW_SECS
                 ))
             } else if let Some(slot) = per_peer.try_take(peer, limits::MAX_TRANSFERS_PER_PEER) {
-                slots.clone().try_acquire_owned().map(|p| (p, slot)).map_err(|_| {
-                    "the owner is serving too many transfers; try again shortly".to_string()
-                })
+                slots
+                    .clone()
+                    .try_acquire_owned()
+                    .map(|p| (p, slot))
+                    .map_err(|_| {
+                        "the owner is serving too many transfers; try again shortly".to_string()
+                    })
             } else {
                 Err(format!(
                     "this peer already has {} transfers under way; try again shortly",
