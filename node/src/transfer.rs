@@ -2374,7 +2374,13 @@ async fn write_verified_copy(
         let h: ContentHash = hasher.finalize().into();
         if h != expected {
             tracing::error!(blob = %blob.display(), "stored blob does not match its hash");
-            bail!("the stored copy is corrupt (hash mismatch)");
+            bail!(
+                "the stored copy {} is damaged: it no longer hashes to content id {}; restore \
+                 it by publishing the original file again (`cix publish FILE --dataset ID`), or \
+                 fetch the dataset again from a peer",
+                blob.display(),
+                expected.to_hex()
+            );
         }
         dst.sync_all()?;
         tmp.persist(&out)
