@@ -149,7 +149,13 @@ impl Home {
         let path = self.config();
         let text = fs::read_to_string(&path)
             .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config in {}", path.display()))
+        toml::from_str(&text).with_context(|| {
+            format!(
+                "invalid config in {}: fix the setting named below (README.md, Configuration, \
+                 lists every setting and its default)",
+                path.display()
+            )
+        })
     }
 
     /// Reads what the running node wrote about itself.

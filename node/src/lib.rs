@@ -24,6 +24,7 @@ pub mod attest;
 pub mod audit;
 pub mod codec;
 pub mod config;
+pub mod guard;
 pub mod home;
 pub mod import;
 pub mod network;

@@ -84,6 +84,11 @@ struct CatchUp {
 /// The composed libp2p behaviour of a cix node.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Connection caps (`limits::MAX_CONNECTIONS_PER_PEER` and the totals; issue 8). First, so
+    /// that a connection it denies is never seen by the behaviours after it.
+    connection_limits: libp2p::connection_limits::Behaviour,
+    /// Peers cut off for misbehaving ([`crate::guard::Bans`]); second for the same reason.
+    blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     gossipsub: gossipsub::Behaviour,
@@ -307,6 +312,13 @@ fn make_behaviour(
         .with_request_timeout(REQUEST_TIMEOUT)
         .with_max_concurrent_streams(MAX_CONCURRENT_REQUESTS);
     Ok(Behaviour {
+        connection_limits: libp2p::connection_limits::Behaviour::new(
+            libp2p::connection_limits::ConnectionLimits::default()
+                .with_max_established_per_peer(Some(limits::MAX_CONNECTIONS_PER_PEER))
+                .with_max_established(Some(limits::MAX_ESTABLISHED_CONNECTIONS))
+                .with_max_pending_incoming(Some(limits::MAX_PENDING_INCOMING)),
+        ),
+        blocked: Default::default(),
         identify: identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(agent),
         ),
@@ -358,6 +370,12 @@ pub(crate) struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     /// Peers set by [`Command::Block`].
     blocked: HashSet<PeerId>,
+    /// Access requests per peer and window (`limits::MAX_ACCESS_REQUESTS_PER_WINDOW`).
+    access_rates: crate::guard::PeerRates,
+    /// Invalid gossip per peer and window (`limits::MAX_INVALID_GOSSIP_PER_WINDOW`).
+    invalid_gossip: crate::guard::PeerRates,
+    /// Peers cut off for invalid gossip.
+    bans: crate::guard::Bans,
 }
 
 impl EventLoop {
@@ -386,6 +404,13 @@ impl EventLoop {
             withdrawal_topic: IdentTopic::new(WITHDRAWAL_TOPIC),
             listen_addrs: Vec::new(),
             blocked: HashSet::new(),
+            access_rates: crate::guard::PeerRates::per_window(
+                limits::MAX_ACCESS_REQUESTS_PER_WINDOW,
+            ),
+            invalid_gossip: crate::guard::PeerRates::per_window(
+                limits::MAX_INVALID_GOSSIP_PER_WINDOW,
+            ),
+            bans: crate::guard::Bans::default(),
         }
     }
 
@@ -424,6 +449,7 @@ impl EventLoop {
                 _ = stop.changed() => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = maintenance.tick() => {
+                    self.end_bans();
                     self.dial_bootstrap();
                     if self.swarm.connected_peers().next().is_some() {
                         let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -715,10 +741,14 @@ impl EventLoop {
                     warn!(peer = %propagation_source, topic = %message.topic, "gossip on a topic cix does not use");
                     MessageAcceptance::Reject
                 };
+                let rejected = matches!(acceptance, MessageAcceptance::Reject);
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if rejected {
+                    self.count_invalid_gossip(propagation_source);
+                }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 debug!(peer = %peer_id, %topic, "peer subscribed");
@@ -916,6 +946,35 @@ impl EventLoop {
         }
     }
 
+    /// Counts one rejected gossip message from `peer`; past
+    /// `limits::MAX_INVALID_GOSSIP_PER_WINDOW` in a window the peer is cut off and refused for
+    /// `limits::PEER_BAN_SECS` (gossipsub's own peer score comes on top of this).
+    fn count_invalid_gossip(&mut self, peer: PeerId) {
+        let now = std::time::Instant::now();
+        if self.invalid_gossip.allow(peer, now) || self.bans.is_banned(&peer, now) {
+            return;
+        }
+        warn!(%peer, "peer cut off: too much invalid gossip");
+        self.bans.ban(peer, now);
+        self.invalid_gossip.forget(&peer);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.shared.emit(NodeEvent::PeerBanned {
+            peer: peer.to_string(),
+            reason: format!(
+                "more than {} invalid gossip messages in {} s",
+                limits::MAX_INVALID_GOSSIP_PER_WINDOW,
+                limits::RATE_WINDOW_SECS
+            ),
+        });
+    }
+
+    fn end_bans(&mut self) {
+        for peer in self.bans.expired(std::time::Instant::now()) {
+            debug!(%peer, "ban ended");
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
     fn on_access(&mut self, event: request_response::Event<AccessRequest, AccessResponse>) {
         use request_response::{Event, Message};
         match event {
@@ -927,7 +986,19 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let response = crate::access::decide(&self.shared, &peer, request);
+                let response = if self.access_rates.allow(peer, std::time::Instant::now()) {
+                    crate::access::decide(&self.shared, &peer, request)
+                } else {
+                    warn!(%peer, "access request refused: over the per-peer rate");
+                    AccessResponse::Denied {
+                        code: cix_protocol::wire::DenyCode::Busy,
+                        reason: format!(
+                            "more than {} access requests in {} s from this peer; try later",
+                            limits::MAX_ACCESS_REQUESTS_PER_WINDOW,
+                            limits::RATE_WINDOW_SECS
+                        ),
+                    }
+                };
                 if self
                     .swarm
                     .behaviour_mut()

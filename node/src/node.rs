@@ -23,6 +23,14 @@ pub const EVENT_QUEUE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum NodeEvent {
+    /// A peer was cut off and is refused for a while (`limits::PEER_BAN_SECS`): it sent too
+    /// much invalid gossip.
+    PeerBanned {
+        /// PeerId.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
     /// A connection to a peer was established.
     PeerConnected {
         /// PeerId.
@@ -319,7 +327,12 @@ pub struct Node {
 pub async fn start(home: Home, config: Config) -> Result<Node> {
     config
         .validate()
-        .map_err(|e| anyhow!("invalid config: {e}"))?;
+        .map_err(|e| {
+            anyhow!(
+                "invalid config in {}: {e}; fix that setting (README.md, Configuration)",
+                home.config().display()
+            )
+        })?;
     let key = home.load_key()?;
     let profile = cix_protocol::profile::Profile {
         iss: key.did(),

@@ -846,9 +846,19 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
     crate::privacy::link_notice(shared, &mut entry)?;
     let signed = entry.sign(&shared.key).map_err(|e| anyhow!("{e}"))?;
     let blob = shared.home.blobs().join(content.to_hex());
-    if blob.exists() {
+    // A blob already present is used only if it still hashes to its content id; a damaged
+    // one is replaced by the file being published (issue 8: the repair the error suggests).
+    let intact = blob.exists()
+        && std::fs::File::open(&blob)
+            .and_then(ContentHash::of_reader)
+            .is_ok_and(|(h, _)| h == content);
+    if intact {
         debug!(%content, "blob already present");
     } else {
+        if blob.exists() {
+            tracing::warn!(%content, "stored blob was damaged; replacing it with the published file");
+            let _ = std::fs::remove_file(crate::verified::outboard_path(&shared.home.blobs(), &content));
+        }
         tmp.persist(&blob)
             .with_context(|| format!("cannot store {}", blob.display()))?;
     }

@@ -207,7 +207,10 @@ impl Store {
             .open()
             .with_context(|| {
                 format!(
-                    "cannot open the store at {} (is another node using it?)",
+                    "cannot open the store at {}: if another node is running from this home, \
+                     stop it first; otherwise the store is damaged: restore it from a backup, \
+                     or move it aside and start again (peers send the catalogue again, but this \
+                     node's grants, requests and audit log are in it)",
                     path.display()
                 )
             })?;

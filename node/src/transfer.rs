@@ -63,6 +63,8 @@ pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
         .accept(protocol())
         .map_err(|e| anyhow!("cannot accept transfers: {e}"))?;
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_TRANSFERS));
+    let per_peer = crate::guard::PeerSlots::default();
+    let mut rates = crate::guard::PeerRates::per_window(limits::MAX_TRANSFER_REQUESTS_PER_WINDOW);
     // Announce again the copies held as a custodian (provider records are not kept on disk).
     let announcer = node.clone();
     tokio::spawn(async move {
@@ -87,8 +89,30 @@ pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
             let Some((peer, mut stream)) = next else {
                 break;
             };
-            match slots.clone().try_acquire_owned() {
-                Ok(permit) => {
+            // Issue 8: a rate and a share of the slots per peer, so that one peer cannot take
+            // every slot from the others.
+            let admitted = if !rates.allow(peer, std::time::Instant::now()) {
+                Err(format!(
+                    "more than {} transfer requests in {} s from this peer; try later",
+                    limits::MAX_TRANSFER_REQUESTS_PER_WINDOW,
+                    limits::RATE_WINDOW_SECS
+                ))
+            } else if let Some(slot) = per_peer.try_take(peer, limits::MAX_TRANSFERS_PER_PEER) {
+                slots
+                    .clone()
+                    .try_acquire_owned()
+                    .map(|p| (p, slot))
+                    .map_err(|_| {
+                        "the owner is serving too many transfers; try again shortly".to_string()
+                    })
+            } else {
+                Err(format!(
+                    "this peer already has {} transfers under way; try again shortly",
+                    limits::MAX_TRANSFERS_PER_PEER
+                ))
+            };
+            match admitted {
+                Ok((permit, slot)) => {
                     let node = node.clone();
                     tokio::spawn(async move {
                         if let Err(e) = serve(&node.shared, peer, &mut stream).await {
@@ -97,20 +121,23 @@ pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
                         }
                         let _ = stream.close().await;
                         drop(permit);
+                        drop(slot);
                     });
                 }
-                Err(_) => {
-                    warn!(%peer, "transfer refused: too many at once");
+                Err(reason) => {
+                    warn!(%peer, %reason, "transfer refused as busy");
                     tokio::spawn(async move {
                         let header = TransferHeader::Refused {
                             code: DenyCode::Busy,
-                            reason: "the owner is serving too many transfers; try again shortly"
-                                .into(),
+                            reason,
                         };
-                        let _ = tokio::time::timeout(
-                            REQUEST_READ_TIMEOUT,
-                            write_message(&mut stream, &header, limits::MAX_TRANSFER_HEADER_BYTES),
-                        )
+                        // Closed, not dropped, so that the refusal reaches the peer before
+                        // the stream ends.
+                        let _ = tokio::time::timeout(REQUEST_READ_TIMEOUT, async {
+                            write_message(&mut stream, &header, limits::MAX_TRANSFER_HEADER_BYTES)
+                                .await?;
+                            stream.close().await
+                        })
                         .await;
                     });
                 }
@@ -2347,7 +2374,13 @@ async fn write_verified_copy(
         let h: ContentHash = hasher.finalize().into();
         if h != expected {
             tracing::error!(blob = %blob.display(), "stored blob does not match its hash");
-            bail!("the stored copy is corrupt (hash mismatch)");
+            bail!(
+                "the stored copy {} is damaged: it no longer hashes to content id {}; restore \
+                 it by publishing the original file again (`cix publish FILE --dataset ID`), or \
+                 fetch the dataset again from a peer",
+                blob.display(),
+                expected.to_hex()
+            );
         }
         dst.sync_all()?;
         tmp.persist(&out)

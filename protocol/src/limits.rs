@@ -128,3 +128,32 @@ pub const MAX_WITNESS_RESPONSE_BYTES: usize = 64 * 1024;
 pub const MAX_QUIC_STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 /// Most unacknowledged bytes a QUIC peer may send over all streams of one connection.
 pub const MAX_QUIC_CONNECTION_WINDOW_BYTES: u32 = 24 * 1024 * 1024;
+
+// Peer bounds (issue 8): connections, per-peer request rates and misbehaviour. A node applies
+// them to every peer alike; they bound what one peer, or many, can make it hold or do.
+
+/// Most connections established with one peer at once (libp2p `connection_limits`); a further
+/// connection is closed as it completes.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Most connections established in all, inbound and outbound together.
+pub const MAX_ESTABLISHED_CONNECTIONS: u32 = 256;
+/// Most inbound connections still in their handshake at once.
+pub const MAX_PENDING_INCOMING: u32 = 32;
+/// Most transfers one peer may have served at once (of `MAX_CONCURRENT_TRANSFERS` in all);
+/// a further request from it is answered `busy`, so one peer cannot take every slot.
+pub const MAX_TRANSFERS_PER_PEER: usize = 4;
+/// Length of the window the per-peer rates below are counted over, in seconds.
+pub const RATE_WINDOW_SECS: u64 = 60;
+/// Most access requests (`/cix/access/1`) one peer may send per window; beyond it `busy`.
+pub const MAX_ACCESS_REQUESTS_PER_WINDOW: u32 = 30;
+/// Most transfer requests (`/cix/transfer/2`) one peer may open per window (a large fetch asks
+/// for one `SEGMENT_BYTES` segment per request); beyond it `busy`.
+pub const MAX_TRANSFER_REQUESTS_PER_WINDOW: u32 = 600;
+/// Invalid gossip messages (rejected entries, revocations, withdrawals) one peer may send per
+/// window; past it the node closes its connections and refuses it for `PEER_BAN_SECS`.
+pub const MAX_INVALID_GOSSIP_PER_WINDOW: u32 = 16;
+/// How long a peer cut off for invalid gossip stays refused, in seconds.
+pub const PEER_BAN_SECS: u64 = 600;
+/// Most peers the per-peer rate counters track at once; when full, a peer not tracked yet is
+/// answered `busy` until a window ends, so the counters never grow without bound.
+pub const MAX_TRACKED_PEERS: usize = 4096;

@@ -148,7 +148,44 @@ fn code_limits() -> BTreeMap<String, u64> {
         ),
         ("MAX_NOTICE_PURPOSES", limits::MAX_NOTICE_PURPOSES as u64),
     ];
-    all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()
+    all.into_iter()
+        .chain(peer_limits())
+        .map(|(n, v)| (n.to_string(), v))
+        .collect()
+}
+
+/// The peer bounds of `limits.rs` (connections, per-peer rates, misbehaviour; issue 8).
+fn peer_limits() -> [(&'static str, u64); 10] {
+    [
+        (
+            "MAX_CONNECTIONS_PER_PEER",
+            limits::MAX_CONNECTIONS_PER_PEER as u64,
+        ),
+        (
+            "MAX_ESTABLISHED_CONNECTIONS",
+            limits::MAX_ESTABLISHED_CONNECTIONS as u64,
+        ),
+        ("MAX_PENDING_INCOMING", limits::MAX_PENDING_INCOMING as u64),
+        (
+            "MAX_TRANSFERS_PER_PEER",
+            limits::MAX_TRANSFERS_PER_PEER as u64,
+        ),
+        ("RATE_WINDOW_SECS", limits::RATE_WINDOW_SECS),
+        (
+            "MAX_ACCESS_REQUESTS_PER_WINDOW",
+            limits::MAX_ACCESS_REQUESTS_PER_WINDOW as u64,
+        ),
+        (
+            "MAX_TRANSFER_REQUESTS_PER_WINDOW",
+            limits::MAX_TRANSFER_REQUESTS_PER_WINDOW as u64,
+        ),
+        (
+            "MAX_INVALID_GOSSIP_PER_WINDOW",
+            limits::MAX_INVALID_GOSSIP_PER_WINDOW as u64,
+        ),
+        ("PEER_BAN_SECS", limits::PEER_BAN_SECS),
+        ("MAX_TRACKED_PEERS", limits::MAX_TRACKED_PEERS as u64),
+    ]
 }
 
 /// Bounds defined outside `limits.rs` that the spec repeats, keyed `module::NAME`.
