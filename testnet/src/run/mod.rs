@@ -94,7 +94,9 @@ pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
         Mode::InProcess => {
             if let Some(i) = latency {
                 bail!(
-                    "step {i} (latency): added latency and loss need `tc netem` in network                      namespaces, which only process mode as root sets up; run with --mode                      process as root, or remove the step"
+                    "step {i} (latency): added latency and loss need `tc netem` in network \
+                     namespaces, which only process mode as root sets up; run with --mode \
+                     process as root, or remove the step"
                 );
             }
             Ok(if partition.is_some() {
@@ -110,17 +112,24 @@ pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
             if let Err(why) = netns::probe() {
                 if let Some(i) = latency {
                     bail!(
-                        "step {i} (latency): added latency and loss need network namespaces                          with `tc netem`, which cannot be made here: {why}; run as root, or                          remove the step"
+                        "step {i} (latency): added latency and loss need network namespaces \
+                         with `tc netem`, which cannot be made here: {why}; run as root, or \
+                         remove the step"
                     );
                 }
                 bail!(
-                    "step {first} (partition): process mode partitions need network                      namespaces, which cannot be made here: {why}; run as root, or with                      --mode in-process, which partitions by its connection filter"
+                    "step {first} ({}): process mode partitions need network \
+                     namespaces, which cannot be made here: {why}; run as root, or with \
+                     --mode in-process, which partitions by its connection filter",
+                    scenario.steps[first - 1].action.name()
                 );
             }
             if let Some(i) = latency {
                 if let Err(why) = netns::probe_netem() {
                     bail!(
-                        "step {i} (latency): this kernel has no netem qdisc, so latency and                          loss cannot be added: {why}; remove the step (partitions alone work                          with network namespaces)"
+                        "step {i} (latency): this kernel has no netem qdisc, so latency and \
+                         loss cannot be added: {why}; remove the step (partitions alone work \
+                         with network namespaces)"
                     );
                 }
                 return Ok(Faults::NetnsNetem);
