@@ -202,7 +202,9 @@ pub struct Report {
     pub description: String,
     /// in-process or process.
     pub mode: Mode,
-    /// How partitions were made.
+    /// How partitions and latency were made: `none`, `filter`, `netns` or `netns+netem`.
+    pub faults: crate::run::Faults,
+    /// The same in words.
     pub network_emulation: String,
     /// Nodes.
     pub nodes: usize,
@@ -402,7 +404,12 @@ pub fn markdown(r: &Report) -> String {
         "- {} nodes, {:?} mode, topology {}, seed {}",
         r.nodes, r.mode, r.topology, r.seed
     );
-    let _ = writeln!(m, "- partitions: {}", r.network_emulation);
+    let _ = writeln!(
+        m,
+        "- faults: {} ({})",
+        r.faults.name(),
+        r.network_emulation
+    );
     let _ = writeln!(
         m,
         "- started every node in {:.0} ms; whole run {:.1} s",

@@ -161,7 +161,9 @@ struct RunArgs {
     /// Directory for report.json, report.md and the plots (created if missing).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// in-process: real swarms in this process; process: each node a `cix node run` child.
+    /// in-process: real swarms in this process; process: each node a `cix node run` child
+    /// (as root, partition and latency steps put every child in its own network namespace,
+    /// with `tc netem` for latency).
     #[arg(long, default_value = "in-process", value_parser = ["in-process", "process"])]
     mode: String,
     /// Built-ins: announcements (propagation) or revocations (revocation-storm).
@@ -287,7 +289,17 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
         cix: args.cix,
         work: args.work,
     };
-    match run::run_and_write(&scenario, &opts, recorder, args.out.as_deref()).await {
+    // On Ctrl-C the run is dropped: its children are killed and its network namespaces
+    // removed by their guards; cleanup_all catches any namespace left over.
+    let outcome = tokio::select! {
+        r = run::run_and_write(&scenario, &opts, recorder, args.out.as_deref()) => r,
+        _ = tokio::signal::ctrl_c() => {
+            run::netns::cleanup_all();
+            eprintln!("cix-testnet: interrupted; nodes stopped and network namespaces removed");
+            return ExitCode::from(130);
+        }
+    };
+    match outcome {
         Ok(report) => {
             let shown = if args.json {
                 print_json(&report)

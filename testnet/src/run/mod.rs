@@ -7,6 +7,7 @@
 //! run: it is recorded as failed, and the report's `ok` is false.
 
 mod net;
+pub mod netns;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,101 @@ pub struct Options {
     pub work: Option<PathBuf>,
 }
 
+/// How a run makes its network faults (the report's `faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Faults {
+    /// The scenario has no partition, heal or latency step.
+    #[serde(rename = "none")]
+    None,
+    /// In-process connection filter (`Node::testnet_block`).
+    #[serde(rename = "filter")]
+    Filter,
+    /// Process mode, each child in its own network namespace; partitions by routes.
+    #[serde(rename = "netns")]
+    Netns,
+    /// As `Netns`, with latency and loss by `tc netem`.
+    #[serde(rename = "netns+netem")]
+    NetnsNetem,
+}
+
+impl Faults {
+    /// The name the report uses.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Filter => "filter",
+            Self::Netns => "netns",
+            Self::NetnsNetem => "netns+netem",
+        }
+    }
+}
+
+/// Picks how `scenario` makes its faults in `mode`, probing for network namespaces and netem
+/// in process mode.
+///
+/// # Errors
+///
+/// Naming the step that cannot run and why.
+pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
+    let step_of = |f: fn(&Action) -> bool| {
+        scenario
+            .steps
+            .iter()
+            .position(|s| f(&s.action))
+            .map(|i| i + 1)
+    };
+    let latency = step_of(|a| matches!(a, Action::Latency { .. }));
+    let partition = step_of(|a| matches!(a, Action::Partition { .. } | Action::Heal));
+    match mode {
+        Mode::InProcess => {
+            if let Some(i) = latency {
+                bail!(
+                    "step {i} (latency): added latency and loss need `tc netem` in network \
+                     namespaces, which only process mode as root sets up; run with --mode \
+                     process as root, or remove the step"
+                );
+            }
+            Ok(if partition.is_some() {
+                Faults::Filter
+            } else {
+                Faults::None
+            })
+        }
+        Mode::Process => {
+            let Some(first) = latency.or(partition) else {
+                return Ok(Faults::None);
+            };
+            if let Err(why) = netns::probe() {
+                if let Some(i) = latency {
+                    bail!(
+                        "step {i} (latency): added latency and loss need network namespaces \
+                         with `tc netem`, which cannot be made here: {why}; run as root, or \
+                         remove the step"
+                    );
+                }
+                bail!(
+                    "step {first} ({}): process mode partitions need network \
+                     namespaces, which cannot be made here: {why}; run as root, or with \
+                     --mode in-process, which partitions by its connection filter",
+                    scenario.steps[first - 1].action.name()
+                );
+            }
+            if let Some(i) = latency {
+                if let Err(why) = netns::probe_netem() {
+                    bail!(
+                        "step {i} (latency): this kernel has no netem qdisc, so latency and \
+                         loss cannot be added: {why}; remove the step (partitions alone work \
+                         with network namespaces)"
+                    );
+                }
+                return Ok(Faults::NetnsNetem);
+            }
+            Ok(Faults::Netns)
+        }
+    }
+}
+
 /// An entry the scenario published, with when and by whom.
 #[derive(Debug, Clone)]
 pub(crate) struct Sent {
@@ -69,6 +165,7 @@ pub(crate) struct Run<'a> {
     corrupt_tried: u64,
     /// Current partition: node → group.
     groups: Option<Vec<usize>>,
+    faults: Faults,
     started_us: u64,
     salt: u64,
     fetches: Vec<FetchFigure>,
@@ -127,22 +224,10 @@ fn self_rss() -> u64 {
 pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
     for (i, s) in scenario.steps.iter().enumerate() {
         let what = s.action.name();
-        if let Action::Latency { .. } = s.action {
-            bail!(
-                "step {} (latency): added latency and loss need tc netem in network namespaces \
-                 (process mode as root), which this build does not set up yet; remove the \
-                 step",
-                i + 1
-            );
-        }
         if mode == Mode::Process
             && matches!(
                 s.action,
-                Action::Revoke { .. }
-                    | Action::Fetch { .. }
-                    | Action::Partition { .. }
-                    | Action::Heal
-                    | Action::Hostile { .. }
+                Action::Revoke { .. } | Action::Fetch { .. } | Action::Hostile { .. }
             )
         {
             bail!(
@@ -152,7 +237,7 @@ pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
             );
         }
     }
-    Ok(())
+    faults_for(scenario, mode).map(|_| ())
 }
 
 /// Runs `scenario`.
@@ -164,6 +249,7 @@ pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
 pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Result<Report> {
     scenario.validate().map_err(|e| anyhow!(e))?;
     check_mode(scenario, opts.mode)?;
+    let faults = faults_for(scenario, opts.mode)?;
     let tmp;
     let work = match &opts.work {
         Some(w) => {
@@ -193,6 +279,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         scenario.nodes,
         &links,
         &recorder,
+        matches!(faults, Faults::Netns | Faults::NetnsNetem),
     )
     .await?;
     let start_ms = report::ms(t.elapsed());
@@ -218,6 +305,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         corrupt_refused: 0,
         corrupt_tried: 0,
         groups: None,
+        faults,
         started_us,
         salt: scenario.seed,
         fetches: Vec::new(),
@@ -331,20 +419,25 @@ impl Run<'_> {
                 }
             }
             Action::Partition { groups } => {
-                let mut of = vec![groups.len(); self.net.len()];
-                for (g, members) in groups.iter().enumerate() {
-                    for &m in members {
-                        of[m] = g;
-                    }
-                }
-                self.groups = Some(of);
+                self.groups = Some(group_of(groups, self.net.len()));
                 self.apply_partition().await?;
             }
             Action::Heal => {
                 self.groups = None;
                 self.apply_partition().await?;
             }
-            Action::Latency { .. } => bail!("latency is not available (see check_mode)"),
+            Action::Latency {
+                groups,
+                delay,
+                loss,
+            } => {
+                let of = group_of(groups, self.net.len());
+                let fabric = self
+                    .net
+                    .fabric_mut()
+                    .ok_or_else(|| anyhow!("latency needs network namespaces (see check_mode)"))?;
+                fabric.latency(&of, *delay, *loss)?;
+            }
             Action::Churn {
                 share,
                 period,
@@ -398,6 +491,9 @@ impl Run<'_> {
     }
 
     async fn apply_partition(&mut self) -> Result<()> {
+        if let Some(fabric) = self.net.fabric_mut() {
+            return fabric.partition(self.groups.as_deref());
+        }
         for i in 0..self.net.len() {
             let blocked = match &self.groups {
                 Some(g) => self.blocked_for(i, g)?,
@@ -823,9 +919,15 @@ impl Run<'_> {
             scenario: self.scenario.name.clone(),
             description: self.scenario.description.clone(),
             mode: self.net.mode(),
-            network_emulation: match self.net.mode() {
-                Mode::InProcess => "in-process connection filter (Node::testnet_block)".into(),
-                Mode::Process => "none (process mode runs without partitions yet)".into(),
+            faults: self.faults,
+            network_emulation: match self.faults {
+                Faults::None => "none (no partition, heal or latency step)".into(),
+                Faults::Filter => "in-process connection filter (Node::testnet_block)".into(),
+                Faults::Netns => "a network namespace per node; partitions by prohibit routes"
+                    .into(),
+                Faults::NetnsNetem => "a network namespace per node; partitions by prohibit \
+                                       routes, latency and loss by tc netem"
+                    .into(),
             },
             nodes,
             topology: format!("{:?}", self.scenario.topology),
@@ -855,6 +957,17 @@ impl Run<'_> {
             ok,
         }
     }
+}
+
+/// `groups[i]` for every node: its index among `groups`, or one more group for the rest.
+fn group_of(groups: &[Vec<usize>], n: usize) -> Vec<usize> {
+    let mut of = vec![groups.len(); n];
+    for (g, members) in groups.iter().enumerate() {
+        for &m in members {
+            of[m] = g;
+        }
+    }
+    of
 }
 
 /// Runs a scenario with a tracing layer installed that feeds the recorder (in process) and

@@ -14,6 +14,7 @@ use cix_node::{Config, Home, Node};
 use cix_protocol::ucan::Cid;
 use libp2p::PeerId;
 
+use super::netns::{self, Fabric};
 use crate::events::{now_us, parse_log_line, Recorder};
 
 /// sled cache per node: many nodes share one machine (MEASUREMENTS.md).
@@ -44,6 +45,8 @@ pub(crate) struct Child {
     home: PathBuf,
     listen: String,
     bootstrap: Vec<String>,
+    /// The network namespace it runs in, if any.
+    netns: Option<String>,
     process: Option<std::process::Child>,
 }
 
@@ -59,7 +62,13 @@ impl Drop for Child {
 /// The nodes of a run.
 pub(crate) enum Net {
     InProcess(Vec<Member>),
-    Process { cix: PathBuf, children: Vec<Child> },
+    Process {
+        cix: PathBuf,
+        children: Vec<Child>,
+        /// The children's network namespaces; declared after them so that the children are
+        /// killed before their namespaces go.
+        fabric: Option<Fabric>,
+    },
 }
 
 /// A published entry.
@@ -92,6 +101,7 @@ impl Net {
         n: usize,
         links: &[Vec<usize>],
         recorder: &Recorder,
+        namespaces: bool,
     ) -> Result<(Self, Vec<String>)> {
         let mut addrs: Vec<String> = Vec::with_capacity(n);
         let mut peers = Vec::with_capacity(n);
@@ -143,6 +153,12 @@ impl Net {
                         cix.display()
                     );
                 }
+                let fabric = if namespaces {
+                    Some(Fabric::new(n).context("cannot set up network namespaces")?)
+                } else {
+                    None
+                };
+                // Declared after the fabric: dropped (children killed) first on an error.
                 let mut children = Vec::with_capacity(n);
                 for (i, earlier) in links.iter().enumerate().take(n) {
                     let home = dir.join(format!("node-{i:03}"));
@@ -152,7 +168,14 @@ impl Net {
                         &["init", "--name", &format!("Agency {i:03}"), "--jurisdiction", "US"],
                     )?;
                     shrink_cache(&home)?;
-                    let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port()?);
+                    let listen = match &fabric {
+                        Some(_) => format!(
+                            "/ip4/{}/tcp/{}",
+                            netns::address(i),
+                            netns::LISTEN_PORT
+                        ),
+                        None => format!("/ip4/127.0.0.1/tcp/{}", free_port()?),
+                    };
                     let info: serde_json::Value =
                         serde_json::from_str(&read_identity(&home)?)
                         .context("cannot read the node's identity")?;
@@ -165,6 +188,7 @@ impl Net {
                         home,
                         listen: listen.clone(),
                         bootstrap,
+                        netns: fabric.as_ref().map(|f| f.namespace(i).to_string()),
                         process: None,
                     };
                     spawn_child(&cix, &mut child, recorder)?;
@@ -176,7 +200,14 @@ impl Net {
                     wait_started(c, Duration::from_secs(60))
                         .with_context(|| format!("node {i} did not start"))?;
                 }
-                Ok((Self::Process { cix, children }, peers))
+                Ok((
+                    Self::Process {
+                        cix,
+                        children,
+                        fabric,
+                    },
+                    peers,
+                ))
             }
         }
     }
@@ -238,7 +269,7 @@ impl Net {
                     .with_context(|| format!("cannot restart node {i}"))?;
                 m[i].node = Some(node);
             }
-            Self::Process { cix, children } => {
+            Self::Process { cix, children, .. } => {
                 let cix = cix.clone();
                 spawn_child(&cix, &mut children[i], recorder)?;
                 wait_started(&children[i], Duration::from_secs(60))
@@ -278,12 +309,13 @@ impl Net {
                     content: p.content_hash,
                 })
             }
-            Self::Process { cix, children } => {
+            Self::Process { cix, children, .. } => {
                 let meta = work.join(format!("meta-{i:03}-{salt}.toml"));
                 std::fs::write(&meta, META)?;
-                let out = run_cix(
+                let out = run_cix_in(
                     cix,
                     &children[i].home,
+                    children[i].netns.as_deref(),
                     &[
                         "--json",
                         "publish",
@@ -340,6 +372,14 @@ impl Net {
         Ok(())
     }
 
+    /// The network namespaces, when the children run in them.
+    pub(crate) fn fabric_mut(&mut self) -> Option<&mut Fabric> {
+        match self {
+            Self::Process { fabric, .. } => fabric.as_mut(),
+            Self::InProcess(_) => None,
+        }
+    }
+
     /// Resident memory of each live child, bytes (process mode).
     pub(crate) fn child_rss(&self) -> Vec<u64> {
         match self {
@@ -379,7 +419,23 @@ pub(crate) fn rss_of(path: &str) -> Option<u64> {
 }
 
 fn run_cix(cix: &Path, home: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(cix)
+    run_cix_in(cix, home, None, args)
+}
+
+/// `ip netns exec NS cix ...`, or plain `cix ...` without a namespace.
+fn command_in(cix: &Path, netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(cix);
+            c
+        }
+        None => Command::new(cix),
+    }
+}
+
+fn run_cix_in(cix: &Path, home: &Path, netns: Option<&str>, args: &[&str]) -> Result<String> {
+    let out = command_in(cix, netns)
         .arg("--home")
         .arg(home)
         .args(args)
@@ -424,7 +480,8 @@ fn shrink_cache(home: &Path) -> Result<()> {
 
 fn spawn_child(cix: &Path, c: &mut Child, recorder: &Recorder) -> Result<()> {
     let _ = std::fs::remove_file(c.home.join("node.json"));
-    let mut cmd = Command::new(cix);
+    // `ip netns exec` execs cix, so the child's pid is the node's.
+    let mut cmd = command_in(cix, c.netns.as_deref());
     cmd.arg("--home")
         .arg(&c.home)
         .args(["node", "run", "--listen", &c.listen]);

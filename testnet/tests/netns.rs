@@ -1,0 +1,157 @@
+//! Process mode with real network faults: every `cix node run` child in its own network
+//! namespace, a partition by routes and its heal, and latency by `tc netem`. Each test runs
+//! the `cix-testnet` binary; where this machine cannot make namespaces (not root) or has no
+//! netem qdisc, the binary refuses the step with its reason and the test prints that and
+//! skips.
+
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const TESTNET: &str = env!("CARGO_BIN_EXE_cix-testnet");
+
+/// Runs `cix-testnet run --mode process` on `scenario`; `None` (after printing why) when the
+/// binary refused because this machine lacks what the faults need.
+fn run_process(scenario: &Path, needs: &[&str]) -> Option<(serde_json::Value, u32)> {
+    let cix = Path::new(TESTNET).with_file_name("cix");
+    assert!(
+        cix.is_file(),
+        "{} is missing: build the whole workspace (cargo build --workspace) first",
+        cix.display()
+    );
+    let child = Command::new(TESTNET)
+        .args(["run", "--mode", "process", "--json", "--scenario"])
+        .arg(scenario)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out: Output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(2) && needs.iter().any(|n| stderr.contains(n)) {
+        println!("skipped: {}", stderr.trim());
+        return None;
+    }
+    assert!(out.status.success(), "{stderr}");
+    Some((serde_json::from_slice(&out.stdout).unwrap(), pid))
+}
+
+/// No namespace of the run with process id `pid` is left.
+fn assert_cleaned_up(pid: u32) {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    let tag = format!("cixt{pid}x");
+    assert!(
+        !list.lines().any(|l| l.starts_with(&tag)),
+        "namespaces left behind: {list}"
+    );
+}
+
+#[test]
+fn process_mode_partition_in_namespaces_holds_until_the_heal() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/netns-partition-heal.toml");
+    let Some((r, pid)) = run_process(&file, &["cannot be made here"]) else {
+        return;
+    };
+    assert_cleaned_up(pid);
+    assert_eq!(r["mode"], "process");
+    assert_eq!(r["faults"], "netns");
+    assert_eq!(r["ok"], true, "{r}");
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["action"], "partition");
+    assert_eq!(steps[4]["action"], "heal");
+    assert_eq!(steps[4]["held"], true);
+    // Nodes 1 and 2, on either side, each published one entry while apart: each reached the
+    // two nodes of the other side only after the heal (and every node holds all three).
+    let c = &r["convergence"][0];
+    assert_eq!(c["converged"], true);
+    assert_eq!(c["arrivals_after_heal"], 4, "{c}");
+    assert!(c["converge_ms"].as_f64().unwrap() > 0.0);
+    let entries = r["propagation"]["records"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert!(entries.iter().all(|e| e["reached"] == 3 && e["of"] == 3), "{entries:?}");
+}
+
+#[test]
+fn process_mode_latency_delays_propagation_by_at_least_the_added_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latency.toml");
+    // 150 ms one way between node 0 and the other two; every acceptance elsewhere must come
+    // at least that long after the announce.
+    std::fs::write(
+        &file,
+        "name = \"latency\"\nnodes = 3\n[topology]\nkind = \"full\"\n\
+         [[step]]\naction = \"latency\"\ngroups = [[0], [1, 2]]\ndelay = \"150ms\"\nloss = 0.0\n\
+         [[step]]\naction = \"publish\"\nnodes = [0]\ncount = 2\nwait = \"entries\"\n\
+         timeout = \"20s\"\n",
+    )
+    .unwrap();
+    let Some((r, pid)) = run_process(&file, &["cannot be made here", "no netem qdisc"]) else {
+        return;
+    };
+    assert_cleaned_up(pid);
+    assert_eq!(r["faults"], "netns+netem");
+    assert_eq!(r["ok"], true, "{r}");
+    let times: Vec<f64> = r["propagation"]["per_node_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 4, "{times:?}");
+    assert!(times.iter().all(|t| *t >= 150.0), "{times:?}");
+}
+
+#[test]
+fn in_process_mode_refuses_latency_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latency.toml");
+    std::fs::write(
+        &file,
+        "name = \"latency\"\nnodes = 2\n[topology]\nkind = \"full\"\n[[step]]\naction = \"latency\"\ngroups = [[0]]\n\
+         delay = \"10ms\"\nloss = 0.0\n",
+    )
+    .unwrap();
+    let out = Command::new(TESTNET)
+        .args(["run", "--scenario"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("step 1 (latency)") && e.contains("--mode process"), "{e}");
+}
+
+#[test]
+fn the_fault_mechanism_follows_the_mode_and_the_steps() {
+    use cix_testnet::builtin::{self, Knobs};
+    use cix_testnet::run::{faults_for, Faults, Mode};
+    let k = || Knobs {
+        nodes: Some(4),
+        entries: None,
+        duration: None,
+        interval: None,
+    };
+    let split = builtin::get("partition-heal", k()).unwrap();
+    let plain = builtin::get("propagation", k()).unwrap();
+    assert_eq!(faults_for(&split, Mode::InProcess).unwrap(), Faults::Filter);
+    assert_eq!(faults_for(&plain, Mode::InProcess).unwrap(), Faults::None);
+    // Without fault steps process mode needs no namespaces (and probes for none).
+    assert_eq!(faults_for(&plain, Mode::Process).unwrap(), Faults::None);
+    match faults_for(&split, Mode::Process) {
+        Ok(f) => assert_eq!(f, Faults::Netns),
+        Err(e) => {
+            let e = format!("{e:#}");
+            assert!(e.contains("cannot be made here") && e.contains("--mode in-process"), "{e}");
+            println!("skipped the namespace case: {e}");
+        }
+    }
+    assert_eq!(Faults::NetnsNetem.name(), "netns+netem");
+    assert_eq!(
+        serde_json::to_value(Faults::NetnsNetem).unwrap(),
+        serde_json::json!("netns+netem")
+    );
+}
