@@ -147,8 +147,9 @@ pub const RATE_WINDOW_SECS: u64 = 60;
 /// Most access requests (`/cix/access/1`) one peer may send per window; beyond it `busy`.
 pub const MAX_ACCESS_REQUESTS_PER_WINDOW: u32 = 30;
 /// Most transfer requests (`/cix/transfer/2`) one peer may open per window (a large fetch asks
-/// for one `SEGMENT_BYTES` segment per request); beyond it `busy`.
-pub const MAX_TRANSFER_REQUESTS_PER_WINDOW: u32 = 600;
+/// for one `SEGMENT_BYTES` segment per request, so this allows one peer about 1 GiB/s of
+/// segments, above line speed, while a flood of tiny requests is cut off); beyond it `busy`.
+pub const MAX_TRANSFER_REQUESTS_PER_WINDOW: u32 = 15_000;
 /// Invalid gossip messages (rejected entries, revocations, withdrawals) one peer may send per
 /// window; past it the node closes its connections and refuses it for `PEER_BAN_SECS`.
 pub const MAX_INVALID_GOSSIP_PER_WINDOW: u32 = 16;
