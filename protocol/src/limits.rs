@@ -128,3 +128,15 @@ pub const MAX_WITNESS_RESPONSE_BYTES: usize = 64 * 1024;
 pub const MAX_QUIC_STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 /// Most unacknowledged bytes a QUIC peer may send over all streams of one connection.
 pub const MAX_QUIC_CONNECTION_WINDOW_BYTES: u32 = 24 * 1024 * 1024;
+/// Most bytes a relay this node runs (`relay_server = true`) carries over one circuit, both
+/// directions together, before closing it: room for a dataset, not for unbounded traffic.
+pub const MAX_RELAY_CIRCUIT_BYTES: u64 = 1 << 30;
+/// Longest a circuit through a relay this node runs stays open, in seconds.
+pub const MAX_RELAY_CIRCUIT_SECS: u64 = 3600;
+/// Most circuits a relay this node runs carries at once.
+pub const MAX_RELAY_CIRCUITS: usize = 64;
+/// Most reservations (peers reachable through it) a relay this node runs keeps at once.
+pub const MAX_RELAY_RESERVATIONS: usize = 128;
+/// Size of a `/cix/time/1` answer: the answering node's clock, milliseconds since the Unix
+/// epoch, as 8 big-endian bytes (the request is empty).
+pub const TIME_RESPONSE_BYTES: usize = 8;
