@@ -353,7 +353,11 @@ fn make_behaviour(
         .with_max_concurrent_streams(MAX_CONCURRENT_REQUESTS);
     Ok(Behaviour {
         identify: identify::Behaviour::new(
-            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(agent),
+            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                .with_agent_version(agent)
+                // Tell peers of new listen addresses (a relay reservation's circuit address
+                // comes after the first identify).
+                .with_push_listen_addr_updates(true),
         ),
         ping: ping::Behaviour::default(),
         gossipsub,
@@ -731,13 +735,20 @@ impl EventLoop {
                     return;
                 }
                 if let Some((peer, reply)) = self.pending_locate.remove(&id) {
-                    let found = match result {
-                        kad::QueryResult::GetClosestPeers(Ok(ok)) => ok
-                            .peers
-                            .iter()
-                            .any(|p| p.peer_id == peer && !p.addrs.is_empty()),
-                        _ => false,
-                    };
+                    let mut found = false;
+                    if let kad::QueryResult::GetClosestPeers(Ok(ok)) = &result {
+                        for p in ok.peers.iter().filter(|p| p.peer_id == peer) {
+                            // Keep what the query found (a relayed address, say) so that the
+                            // dial that follows can use it after the query has ended.
+                            for addr in &p.addrs {
+                                self.swarm
+                                    .behaviour_mut()
+                                    .kad
+                                    .add_address(&peer, addr.clone());
+                            }
+                            found |= !p.addrs.is_empty();
+                        }
+                    }
                     if found || step.last {
                         let _ = reply.send(found || self.swarm.is_connected(&peer));
                     } else {
