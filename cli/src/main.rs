@@ -671,7 +671,8 @@ fn node_run(home: Home, listen: Vec<String>, bootstrap: Vec<String>) -> Result<(
         builder.init();
     }
     // Defaults, then config.toml, then CIX_* variables, then these flags (docs/config.md).
-    let config = cix_node::layers::load(&home, &cix_node::layers::Flags { listen, bootstrap })?.config;
+    let config =
+        cix_node::layers::load(&home, &cix_node::layers::Flags { listen, bootstrap })?.config;
     let token = home.load_token()?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {

@@ -121,7 +121,10 @@ fn mode_of(path: &Path) -> std::io::Result<u32> {
 
 fn check_secrets(home: &Home) -> Vec<Check> {
     let mut out = Vec::new();
-    for (what, path) in [("key permissions", home.key()), ("token permissions", home.token())] {
+    for (what, path) in [
+        ("key permissions", home.key()),
+        ("token permissions", home.token()),
+    ] {
         out.push(match mode_of(&path) {
             Ok(mode) if mode & 0o077 == 0 => check(
                 what,
@@ -137,8 +140,15 @@ fn check_secrets(home: &Home) -> Vec<Check> {
                 ),
             )
             .fix(format!("chmod 600 {}", path.display())),
-            Err(e) => check(what, Verdict::Fail, format!("cannot read {}: {e}", path.display()))
-                .fix(format!("create the node with `cix --home {} init`", home.root().display())),
+            Err(e) => check(
+                what,
+                Verdict::Fail,
+                format!("cannot read {}: {e}", path.display()),
+            )
+            .fix(format!(
+                "create the node with `cix --home {} init`",
+                home.root().display()
+            )),
         });
     }
     out
@@ -216,9 +226,9 @@ fn check_listen_offline(config: &cix_node::Config) -> Check {
         };
         match bound {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                problems.push(format!("{addr}: port {port} is already in use by another program"))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => problems.push(format!(
+                "{addr}: port {port} is already in use by another program"
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
                 problems.push(format!("{addr}: {ip} is not an address of this machine"))
             }
@@ -246,7 +256,11 @@ fn check_listen_running(listening: &[String]) -> Check {
         let Some((host, port)) = tcp_target(addr) else {
             continue;
         };
-        let host = if host == "0.0.0.0" { "127.0.0.1".to_string() } else { host };
+        let host = if host == "0.0.0.0" {
+            "127.0.0.1".to_string()
+        } else {
+            host
+        };
         checked += 1;
         if let Err(e) = reachable(&host, port) {
             problems.push(format!("{addr}: {e}"));
@@ -271,7 +285,10 @@ fn check_bootstrap(config: &cix_node::Config, connected: &[String]) -> Check {
     let mut problems = Vec::new();
     let mut good = 0;
     for addr in &config.bootstrap {
-        let peer = addr.rsplit("/p2p/").next().filter(|_| addr.contains("/p2p/"));
+        let peer = addr
+            .rsplit("/p2p/")
+            .next()
+            .filter(|_| addr.contains("/p2p/"));
         if peer.is_some_and(|p| connected.iter().any(|c| c == p)) {
             good += 1;
             continue;
@@ -308,7 +325,10 @@ fn check_disk(home: &Home) -> Check {
         Ok(free) if free >= MIN_FREE_DISK_BYTES => check(
             "disk space",
             Verdict::Ok,
-            format!("{} MiB free on the home's file system", free / (1024 * 1024)),
+            format!(
+                "{} MiB free on the home's file system",
+                free / (1024 * 1024)
+            ),
         ),
         Ok(free) => check(
             "disk space",
@@ -322,7 +342,11 @@ fn check_disk(home: &Home) -> Check {
             ),
         )
         .fix("free space there, or move the home to a larger file system (--home / CIX_HOME)"),
-        Err(e) => check("disk space", Verdict::Fail, format!("cannot read free space: {e}")),
+        Err(e) => check(
+            "disk space",
+            Verdict::Fail,
+            format!("cannot read free space: {e}"),
+        ),
     }
 }
 
@@ -332,7 +356,11 @@ fn check_clock(v: &Value) -> Check {
     if skews.is_empty() {
         return check(
             "clock skew",
-            if unanswered > 0 { Verdict::Warn } else { Verdict::Skip },
+            if unanswered > 0 {
+                Verdict::Warn
+            } else {
+                Verdict::Skip
+            },
             if unanswered > 0 {
                 format!("none of {unanswered} connected peer(s) answered /cix/time/1")
             } else {
@@ -364,11 +392,7 @@ fn check_clock(v: &Value) -> Check {
         check(
             "clock skew",
             Verdict::Ok,
-            format!(
-                "within {} ms of {} peer(s)",
-                off.abs(),
-                skews.len()
-            ),
+            format!("within {} ms of {} peer(s)", off.abs(), skews.len()),
         )
     }
 }
@@ -380,12 +404,19 @@ fn check_store_offline(home: &Home, config: &cix_node::Config) -> Check {
         let key = home.load_key()?;
         let audit = cix_node::audit::AuditLog::open(&store, key.clone())?;
         let records = audit.raw_range(None, None)?;
-        cix_protocol::audit::verify_chain(records.iter().map(|(_, b)| b.as_slice()), Some(&key.did()))
-            .map_err(|e| anyhow::anyhow!("audit log: {e}"))?;
+        cix_protocol::audit::verify_chain(
+            records.iter().map(|(_, b)| b.as_slice()),
+            Some(&key.did()),
+        )
+        .map_err(|e| anyhow::anyhow!("audit log: {e}"))?;
         Ok(entries + records.len() as u64)
     };
     if !home.store().exists() {
-        return check("store integrity", Verdict::Ok, "no store yet (created at first start)");
+        return check(
+            "store integrity",
+            Verdict::Ok,
+            "no store yet (created at first start)",
+        );
     }
     match run() {
         Ok(n) => check("store integrity", Verdict::Ok, format!("{n} records check out")),
@@ -425,7 +456,11 @@ pub(crate) fn doctor(home: &Home, out: &mut Out) -> Result<()> {
             Some(v) => {
                 let listening: Vec<String> = v["listening"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 checks.push(check_listen_running(&listening));
             }
@@ -467,7 +502,9 @@ pub(crate) fn doctor(home: &Home, out: &mut Out) -> Result<()> {
         for c in &checks {
             out.line(&serde_json::to_value(c)?)?;
         }
-        out.line(&json!({ "healthy": failed == 0, "failed": failed, "running": running.is_some() }))?;
+        out.line(
+            &json!({ "healthy": failed == 0, "failed": failed, "running": running.is_some() }),
+        )?;
     } else {
         for c in &checks {
             let mark = match c.verdict {
@@ -490,7 +527,11 @@ pub(crate) fn doctor(home: &Home, out: &mut Out) -> Result<()> {
 
 /// `cix peers`.
 pub(crate) fn peers(home: &Home, all: bool, out: &mut Out) -> Result<()> {
-    let path = if all { "/v1/peers?all=true" } else { "/v1/peers" };
+    let path = if all {
+        "/v1/peers?all=true"
+    } else {
+        "/v1/peers"
+    };
     let v: Vec<Value> = Client::connect(home)?.get(path)?;
     if out.is_json() {
         return v.iter().try_for_each(|p| out.line(p));
@@ -499,7 +540,14 @@ pub(crate) fn peers(home: &Home, all: bool, out: &mut Out) -> Result<()> {
         return out.text_line("no peers connected");
     }
     let mut t = crate::output::table(&[
-        "peer", "agency", "jurisdiction", "state", "latency", "score", "publishes", "addresses",
+        "peer",
+        "agency",
+        "jurisdiction",
+        "state",
+        "latency",
+        "score",
+        "publishes",
+        "addresses",
     ]);
     for p in &v {
         t.add_row(vec![
@@ -509,7 +557,11 @@ pub(crate) fn peers(home: &Home, all: bool, out: &mut Out) -> Result<()> {
             dash(&p["state"]),
             latency(&p["latency_ms"]),
             score(&p["gossip_score"]),
-            p["publishes"].as_array().map(Vec::len).unwrap_or(0).to_string(),
+            p["publishes"]
+                .as_array()
+                .map(Vec::len)
+                .unwrap_or(0)
+                .to_string(),
             strings(&p["addresses"]).join("\n"),
         ]);
     }
@@ -533,8 +585,16 @@ pub(crate) fn peer_show(home: &Home, id: &str, out: &mut Out) -> Result<()> {
                     format!(
                         "{} ({}, {})",
                         c["address"].as_str().unwrap_or(""),
-                        if c["relayed"].as_bool() == Some(true) { "relayed" } else { "direct" },
-                        if c["outbound"].as_bool() == Some(true) { "dialed" } else { "inbound" }
+                        if c["relayed"].as_bool() == Some(true) {
+                            "relayed"
+                        } else {
+                            "direct"
+                        },
+                        if c["outbound"].as_bool() == Some(true) {
+                            "dialed"
+                        } else {
+                            "inbound"
+                        }
                     )
                 })
                 .collect()
@@ -583,7 +643,12 @@ fn or_dash(s: String) -> String {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str()).map(|s| printable(s).into_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .map(|s| printable(s).into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -595,11 +660,15 @@ fn dash(v: &Value) -> String {
 }
 
 fn latency(v: &Value) -> String {
-    v.as_u64().map(|r| format!("{r} ms")).unwrap_or_else(|| "-".into())
+    v.as_u64()
+        .map(|r| format!("{r} ms"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn score(v: &Value) -> String {
-    v.as_f64().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into())
+    v.as_f64()
+        .map(|s| format!("{s:.2}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn short(peer: &str) -> String {

@@ -134,9 +134,14 @@ impl Out {
   audit log:  {} records
   store:      {} (store) + {} (datasets held)
   uptime:     {} s",
-            s(&c["revocations_rejected"]), s(&c["withdrawals_rejected"]),
-            s(&z["revocations"]), s(&z["requests_pending"]), s(&z["requests_granted"]),
-            s(&z["requests_denied"]), s(&c["sync_records_served"]), s(&c["sync_records_received"]),
+            s(&c["revocations_rejected"]),
+            s(&c["withdrawals_rejected"]),
+            s(&z["revocations"]),
+            s(&z["requests_pending"]),
+            s(&z["requests_granted"]),
+            s(&z["requests_denied"]),
+            s(&c["sync_records_served"]),
+            s(&c["sync_records_received"]),
             human_bytes(c["sync_bytes_received"].as_u64().unwrap_or(0)),
             s(&z["audit_records"]),
             human_bytes(z["store_bytes"].as_u64().unwrap_or(0)),

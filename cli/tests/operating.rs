@@ -18,7 +18,15 @@ use serde_json::Value;
 fn init(home: &Path, name: &str) {
     ok(
         home,
-        &["init", "--name", name, "--jurisdiction", "NL", "--listen", "/ip4/127.0.0.1/tcp/0"],
+        &[
+            "init",
+            "--name",
+            name,
+            "--jurisdiction",
+            "NL",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ],
     );
 }
 
@@ -31,7 +39,11 @@ fn set_config(home: &Path, key: &str, value: toml::Value) {
 }
 
 fn strings(v: &[&str]) -> toml::Value {
-    toml::Value::Array(v.iter().map(|s| toml::Value::String(s.to_string())).collect())
+    toml::Value::Array(
+        v.iter()
+            .map(|s| toml::Value::String(s.to_string()))
+            .collect(),
+    )
 }
 
 /// Runs `cix --json doctor`: its exit code, and each check's verdict by name.
@@ -57,7 +69,12 @@ fn start_with_env(home: &Path, bootstrap: Option<&str>, env: &[(&str, &str)]) ->
         cmd.args(["--bootstrap", b]);
     }
     cmd.envs(env.iter().copied());
-    let d = Daemon(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let d = Daemon(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until("node.json", || home.join("node.json").exists());
     d
 }
@@ -83,7 +100,11 @@ fn free_port() -> u16 {
 #[test]
 fn doctor_passes_a_healthy_node_and_names_a_skewed_clock() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
     init(&a, "Water Board");
     init(&b, "Transit");
     init(&c, "Skewed Energy");
@@ -116,15 +137,25 @@ fn doctor_passes_a_healthy_node_and_names_a_skewed_clock() {
     wait_until("C connected", || peers(&c).len() == 1);
     let (code, lines) = doctor(&c);
     assert_eq!(code, Some(1));
-    assert_eq!(failing(&lines), BTreeSet::from(["clock skew".to_string()]), "{lines:#?}");
+    assert_eq!(
+        failing(&lines),
+        BTreeSet::from(["clock skew".to_string()]),
+        "{lines:#?}"
+    );
     let clock = lines.iter().find(|l| l["check"] == "clock skew").unwrap();
     let detail = clock["detail"].as_str().unwrap();
-    assert!(detail.contains("ahead of") && detail.contains("3600"), "{detail}");
+    assert!(
+        detail.contains("ahead of") && detail.contains("3600"),
+        "{detail}"
+    );
     assert!(clock["fix"].as_str().unwrap().contains("NTP"));
     // The text form says the same, with the fix.
     let text = cix(&c, &["doctor"]);
     let shown = String::from_utf8(text.stdout).unwrap();
-    assert!(shown.contains("FAIL clock skew") && shown.contains("fix:"), "{shown}");
+    assert!(
+        shown.contains("FAIL clock skew") && shown.contains("fix:"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -144,8 +175,14 @@ fn doctor_finds_each_injected_fault_on_a_stopped_node() {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let (code, lines) = doctor(&home);
         assert_eq!(code, Some(1));
-        assert_eq!(failing(&lines), BTreeSet::from(["key permissions".to_string()]));
-        let l = lines.iter().find(|l| l["check"] == "key permissions").unwrap();
+        assert_eq!(
+            failing(&lines),
+            BTreeSet::from(["key permissions".to_string()])
+        );
+        let l = lines
+            .iter()
+            .find(|l| l["check"] == "key permissions")
+            .unwrap();
         assert!(l["fix"].as_str().unwrap().starts_with("chmod 600"));
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
@@ -153,11 +190,21 @@ fn doctor_finds_each_injected_fault_on_a_stopped_node() {
     // A port another program holds.
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    set_config(&home, "listen", strings(&[&format!("/ip4/127.0.0.1/tcp/{port}")]));
+    set_config(
+        &home,
+        "listen",
+        strings(&[&format!("/ip4/127.0.0.1/tcp/{port}")]),
+    );
     let (code, lines) = doctor(&home);
     assert_eq!(code, Some(1));
-    assert_eq!(failing(&lines), BTreeSet::from(["listen addresses".to_string()]));
-    let l = lines.iter().find(|l| l["check"] == "listen addresses").unwrap();
+    assert_eq!(
+        failing(&lines),
+        BTreeSet::from(["listen addresses".to_string()])
+    );
+    let l = lines
+        .iter()
+        .find(|l| l["check"] == "listen addresses")
+        .unwrap();
     assert!(l["detail"].as_str().unwrap().contains("in use"), "{l}");
     drop(holder);
     let (code, _) = doctor(&home);
@@ -173,7 +220,10 @@ fn doctor_finds_each_injected_fault_on_a_stopped_node() {
     );
     let (code, lines) = doctor(&home);
     assert_eq!(code, Some(1));
-    assert_eq!(failing(&lines), BTreeSet::from(["bootstrap peers".to_string()]));
+    assert_eq!(
+        failing(&lines),
+        BTreeSet::from(["bootstrap peers".to_string()])
+    );
     set_config(&home, "bootstrap", strings(&[]));
 
     // A broken config file.
@@ -216,7 +266,11 @@ fn doctor_finds_low_disk_space_on_a_small_tmpfs() {
     init(&home, "Small Disk");
     let (code, lines) = doctor(&home);
     assert_eq!(code, Some(1));
-    assert_eq!(failing(&lines), BTreeSet::from(["disk space".to_string()]), "{lines:#?}");
+    assert_eq!(
+        failing(&lines),
+        BTreeSet::from(["disk space".to_string()]),
+        "{lines:#?}"
+    );
     let l = lines.iter().find(|l| l["check"] == "disk space").unwrap();
     assert!(l["detail"].as_str().unwrap().contains("MiB free"), "{l}");
 }
@@ -229,11 +283,21 @@ fn config_show_names_the_source_of_every_value() {
     let out = Command::new(CIX)
         .arg("--home")
         .arg(&home)
-        .args(["--json", "config", "show", "--bootstrap", "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"])
+        .args([
+            "--json",
+            "config",
+            "show",
+            "--bootstrap",
+            "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+        ])
         .env("CIX_GRANT_DAYS", "9")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
     let by = |k: &str| lines.iter().find(|l| l["key"] == k).cloned().unwrap();
     assert_eq!(by("name")["source"], "file");
@@ -269,7 +333,11 @@ fn completions_and_the_man_page_come_from_the_cli_definitions() {
     let zsh = ok(dir.path(), &["completions", "zsh"]);
     assert!(zsh.starts_with("#compdef cix"));
     let man = ok(dir.path(), &["man"]);
-    assert!(man.starts_with(".ie") || man.contains(".TH cix"), "{}", &man[..80.min(man.len())]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH cix"),
+        "{}",
+        &man[..80.min(man.len())]
+    );
     assert!(man.contains("doctor") && man.contains("publish"));
     let bad = cix(dir.path(), &["completions", "cmd.exe"]);
     assert_eq!(bad.status.code(), Some(2));
@@ -299,9 +367,21 @@ fn sigterm_mid_fetch_exits_zero_and_the_fetch_resumes() {
     let mut nb = start_with_env(&b, Some(&boot), &[]);
     wait_until("B connected", || peers(&b).len() == 1);
     let file = dir.path().join("levels.bin");
-    let bytes: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..12 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&file, &bytes).unwrap();
-    let published = json(&a, &["publish", file.to_str().unwrap(), "--title", "Levels", "--spectrum", "open"]);
+    let published = json(
+        &a,
+        &[
+            "publish",
+            file.to_str().unwrap(),
+            "--title",
+            "Levels",
+            "--spectrum",
+            "open",
+        ],
+    );
     let ds = published["dataset"].as_str().unwrap().to_string();
     wait_until("B knows the dataset", || {
         ok(&b, &["--json", "catalogue", "list"]).contains(&ds)
@@ -355,11 +435,14 @@ impl Drop for Namespaces {
     fn drop(&mut self) {
         for ns in &self.0 {
             // Ends whatever still runs inside, then the namespace.
-            let _ = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| {
-                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
-                }
-            });
+            let _ = Command::new("ip")
+                .args(["netns", "pids", ns])
+                .output()
+                .map(|o| {
+                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                        let _ = Command::new("kill").args(["-KILL", pid]).status();
+                    }
+                });
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
@@ -368,7 +451,10 @@ impl Drop for Namespaces {
 /// `cix` inside namespace `ns`.
 fn in_ns(ns: &str, home: &Path, args: &[&str]) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns, CIX]).arg("--home").arg(home).args(args);
+    c.args(["netns", "exec", ns, CIX])
+        .arg("--home")
+        .arg(home)
+        .args(args);
     c
 }
 
@@ -387,15 +473,26 @@ fn ns_start(ns: &str, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemo
     all.extend_from_slice(args);
     let mut c = in_ns(ns, home, &all);
     c.envs(env.iter().copied());
-    let d = Daemon(c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-    wait_until("node.json in the namespace", || home.join("node.json").exists());
+    let d = Daemon(
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("node.json in the namespace", || {
+        home.join("node.json").exists()
+    });
     d
 }
 
 #[test]
 fn nodes_with_no_route_between_them_exchange_a_dataset_through_a_relay() {
     let tag = std::process::id();
-    let (r, a, b) = (format!("cixr{tag}"), format!("cixa{tag}"), format!("cixb{tag}"));
+    let (r, a, b) = (
+        format!("cixr{tag}"),
+        format!("cixa{tag}"),
+        format!("cixb{tag}"),
+    );
     if !sh(&["ip", "netns", "add", &r]) {
         println!("SKIPPED: cannot create network namespaces here (needs root and iproute2); the relay test did not run");
         return;
@@ -407,8 +504,14 @@ fn nodes_with_no_route_between_them_exchange_a_dataset_through_a_relay() {
     let (va, vb) = (format!("va{tag}"), format!("vb{tag}"));
     let (vra, vrb) = (format!("ra{tag}"), format!("rb{tag}"));
     for cmd in [
-        vec!["ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vra, "netns", &r],
-        vec!["ip", "link", "add", &vb, "netns", &b, "type", "veth", "peer", "name", &vrb, "netns", &r],
+        vec![
+            "ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vra, "netns",
+            &r,
+        ],
+        vec![
+            "ip", "link", "add", &vb, "netns", &b, "type", "veth", "peer", "name", &vrb, "netns",
+            &r,
+        ],
         vec!["ip", "-n", &a, "addr", "add", "10.201.1.1/24", "dev", &va],
         vec!["ip", "-n", &r, "addr", "add", "10.201.1.2/24", "dev", &vra],
         vec!["ip", "-n", &b, "addr", "add", "10.201.2.1/24", "dev", &vb],
@@ -424,12 +527,27 @@ fn nodes_with_no_route_between_them_exchange_a_dataset_through_a_relay() {
         assert!(sh(&cmd), "{cmd:?}");
     }
     assert!(
-        !sh(&["ip", "netns", "exec", &a, "ping", "-c", "1", "-W", "1", "10.201.2.1"]),
+        !sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &a,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "10.201.2.1"
+        ]),
         "A must not reach B directly"
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let (hr, ha, hb) = (dir.path().join("relay"), dir.path().join("a"), dir.path().join("b"));
+    let (hr, ha, hb) = (
+        dir.path().join("relay"),
+        dir.path().join("a"),
+        dir.path().join("b"),
+    );
     for (h, name) in [(&hr, "Regional Relay"), (&ha, "City A"), (&hb, "City B")] {
         ok(h, &["init", "--name", name, "--jurisdiction", "NL"]);
     }
@@ -439,7 +557,10 @@ fn nodes_with_no_route_between_them_exchange_a_dataset_through_a_relay() {
         &["--listen", "/ip4/0.0.0.0/tcp/4101"],
         &[
             ("CIX_RELAY_SERVER", "true"),
-            ("CIX_EXTERNAL_ADDRESSES", "/ip4/10.201.1.2/tcp/4101,/ip4/10.201.2.2/tcp/4101"),
+            (
+                "CIX_EXTERNAL_ADDRESSES",
+                "/ip4/10.201.1.2/tcp/4101,/ip4/10.201.2.2/tcp/4101",
+            ),
         ],
     );
     let rid = peer_id(&hr);
@@ -448,28 +569,66 @@ fn nodes_with_no_route_between_them_exchange_a_dataset_through_a_relay() {
     let _nb = ns_start(
         &b,
         &hb,
-        &["--listen", "/ip4/10.201.2.1/tcp/4102", "--listen", &format!("{via_b}/p2p-circuit"), "--bootstrap", &via_b],
+        &[
+            "--listen",
+            "/ip4/10.201.2.1/tcp/4102",
+            "--listen",
+            &format!("{via_b}/p2p-circuit"),
+            "--bootstrap",
+            &via_b,
+        ],
         &[],
     );
-    let _na = ns_start(&a, &ha, &["--listen", "/ip4/10.201.1.1/tcp/4103", "--bootstrap", &via_a], &[]);
+    let _na = ns_start(
+        &a,
+        &ha,
+        &[
+            "--listen",
+            "/ip4/10.201.1.1/tcp/4103",
+            "--bootstrap",
+            &via_a,
+        ],
+        &[],
+    );
     let bid = peer_id(&hb);
     // B is reachable through the relay: the relay knows a circuit address of B's.
     wait_until("B's relayed address at the relay", || {
-        let out = in_ns(&r, &hr, &["--json", "peer", "show", &bid]).output().unwrap();
+        let out = in_ns(&r, &hr, &["--json", "peer", "show", &bid])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).contains("p2p-circuit")
     });
 
     let file = dir.path().join("gauges.csv");
     let mut csv = String::from("time,gauge,level (m)\n");
     for i in 0..20_000 {
-        csv.push_str(&format!("2024-02-01T{:02}:{:02}:00Z,G{},{}.{}\n", i / 60 % 24, i % 60, i % 13, i % 7, i % 10));
+        csv.push_str(&format!(
+            "2024-02-01T{:02}:{:02}:00Z,G{},{}.{}\n",
+            i / 60 % 24,
+            i % 60,
+            i % 13,
+            i % 7,
+            i % 10
+        ));
     }
     std::fs::write(&file, &csv).unwrap();
     let published: Value = serde_json::from_str(
-        ns_ok(&b, &hb, &["--json", "publish", file.to_str().unwrap(), "--title", "River gauges", "--spectrum", "open"])
-            .lines()
-            .last()
-            .unwrap(),
+        ns_ok(
+            &b,
+            &hb,
+            &[
+                "--json",
+                "publish",
+                file.to_str().unwrap(),
+                "--title",
+                "River gauges",
+                "--spectrum",
+                "open",
+            ],
+        )
+        .lines()
+        .last()
+        .unwrap(),
     )
     .unwrap();
     let ds = published["dataset"].as_str().unwrap().to_string();
@@ -478,10 +637,14 @@ fn nodes_with_no_route_between_them_exchange_a_dataset_through_a_relay() {
     });
     let out = dir.path().join("a-copy.csv");
     let done: Value = serde_json::from_str(
-        ns_ok(&a, &ha, &["--json", "fetch", &ds, "-o", out.to_str().unwrap()])
-            .lines()
-            .last()
-            .unwrap(),
+        ns_ok(
+            &a,
+            &ha,
+            &["--json", "fetch", &ds, "-o", out.to_str().unwrap()],
+        )
+        .lines()
+        .last()
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), csv, "{done}");
@@ -492,5 +655,8 @@ fn nodes_with_no_route_between_them_exchange_a_dataset_through_a_relay() {
         .expect("A is connected to B");
     assert_eq!(b_seen["state"], "relayed", "{b_seen}");
     assert!(b_seen["connections"].to_string().contains("p2p-circuit"));
-    println!("fetched {} bytes from B through the relay: {done}", csv.len());
+    println!(
+        "fetched {} bytes from B through the relay: {done}",
+        csv.len()
+    );
 }

@@ -612,11 +612,7 @@ async fn transfers(
 
 async fn metrics(State(api): State<Api>) -> Response {
     match api.node.shared.metrics.encode() {
-        Ok(text) => (
-            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-            text,
-        )
-            .into_response(),
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode the metrics");
             ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response()

@@ -142,8 +142,8 @@ pub fn load_with(
     let path = home.config();
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
-    let mut table: toml::Table = toml::from_str(&text)
-        .with_context(|| format!("invalid config in {}", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("invalid config in {}", path.display()))?;
     let from_file: BTreeSet<String> = table.keys().cloned().collect();
     let mut from_env = BTreeMap::new();
     for key in KEYS {
@@ -177,7 +177,9 @@ pub fn load_with(
         config.bootstrap.extend(flags.bootstrap.iter().cloned());
         from_flag.insert("bootstrap", "--bootstrap");
     }
-    config.validate().map_err(|e| anyhow!("invalid config: {e}"))?;
+    config
+        .validate()
+        .map_err(|e| anyhow!("invalid config: {e}"))?;
     let shown = toml::Table::try_from(&config).context("cannot show the configuration")?;
     let settings = KEYS
         .iter()
@@ -192,9 +194,10 @@ pub fn load_with(
                 (Source::Default, None)
             };
             let value = match shown.get(*key) {
-                Some(toml::Value::Table(t)) => {
-                    toml::to_string(t).unwrap_or_default().trim().replace('\n', "; ")
-                }
+                Some(toml::Value::Table(t)) => toml::to_string(t)
+                    .unwrap_or_default()
+                    .trim()
+                    .replace('\n', "; "),
                 Some(v) => v.to_string(),
                 None => "(unset)".into(),
             };
@@ -291,16 +294,26 @@ mod tests {
             .collect();
         assert_eq!(
             optional,
-            BTreeSet::from(["contact", "trusted_registrars", "privacy", "retention_day_secs"])
+            BTreeSet::from([
+                "contact",
+                "trusted_registrars",
+                "privacy",
+                "retention_day_secs"
+            ])
         );
         // Each key is accepted by the struct (deny_unknown_fields would refuse a stale one).
-        for k in ["contact = \"x@example.org\"", "trusted_registrars = []", "retention_day_secs = 5"] {
+        for k in [
+            "contact = \"x@example.org\"",
+            "trusted_registrars = []",
+            "retention_day_secs = 5",
+        ] {
             let text = format!("name = \"A\"\njurisdiction = \"NL\"\n{k}\n");
             toml::from_str::<Config>(&text).unwrap();
         }
         // docs/config.md has one `### key` heading per key, in this order.
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md"))
-            .unwrap();
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md"))
+                .unwrap();
         let documented: Vec<&str> = doc
             .lines()
             .filter_map(|l| l.strip_prefix("### `"))

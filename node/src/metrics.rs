@@ -118,7 +118,13 @@ impl Metrics {
     }
 
     /// Adds the collector that reads `stats` and the store at every scrape.
-    pub(crate) fn collect_from(&self, stats: Arc<Stats>, store: Store, audit: AuditLog, home: Home) {
+    pub(crate) fn collect_from(
+        &self,
+        stats: Arc<Stats>,
+        store: Store,
+        audit: AuditLog,
+        home: Home,
+    ) {
         let c = NodeCollector {
             stats,
             store,
@@ -281,7 +287,12 @@ fn counter(
     label: &'static str,
     values: &[(&'static str, u64)],
 ) -> std::fmt::Result {
-    let mut m = e.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    let mut m = e.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
     for (l, v) in values {
         let labels = [(label, *l)];
         ConstCounter::new(*v).encode(m.encode_family(&labels)?)?;

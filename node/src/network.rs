@@ -22,8 +22,8 @@ use cix_protocol::withdrawal::{SignedWithdrawal, WITHDRAWAL_TAG};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::kad::{self, store::MemoryStore};
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::metrics::Recorder;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{behaviour::toggle::Toggle, ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{autonat, dcutr, relay};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
@@ -820,7 +820,9 @@ impl EventLoop {
                     self.accept_withdrawal(&message.data, &propagation_source, "gossip")
                 } else {
                     warn!(peer = %propagation_source, topic = %message.topic, "gossip on a topic cix does not use");
-                    self.shared.metrics.rejected("unknown", crate::metrics::Rejection::UnknownTopic);
+                    self.shared
+                        .metrics
+                        .rejected("unknown", crate::metrics::Rejection::UnknownTopic);
                     MessageAcceptance::Reject
                 };
                 self.swarm
@@ -855,7 +857,9 @@ impl EventLoop {
             Err(e) => {
                 warn!(peer = %from, via, error = %e, "rejected catalogue entry");
                 self.shared.stats.rejected();
-                self.shared.metrics.rejected("entry", crate::metrics::Rejection::Invalid);
+                self.shared
+                    .metrics
+                    .rejected("entry", crate::metrics::Rejection::Invalid);
                 self.shared.emit(NodeEvent::EntryRejected {
                     from: from.to_string(),
                     reason: e.to_string(),
@@ -866,7 +870,9 @@ impl EventLoop {
         if issuer.is_some_and(|i| i != signed.entry.iss) {
             warn!(peer = %from, via, entry = %signed.id, "rejected catch-up entry of another publisher");
             self.shared.stats.rejected();
-            self.shared.metrics.rejected("entry", crate::metrics::Rejection::OtherPublisher);
+            self.shared
+                .metrics
+                .rejected("entry", crate::metrics::Rejection::OtherPublisher);
             self.shared.emit(NodeEvent::EntryRejected {
                 from: from.to_string(),
                 reason: "catch-up may only carry the peer's own entries".into(),
@@ -876,7 +882,9 @@ impl EventLoop {
         if signed.entry.level() == Level::Closed {
             warn!(peer = %from, via, entry = %signed.id, "rejected announcement of a closed dataset");
             self.shared.stats.rejected();
-            self.shared.metrics.rejected("entry", crate::metrics::Rejection::Closed);
+            self.shared
+                .metrics
+                .rejected("entry", crate::metrics::Rejection::Closed);
             self.shared.emit(NodeEvent::EntryRejected {
                 from: from.to_string(),
                 reason: "closed datasets are never announced".into(),
@@ -920,7 +928,9 @@ impl EventLoop {
             Err(e) => {
                 warn!(peer = %from, via, error = %e, "rejected revocation");
                 self.shared.stats.revocation(false);
-                self.shared.metrics.rejected("revocation", crate::metrics::Rejection::Invalid);
+                self.shared
+                    .metrics
+                    .rejected("revocation", crate::metrics::Rejection::Invalid);
                 self.shared.emit(NodeEvent::RevocationRejected {
                     from: from.to_string(),
                     reason: e.to_string(),
@@ -1265,7 +1275,9 @@ impl EventLoop {
             let verdict = if !asked.contains(&id) {
                 warn!(%peer, "catch-up page holds a record that was not asked for");
                 self.shared.stats.rejected();
-                self.shared.metrics.rejected("entry", crate::metrics::Rejection::NotAsked);
+                self.shared
+                    .metrics
+                    .rejected("entry", crate::metrics::Rejection::NotAsked);
                 MessageAcceptance::Reject
             } else if is_withdrawal(bytes) {
                 self.accept_withdrawal(bytes, &peer, "sync")

@@ -215,13 +215,21 @@ pub struct NodeChecks {
 /// If the node has stopped.
 pub async fn doctor(node: &Node) -> Result<NodeChecks> {
     let live = node.peers().await?;
-    let listening = node.listening().await?.iter().map(|a| a.to_string()).collect();
+    let listening = node
+        .listening()
+        .await?
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     let mut clock = Vec::new();
     let mut unanswered = Vec::new();
-    let queries = live.iter().filter_map(|p| p.peer_id.parse::<PeerId>().ok()).map(|peer| {
-        let node = node.clone();
-        async move { (peer, crate::clock::query(&node, peer).await) }
-    });
+    let queries = live
+        .iter()
+        .filter_map(|p| p.peer_id.parse::<PeerId>().ok())
+        .map(|peer| {
+            let node = node.clone();
+            async move { (peer, crate::clock::query(&node, peer).await) }
+        });
     for (peer, r) in futures::future::join_all(queries).await {
         match r {
             Ok(s) => clock.push(s),

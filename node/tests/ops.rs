@@ -35,7 +35,10 @@ fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) 
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     let code = head.split(' ').nth(1).unwrap().parse().unwrap();
     // The body may be chunked; de-chunk it.
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut rest = body;
         loop {
@@ -57,7 +60,11 @@ fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) 
 fn scrape(addr: SocketAddr, token: &str) -> prometheus_parse::Scrape {
     let (code, body) = http_get(addr, "/metrics", Some(token));
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body.lines().last(), Some("# EOF"), "OpenMetrics ends in # EOF");
+    assert_eq!(
+        body.lines().last(),
+        Some("# EOF"),
+        "OpenMetrics ends in # EOF"
+    );
     prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap()
 }
 
@@ -65,9 +72,7 @@ fn value(s: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) 
     let found = s
         .samples
         .iter()
-        .find(|x| {
-            x.metric == name && label.is_none_or(|(k, v)| x.labels.get(k) == Some(v))
-        })
+        .find(|x| x.metric == name && label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
         .unwrap_or_else(|| panic!("no sample {name} {label:?} in the scrape"));
     match found.value {
         prometheus_parse::Value::Counter(v)
@@ -84,12 +89,20 @@ async fn metrics_after_real_work_parse_and_hold_sensible_values() {
     let b = spawn("Metro Transit", vec![a.addr().await]).await;
     let token_a = "a".repeat(32);
     let token_b = "b".repeat(32);
-    let admin_a = cix_node::admin::serve(a.node.clone(), "127.0.0.1:0".parse().unwrap(), token_a.clone())
-        .await
-        .unwrap();
-    let admin_b = cix_node::admin::serve(b.node.clone(), "127.0.0.1:0".parse().unwrap(), token_b.clone())
-        .await
-        .unwrap();
+    let admin_a = cix_node::admin::serve(
+        a.node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        token_a.clone(),
+    )
+    .await
+    .unwrap();
+    let admin_b = cix_node::admin::serve(
+        b.node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        token_b.clone(),
+    )
+    .await
+    .unwrap();
 
     let mut events = b.node.events();
     let file = a.path("flow.csv");
@@ -101,15 +114,19 @@ async fn metrics_after_real_work_parse_and_hold_sensible_values() {
             path: file,
             title: Some("Flow readings".into()),
             spectrum: Some("open".into()),
-            meta: Some("domain = \"water\"\nkind = \"supply\"\ndescription = \"hourly flow\"\n".into()),
+            meta: Some(
+                "domain = \"water\"\nkind = \"supply\"\ndescription = \"hourly flow\"\n".into(),
+            ),
             ..Default::default()
         },
     )
     .await
     .unwrap();
-    wait_for(&mut events, "the entry at B", |e| {
-        matches!(e, NodeEvent::EntryAccepted { dataset, .. } if *dataset == published.dataset)
-    })
+    wait_for(
+        &mut events,
+        "the entry at B",
+        |e| matches!(e, NodeEvent::EntryAccepted { dataset, .. } if *dataset == published.dataset),
+    )
     .await;
     let out = b.path("flow-copy.csv");
     cix_node::transfer::fetch(&b.node, &published.dataset, &out, |_, _| {})
@@ -123,7 +140,10 @@ async fn metrics_after_real_work_parse_and_hold_sensible_values() {
     assert_eq!(value(&sa, "cix_catalogue_entries", None), 1.0);
     assert_eq!(value(&sa, "cix_own_datasets", None), 1.0);
     assert!(value(&sa, "cix_transfers_total", Some(("outcome", "served"))) >= 1.0);
-    assert_eq!(value(&sa, "cix_transfers_total", Some(("outcome", "refused"))), 0.0);
+    assert_eq!(
+        value(&sa, "cix_transfers_total", Some(("outcome", "refused"))),
+        0.0
+    );
     assert!(
         value(&sa, "cix_bytes_total", Some(("direction", "served"))) >= csv.len() as f64,
         "at least the dataset's bytes were served"
@@ -132,7 +152,10 @@ async fn metrics_after_real_work_parse_and_hold_sensible_values() {
     assert!(value(&sa, "cix_store_bytes", None) > 0.0);
     assert!(value(&sa, "cix_blob_bytes", None) >= csv.len() as f64);
     assert_eq!(value(&sa, "cix_revocations", None), 0.0);
-    assert_eq!(value(&sa, "cix_requests", Some(("decision", "pending"))), 0.0);
+    assert_eq!(
+        value(&sa, "cix_requests", Some(("decision", "pending"))),
+        0.0
+    );
     // libp2p's own metrics, from the same registry.
     assert!(
         value(&sa, "libp2p_swarm_connections_established_total", None) >= 1.0,
@@ -144,8 +167,14 @@ async fn metrics_after_real_work_parse_and_hold_sensible_values() {
             .any(|x| x.metric.starts_with("libp2p_bandwidth") && matches!(x.value, prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) if v > 0.0)),
         "libp2p's bandwidth metrics count the transfer"
     );
-    assert!(sa.samples.iter().any(|x| x.metric.starts_with("libp2p_gossipsub")));
-    assert!(sa.samples.iter().any(|x| x.metric.starts_with("libp2p_identify")));
+    assert!(sa
+        .samples
+        .iter()
+        .any(|x| x.metric.starts_with("libp2p_gossipsub")));
+    assert!(sa
+        .samples
+        .iter()
+        .any(|x| x.metric.starts_with("libp2p_identify")));
 
     // The receiver's: the entry accepted by gossip or catch-up, none rejected.
     let sb = scrape(admin_b, &token_b);
@@ -153,14 +182,25 @@ async fn metrics_after_real_work_parse_and_hold_sensible_values() {
     assert_eq!(value(&sb, "cix_catalogue_entries", None), 1.0);
     assert_eq!(value(&sb, "cix_own_datasets", None), 0.0);
     assert_eq!(
-        value(&sb, "cix_gossip_records_total", Some(("verdict", "entry-accepted"))),
+        value(
+            &sb,
+            "cix_gossip_records_total",
+            Some(("verdict", "entry-accepted"))
+        ),
         1.0
     );
     assert_eq!(
-        value(&sb, "cix_gossip_records_total", Some(("verdict", "entry-rejected"))),
+        value(
+            &sb,
+            "cix_gossip_records_total",
+            Some(("verdict", "entry-rejected"))
+        ),
         0.0
     );
-    assert!(value(&sb, "cix_audit_records", None) >= 1.0, "the fetch is on B's record");
+    assert!(
+        value(&sb, "cix_audit_records", None) >= 1.0,
+        "the fetch is on B's record"
+    );
 
     // Without the token: /metrics is refused, /health answers, with nothing secret.
     let (code, _) = http_get(admin_a, "/metrics", None);
@@ -182,7 +222,9 @@ struct Stock {
 
 /// What `specs/identity.md` §6 says every envelope starts with after the signature: a two-key
 /// map, the key "h", and the varsig header.
-const SIGNED_PREFIX: [u8; 12] = [0xa2, 0x61, 0x68, 0x48, 0x34, 0x01, 0xed, 0x01, 0xed, 0x01, 0x13, 0x71];
+const SIGNED_PREFIX: [u8; 12] = [
+    0xa2, 0x61, 0x68, 0x48, 0x34, 0x01, 0xed, 0x01, 0xed, 0x01, 0x13, 0x71,
+];
 
 /// Decodes and verifies a catalogue entry envelope by the spec alone: returns its title and
 /// signer (`iss`), or why it is not valid.
@@ -215,7 +257,9 @@ fn decode_by_spec(data: &[u8]) -> Result<(String, String), String> {
     let iss = field("iss")?;
     let title = field("title")?;
     // identity.md §4: did:key:z ‖ base58btc(ed 01 ‖ key).
-    let b58 = iss.strip_prefix("did:key:z").ok_or("iss is not a did:key")?;
+    let b58 = iss
+        .strip_prefix("did:key:z")
+        .ok_or("iss is not a did:key")?;
     let raw = bs58::decode(b58).into_vec().map_err(|e| e.to_string())?;
     if raw.len() != 34 || raw[..2] != [0xed, 0x01] {
         return Err("iss is not an Ed25519 did:key".into());
@@ -239,7 +283,11 @@ async fn a_stock_libp2p_node_identifies_subscribes_and_verifies_an_entry_by_the_
 
     let mut stock = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .unwrap()
         .with_behaviour(|key| Stock {
             identify: identify::Behaviour::new(
@@ -270,15 +318,31 @@ async fn a_stock_libp2p_node_identifies_subscribes_and_verifies_an_entry_by_the_
         let ev = tokio::time::timeout_at(deadline, stock.select_next_some())
             .await
             .expect("identify from the cix node");
-        if let SwarmEvent::Behaviour(StockEvent::Identify(identify::Event::Received { info, .. })) = ev {
+        if let SwarmEvent::Behaviour(StockEvent::Identify(identify::Event::Received {
+            info, ..
+        })) = ev
+        {
             break info;
         }
     };
-    assert!(info.agent_version.starts_with("cix/"), "{}", info.agent_version);
+    assert!(
+        info.agent_version.starts_with("cix/"),
+        "{}",
+        info.agent_version
+    );
     assert!(info.agent_version.ends_with("(Harbour Energy)"));
     let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
-    for p in ["/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/meshsub/1.1.0", "/cix/kad/1.0.0", "/cix/sync/1"] {
-        assert!(protocols.iter().any(|x| x == p), "{p} missing from {protocols:?}");
+    for p in [
+        "/ipfs/ping/1.0.0",
+        "/ipfs/id/1.0.0",
+        "/meshsub/1.1.0",
+        "/cix/kad/1.0.0",
+        "/cix/sync/1",
+    ] {
+        assert!(
+            protocols.iter().any(|x| x == p),
+            "{p} missing from {protocols:?}"
+        );
     }
     assert_eq!(info.public_key.to_peer_id(), cix.node.peer_id());
 
@@ -295,7 +359,9 @@ async fn a_stock_libp2p_node_identifies_subscribes_and_verifies_an_entry_by_the_
             }
         }
     };
-    tokio::time::timeout(STEP, subscribed).await.expect("subscription seen");
+    tokio::time::timeout(STEP, subscribed)
+        .await
+        .expect("subscription seen");
     let file = cix.path("tariffs.csv");
     std::fs::write(&file, common::readings_csv(20)).unwrap();
     let cix_node = cix.node.clone();
@@ -308,7 +374,9 @@ async fn a_stock_libp2p_node_identifies_subscribes_and_verifies_an_entry_by_the_
                 path: file,
                 title: Some("Harbour tariffs".into()),
                 spectrum: Some("open".into()),
-                meta: Some("domain = \"energy\"\nkind = \"supply\"\ndescription = \"tariffs\"\n".into()),
+                meta: Some(
+                    "domain = \"energy\"\nkind = \"supply\"\ndescription = \"tariffs\"\n".into(),
+                ),
                 ..Default::default()
             },
         )
@@ -317,8 +385,10 @@ async fn a_stock_libp2p_node_identifies_subscribes_and_verifies_an_entry_by_the_
     });
     let data = tokio::time::timeout(STEP, async {
         loop {
-            if let SwarmEvent::Behaviour(StockEvent::Gossipsub(gossipsub::Event::Message { message, .. })) =
-                stock.select_next_some().await
+            if let SwarmEvent::Behaviour(StockEvent::Gossipsub(gossipsub::Event::Message {
+                message,
+                ..
+            })) = stock.select_next_some().await
             {
                 if message.topic == topic.hash() {
                     return message.data;
@@ -338,4 +408,72 @@ async fn a_stock_libp2p_node_identifies_subscribes_and_verifies_an_entry_by_the_
     let at = tampered.len() - 3;
     tampered[at] ^= 0x01;
     assert!(decode_by_spec(&tampered).is_err());
+}
+
+/// Circuit relay v2 and DCUtR on loopback: A dials B only by its relayed address; the relayed
+/// connection works, and DCUtR then upgrades it to a direct one (which loopback allows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_reached_only_through_a_relay_is_connected_then_upgraded_to_direct() {
+    common::init_tracing();
+    let relay = common::spawn_with("Relay Agency", vec![], |c| c.relay_server = true).await;
+    let relay_addr = relay.addr().await;
+    let circuit = format!("{relay_addr}/p2p-circuit");
+    let b = common::spawn_with("Behind NAT", vec![relay_addr.clone()], |c| {
+        c.listen.push(circuit.clone());
+    })
+    .await;
+    let a = spawn("Dialer", vec![]).await;
+    let target: Multiaddr = format!("{circuit}/p2p/{}", b.node.peer_id())
+        .parse()
+        .unwrap();
+    // The reservation may take a moment: dial until a connection to B exists.
+    let deadline = tokio::time::Instant::now() + STEP;
+    let b_id = b.node.peer_id().to_string();
+    let view = loop {
+        let _ = a.node.dial(target.clone()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let peers = a.node.peers().await.unwrap();
+        if let Some(p) = peers.into_iter().find(|p| p.peer_id == b_id) {
+            break p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A never reached B through the relay"
+        );
+    };
+    assert!(
+        view.connections.iter().any(|c| c.relayed),
+        "the first connection is relayed: {view:?}"
+    );
+    // cix protocols run over it: B answers A's clock query through the relay.
+    let skew = cix_node::clock::query(&a.node, b.node.peer_id())
+        .await
+        .unwrap();
+    assert!(skew.offset_ms.abs() < 5_000, "{skew:?}");
+    // Give DCUtR a moment, then report what it achieved.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let direct = loop {
+        let peers = a.node.peers().await.unwrap();
+        let direct = peers
+            .iter()
+            .find(|p| p.peer_id == b_id)
+            .is_some_and(|p| p.connections.iter().any(|c| !c.relayed));
+        if direct || tokio::time::Instant::now() > deadline {
+            break direct;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let dcutr_succeeded = [&a, &b].iter().any(|n| {
+        n.node.shared.metrics.encode().unwrap().lines().any(|l| {
+            l.starts_with("libp2p_dcutr_events_total{event=\"DirectConnectionUpgradeSucceeded\"}")
+        })
+    });
+    println!(
+        "relayed connection established; direct connection within 5 s: {direct}; DCUtR reported \
+         an upgrade: {dcutr_succeeded}"
+    );
+    assert!(
+        direct && dcutr_succeeded,
+        "loopback allows the upgrade to direct"
+    );
 }

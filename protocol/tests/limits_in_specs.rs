@@ -43,7 +43,10 @@ fn code_limits() -> BTreeMap<String, u64> {
         ("MAX_RELAY_CIRCUIT_BYTES", limits::MAX_RELAY_CIRCUIT_BYTES),
         ("MAX_RELAY_CIRCUIT_SECS", limits::MAX_RELAY_CIRCUIT_SECS),
         ("MAX_RELAY_CIRCUITS", limits::MAX_RELAY_CIRCUITS as u64),
-        ("MAX_RELAY_RESERVATIONS", limits::MAX_RELAY_RESERVATIONS as u64),
+        (
+            "MAX_RELAY_RESERVATIONS",
+            limits::MAX_RELAY_RESERVATIONS as u64,
+        ),
         ("TIME_RESPONSE_BYTES", limits::TIME_RESPONSE_BYTES as u64),
         ("MAX_TITLE_BYTES", limits::MAX_TITLE_BYTES as u64),
         ("MAX_KEYWORDS", limits::MAX_KEYWORDS as u64),

@@ -37,7 +37,10 @@ fn get_metrics(addr: SocketAddr, token: &str) -> Result<String> {
         .split_once("\r\n\r\n")
         .context("no end of the HTTP head")?;
     anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "answer {head:?}");
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return Ok(body.to_string());
     }
     let mut out = String::new();
@@ -93,7 +96,9 @@ impl Demo {
                 let present = scrape.samples.iter().any(|s| s.metric == *family);
                 if !present || total < *least {
                     missing.push(format!("{family} (sum {total}, wanted at least {least})"));
-                } else if ["cix_peers", "cix_catalogue_entries", "cix_audit_records"].contains(family) {
+                } else if ["cix_peers", "cix_catalogue_entries", "cix_audit_records"]
+                    .contains(family)
+                {
                     shown.push(format!("{family} {total}"));
                 }
             }
@@ -102,7 +107,10 @@ impl Demo {
             let detail = if held {
                 format!("{} samples; {}", scrape.samples.len(), shown.join(", "))
             } else {
-                format!("missing or too small: {}; ends in # EOF: {eof}", missing.join(", "))
+                format!(
+                    "missing or too small: {}; ends in # EOF: {eof}",
+                    missing.join(", ")
+                )
             };
             self.say.para(4, &format!("{name}: {detail}"));
             self.expect(6, check, held, detail);
