@@ -615,9 +615,9 @@ pub(crate) fn peer_show(home: &Home, id: &str, out: &mut Out) -> Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    let sep = "\n               ";
+    let sep = "\n                ";
     out.text_line(&format!(
-        "peer {}\n  did:         {}\n  agency:      {}\n  jurisdiction: {}\n  state:       {}\n  latency:     {}\n  gossip score: {}\n  agent:       {}\n  addresses:   {}\n  connections: {}\n  protocols:   {}\n  publishes:   {}",
+        "peer {}\n  did:          {}\n  agency:       {}\n  jurisdiction: {}\n  state:        {}\n  latency:      {}\n  gossip score: {}\n  agent:        {}\n  addresses:    {}\n  connections:  {}\n  protocols:    {}\n  publishes:    {}",
         p["peer_id"].as_str().unwrap_or(""),
         dash(&p["did"]),
         dash(&p["agency"]),

@@ -132,6 +132,19 @@ fn doctor_passes_a_healthy_node_and_names_a_skewed_clock() {
     }
     assert_eq!(lines.last().unwrap()["healthy"], true);
 
+    // The operator's view of the peer: agency and jurisdiction from its signed profile.
+    let a_id = peer_id(&a);
+    let shown = json(&b, &["peer", "show", &a_id[..20]]);
+    assert_eq!(shown["peer_id"], a_id.as_str());
+    assert_eq!(shown["agency"], "Water Board");
+    assert_eq!(shown["jurisdiction"], "NL");
+    assert_eq!(shown["state"], "connected");
+    assert!(shown["protocols"].to_string().contains("/cix/time/1"));
+    let listed = peers(&b);
+    assert_eq!(listed[0]["jurisdiction"], "NL", "kept for `cix peers`: {}", listed[0]);
+    assert!(listed[0]["gossip_score"].is_null() || listed[0]["gossip_score"].is_number());
+    assert_eq!(cix(&b, &["peer", "show", "12D3KooWnobody"]).status.code(), Some(1));
+
     // A node whose clock is an hour ahead (the testing knob) is told so against its peer.
     let _nc = start_with_env(&c, Some(&boot), &[("CIX_TEST_CLOCK_OFFSET_SECS", "3600")]);
     wait_until("C connected", || peers(&c).len() == 1);

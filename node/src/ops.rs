@@ -184,11 +184,34 @@ pub async fn peer(node: &Node, id: &str) -> Result<PeerView> {
         .into_iter()
         .filter(|p| p.peer_id == id || p.did.as_deref() == Some(id) || p.peer_id.starts_with(id))
         .collect();
-    match matching.len() {
+    let mut one = match matching.len() {
         0 => anyhow::bail!("no peer {id} is connected or configured (see `cix peers`)"),
-        1 => Ok(matching.into_iter().next().expect("one")),
+        1 => matching.into_iter().next().expect("one"),
         n => anyhow::bail!("{id} matches {n} peers; give more of the PeerId"),
+    };
+    // No profile kept yet: ask a connected peer for its signed profile, and keep it so that
+    // `cix peers` shows its jurisdiction from now on.
+    if one.jurisdiction.is_none() && one.state != "disconnected" {
+        if let Some(did) = one.did.as_deref().and_then(|d| d.parse().ok()) {
+            let asked = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                crate::receipts::peer_profile(node, &did),
+            )
+            .await;
+            match asked {
+                Ok(Ok(p)) => {
+                    if let Err(e) = node.shared.store.put_profile(&did, &p.bytes) {
+                        tracing::error!(error = %e, "cannot keep a peer's profile");
+                    }
+                    one.agency = Some(p.profile.name.clone());
+                    one.jurisdiction = Some(p.profile.jurisdiction.clone());
+                }
+                Ok(Err(e)) => tracing::debug!(peer = %did, error = %e, "no profile from the peer"),
+                Err(_) => tracing::debug!(peer = %did, "the peer did not send its profile in time"),
+            }
+        }
     }
+    Ok(one)
 }
 
 /// The node-side checks of `cix doctor`.
