@@ -19,6 +19,7 @@ mod audit;
 mod client;
 mod dictionary;
 mod interchange;
+mod ops;
 mod output;
 mod receipts;
 mod token;
@@ -50,10 +51,33 @@ enum Command {
     /// Run the node.
     #[command(subcommand)]
     Node(NodeCommand),
-    /// Summarise the running node.
+    /// Summarise the running node: identity, peers, catalogue, requests, gossip, transfers,
+    /// revocations, audit log, store size (what `GET /metrics` exports, for a person).
     Status,
-    /// List connected peers.
-    Peers,
+    /// List connected peers: agency, jurisdiction, connection state (connected, relayed),
+    /// latency, gossip score, datasets published, addresses.
+    Peers {
+        /// Also list configured bootstrap peers that are not connected (state disconnected).
+        #[arg(long)]
+        all: bool,
+    },
+    /// One peer in detail.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Check this node's setup and say what is wrong and how to fix it: key permissions,
+    /// config, listen addresses, bootstrap peers, clock skew against peers, disk space, store
+    /// integrity. Exits with status 1 when a check fails.
+    Doctor,
+    /// The node's configuration.
+    #[command(subcommand)]
+    Config(ops::ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `cix man > /usr/share/man/man1/cix.1`.
+    Man,
     /// Connect to a peer by address (with /p2p/PEERID).
     Dial {
         /// The peer's multiaddr, as its `cix node run` printed it.
@@ -112,6 +136,16 @@ enum Command {
     /// The agency's privacy notice (ISO 37156 8.3.3): show one's own or a peer's, or set it.
     #[command(subcommand)]
     Privacy(receipts::PrivacyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PeerCommand {
+    /// Everything known of one peer: identity, agency, state, connections, latency, gossip
+    /// score, protocols, datasets it publishes.
+    Show {
+        /// PeerId (or a unique prefix), or did:key.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -398,9 +432,19 @@ fn run(cli: Cli) -> Result<()> {
             let v: Value = Client::connect(&home)?.get("/v1/status")?;
             out.status(&v)
         }
-        Command::Peers => {
-            let v: Vec<Value> = Client::connect(&home)?.get("/v1/peers")?;
-            out.peers(&v)
+        Command::Peers { all } => ops::peers(&home, all, &mut out),
+        Command::Peer(PeerCommand::Show { id }) => ops::peer_show(&home, &id, &mut out),
+        Command::Doctor => ops::doctor(&home, &mut out),
+        Command::Config(cmd) => ops::config(&home, cmd, &mut out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "cix", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
         }
         Command::Dial { addr } => {
             let v: Value = Client::connect(&home)?.post("/v1/dial", &json!({ "addr": addr }))?;
@@ -615,16 +659,20 @@ const DEFAULT_LOG_FILTER: &str = "info,libp2p_kad=error,libp2p_gossipsub=warn,ci
 fn node_run(home: Home, listen: Vec<String>, bootstrap: Vec<String>) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    tracing_subscriber::fmt()
+    // Colours only on a terminal; under systemd (JOURNAL_STREAM set) journald stamps each line
+    // itself, so no timestamp of ours either.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-    let mut config = home.load_config()?;
-    if !listen.is_empty() {
-        config.listen = listen;
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
     }
-    config.bootstrap.extend(bootstrap);
+    // Defaults, then config.toml, then CIX_* variables, then these flags (docs/config.md).
+    let config =
+        cix_node::layers::load(&home, &cix_node::layers::Flags { listen, bootstrap })?.config;
     let token = home.load_token()?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {

@@ -66,7 +66,7 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn table(headers: &[&str]) -> Table {
+pub(crate) fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
     t.set_header(headers.to_vec());
@@ -88,6 +88,10 @@ impl Out {
     pub(crate) fn line(&mut self, v: &Value) -> Result<()> {
         writeln!(self.stdout, "{v}")?;
         Ok(())
+    }
+
+    pub(crate) fn text_line(&mut self, t: &str) -> Result<()> {
+        self.text(t)
     }
 
     fn text(&mut self, t: &str) -> Result<()> {
@@ -119,34 +123,31 @@ impl Out {
             s(&v["own_datasets"]), s(&v["pending_requests"]), s(&c["entries_accepted"]),
             s(&c["entries_rejected"]), s(&c["transfers_served"]),
             human_bytes(c["bytes_served"].as_u64().unwrap_or(0)), s(&c["transfers_refused"]),
+        ))?;
+        // Issue 9: the figures `/metrics` exports, for a person.
+        let z = &v["sizes"];
+        self.text(&format!(
+            "  rejected:   {} revocations, {} withdrawals
+  revocations: {} kept
+  requests in: {} pending, {} granted, {} denied
+  catch-up:   {} records served, {} received ({})
+  audit log:  {} records
+  store:      {} (store) + {} (datasets held)
+  uptime:     {} s",
+            s(&c["revocations_rejected"]),
+            s(&c["withdrawals_rejected"]),
+            s(&z["revocations"]),
+            s(&z["requests_pending"]),
+            s(&z["requests_granted"]),
+            s(&z["requests_denied"]),
+            s(&c["sync_records_served"]),
+            s(&c["sync_records_received"]),
+            human_bytes(c["sync_bytes_received"].as_u64().unwrap_or(0)),
+            s(&z["audit_records"]),
+            human_bytes(z["store_bytes"].as_u64().unwrap_or(0)),
+            human_bytes(z["blob_bytes"].as_u64().unwrap_or(0)),
+            s(&v["uptime_secs"]),
         ))
-    }
-
-    pub(crate) fn peers(&mut self, peers: &[Value]) -> Result<()> {
-        if self.json {
-            return peers.iter().try_for_each(|p| self.line(p));
-        }
-        if peers.is_empty() {
-            return self.text("no peers connected");
-        }
-        let mut t = table(&["peer", "agent", "rtt", "addresses"]);
-        for p in peers {
-            let addrs: Vec<String> = p["addresses"]
-                .as_array()
-                .map(|a| a.iter().map(s).collect())
-                .unwrap_or_default();
-            let rtt = p["rtt_ms"]
-                .as_u64()
-                .map(|r| format!("{r} ms"))
-                .unwrap_or_else(|| "-".into());
-            t.add_row(vec![
-                s(&p["peer_id"]),
-                s(&p["agent"]),
-                rtt,
-                addrs.join("\n"),
-            ]);
-        }
-        self.text(&t.to_string())
     }
 
     pub(crate) fn published(&mut self, v: &Value) -> Result<()> {

@@ -39,10 +39,8 @@ pub const MAX_PENDING_TOTAL: usize = 1024;
 
 /// Current Unix time in seconds.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    // With the testing offset of `crate::clock`, if set.
+    crate::clock::now_millis().div_euclid(1000)
 }
 
 fn deny(code: DenyCode, reason: impl Into<String>) -> AccessResponse {
@@ -65,6 +63,12 @@ pub fn decide(shared: &Shared, peer: &PeerId, req: AccessRequest) -> AccessRespo
         }
     };
     audit_decision(shared, peer, &req, &resp);
+    shared.metrics.request(match &resp {
+        AccessResponse::Open => "open",
+        AccessResponse::Pending => "pending",
+        AccessResponse::Granted { .. } => "granted",
+        AccessResponse::Denied { .. } => "denied",
+    });
     resp
 }
 

@@ -4,7 +4,7 @@
 //! | method and path | what |
 //! |---|---|
 //! | `GET /v1/status` | identity, addresses, counts, counters |
-//! | `GET /v1/peers` | connected peers |
+//! | `GET /v1/peers?all=BOOL` | [`crate::ops::PeerView`] of each connected peer (with `all`, also bootstrap peers not connected) |
 //! | `POST /v1/dial` | `{"addr"}`: dial a peer |
 //! | `POST /v1/publish` | [`PublishRequest`]: publish a file |
 //! | `GET /v1/catalogue` | one [`CatalogueLine`] per dataset known |
@@ -21,7 +21,10 @@
 //! | `POST /v1/requests/{id}/deny` | `{"reason"}`: deny it |
 //! | `POST /v1/fetch` | `{"dataset","output","from"?}`: JSON Lines of progress, then the result |
 //! | `GET /v1/transfers` | running and interrupted transfers |
-//! | `GET /metrics` | Prometheus text format |
+//! | `GET /metrics` | Prometheus metrics, OpenMetrics text format ([`crate::metrics`]) |
+//! | `GET /health` | [`crate::ops::Health`]; the only route that needs no token |
+//! | `GET /v1/peers/{id}` | one [`crate::ops::PeerView`] by PeerId, did:key or PeerId prefix |
+//! | `GET /v1/doctor` | [`crate::ops::NodeChecks`]: clock skew against peers, store integrity |
 //! | `POST /v1/grant` | [`tokens::GrantRequest`]: delegate an own dataset directly (optionally only some `fields`) |
 //! | `POST /v1/delegate` | [`tokens::DelegateRequest`]: pass a received delegation on |
 //! | `POST /v1/tokens/import` | [`tokens::ImportRequest`]: keep a chain addressed to this node |
@@ -172,7 +175,11 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/deletions", get(deletions_list))
         .route("/v1/retention", get(retention_list))
         .route("/v1/privacy/notice", get(privacy_notice))
+        .route("/v1/peers/{id}", get(peer_show))
+        .route("/v1/doctor", get(doctor))
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
+        // Added after the token check, so a supervisor polls it without the token.
+        .route("/health", get(health))
         .with_state(api);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -237,12 +244,41 @@ async fn status(State(api): State<Api>) -> ApiResult<Value> {
         "pending_requests": pending,
         "revocations": s.store.revocation_count(),
         "counters": s.stats.snapshot(),
+        "sizes": crate::metrics::sizes(&s.store, &s.audit, &s.home),
+        "uptime_secs": s.metrics.uptime_secs(),
         "version": env!("CARGO_PKG_VERSION"),
     })))
 }
 
-async fn peers(State(api): State<Api>) -> ApiResult<Vec<crate::network::PeerInfo>> {
-    Ok(Json(api.node.peers().await?))
+#[derive(Deserialize)]
+struct PeersQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn peers(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<PeersQuery>,
+) -> ApiResult<Vec<crate::ops::PeerView>> {
+    Ok(Json(crate::ops::peers(&api.node, q.all).await?))
+}
+
+async fn peer_show(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::ops::PeerView> {
+    crate::ops::peer(&api.node, &id)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{e:#}")))
+}
+
+async fn doctor(State(api): State<Api>) -> ApiResult<crate::ops::NodeChecks> {
+    Ok(Json(crate::ops::doctor(&api.node).await?))
+}
+
+async fn health(State(api): State<Api>) -> Json<crate::ops::Health> {
+    Json(crate::ops::health(&api.node))
 }
 
 #[derive(Deserialize)]
@@ -574,25 +610,14 @@ async fn transfers(
     Ok(Json(transfer::transfers(&api.node.shared)?))
 }
 
-async fn metrics(State(api): State<Api>) -> std::result::Result<String, ApiError> {
-    let s = &api.node.shared;
-    let c = s.stats.snapshot();
-    let peers = api.node.peers().await?.len();
-    let catalogue = s.store.catalogue()?.len();
-    Ok(format!(
-        "# HELP cix_peers Connected peers.\n# TYPE cix_peers gauge\ncix_peers {peers}\n\
-         # HELP cix_catalogue_entries Datasets in the local catalogue.\n# TYPE cix_catalogue_entries gauge\ncix_catalogue_entries {catalogue}\n\
-         # HELP cix_gossip_entries_total Catalogue entries received, by verdict.\n# TYPE cix_gossip_entries_total counter\n\
-         cix_gossip_entries_total{{verdict=\"accepted\"}} {}\ncix_gossip_entries_total{{verdict=\"rejected\"}} {}\n\
-         # HELP cix_transfers_total Transfers, by outcome.\n# TYPE cix_transfers_total counter\n\
-         cix_transfers_total{{outcome=\"served\"}} {}\ncix_transfers_total{{outcome=\"refused\"}} {}\n\
-         # HELP cix_bytes_served_total Dataset bytes served.\n# TYPE cix_bytes_served_total counter\ncix_bytes_served_total {}\n\
-         # HELP cix_revocations Revocations this node keeps.\n# TYPE cix_revocations gauge\ncix_revocations {}\n\
-         # HELP cix_gossip_revocations_total Revocations received from peers, by verdict.\n# TYPE cix_gossip_revocations_total counter\n\
-         cix_gossip_revocations_total{{verdict=\"accepted\"}} {}\ncix_gossip_revocations_total{{verdict=\"rejected\"}} {}\n",
-        c.entries_accepted, c.entries_rejected, c.transfers_served, c.transfers_refused, c.bytes_served,
-        s.store.revocation_count(), c.revocations_accepted, c.revocations_rejected
-    ))
+async fn metrics(State(api): State<Api>) -> Response {
+    match api.node.shared.metrics.encode() {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the metrics");
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response()
+        }
+    }
 }
 
 async fn token_grant(

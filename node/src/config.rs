@@ -63,6 +63,15 @@ pub struct Config {
     /// whenever it is set. Never set it on a production node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_day_secs: Option<u64>,
+    /// Run a circuit relay v2 for other agencies' nodes that cannot be dialed directly (behind
+    /// NAT or a firewall); limits per circuit are in `specs/limits.md` (`MAX_RELAY_*`).
+    #[serde(default)]
+    pub relay_server: bool,
+    /// Addresses this node is reachable on from outside (its public address behind a port
+    /// forward, say), announced to peers; a relay needs them (without any, a relay announces
+    /// its listen addresses).
+    #[serde(default)]
+    pub external_addresses: Vec<String>,
 }
 
 fn default_witness_secs() -> u64 {
@@ -106,6 +115,8 @@ impl Config {
             audit_witness_secs: default_witness_secs(),
             privacy: None,
             retention_day_secs: None,
+            relay_server: false,
+            external_addresses: Vec::new(),
         }
     }
 

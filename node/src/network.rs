@@ -22,8 +22,10 @@ use cix_protocol::withdrawal::{SignedWithdrawal, WITHDRAWAL_TAG};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::kad::{self, store::MemoryStore};
+use libp2p::metrics::Recorder;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::{behaviour::toggle::Toggle, ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::{autonat, dcutr, relay};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -96,6 +98,14 @@ pub struct Behaviour {
     access: request_response::Behaviour<Codec<AccessRequest, AccessResponse>>,
     sync: request_response::Behaviour<Codec<SyncRequest, SyncResponse>>,
     stream: libp2p_stream::Behaviour,
+    /// Circuit relay v2, client side: reserve a slot on a relay and dial through one.
+    relay_client: relay::client::Behaviour,
+    /// Circuit relay v2, server side: on when `relay_server` is set.
+    relay: Toggle<relay::Behaviour>,
+    /// Direct connection upgrade through relay (hole punching).
+    dcutr: dcutr::Behaviour,
+    /// AutoNAT: asks peers to dial back to learn whether this node is reachable.
+    autonat: autonat::Behaviour,
 }
 
 impl Behaviour {
@@ -127,6 +137,26 @@ pub struct PeerInfo {
     pub addresses: Vec<String>,
     /// Last ping round trip, milliseconds.
     pub rtt_ms: Option<u64>,
+    /// The remote address of each open connection, and whether it runs through a relay.
+    #[serde(default)]
+    pub connections: Vec<ConnectionInfo>,
+    /// Its gossipsub score; None while scoring is off.
+    #[serde(default)]
+    pub gossip_score: Option<f64>,
+    /// Protocols it said it speaks (identify).
+    #[serde(default)]
+    pub protocols: Vec<String>,
+}
+
+/// One open connection to a peer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionInfo {
+    /// The remote address.
+    pub address: String,
+    /// Through a circuit relay (`/p2p-circuit`), not direct.
+    pub relayed: bool,
+    /// This node dialed it (else the peer did).
+    pub outbound: bool,
 }
 
 impl PeerInfo {
@@ -255,9 +285,10 @@ pub fn build_swarm(
     key: libp2p::identity::Keypair,
     agent: String,
     security: TcpSecurity,
+    registry: &mut prometheus_client::registry::Registry,
+    relay_server: bool,
 ) -> Result<Swarm<Behaviour>> {
     let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
-    let make = |key: &libp2p::identity::Keypair| make_behaviour(key, agent);
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
     let swarm = match security {
         TcpSecurity::Tls => builder
@@ -267,7 +298,14 @@ pub fn build_swarm(
                 yamux::Config::default,
             )?
             .with_quic_config(quic_config)
-            .with_behaviour(make)?
+            .with_relay_client(
+                (libp2p::tls::Config::new, noise::Config::new),
+                yamux::Config::default,
+            )?
+            .with_bandwidth_metrics(registry)
+            .with_behaviour(|key, relay_client| {
+                make_behaviour(key, agent, relay_client, registry, relay_server)
+            })?
             .with_swarm_config(idle)
             .build(),
         TcpSecurity::Noise => builder
@@ -277,16 +315,38 @@ pub fn build_swarm(
                 yamux::Config::default,
             )?
             .with_quic_config(quic_config)
-            .with_behaviour(make)?
+            .with_relay_client(
+                (noise::Config::new, libp2p::tls::Config::new),
+                yamux::Config::default,
+            )?
+            .with_bandwidth_metrics(registry)
+            .with_behaviour(|key, relay_client| {
+                make_behaviour(key, agent, relay_client, registry, relay_server)
+            })?
             .with_swarm_config(idle)
             .build(),
     };
     Ok(swarm)
 }
 
+/// What a relay this node runs allows one circuit (limits.md): enough for a dataset, not
+/// unbounded.
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_circuit_bytes: limits::MAX_RELAY_CIRCUIT_BYTES,
+        max_circuit_duration: Duration::from_secs(limits::MAX_RELAY_CIRCUIT_SECS),
+        max_circuits: limits::MAX_RELAY_CIRCUITS,
+        max_reservations: limits::MAX_RELAY_RESERVATIONS,
+        ..relay::Config::default()
+    }
+}
+
 fn make_behaviour(
     key: &libp2p::identity::Keypair,
     agent: String,
+    relay_client: relay::client::Behaviour,
+    registry: &mut prometheus_client::registry::Registry,
+    relay_server: bool,
 ) -> std::result::Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let peer_id = key.public().to_peer_id();
     let gossip_config = gossipsub::ConfigBuilder::default()
@@ -299,7 +359,8 @@ fn make_behaviour(
         .map_err(|e| anyhow!("gossipsub config: {e}"))?;
     let mut gossipsub =
         gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
-            .map_err(|e| anyhow!("gossipsub: {e}"))?;
+            .map_err(|e| anyhow!("gossipsub: {e}"))?
+            .with_metrics(registry, gossipsub::MetricsConfig::default());
     crate::scoring::enable(&mut gossipsub).map_err(|e| anyhow!("gossipsub peer score: {e}"))?;
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
     // The event loop refreshes the routing table itself, once peers are known.
@@ -320,7 +381,11 @@ fn make_behaviour(
         ),
         blocked: Default::default(),
         identify: identify::Behaviour::new(
-            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(agent),
+            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                .with_agent_version(agent)
+                // Tell peers of new listen addresses (a relay reservation's circuit address
+                // comes after the first identify).
+                .with_push_listen_addr_updates(true),
         ),
         ping: ping::Behaviour::default(),
         gossipsub,
@@ -342,6 +407,19 @@ fn make_behaviour(
             rr,
         ),
         stream: libp2p_stream::Behaviour::new(),
+        relay_client,
+        relay: relay_server
+            .then(|| relay::Behaviour::new(peer_id, relay_config()))
+            .into(),
+        dcutr: dcutr::Behaviour::new(peer_id),
+        autonat: autonat::Behaviour::new(
+            peer_id,
+            autonat::Config {
+                // Agencies' networks are often private address space; judge them too.
+                only_global_ips: false,
+                ..autonat::Config::default()
+            },
+        ),
     })
 }
 
@@ -376,6 +454,8 @@ pub(crate) struct EventLoop {
     invalid_gossip: crate::guard::PeerRates,
     /// Peers cut off for invalid gossip.
     bans: crate::guard::Bans,
+    /// Open connections per peer, for `cix peers`.
+    connections: HashMap<PeerId, Vec<(ConnectionId, ConnectionInfo)>>,
 }
 
 impl EventLoop {
@@ -411,6 +491,7 @@ impl EventLoop {
                 limits::MAX_INVALID_GOSSIP_PER_WINDOW,
             ),
             bans: crate::guard::Bans::default(),
+            connections: HashMap::new(),
         }
     }
 
@@ -420,6 +501,15 @@ impl EventLoop {
 
     pub(crate) fn add_listen_addr(&mut self, addr: Multiaddr) {
         let me = *self.swarm.local_peer_id();
+        let relayed = addr
+            .iter()
+            .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit);
+        let config = &self.shared.config;
+        if config.relay_server && config.external_addresses.is_empty() && !relayed {
+            // A relay must name the addresses it is reached on in its reservations; with none
+            // configured, its own listen addresses stand in.
+            self.swarm.add_external_address(addr.clone());
+        }
         let addr = addr.clone().with_p2p(me).unwrap_or(addr);
         if !self.listen_addrs.contains(&addr) {
             self.listen_addrs.push(addr);
@@ -577,12 +667,22 @@ impl EventLoop {
                         .map(|i| i.listen_addrs.iter().map(|a| a.to_string()).collect())
                         .unwrap_or_default(),
                     rtt_ms: self.rtt.get(p).map(|d| d.as_millis() as u64),
+                    connections: self
+                        .connections
+                        .get(p)
+                        .map(|c| c.iter().map(|(_, i)| i.clone()).collect())
+                        .unwrap_or_default(),
+                    gossip_score: self.swarm.behaviour().gossipsub.peer_score(p),
+                    protocols: info
+                        .map(|i| i.protocols.iter().map(|p| p.to_string()).collect())
+                        .unwrap_or_default(),
                 }
             })
             .collect()
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.shared.metrics.libp2p().record(&event);
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 self.add_listen_addr(address);
@@ -594,23 +694,47 @@ impl EventLoop {
                 self.listen_addrs.retain(|a| a != &address);
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
                 if self.blocked.contains(&peer_id) {
                     debug!(peer = %peer_id, "closing a connection to a blocked peer");
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
-                debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
+                self.connections.entry(peer_id).or_default().push((
+                    connection_id,
+                    ConnectionInfo {
+                        address: endpoint.get_remote_address().to_string(),
+                        relayed: endpoint.is_relayed(),
+                        outbound: endpoint.is_dialer(),
+                    },
+                ));
+                self.shared
+                    .metrics
+                    .set_peers(self.swarm.connected_peers().count());
                 self.shared.emit(NodeEvent::PeerConnected {
                     peer: peer_id.to_string(),
                 });
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
-            } => {
+            } if num_established > 0 => {
+                if let Some(c) = self.connections.get_mut(&peer_id) {
+                    c.retain(|(id, _)| *id != connection_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+                self.connections.remove(&peer_id);
+                self.shared
+                    .metrics
+                    .set_peers(self.swarm.connected_peers().count());
                 debug!(peer = %peer_id, "disconnected");
                 self.identified.remove(&peer_id);
                 self.syncing.remove(&peer_id);
@@ -625,6 +749,18 @@ impl EventLoop {
     }
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        let m = self.shared.metrics.libp2p();
+        match &event {
+            BehaviourEvent::Identify(e) => m.record(e),
+            BehaviourEvent::Ping(e) => m.record(e),
+            BehaviourEvent::Kad(e) => m.record(e),
+            BehaviourEvent::Relay(e) => m.record(e),
+            BehaviourEvent::Dcutr(e) => {
+                m.record(e);
+                debug!(peer = %e.remote_peer_id, result = ?e.result, "direct connection upgrade");
+            }
+            _ => {}
+        }
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.on_identified(peer_id, info)
@@ -661,13 +797,20 @@ impl EventLoop {
                     return;
                 }
                 if let Some((peer, reply)) = self.pending_locate.remove(&id) {
-                    let found = match result {
-                        kad::QueryResult::GetClosestPeers(Ok(ok)) => ok
-                            .peers
-                            .iter()
-                            .any(|p| p.peer_id == peer && !p.addrs.is_empty()),
-                        _ => false,
-                    };
+                    let mut found = false;
+                    if let kad::QueryResult::GetClosestPeers(Ok(ok)) = &result {
+                        for p in ok.peers.iter().filter(|p| p.peer_id == peer) {
+                            // Keep what the query found (a relayed address, say) so that the
+                            // dial that follows can use it after the query has ended.
+                            for addr in &p.addrs {
+                                self.swarm
+                                    .behaviour_mut()
+                                    .kad
+                                    .add_address(&peer, addr.clone());
+                            }
+                            found |= !p.addrs.is_empty();
+                        }
+                    }
                     if found || step.last {
                         let _ = reply.send(found || self.swarm.is_connected(&peer));
                     } else {
@@ -739,6 +882,9 @@ impl EventLoop {
                     self.accept_withdrawal(&message.data, &propagation_source, "gossip")
                 } else {
                     warn!(peer = %propagation_source, topic = %message.topic, "gossip on a topic cix does not use");
+                    self.shared
+                        .metrics
+                        .rejected("unknown", crate::metrics::Rejection::UnknownTopic);
                     MessageAcceptance::Reject
                 };
                 let rejected = matches!(acceptance, MessageAcceptance::Reject);
@@ -777,6 +923,9 @@ impl EventLoop {
             Err(e) => {
                 warn!(peer = %from, via, error = %e, "rejected catalogue entry");
                 self.shared.stats.rejected();
+                self.shared
+                    .metrics
+                    .rejected("entry", crate::metrics::Rejection::Invalid);
                 self.shared.emit(NodeEvent::EntryRejected {
                     from: from.to_string(),
                     reason: e.to_string(),
@@ -787,6 +936,9 @@ impl EventLoop {
         if issuer.is_some_and(|i| i != signed.entry.iss) {
             warn!(peer = %from, via, entry = %signed.id, "rejected catch-up entry of another publisher");
             self.shared.stats.rejected();
+            self.shared
+                .metrics
+                .rejected("entry", crate::metrics::Rejection::OtherPublisher);
             self.shared.emit(NodeEvent::EntryRejected {
                 from: from.to_string(),
                 reason: "catch-up may only carry the peer's own entries".into(),
@@ -796,6 +948,9 @@ impl EventLoop {
         if signed.entry.level() == Level::Closed {
             warn!(peer = %from, via, entry = %signed.id, "rejected announcement of a closed dataset");
             self.shared.stats.rejected();
+            self.shared
+                .metrics
+                .rejected("entry", crate::metrics::Rejection::Closed);
             self.shared.emit(NodeEvent::EntryRejected {
                 from: from.to_string(),
                 reason: "closed datasets are never announced".into(),
@@ -839,6 +994,9 @@ impl EventLoop {
             Err(e) => {
                 warn!(peer = %from, via, error = %e, "rejected revocation");
                 self.shared.stats.revocation(false);
+                self.shared
+                    .metrics
+                    .rejected("revocation", crate::metrics::Rejection::Invalid);
                 self.shared.emit(NodeEvent::RevocationRejected {
                     from: from.to_string(),
                     reason: e.to_string(),
@@ -885,9 +1043,10 @@ impl EventLoop {
         from: &PeerId,
         via: &'static str,
     ) -> MessageAcceptance {
-        let reject = |this: &mut Self, reason: String| {
+        let reject = |this: &mut Self, why: crate::metrics::Rejection, reason: String| {
             warn!(peer = %from, via, %reason, "rejected withdrawal");
             this.shared.stats.withdrawal(false);
+            this.shared.metrics.rejected("withdrawal", why);
             this.shared.emit(NodeEvent::WithdrawalRejected {
                 from: from.to_string(),
                 reason,
@@ -896,7 +1055,7 @@ impl EventLoop {
         };
         let signed = match SignedWithdrawal::decode(bytes) {
             Ok(s) => s,
-            Err(e) => return reject(self, e.to_string()),
+            Err(e) => return reject(self, crate::metrics::Rejection::Invalid, e.to_string()),
         };
         let w = &signed.withdrawal;
         match self.shared.store.publishers_of(&w.dataset) {
@@ -904,6 +1063,7 @@ impl EventLoop {
                 let who: Vec<String> = publishers.iter().map(|d| d.to_string()).collect();
                 return reject(
                     self,
+                    crate::metrics::Rejection::NotPublisher,
                     format!(
                         "withdrawal of dataset {} signed by {}, but its publisher is {}",
                         w.dataset,
@@ -1222,6 +1382,9 @@ impl EventLoop {
             let verdict = if !asked.contains(&id) {
                 warn!(%peer, "catch-up page holds a record that was not asked for");
                 self.shared.stats.rejected();
+                self.shared
+                    .metrics
+                    .rejected("entry", crate::metrics::Rejection::NotAsked);
                 MessageAcceptance::Reject
             } else if is_withdrawal(bytes) {
                 self.accept_withdrawal(bytes, &peer, "sync")

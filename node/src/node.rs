@@ -280,6 +280,8 @@ pub struct Shared {
     pub profile: Arc<cix_protocol::profile::SignedProfile>,
     /// The tamper-evident audit log (`crate::audit`, ISO 37156 8.3.4).
     pub audit: crate::audit::AuditLog,
+    /// Prometheus metrics (`crate::metrics`): libp2p's and cix's, one registry.
+    pub metrics: Arc<crate::metrics::Metrics>,
     events: broadcast::Sender<NodeEvent>,
     /// This node's PeerId as text, named in every `cix::event` record.
     peer_label: Arc<str>,
@@ -355,8 +357,21 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let libp2p_key = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
         .map_err(|e| anyhow!("node key unusable for libp2p: {e}"))?;
     let agent = format!("cix/{} ({})", env!("CARGO_PKG_VERSION"), config.name);
-    let mut swarm = network::build_swarm(libp2p_key, agent, config.tcp_security)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut swarm = network::build_swarm(
+        libp2p_key,
+        agent,
+        config.tcp_security,
+        &mut registry,
+        config.relay_server,
+    )?;
     let peer_id = *swarm.local_peer_id();
+    for addr in &config.external_addresses {
+        let ma: Multiaddr = addr
+            .parse()
+            .with_context(|| format!("external address {addr:?} is not a multiaddr"))?;
+        swarm.add_external_address(ma);
+    }
 
     for addr in &config.listen {
         let ma: Multiaddr = addr
@@ -378,6 +393,9 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         bootstrap.push(ma);
     }
 
+    let stats = Arc::new(Stats::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new(registry));
+    metrics.collect_from(stats.clone(), store.clone(), audit.clone(), home.clone());
     let (events, _) = broadcast::channel(EVENT_QUEUE);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shared = Shared {
@@ -385,10 +403,11 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         home,
         config: Arc::new(config),
         store,
-        stats: Arc::new(Stats::default()),
+        stats,
         search,
         profile: Arc::new(profile),
         audit,
+        metrics,
         events,
         peer_label: peer_id.to_string().into(),
         stopping: stop_rx.clone(),
@@ -412,7 +431,9 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let transfers = crate::transfer::spawn_server(node.clone())?;
     let witness = crate::witness::spawn(node.clone())?;
     let receipts = crate::receipts::spawn(node.clone())?;
+    let clock = crate::clock::spawn(node.clone())?;
     let server = tokio::spawn(async move {
+        let _ = clock.await;
         let _ = transfers.await;
         let _ = witness.await;
         for task in receipts {
@@ -434,6 +455,8 @@ fn ensure_port_free(addr: &Multiaddr) -> Result<()> {
     let mut udp = false;
     for p in addr.iter() {
         match p {
+            // A relayed listen address names the relay's port, not one of ours.
+            Protocol::P2pCircuit => return Ok(()),
             Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
             Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
             Protocol::Tcp(p) => port = Some(p),

@@ -158,3 +158,15 @@ pub const PEER_BAN_SECS: u64 = 600;
 /// Most peers the per-peer rate counters track at once; when full, a peer not tracked yet is
 /// answered `busy` until a window ends, so the counters never grow without bound.
 pub const MAX_TRACKED_PEERS: usize = 4096;
+/// Most bytes a relay this node runs (`relay_server = true`) carries over one circuit, both
+/// directions together, before closing it: room for a dataset, not for unbounded traffic.
+pub const MAX_RELAY_CIRCUIT_BYTES: u64 = 1 << 30;
+/// Longest a circuit through a relay this node runs stays open, in seconds.
+pub const MAX_RELAY_CIRCUIT_SECS: u64 = 3600;
+/// Most circuits a relay this node runs carries at once.
+pub const MAX_RELAY_CIRCUITS: usize = 64;
+/// Most reservations (peers reachable through it) a relay this node runs keeps at once.
+pub const MAX_RELAY_RESERVATIONS: usize = 128;
+/// Size of a `/cix/time/1` answer: the answering node's clock, milliseconds since the Unix
+/// epoch, as 8 big-endian bytes (the request is empty).
+pub const TIME_RESPONSE_BYTES: usize = 8;

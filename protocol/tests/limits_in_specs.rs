@@ -17,7 +17,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 54] = [
+    let all: [(&str, u64); 59] = [
         ("MAX_TRANSFER_RANGES", limits::MAX_TRANSFER_RANGES as u64),
         (
             "TRANSFER_CHUNK_GROUP_BYTES",
@@ -40,6 +40,14 @@ fn code_limits() -> BTreeMap<String, u64> {
             "MAX_QUIC_CONNECTION_WINDOW_BYTES",
             limits::MAX_QUIC_CONNECTION_WINDOW_BYTES as u64,
         ),
+        ("MAX_RELAY_CIRCUIT_BYTES", limits::MAX_RELAY_CIRCUIT_BYTES),
+        ("MAX_RELAY_CIRCUIT_SECS", limits::MAX_RELAY_CIRCUIT_SECS),
+        ("MAX_RELAY_CIRCUITS", limits::MAX_RELAY_CIRCUITS as u64),
+        (
+            "MAX_RELAY_RESERVATIONS",
+            limits::MAX_RELAY_RESERVATIONS as u64,
+        ),
+        ("TIME_RESPONSE_BYTES", limits::TIME_RESPONSE_BYTES as u64),
         ("MAX_TITLE_BYTES", limits::MAX_TITLE_BYTES as u64),
         ("MAX_KEYWORDS", limits::MAX_KEYWORDS as u64),
         ("MAX_DISTRIBUTIONS", limits::MAX_DISTRIBUTIONS as u64),

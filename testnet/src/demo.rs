@@ -22,6 +22,7 @@
 pub mod data;
 mod discovery;
 mod fetch;
+mod monitor;
 pub mod report;
 mod say;
 mod setup;
@@ -111,6 +112,7 @@ pub async fn run(opts: Options) -> Result<Report> {
     demo.named_approved().await?;
     demo.named_denied().await?;
     demo.closed().await?;
+    demo.monitoring().await?;
     demo.report.timings.total_ms = ms(started.elapsed());
     let all_held = demo.report.failures().next().is_none();
     demo.report.ok = all_held;

@@ -177,6 +177,15 @@ async fn demo_delivers_verified_copies_and_refuses_what_it_must() {
         .any(|f| f.dataset == approved.dataset && f.requester == approved.requester));
     assert_ne!(approved.requester, denied.requester);
 
+    // Step 6 scraped every node's /metrics and parsed it (issue 9).
+    let scrapes: Vec<_> = report
+        .expectations
+        .iter()
+        .filter(|e| e.step == 6 && e.name.contains("/metrics"))
+        .collect();
+    assert_eq!(scrapes.len(), 3, "{scrapes:#?}");
+    assert!(scrapes.iter().all(|e| e.held), "{scrapes:#?}");
+
     // Agencies carry their identities; timings are filled in.
     assert_eq!(report.agencies.len(), 3);
     for a in &report.agencies {
@@ -203,7 +212,7 @@ async fn demo_delivers_verified_copies_and_refuses_what_it_must() {
 
     // The narration walks through every step.
     let text = narration.text();
-    for step in 1..=6 {
+    for step in 1..=7 {
         assert!(
             text.contains(&format!("Step {step}.")),
             "narration lacks step {step}"

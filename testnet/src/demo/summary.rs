@@ -1,4 +1,4 @@
-//! Step 6: what happened, in a few lines.
+//! Step 7: what happened, in a few lines.
 
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ use super::{human, thousands, Demo};
 
 impl Demo {
     pub(super) fn summary(&mut self) {
-        self.say.step(6, "Summary");
+        self.say.step(7, "Summary");
         self.say.line("  Agencies and their identities:");
         let agencies: Vec<String> = self
             .report
