@@ -32,6 +32,7 @@ pub mod identity;
 pub mod limits;
 pub mod profile;
 pub mod receipt;
+pub mod reident;
 pub mod revocation;
 pub mod ucan;
 pub mod wire;

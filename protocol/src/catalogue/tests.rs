@@ -92,6 +92,7 @@ fn entry(key: &Keypair) -> Entry {
                 allowed: None,
                 geometry_types: None,
                 count: None,
+                privacy: None,
             }],
         },
     }
