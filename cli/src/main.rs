@@ -21,6 +21,7 @@ mod dictionary;
 mod interchange;
 mod output;
 mod receipts;
+mod reident;
 mod token;
 
 use client::Client;

@@ -63,6 +63,11 @@ pub struct Config {
     /// whenever it is set. Never set it on a production node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_day_secs: Option<u64>,
+    /// Thresholds of the re-identification guard (ISO 37156 7.4.2.5): a `[reidentification]`
+    /// table with `k` (smallest group, default 5), `l` (distinct sensitive values per group,
+    /// default 2) and `max_suppressed_permille` (default 50).
+    #[serde(default)]
+    pub reidentification: cix_protocol::reident::Thresholds,
 }
 
 fn default_witness_secs() -> u64 {
@@ -106,6 +111,7 @@ impl Config {
             audit_witness_secs: default_witness_secs(),
             privacy: None,
             retention_day_secs: None,
+            reidentification: cix_protocol::reident::Thresholds::default(),
         }
     }
 
@@ -147,6 +153,9 @@ impl Config {
         if let Some(n) = &self.privacy {
             n.check().map_err(|e| format!("{}: {}", e.field, e.rule))?;
         }
+        self.reidentification
+            .check()
+            .map_err(|e| format!("reidentification: {e}"))?;
         if self.retention_day_secs == Some(0) {
             return Err("retention_day_secs: must be at least 1".into());
         }

@@ -146,6 +146,9 @@ pub struct FieldMeta {
     /// The only values allowed.
     #[serde(rename = "enum")]
     pub allowed: Option<Vec<toml::Value>>,
+    /// `quasi-identifier` or `sensitive`: the column's part in the re-identification guard
+    /// (ISO 37156 7.4.2.5, [`crate::reident`]).
+    pub privacy: Option<cix_protocol::reident::ColumnRole>,
 }
 
 /// What `cix publish` asks for.
@@ -417,7 +420,7 @@ fn value_text(name: &str, key: &str, v: &toml::Value) -> Result<String> {
 
 /// Applies the metadata file's `[fields.NAME]` overrides to the inferred dictionary (ISO
 /// 37156 5.4) and checks the result.
-fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
+pub fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
     for (name, over) in &meta.fields {
         let Some(f) = fields.iter_mut().find(|f| &f.name == name) else {
             bail!("metadata fields.{name}: the file has no field of that name");
@@ -441,6 +444,9 @@ fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
         }
         if let Some(n) = over.nullable {
             f.nullable = n;
+        }
+        if over.privacy.is_some() {
+            f.privacy = over.privacy;
         }
         if let Some(v) = &over.min {
             f.min = Some(value_text(name, "min", v)?);
@@ -692,6 +698,9 @@ fn carry_over(entry: &mut Entry, prev: &Entry, meta: &Meta) {
         if f.description.is_none() && over.is_none_or(|o| o.description.is_none()) {
             f.description = old.description.clone();
         }
+        if f.privacy.is_none() && over.is_none_or(|o| o.privacy.is_none()) {
+            f.privacy = old.privacy;
+        }
     }
 }
 
@@ -840,6 +849,9 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
         carry_over(&mut entry, prev, &meta);
     }
     crate::privacy::link_notice(shared, &mut entry)?;
+    // ISO 37156 7.4.2.5: personal data leaves only past the re-identification guard (derived
+    // datasets are published through here too).
+    crate::reident::guard_publish(shared, &entry, tmp.path(), &content)?;
     let signed = entry.sign(&shared.key).map_err(|e| anyhow!("{e}"))?;
     let blob = shared.home.blobs().join(content.to_hex());
     if blob.exists() {

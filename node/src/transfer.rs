@@ -497,6 +497,7 @@ fn authorise(
             let profile =
                 rules::requester_profile(shared, &requester, req.profile.as_deref(), now())?;
             rules::check_jurisdiction(&entry, profile.as_ref())?;
+            crate::reident::guard_serve(shared, &entry, &own.content)?;
             let plan = check_invocation(shared, &requester, req, &entry, profile.as_ref())?;
             Ok((served(&own), plan))
         }
