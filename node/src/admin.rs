@@ -98,6 +98,8 @@ pub struct CatalogueLine {
     pub local: bool,
 }
 
+mod rights;
+
 struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
@@ -172,6 +174,7 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/deletions", get(deletions_list))
         .route("/v1/retention", get(retention_list))
         .route("/v1/privacy/notice", get(privacy_notice))
+        .merge(rights::routes())
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         .with_state(api);
     tokio::spawn(async move {

@@ -32,6 +32,7 @@ pub mod privacy;
 pub mod projection;
 pub mod publish;
 pub mod receipts;
+pub mod recheck;
 pub mod reident;
 pub mod revoke;
 pub mod rules;

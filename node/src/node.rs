@@ -383,12 +383,14 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let transfers = crate::transfer::spawn_server(node.clone())?;
     let witness = crate::witness::spawn(node.clone())?;
     let receipts = crate::receipts::spawn(node.clone())?;
+    let recheck = crate::recheck::spawn(node.clone());
     let server = tokio::spawn(async move {
         let _ = transfers.await;
         let _ = witness.await;
         for task in receipts {
             let _ = task.await;
         }
+        let _ = recheck.await;
     });
     *node.server.lock().await = Some(server);
     Ok(node)

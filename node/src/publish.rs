@@ -787,6 +787,18 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         node.announce(signed.bytes.clone()).await?
     };
     info!(dataset = %own.dataset, entry = %signed.id, %level, "published");
+    if signed.entry.version > 1 {
+        // ISO 37156 8.2.5: the dataset's rules may have changed; grants under the old ones
+        // are re-checked before the operator is told the version is out.
+        if let Err(e) = crate::recheck::recheck(
+            node,
+            &format!("version {} of dataset {}", signed.entry.version, own.dataset),
+        )
+        .await
+        {
+            tracing::error!(error = %format!("{e:#}"), "re-check after a new version failed");
+        }
+    }
     Ok(Published {
         dataset: own.dataset.to_string(),
         entry: signed.id.to_string(),
