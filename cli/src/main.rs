@@ -20,6 +20,7 @@ mod client;
 mod dictionary;
 mod interchange;
 mod output;
+mod quality;
 mod receipts;
 mod reident;
 mod token;
@@ -113,6 +114,10 @@ enum Command {
     /// The agency's privacy notice (ISO 37156 8.3.3): show one's own or a peer's, or set it.
     #[command(subcommand)]
     Privacy(receipts::PrivacyCommand),
+    /// Quality feedback (ISO 37156 9.2 e, 9.3): report a problem to a dataset's publisher,
+    /// list and answer reports, show a dataset's quality measures.
+    #[command(subcommand)]
+    Quality(quality::QualityCommand),
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +193,10 @@ struct PublishArgs {
     /// dataset: it supersedes the older versions in every listing.
     #[arg(long, value_name = "ID")]
     dataset: Option<String>,
+    /// With --dataset: quality reports (ids or unique prefixes) this corrected version
+    /// resolves (ISO 37156 9.2 e); the entry names them and each reporter is told.
+    #[arg(long, value_name = "REPORT", requires = "dataset")]
+    resolves: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +473,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(cmd) => audit::audit(&home, cmd, &mut out),
         Command::Receipts(cmd) => receipts::receipts(&home, cmd, &mut out),
         Command::Privacy(cmd) => receipts::privacy(&home, cmd, &mut out),
+        Command::Quality(cmd) => quality::quality(&home, cmd, &mut out),
     }
 }
 
@@ -698,7 +708,8 @@ fn publish(home: &Home, args: PublishArgs, out: &mut Out) -> Result<()> {
     let v: Value = Client::connect(home)?.post(
         "/v1/publish",
         &json!({ "path": path, "title": args.title, "spectrum": args.spectrum, "meta": meta,
-                 "accept_invalid": args.accept_invalid, "dataset": args.dataset }),
+                 "accept_invalid": args.accept_invalid, "dataset": args.dataset,
+                 "resolves": args.resolves }),
     )?;
     out.published(&v)
 }

@@ -31,6 +31,7 @@ pub mod node;
 pub mod privacy;
 pub mod projection;
 pub mod publish;
+pub mod quality;
 pub mod receipts;
 pub mod recheck;
 pub mod reident;

@@ -384,6 +384,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let witness = crate::witness::spawn(node.clone())?;
     let receipts = crate::receipts::spawn(node.clone())?;
     let recheck = crate::recheck::spawn(node.clone());
+    let quality = crate::quality::spawn(node.clone())?;
     let server = tokio::spawn(async move {
         let _ = transfers.await;
         let _ = witness.await;
@@ -391,6 +392,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
             let _ = task.await;
         }
         let _ = recheck.await;
+        let _ = quality.await;
     });
     *node.server.lock().await = Some(server);
     Ok(node)

@@ -170,6 +170,10 @@ pub struct PublishRequest {
     /// of a new dataset (ISO 37156 4.2 g; see [`crate::withdraw::next_version`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
+    /// Quality reports (ids or unique prefixes) this corrected version resolves (ISO 37156
+    /// 9.2 e); needs `dataset`. The entry names them in `details.resolves`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolves: Vec<String>,
 }
 
 /// What was published.
@@ -787,6 +791,9 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         node.announce(signed.bytes.clone()).await?
     };
     info!(dataset = %own.dataset, entry = %signed.id, %level, "published");
+    if !signed.entry.details.resolves.is_empty() {
+        crate::quality::after_fix(node, &signed.entry.details.resolves, signed.id).await;
+    }
     if signed.entry.version > 1 {
         // ISO 37156 8.2.5: the dataset's rules may have changed; grants under the old ones
         // are re-checked before the operator is told the version is out.
@@ -856,10 +863,30 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
         }
         _ => 0,
     };
+    let measures = match &report {
+        Some(r) => Some(
+            cix_protocol::quality::measure_csv(
+                std::io::BufReader::new(File::open(tmp.path())?),
+                &dictionary,
+                r.invalid_rows,
+            )
+            .map_err(|e| anyhow!("cannot measure the quality of {}: {e}", req.path.display()))?,
+        ),
+        None => None,
+    };
     let mut entry = build_entry(shared, req, &meta, content, bytes, dictionary)?;
     if let Some(prev) = &previous {
         carry_over(&mut entry, prev, &meta);
     }
+    // ISO 37156 9.3: measures of this version, and 9.2 e: the reports it resolves.
+    entry.details.quality_measures = measures;
+    entry.details.resolves = if req.resolves.is_empty() {
+        Vec::new()
+    } else if previous.is_none() {
+        bail!("--resolves needs --dataset: a corrected version of the dataset reported on");
+    } else {
+        crate::quality::resolvable(shared, &entry.dataset, &req.resolves)?
+    };
     crate::privacy::link_notice(shared, &mut entry)?;
     // ISO 37156 7.4.2.5: personal data leaves only past the re-identification guard (derived
     // datasets are published through here too).

@@ -126,3 +126,106 @@ async fn iso_37156_8_2_5_narrowing_allowed_jurisdictions_revokes_only_the_grants
     assert_eq!(lines[0].cid, be.to_string());
     assert_eq!(lines[0].verdict, "kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iso_37156_9_2_e_a_quality_report_reaches_the_publisher_and_its_fix_is_visible_everywhere() {
+    common::init_tracing();
+    let publisher = common::spawn("Publisher", vec![]).await;
+    let boot = vec![publisher.addr().await];
+    let holder = common::spawn("Holder", boot.clone()).await;
+    let third = common::spawn("Third", boot).await;
+    let mut csv = String::from("station,pressure\n");
+    for i in 0..20 {
+        csv.push_str(&format!("s{i},{}\n", if i == 3 { "".to_string() } else { format!("{}", 300 + i) }));
+    }
+    let file = publisher.path("p.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let v1 = publish(
+        &publisher.node,
+        PublishRequest {
+            path: file.clone(),
+            title: Some("pressure".into()),
+            spectrum: Some("open".into()),
+            meta: Some("domain = \"water\"\nkind = \"status\"\ndescription = \"t\"\n".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id: DatasetId = v1.dataset.parse().unwrap();
+    for n in [&holder, &third] {
+        let store = n.node.shared.store.clone();
+        eventually("the entry to arrive", || store.latest_entry(&id).unwrap().is_some()).await;
+    }
+    // ISO 37156 9.3: measures are in the entry, on every node.
+    let m = cix_node::quality::measures(&third.node.shared, &v1.dataset).unwrap();
+    assert_eq!(m.rows, Some(20));
+    assert_eq!(m.completeness_permille, Some(975), "{m:?}");
+    assert_eq!(m.validity_permille, Some(1000));
+
+    let sent = cix_node::quality::report(
+        &holder.node,
+        &cix_node::quality::ReportRequest {
+            dataset: v1.dataset.clone(),
+            field: Some("pressure".into()),
+            rows: vec![4],
+            kind: "missing".into(),
+            evidence: "row 4 has no pressure".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent.status, "open");
+    let received = cix_node::quality::reports(&publisher.node.shared).unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].id, sent.id);
+    assert_eq!(received[0].direction, "received");
+    assert_eq!(received[0].reporter, holder.node.did().to_string());
+    assert_eq!(cix_node::quality::measures(&publisher.node.shared, &v1.dataset).unwrap().open_reports, 1);
+    // A report about a dataset the peer does not publish is refused.
+    let bad = cix_node::quality::report(
+        &holder.node,
+        &cix_node::quality::ReportRequest {
+            dataset: v1.dataset.clone(),
+            field: Some("no-such-field".into()),
+            rows: vec![],
+            kind: "missing".into(),
+            evidence: "x".into(),
+        },
+    )
+    .await;
+    assert!(bad.is_err());
+
+    // The corrected version references the report.
+    let fixed = csv.replace("s3,\n", "s3,303\n");
+    std::fs::write(&file, &fixed).unwrap();
+    let v2 = publish(
+        &publisher.node,
+        PublishRequest {
+            path: file,
+            dataset: Some(v1.dataset.clone()),
+            resolves: vec![sent.id[..10].to_string()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(v2.version, 2);
+    for n in [&holder, &third] {
+        let store = n.node.shared.store.clone();
+        eventually("version 2 to arrive", || {
+            store
+                .latest_entry(&id)
+                .unwrap()
+                .is_some_and(|e| e.entry.version == 2 && e.entry.details.resolves == vec![sent.id.clone()])
+        })
+        .await;
+    }
+    let m = cix_node::quality::measures(&third.node.shared, &v1.dataset).unwrap();
+    assert_eq!(m.resolved_reports, vec![sent.id.clone()]);
+    assert_eq!(m.completeness_permille, Some(1000));
+    let at_holder = cix_node::quality::reports(&holder.node.shared).unwrap();
+    assert_eq!(at_holder[0].status, "fixed");
+    assert_eq!(at_holder[0].fixed_by.as_deref(), Some(v2.entry.as_str()));
+    assert_eq!(cix_node::quality::measures(&publisher.node.shared, &v1.dataset).unwrap().open_reports, 0);
+}

@@ -14,7 +14,9 @@ use cix_protocol::withdrawal::Withdrawal;
 use common::{spawn, wait_for, TestNode};
 
 fn request(path: &std::path::Path, title: &str, dataset: Option<String>) -> PublishRequest {
+    resolves: Vec::new(),
     PublishRequest {
+        resolves: Vec::new(),
         dataset,
         path: path.to_path_buf(),
         title: Some(title.into()),

@@ -31,6 +31,7 @@ pub mod envelope;
 pub mod identity;
 pub mod limits;
 pub mod profile;
+pub mod quality;
 pub mod receipt;
 pub mod reident;
 pub mod revocation;

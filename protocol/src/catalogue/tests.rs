@@ -437,6 +437,8 @@ fn details_survive_signing_and_are_refused_on_receipt_when_bad() {
     let key = Keypair::generate();
     let mut e = entry(&key);
     e.details = Details {
+        quality_measures: None,
+        resolves: Vec::new(),
         identifier: Some("e3zj-s4zh".into()),
         lang: Some("es".into()),
         translations: vec![Translation {
