@@ -11,7 +11,6 @@ use cix_node::{access, transfer, NodeEvent};
 use common::{eventually, readings_csv, spawn, wait_for};
 
 fn publish_request(path: &std::path::Path, title: &str, spectrum: &str) -> PublishRequest {
-    resolves: Vec::new(),
     PublishRequest {
         resolves: Vec::new(),
         dataset: None,

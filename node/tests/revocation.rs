@@ -19,7 +19,6 @@ use cix_protocol::wire::{DenyCode, TransferHeader, TransferRequest};
 use common::{eventually, readings_csv, spawn, wait_for};
 
 fn named(path: &std::path::Path, title: &str) -> PublishRequest {
-    resolves: Vec::new(),
     PublishRequest {
         resolves: Vec::new(),
         dataset: None,

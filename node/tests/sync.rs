@@ -14,7 +14,6 @@ use cix_protocol::withdrawal::Withdrawal;
 use common::{spawn, wait_for, TestNode};
 
 fn request(path: &std::path::Path, title: &str, dataset: Option<String>) -> PublishRequest {
-    resolves: Vec::new(),
     PublishRequest {
         resolves: Vec::new(),
         dataset,
