@@ -66,8 +66,12 @@ pub struct Config {
     /// Thresholds of the re-identification guard (ISO 37156 7.4.2.5): a `[reidentification]`
     /// table with `k` (smallest group, default 5), `l` (distinct sensitive values per group,
     /// default 2) and `max_suppressed_permille` (default 50).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default_guard")]
     pub reidentification: cix_protocol::reident::Thresholds,
+}
+
+fn is_default_guard(t: &cix_protocol::reident::Thresholds) -> bool {
+    *t == cix_protocol::reident::Thresholds::default()
 }
 
 fn default_witness_secs() -> u64 {
