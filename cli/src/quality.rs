@@ -60,7 +60,10 @@ fn print_report(v: &Value, out: &mut Out) -> Result<()> {
         s("status"),
         s("dataset"),
         v["kind"].as_str().unwrap_or("-"),
-        v["field"].as_str().map(|f| format!(" in {f}")).unwrap_or_default(),
+        v["field"]
+            .as_str()
+            .map(|f| format!(" in {f}"))
+            .unwrap_or_default(),
         s("evidence"),
     );
     out.message(v, &text)

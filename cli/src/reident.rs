@@ -38,7 +38,10 @@ pub(crate) fn check(a: CheckArgs, out: &mut Out) -> Result<()> {
         .with_context(|| format!("cannot read {}", a.dictionary.display()))?
         .len();
     if len > MAX_META_BYTES {
-        bail!("{} is {len} bytes: a metadata file is at most {MAX_META_BYTES}", a.dictionary.display());
+        bail!(
+            "{} is {len} bytes: a metadata file is at most {MAX_META_BYTES}",
+            a.dictionary.display()
+        );
     }
     let text = std::fs::read_to_string(&a.dictionary)
         .with_context(|| format!("cannot read {}", a.dictionary.display()))?;
@@ -54,7 +57,8 @@ pub(crate) fn check(a: CheckArgs, out: &mut Out) -> Result<()> {
             .max_suppressed_permille
             .unwrap_or(a.thresholds.max_suppressed_permille),
     };
-    th.check().map_err(|e| anyhow!("--k/--l/--max-suppressed-permille: {e}"))?;
+    th.check()
+        .map_err(|e| anyhow!("--k/--l/--max-suppressed-permille: {e}"))?;
     let Some(report) = reident::check_csv(open(&a.file)?, &fields, &th)? else {
         bail!(
             "{} marks no quasi-identifier: set privacy = \"quasi-identifier\" in [fields.NAME] \
@@ -64,7 +68,10 @@ pub(crate) fn check(a: CheckArgs, out: &mut Out) -> Result<()> {
     };
     let mut applied = None;
     if let (Some(target), Some(s)) = (&a.apply, &report.suggestion) {
-        let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = target
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("cannot write in {}", dir.display()))?;
         let done = reident::apply_csv(open(&a.file)?, tmp.as_file_mut(), &fields, s, &th)?;
@@ -86,6 +93,8 @@ pub(crate) fn check(a: CheckArgs, out: &mut Out) -> Result<()> {
     if report.passes() || applied.is_some() {
         Ok(())
     } else {
-        bail!("the table would be refused (see the report above; --apply FILE writes the suggestion)")
+        bail!(
+            "the table would be refused (see the report above; --apply FILE writes the suggestion)"
+        )
     }
 }

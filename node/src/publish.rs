@@ -799,7 +799,10 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         // are re-checked before the operator is told the version is out.
         if let Err(e) = crate::recheck::recheck(
             node,
-            &format!("version {} of dataset {}", signed.entry.version, own.dataset),
+            &format!(
+                "version {} of dataset {}",
+                signed.entry.version, own.dataset
+            ),
         )
         .await
         {

@@ -220,7 +220,10 @@ pub async fn report(node: &Node, req: &ReportRequest) -> Result<ReportLine> {
             bail!("dataset {dataset} has no field {f:?} in its data dictionary");
         }
     }
-    let kind: Problem = req.kind.parse().map_err(|e: String| anyhow!("--kind: {e}"))?;
+    let kind: Problem = req
+        .kind
+        .parse()
+        .map_err(|e: String| anyhow!("--kind: {e}"))?;
     let report = QualityReport {
         iss: shared.did(),
         dataset,
@@ -253,7 +256,11 @@ pub async fn report(node: &Node, req: &ReportRequest) -> Result<ReportLine> {
         AuditEvent::new(AuditKind::Other("quality".into()))
             .dataset(dataset)
             .peer(publisher)
-            .detail(format!("quality report {} sent ({:?})", hex::encode(signed.id), kind)),
+            .detail(format!(
+                "quality report {} sent ({:?})",
+                hex::encode(signed.id),
+                kind
+            )),
     )
     .await?;
     info!(%dataset, report = %hex::encode(signed.id), "quality report sent");
@@ -351,7 +358,10 @@ fn find_in(shared: &Shared, text: &str) -> Result<([u8; 32], Kept)> {
 /// An unknown report, or one about another dataset.
 pub fn resolvable(shared: &Shared, dataset: &DatasetId, texts: &[String]) -> Result<Vec<String>> {
     if texts.len() > limits::MAX_RESOLVED_REPORTS {
-        bail!("--resolves names at most {} reports", limits::MAX_RESOLVED_REPORTS);
+        bail!(
+            "--resolves names at most {} reports",
+            limits::MAX_RESOLVED_REPORTS
+        );
     }
     let mut out = Vec::new();
     for t in texts {
@@ -359,7 +369,11 @@ pub fn resolvable(shared: &Shared, dataset: &DatasetId, texts: &[String]) -> Res
         let r = Signed::<QualityReport>::decode(&k.report)
             .map_err(|e| anyhow!("corrupt kept report: {e}"))?;
         if &r.value.dataset != dataset {
-            bail!("report {} is about dataset {}, not {dataset}", hex::encode(id), r.value.dataset);
+            bail!(
+                "report {} is about dataset {}, not {dataset}",
+                hex::encode(id),
+                r.value.dataset
+            );
         }
         out.push(hex::encode(id));
     }
@@ -396,7 +410,11 @@ async fn sign_and_send(
         AuditEvent::new(AuditKind::Other("quality".into()))
             .dataset(r.dataset)
             .peer(r.iss)
-            .detail(format!("quality report {} answered: {}", hex::encode(id), status.as_str())),
+            .detail(format!(
+                "quality report {} answered: {}",
+                hex::encode(id),
+                status.as_str()
+            )),
     )
     .await?;
     match send(
@@ -445,7 +463,16 @@ pub async fn after_fix(node: &Node, resolves: &[String], version: EntryId) {
     for r in resolves {
         match find_in(&node.shared, r) {
             Ok((id, k)) => {
-                if let Err(e) = sign_and_send(node, id, k, Status::Fixed, "corrected in a new version", Some(version)).await {
+                if let Err(e) = sign_and_send(
+                    node,
+                    id,
+                    k,
+                    Status::Fixed,
+                    "corrected in a new version",
+                    Some(version),
+                )
+                .await
+                {
                     warn!(report = %r, error = %format!("{e:#}"), "fixed answer not recorded");
                 }
             }
@@ -466,7 +493,10 @@ pub fn measures(shared: &Shared, dataset: &str) -> Result<MeasuresLine> {
         .latest_entry(&id)?
         .ok_or_else(|| anyhow!("no entry of dataset {id} is known here"))?;
     let m = latest.entry.details.quality_measures;
-    let resolved: Vec<String> = resolved_by(shared, &id)?.into_iter().map(|(r, _)| r).collect();
+    let resolved: Vec<String> = resolved_by(shared, &id)?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     let open = reports(shared)?
         .into_iter()
         .filter(|l| l.dataset == id.to_string() && matches!(l.status, "open" | "accepted"))
@@ -519,7 +549,9 @@ async fn serve_one(shared: &Shared, peer: &PeerId, req: QualityRequest) -> Quali
                 })
                 .unwrap_or(usize::MAX);
             if from_peer >= MAX_REPORTS_PER_PEER {
-                return refuse(format!("at most {MAX_REPORTS_PER_PEER} reports are kept per agency"));
+                return refuse(format!(
+                    "at most {MAX_REPORTS_PER_PEER} reports are kept per agency"
+                ));
             }
             let k = Kept {
                 report: s.bytes.clone(),

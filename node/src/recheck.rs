@@ -22,8 +22,8 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use cix_protocol::caveats;
 use cix_protocol::catalogue::DatasetId;
+use cix_protocol::caveats;
 use cix_protocol::identity::Did;
 use cix_protocol::revocation::MAX_REVOCATION_REASON_BYTES;
 use cix_protocol::ucan::{Cid, Delegation};
@@ -133,7 +133,7 @@ fn candidates(shared: &Shared) -> Result<Vec<(Cid, Basis)>> {
             ));
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|a| a.0);
     out.dedup_by(|a, b| {
         if a.0 == b.0 {
             b.1.registrar = b.1.registrar.or(a.1.registrar);
@@ -208,7 +208,9 @@ pub async fn recheck(node: &Node, why: &str) -> Result<Vec<RecheckLine>> {
         let Ok((d, _)) = Delegation::decode(&basis.delegation) else {
             continue;
         };
-        if d.exp.is_some_and(|e| e <= t) || crate::revoke::grant_unusable(shared, &basis.delegation)?.is_some() {
+        if d.exp.is_some_and(|e| e <= t)
+            || crate::revoke::grant_unusable(shared, &basis.delegation)?.is_some()
+        {
             continue;
         }
         let dataset = caveats::pinned_text(&d.pol, caveats::ARG_DATASET);

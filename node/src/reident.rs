@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
-use cix_protocol::caveats;
 use cix_protocol::catalogue::Entry;
+use cix_protocol::caveats;
 use cix_protocol::content::ContentHash;
 use cix_protocol::reident::{self, GuardReport, Thresholds};
 use cix_protocol::wire::DenyCode;
@@ -42,8 +42,12 @@ pub fn applies(entry: &Entry) -> bool {
 ///
 /// If the file cannot be read or checked.
 pub fn run(shared: &Shared, entry: &Entry, file: &Path) -> Result<Option<GuardReport>> {
-    let f = std::fs::File::open(file)
-        .map_err(|e| anyhow!("cannot open {} for the re-identification guard: {e}", file.display()))?;
+    let f = std::fs::File::open(file).map_err(|e| {
+        anyhow!(
+            "cannot open {} for the re-identification guard: {e}",
+            file.display()
+        )
+    })?;
     reident::check_csv(
         std::io::BufReader::new(f),
         &entry.iso.dictionary,
@@ -57,7 +61,12 @@ pub fn run(shared: &Shared, entry: &Entry, file: &Path) -> Result<Option<GuardRe
 /// # Errors
 ///
 /// The guard's report when it refuses, or a read error.
-pub fn guard_publish(shared: &Shared, entry: &Entry, file: &Path, content: &ContentHash) -> Result<()> {
+pub fn guard_publish(
+    shared: &Shared,
+    entry: &Entry,
+    file: &Path,
+    content: &ContentHash,
+) -> Result<()> {
     if !applies(entry) {
         return Ok(());
     }
@@ -87,7 +96,10 @@ pub fn guard_serve(shared: &Shared, entry: &Entry, content: &ContentHash) -> Res
     }
     let internal = |e: anyhow::Error| {
         tracing::error!(error = %format!("{e:#}"), "re-identification guard could not run");
-        (DenyCode::Busy, "the owner's node could not check the data".to_string())
+        (
+            DenyCode::Busy,
+            "the owner's node could not check the data".to_string(),
+        )
     };
     let k = key(content, &shared.config.reidentification);
     let tree = shared.store.tree(TREE).map_err(internal)?;

@@ -11,7 +11,8 @@ use cix_protocol::catalogue::DatasetId;
 use cix_protocol::ucan::Cid;
 use common::{eventually, spawn_with, TestNode};
 
-const PERSONAL: &str = "personal_data = true\npurpose = \"planning\"\nlegal_basis = \"public task\"\n\
+const PERSONAL: &str =
+    "personal_data = true\npurpose = \"planning\"\nlegal_basis = \"public task\"\n\
                         retention_days = 30\n";
 
 async fn publish_meta(
@@ -53,20 +54,32 @@ async fn iso_37156_7_4_2_5_personal_data_with_groups_of_one_is_not_published() {
         .await
         .unwrap_err();
     let text = format!("{e:#}");
-    assert!(text.contains("7.4.2.5") && text.contains("refused"), "{text}");
+    assert!(
+        text.contains("7.4.2.5") && text.contains("refused"),
+        "{text}"
+    );
     assert!(text.contains("postcode=1000, birth_year=1950"), "{text}");
     assert!(text.contains("generalise"), "{text}");
-    assert!(owner.node.shared.store.own_all().unwrap().is_empty(), "nothing stored");
+    assert!(
+        owner.node.shared.store.own_all().unwrap().is_empty(),
+        "nothing stored"
+    );
     // The same columns, data not personal: the guard does not apply.
-    publish_meta(&owner, csv.as_bytes(), None, marks).await.unwrap();
+    publish_meta(&owner, csv.as_bytes(), None, marks)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn iso_37156_8_2_5_narrowing_allowed_jurisdictions_revokes_only_the_grants_that_no_longer_fit() {
+async fn iso_37156_8_2_5_narrowing_allowed_jurisdictions_revokes_only_the_grants_that_no_longer_fit(
+) {
     common::init_tracing();
     let owner = spawn_with("Waterbedrijf", vec![], |c| c.jurisdiction = "NL".into()).await;
     let boot = vec![owner.addr().await];
-    let belgian = spawn_with("Waterschap BE", boot.clone(), |c| c.jurisdiction = "BE".into()).await;
+    let belgian = spawn_with("Waterschap BE", boot.clone(), |c| {
+        c.jurisdiction = "BE".into()
+    })
+    .await;
     let german = spawn_with("Wasserwerk DE", boot, |c| c.jurisdiction = "DE".into()).await;
     let data = common::readings_csv(50);
     let v1 = publish_meta(
@@ -80,19 +93,26 @@ async fn iso_37156_8_2_5_narrowing_allowed_jurisdictions_revokes_only_the_grants
     let id: DatasetId = v1.dataset.parse().unwrap();
     for n in [&belgian, &german] {
         let store = n.node.shared.store.clone();
-        eventually("the entry to arrive", || store.latest_entry(&id).unwrap().is_some()).await;
+        eventually("the entry to arrive", || {
+            store.latest_entry(&id).unwrap().is_some()
+        })
+        .await;
     }
     let grant_of = |n: &TestNode| {
         let out = n.node.shared.store.request_out(&id).unwrap().unwrap();
         Cid::of_token(&out.delegation)
     };
     for n in [&belgian, &german] {
-        let o = access::request(&n.node, id, "network planning", true).await.unwrap();
+        let o = access::request(&n.node, id, "network planning", true)
+            .await
+            .unwrap();
         assert_eq!(o.status, "granted", "{o:?}");
     }
     let (be, de) = (grant_of(&belgian), grant_of(&german));
     // Nothing changed yet: a re-check keeps both.
-    let lines = cix_node::recheck::recheck(&owner.node, "test").await.unwrap();
+    let lines = cix_node::recheck::recheck(&owner.node, "test")
+        .await
+        .unwrap();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines.iter().all(|l| l.verdict == "kept"), "{lines:?}");
 
@@ -109,7 +129,10 @@ async fn iso_37156_8_2_5_narrowing_allowed_jurisdictions_revokes_only_the_grants
     assert_eq!(revs.len(), 1, "{revs:?}");
     assert_eq!(revs[0].revoked, de.to_string());
     let reason = revs[0].reason.clone().unwrap();
-    assert!(reason.contains("8.2.5") && reason.contains("DE"), "{reason}");
+    assert!(
+        reason.contains("8.2.5") && reason.contains("DE"),
+        "{reason}"
+    );
     assert!(!revs.iter().any(|r| r.revoked == be.to_string()));
     // The holder is told why: the revocation reaches it by gossip, reason included.
     let gs = german.node.shared.clone();
@@ -121,14 +144,17 @@ async fn iso_37156_8_2_5_narrowing_allowed_jurisdictions_revokes_only_the_grants
     })
     .await;
     // The kept grant is still live: a further re-check revokes nothing more.
-    let lines = cix_node::recheck::recheck(&owner.node, "test").await.unwrap();
+    let lines = cix_node::recheck::recheck(&owner.node, "test")
+        .await
+        .unwrap();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0].cid, be.to_string());
     assert_eq!(lines[0].verdict, "kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn iso_37156_9_2_e_a_quality_report_reaches_the_publisher_and_its_fix_is_visible_everywhere() {
+async fn iso_37156_9_2_e_a_quality_report_reaches_the_publisher_and_its_fix_is_visible_everywhere()
+{
     common::init_tracing();
     let publisher = common::spawn("Publisher", vec![]).await;
     let boot = vec![publisher.addr().await];
@@ -136,7 +162,14 @@ async fn iso_37156_9_2_e_a_quality_report_reaches_the_publisher_and_its_fix_is_v
     let third = common::spawn("Third", boot).await;
     let mut csv = String::from("station,pressure\n");
     for i in 0..20 {
-        csv.push_str(&format!("s{i},{}\n", if i == 3 { "".to_string() } else { format!("{}", 300 + i) }));
+        csv.push_str(&format!(
+            "s{i},{}\n",
+            if i == 3 {
+                "".to_string()
+            } else {
+                format!("{}", 300 + i)
+            }
+        ));
     }
     let file = publisher.path("p.csv");
     std::fs::write(&file, &csv).unwrap();
@@ -155,7 +188,10 @@ async fn iso_37156_9_2_e_a_quality_report_reaches_the_publisher_and_its_fix_is_v
     let id: DatasetId = v1.dataset.parse().unwrap();
     for n in [&holder, &third] {
         let store = n.node.shared.store.clone();
-        eventually("the entry to arrive", || store.latest_entry(&id).unwrap().is_some()).await;
+        eventually("the entry to arrive", || {
+            store.latest_entry(&id).unwrap().is_some()
+        })
+        .await;
     }
     // ISO 37156 9.3: measures are in the entry, on every node.
     let m = cix_node::quality::measures(&third.node.shared, &v1.dataset).unwrap();
@@ -181,7 +217,12 @@ async fn iso_37156_9_2_e_a_quality_report_reaches_the_publisher_and_its_fix_is_v
     assert_eq!(received[0].id, sent.id);
     assert_eq!(received[0].direction, "received");
     assert_eq!(received[0].reporter, holder.node.did().to_string());
-    assert_eq!(cix_node::quality::measures(&publisher.node.shared, &v1.dataset).unwrap().open_reports, 1);
+    assert_eq!(
+        cix_node::quality::measures(&publisher.node.shared, &v1.dataset)
+            .unwrap()
+            .open_reports,
+        1
+    );
     // A report about a dataset the peer does not publish is refused.
     let bad = cix_node::quality::report(
         &holder.node,
@@ -214,10 +255,9 @@ async fn iso_37156_9_2_e_a_quality_report_reaches_the_publisher_and_its_fix_is_v
     for n in [&holder, &third] {
         let store = n.node.shared.store.clone();
         eventually("version 2 to arrive", || {
-            store
-                .latest_entry(&id)
-                .unwrap()
-                .is_some_and(|e| e.entry.version == 2 && e.entry.details.resolves == vec![sent.id.clone()])
+            store.latest_entry(&id).unwrap().is_some_and(|e| {
+                e.entry.version == 2 && e.entry.details.resolves == vec![sent.id.clone()]
+            })
         })
         .await;
     }
@@ -227,5 +267,10 @@ async fn iso_37156_9_2_e_a_quality_report_reaches_the_publisher_and_its_fix_is_v
     let at_holder = cix_node::quality::reports(&holder.node.shared).unwrap();
     assert_eq!(at_holder[0].status, "fixed");
     assert_eq!(at_holder[0].fixed_by.as_deref(), Some(v2.entry.as_str()));
-    assert_eq!(cix_node::quality::measures(&publisher.node.shared, &v1.dataset).unwrap().open_reports, 0);
+    assert_eq!(
+        cix_node::quality::measures(&publisher.node.shared, &v1.dataset)
+            .unwrap()
+            .open_reports,
+        0
+    );
 }

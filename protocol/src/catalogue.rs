@@ -787,7 +787,10 @@ impl Entry {
             ));
         }
         if d.resolves.iter().any(|r| {
-            r.len() != 64 || !r.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            r.len() != 64
+                || !r
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
         }) {
             return Err(rule(
                 "details.resolves",

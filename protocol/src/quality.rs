@@ -176,14 +176,20 @@ impl Signable for QualityReport {
         self.iss
     }
     fn check(&self) -> Result<(), String> {
-        if self.field.as_ref().is_some_and(|f| f.is_empty() || f.len() > MAX_FIELD_TEXT_BYTES) {
+        if self
+            .field
+            .as_ref()
+            .is_some_and(|f| f.is_empty() || f.len() > MAX_FIELD_TEXT_BYTES)
+        {
             return Err(format!("field must be 1 to {MAX_FIELD_TEXT_BYTES} bytes"));
         }
         if self.rows.len() > MAX_QUALITY_ROWS {
             return Err(format!("at most {MAX_QUALITY_ROWS} rows"));
         }
         if self.evidence.trim().is_empty() || self.evidence.len() > MAX_QUALITY_EVIDENCE_BYTES {
-            return Err(format!("evidence must be 1 to {MAX_QUALITY_EVIDENCE_BYTES} bytes"));
+            return Err(format!(
+                "evidence must be 1 to {MAX_QUALITY_EVIDENCE_BYTES} bytes"
+            ));
         }
         if !time_ok(self.issued) {
             return Err(format!("time {} is out of range", self.issued));
@@ -206,7 +212,9 @@ impl Signable for QualityAnswer {
             return Err("an answer cannot leave the report open".into());
         }
         if self.text.len() > MAX_QUALITY_EVIDENCE_BYTES {
-            return Err(format!("text is longer than {MAX_QUALITY_EVIDENCE_BYTES} bytes"));
+            return Err(format!(
+                "text is longer than {MAX_QUALITY_EVIDENCE_BYTES} bytes"
+            ));
         }
         if (self.status == Status::Fixed) != self.version.is_some() {
             return Err("a version is named exactly when the report is fixed".into());
@@ -238,10 +246,11 @@ impl<T: Signable> Signed<T> {
     pub fn seal(value: &T, key: &Keypair) -> Result<Self, QualityError> {
         value.check().map_err(QualityError::Field)?;
         if key.did() != value.iss() {
-            return Err(QualityError::Field("the signing key is not the issuer's".into()));
+            return Err(QualityError::Field(
+                "the signing key is not the issuer's".into(),
+            ));
         }
-        let bytes = envelope::seal(key, T::TAG, value)
-            .map_err(|e| QualityError::Field(e.0))?;
+        let bytes = envelope::seal(key, T::TAG, value).map_err(|e| QualityError::Field(e.0))?;
         Self::decode(&bytes)
     }
 
@@ -450,7 +459,10 @@ mod tests {
             Field::new("b", FieldType::String),
         ];
         let m = measure_csv("a,b\n1,x\n,y\n3,\n4,z\n".as_bytes(), &fields, 1).unwrap();
-        assert_eq!((m.rows, m.cells, m.missing_cells, m.invalid_rows), (4, 8, 2, 1));
+        assert_eq!(
+            (m.rows, m.cells, m.missing_cells, m.invalid_rows),
+            (4, 8, 2, 1)
+        );
         assert_eq!(m.completeness_permille(), 750);
         assert_eq!(m.validity_permille(), 750);
     }

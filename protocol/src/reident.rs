@@ -224,14 +224,24 @@ impl GuardReport {
             self.k,
         );
         for g in &self.listed {
-            let _ = write!(s, " [{}] {} row(s) from line {}", g.values.join(", "), g.rows, g.first_line);
+            let _ = write!(
+                s,
+                " [{}] {} row(s) from line {}",
+                g.values.join(", "),
+                g.rows,
+                g.first_line
+            );
             for (col, n) in &g.diversity {
                 let _ = write!(s, " {col}: {n} distinct");
             }
             s.push(';');
         }
         if self.offending_groups as usize > self.listed.len() {
-            let _ = write!(s, " and {} more;", self.offending_groups as usize - self.listed.len());
+            let _ = write!(
+                s,
+                " and {} more;",
+                self.offending_groups as usize - self.listed.len()
+            );
         }
         if let Some(sg) = &self.suggestion {
             s.push_str(" Suggestion:");
@@ -249,7 +259,11 @@ impl GuardReport {
                     " suppress {} row(s) (lines {}{});",
                     sg.suppress_rows,
                     lines.join(", "),
-                    if sg.suppress_rows as usize > lines.len() { ", ..." } else { "" }
+                    if sg.suppress_rows as usize > lines.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
                 );
             }
             let _ = write!(s, " smallest group then {}.", sg.k_after);
@@ -268,7 +282,10 @@ fn roles(fields: &[Field]) -> (Vec<usize>, Vec<usize>) {
             .map(|(i, _)| i)
             .collect::<Vec<_>>()
     };
-    (pick(ColumnRole::QuasiIdentifier), pick(ColumnRole::Sensitive))
+    (
+        pick(ColumnRole::QuasiIdentifier),
+        pick(ColumnRole::Sensitive),
+    )
 }
 
 /// Whether the dictionary marks any quasi-identifier (only then does the guard apply).
@@ -403,7 +420,11 @@ pub fn check_csv<R: Read>(
         return Ok(None);
     }
     let table = load(r, fields, &q, &s)?;
-    let names = |ix: &[usize]| ix.iter().map(|&i| fields[i].name.clone()).collect::<Vec<_>>();
+    let names = |ix: &[usize]| {
+        ix.iter()
+            .map(|&i| fields[i].name.clone())
+            .collect::<Vec<_>>()
+    };
     let qn = names(&q);
     let sn = names(&s);
     let levels = vec![0u8; q.len()];
@@ -442,7 +463,11 @@ pub fn check_csv<R: Read>(
         groups: eval.groups.len() as u64,
         offending_groups: offenders.len() as u64,
         offending_rows: offenders.iter().map(|a| a.rows).sum(),
-        listed: offenders.iter().take(MAX_LISTED).map(|a| describe(a)).collect(),
+        listed: offenders
+            .iter()
+            .take(MAX_LISTED)
+            .map(|a| describe(a))
+            .collect(),
         suggestion: None,
     };
     if !report.passes() {
@@ -519,7 +544,11 @@ fn is_date_like(v: &str) -> bool {
     b.len() >= 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b[..4].iter().chain(&b[5..7]).chain(&b[8..10]).all(u8::is_ascii_digit)
+        && b[..4]
+            .iter()
+            .chain(&b[5..7])
+            .chain(&b[8..10])
+            .all(u8::is_ascii_digit)
 }
 
 /// A value generalised to `level` (0 keeps it; [`MAX_LEVEL`] and above make it `*`). Missing
@@ -719,14 +748,26 @@ mod tests {
     #[test]
     fn no_quasi_identifier_means_the_guard_does_not_apply() {
         let plain = vec![Field::new("zip", FieldType::String)];
-        assert!(check_csv("zip\n1\n".as_bytes(), &plain, &Thresholds::default())
-            .unwrap()
-            .is_none());
+        assert!(
+            check_csv("zip\n1\n".as_bytes(), &plain, &Thresholds::default())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn a_header_that_disagrees_with_the_dictionary_is_an_error_not_a_pass() {
-        let e = check_csv("zip,age\n1,2\n".as_bytes(), &fields(), &Thresholds::default());
-        assert!(matches!(e, Err(GuardError::Columns { expected: 3, found: 2 })));
+        let e = check_csv(
+            "zip,age\n1,2\n".as_bytes(),
+            &fields(),
+            &Thresholds::default(),
+        );
+        assert!(matches!(
+            e,
+            Err(GuardError::Columns {
+                expected: 3,
+                found: 2
+            })
+        ));
     }
 }

@@ -147,12 +147,27 @@ fn code_limits() -> BTreeMap<String, u64> {
             limits::MAX_NOTICE_TEXT_BYTES as u64,
         ),
         ("MAX_NOTICE_PURPOSES", limits::MAX_NOTICE_PURPOSES as u64),
-        ("MAX_QUALITY_REPORT_BYTES", limits::MAX_QUALITY_REPORT_BYTES as u64),
+        (
+            "MAX_QUALITY_REPORT_BYTES",
+            limits::MAX_QUALITY_REPORT_BYTES as u64,
+        ),
         ("MAX_QUALITY_ROWS", limits::MAX_QUALITY_ROWS as u64),
-        ("MAX_QUALITY_EVIDENCE_BYTES", limits::MAX_QUALITY_EVIDENCE_BYTES as u64),
-        ("MAX_QUALITY_ANSWER_BYTES", limits::MAX_QUALITY_ANSWER_BYTES as u64),
-        ("MAX_QUALITY_REQUEST_BYTES", limits::MAX_QUALITY_REQUEST_BYTES as u64),
-        ("MAX_QUALITY_RESPONSE_BYTES", limits::MAX_QUALITY_RESPONSE_BYTES as u64),
+        (
+            "MAX_QUALITY_EVIDENCE_BYTES",
+            limits::MAX_QUALITY_EVIDENCE_BYTES as u64,
+        ),
+        (
+            "MAX_QUALITY_ANSWER_BYTES",
+            limits::MAX_QUALITY_ANSWER_BYTES as u64,
+        ),
+        (
+            "MAX_QUALITY_REQUEST_BYTES",
+            limits::MAX_QUALITY_REQUEST_BYTES as u64,
+        ),
+        (
+            "MAX_QUALITY_RESPONSE_BYTES",
+            limits::MAX_QUALITY_RESPONSE_BYTES as u64,
+        ),
         ("MAX_RESOLVED_REPORTS", limits::MAX_RESOLVED_REPORTS as u64),
     ];
     all.into_iter().map(|(n, v)| (n.to_string(), v)).collect()

@@ -60,7 +60,10 @@ fn iso_37156_7_4_2_5_groups_of_one_are_refused_and_the_suggested_generalisation_
         suggestion.generalise.iter().any(|g| g.column == "date"),
         "the unique column is generalised: {suggestion:?}"
     );
-    assert!(suggestion.suppress_rows * 1000 <= report.rows * 50, "{suggestion:?}");
+    assert!(
+        suggestion.suppress_rows * 1000 <= report.rows * 50,
+        "{suggestion:?}"
+    );
     assert!(suggestion.k_after >= 5, "{suggestion:?}");
 
     // The same table after the suggestion: accepted.
@@ -78,7 +81,9 @@ fn iso_37156_7_4_2_5_groups_of_one_are_refused_and_the_suggested_generalisation_
         max_suppressed_permille: 0,
         ..th
     };
-    let none = check_csv(bytes.as_slice(), &fields, &strict).unwrap().unwrap();
+    let none = check_csv(bytes.as_slice(), &fields, &strict)
+        .unwrap()
+        .unwrap();
     let s0 = none.suggestion.unwrap();
     assert_eq!(s0.suppress_rows, 0, "{s0:?}");
 }
