@@ -21,7 +21,9 @@ mod dictionary;
 mod interchange;
 mod ops;
 mod output;
+mod quality;
 mod receipts;
+mod reident;
 mod token;
 
 use client::Client;
@@ -136,6 +138,10 @@ enum Command {
     /// The agency's privacy notice (ISO 37156 8.3.3): show one's own or a peer's, or set it.
     #[command(subcommand)]
     Privacy(receipts::PrivacyCommand),
+    /// Quality feedback (ISO 37156 9.2 e, 9.3): report a problem to a dataset's publisher,
+    /// list and answer reports, show a dataset's quality measures.
+    #[command(subcommand)]
+    Quality(quality::QualityCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +227,10 @@ struct PublishArgs {
     /// dataset: it supersedes the older versions in every listing.
     #[arg(long, value_name = "ID")]
     dataset: Option<String>,
+    /// With --dataset: quality reports (ids or unique prefixes) this corrected version
+    /// resolves (ISO 37156 9.2 e); the entry names them and each reporter is told.
+    #[arg(long, value_name = "REPORT", requires = "dataset")]
+    resolves: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -507,6 +517,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(cmd) => audit::audit(&home, cmd, &mut out),
         Command::Receipts(cmd) => receipts::receipts(&home, cmd, &mut out),
         Command::Privacy(cmd) => receipts::privacy(&home, cmd, &mut out),
+        Command::Quality(cmd) => quality::quality(&home, cmd, &mut out),
     }
 }
 
@@ -745,7 +756,8 @@ fn publish(home: &Home, args: PublishArgs, out: &mut Out) -> Result<()> {
     let v: Value = Client::connect(home)?.post(
         "/v1/publish",
         &json!({ "path": path, "title": args.title, "spectrum": args.spectrum, "meta": meta,
-                 "accept_invalid": args.accept_invalid, "dataset": args.dataset }),
+                 "accept_invalid": args.accept_invalid, "dataset": args.dataset,
+                 "resolves": args.resolves }),
     )?;
     out.published(&v)
 }

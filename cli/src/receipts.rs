@@ -57,6 +57,31 @@ pub(crate) enum PrivacyCommand {
         /// The notice file.
         file: PathBuf,
     },
+    /// Run the re-identification guard (ISO 37156 7.4.2.5) on a CSV file: k-anonymity over
+    /// the columns the metadata file marks `privacy = "quasi-identifier"` and l-diversity of
+    /// those it marks `"sensitive"`; refused tables get the offending groups and a suggestion.
+    /// Thresholds default to the node's `[reidentification]` config. Exits non-zero when refused
+    /// (unless --apply wrote the suggestion).
+    Check {
+        /// The CSV file.
+        file: PathBuf,
+        /// The metadata file (`cix publish --meta` format) whose `[fields.NAME]` tables mark
+        /// the columns.
+        #[arg(long, value_name = "META")]
+        dictionary: PathBuf,
+        /// Smallest group allowed.
+        #[arg(long)]
+        k: Option<u32>,
+        /// Fewest distinct sensitive values allowed in a group.
+        #[arg(long)]
+        l: Option<u32>,
+        /// Most rows the suggestion may suppress, per thousand.
+        #[arg(long)]
+        max_suppressed_permille: Option<u32>,
+        /// Write the table with the suggestion applied (generalised, suppressed) to FILE.
+        #[arg(long, value_name = "FILE")]
+        apply: Option<PathBuf>,
+    },
 }
 
 fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
@@ -255,6 +280,31 @@ pub(crate) fn receipts(home: &Home, cmd: ReceiptsCommand, out: &mut Out) -> Resu
 
 pub(crate) fn privacy(home: &Home, cmd: PrivacyCommand, out: &mut Out) -> Result<()> {
     match cmd {
+        PrivacyCommand::Check {
+            file,
+            dictionary,
+            k,
+            l,
+            max_suppressed_permille,
+            apply,
+        } => {
+            let thresholds = home
+                .load_config()
+                .map(|c| c.reidentification)
+                .unwrap_or_default();
+            crate::reident::check(
+                crate::reident::CheckArgs {
+                    file,
+                    dictionary,
+                    k,
+                    l,
+                    max_suppressed_permille,
+                    apply,
+                    thresholds,
+                },
+                out,
+            )
+        }
         PrivacyCommand::Set { file } => {
             let notice = read_notice(&file)?;
             let mut config = home.load_config()?;

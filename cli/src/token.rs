@@ -78,6 +78,10 @@ pub(crate) enum TokensCommand {
         #[arg(required = true, value_name = "TOKEN")]
         tokens: Vec<String>,
     },
+    /// Re-check every live grant this node issued against the current rules (ISO 37156
+    /// 8.2.5): the dataset's allowed jurisdictions, the holder's jurisdiction, the trusted
+    /// registrars. Grants that no longer hold are revoked, with the reason sent to holders.
+    Recheck,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +162,30 @@ pub(crate) fn tokens(home: &Home, cmd: TokensCommand, out: &mut Out) -> Result<(
             }
             let v: Value = client.post("/v1/tokens/import", &json!({ "chain": chain }))?;
             issued(&v, None, out, "imported")
+        }
+        TokensCommand::Recheck => {
+            let lines: Vec<Value> = client.post("/v1/grants/recheck", &json!({}))?;
+            for l in &lines {
+                if out.is_json() {
+                    out.line(l)?;
+                } else {
+                    out.message(
+                        l,
+                        &format!(
+                            "{}  {}  {}  {}{}",
+                            l["verdict"].as_str().unwrap_or("-"),
+                            l["cid"].as_str().unwrap_or("-"),
+                            l["holder"].as_str().unwrap_or("-"),
+                            l["dataset"].as_str().unwrap_or("-"),
+                            l["reason"]
+                                .as_str()
+                                .map(|r| format!("  ({r})"))
+                                .unwrap_or_default()
+                        ),
+                    )?;
+                }
+            }
+            Ok(())
         }
     }
 }

@@ -268,6 +268,8 @@ fn dataset(
         modified,
         distributions,
         details: Details {
+            quality_measures: None,
+            resolves: Vec::new(),
             identifier,
             landing_page: one(e, "landingPage", &mut notes)
                 .and_then(|u| url(&u, &mut notes, "landingPage")),

@@ -241,6 +241,8 @@ fn pod_record(v: &Value) -> Result<Draft, String> {
         });
     }
     let mut details = cix_protocol::catalogue::Details {
+        quality_measures: None,
+        resolves: Vec::new(),
         // urn:cix: identifiers are cix's own names for entries that had none.
         identifier: (!source_id.starts_with("urn:cix:")).then(|| source_id.clone()),
         landing_page: o
@@ -690,6 +692,8 @@ fn ckan_package(v: &Value) -> Result<Draft, String> {
         modified,
         distributions,
         details: cix_protocol::catalogue::Details {
+            quality_measures: None,
+            resolves: Vec::new(),
             identifier: Some(source_id),
             landing_page: o
                 .get("url")

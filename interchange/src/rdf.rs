@@ -435,6 +435,8 @@ fn dataset(g: &Graph, s: &NamedOrBlankNode) -> Result<Draft, String> {
             .collect()
     };
     let details = Details {
+        quality_measures: None,
+        resolves: Vec::new(),
         identifier,
         lang: lang.clone(),
         translations,

@@ -104,6 +104,8 @@ fn entries(key: &Keypair) -> Vec<Entry> {
                 },
             ],
             details: Details {
+                quality_measures: None,
+                resolves: Vec::new(),
                 identifier: rich.then(|| format!("riverside-{i}")),
                 lang: rich.then(|| "en".into()),
                 translations: if rich {

@@ -225,8 +225,9 @@ fn decide_inner(shared: &Shared, peer: &PeerId, req: &AccessRequest) -> Result<A
         Level::SharedGroup => {
             match crate::rules::check_group(shared, &requester, &entry, &req.attestations, t) {
                 Ok(a) => {
-                    let (delegation, _) =
+                    let (delegation, cid) =
                         grant(shared, &requester, &entry, &req.purpose, Some(a.exp))?;
+                    crate::recheck::note_grant(shared, &cid, &delegation, Some(a.iss));
                     AccessResponse::Granted { delegation }
                 }
                 Err((code, reason)) => {
@@ -330,6 +331,7 @@ fn grant(
     let (bytes, cid) = delegation
         .seal(&shared.key)
         .map_err(|e| anyhow!("cannot sign grant: {e}"))?;
+    crate::recheck::note_grant(shared, &cid, &bytes, None);
     info!(%requester, %dataset, token = %cid, "access granted");
     Ok((bytes, cid))
 }

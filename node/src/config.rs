@@ -72,6 +72,15 @@ pub struct Config {
     /// its listen addresses).
     #[serde(default)]
     pub external_addresses: Vec<String>,
+    /// Thresholds of the re-identification guard (ISO 37156 7.4.2.5): a `[reidentification]`
+    /// table with `k` (smallest group, default 5), `l` (distinct sensitive values per group,
+    /// default 2) and `max_suppressed_permille` (default 50).
+    #[serde(default, skip_serializing_if = "is_default_guard")]
+    pub reidentification: cix_protocol::reident::Thresholds,
+}
+
+fn is_default_guard(t: &cix_protocol::reident::Thresholds) -> bool {
+    *t == cix_protocol::reident::Thresholds::default()
 }
 
 fn default_witness_secs() -> u64 {
@@ -117,6 +126,7 @@ impl Config {
             retention_day_secs: None,
             relay_server: false,
             external_addresses: Vec::new(),
+            reidentification: cix_protocol::reident::Thresholds::default(),
         }
     }
 
@@ -158,6 +168,9 @@ impl Config {
         if let Some(n) = &self.privacy {
             n.check().map_err(|e| format!("{}: {}", e.field, e.rule))?;
         }
+        self.reidentification
+            .check()
+            .map_err(|e| format!("reidentification: {e}"))?;
         if self.retention_day_secs == Some(0) {
             return Err("retention_day_secs: must be at least 1".into());
         }

@@ -199,11 +199,19 @@ fn prepare(node: &Node, d: ConfirmedDraft) -> Result<Prepared> {
     let mut entry: Entry = record.into_entry(me, dataset, version, previous, iso);
     crate::privacy::link_notice(shared, &mut entry)?;
     if let Some(l) = latest {
-        let same = Entry {
+        // Other catalogue formats carry no quality measures (ISO 37156 9.3): the ones counted
+        // for the same content stay.
+        if entry.details.quality_measures.is_none()
+            && entry.primary().and_then(|d| d.content) == l.entry.primary().and_then(|d| d.content)
+        {
+            entry.details.quality_measures = l.entry.details.quality_measures;
+        }
+        let mut same = Entry {
             version: l.entry.version,
             previous: l.entry.previous,
             ..entry.clone()
         };
+        same.details.resolves.clone_from(&l.entry.details.resolves);
         if same == l.entry {
             return Ok(Prepared::Unchanged(l));
         }

@@ -432,6 +432,8 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let witness = crate::witness::spawn(node.clone())?;
     let receipts = crate::receipts::spawn(node.clone())?;
     let clock = crate::clock::spawn(node.clone())?;
+    let recheck = crate::recheck::spawn(node.clone());
+    let quality = crate::quality::spawn(node.clone())?;
     let server = tokio::spawn(async move {
         let _ = clock.await;
         let _ = transfers.await;
@@ -439,6 +441,8 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         for task in receipts {
             let _ = task.await;
         }
+        let _ = recheck.await;
+        let _ = quality.await;
     });
     *node.server.lock().await = Some(server);
     Ok(node)

@@ -146,6 +146,9 @@ pub struct FieldMeta {
     /// The only values allowed.
     #[serde(rename = "enum")]
     pub allowed: Option<Vec<toml::Value>>,
+    /// `quasi-identifier` or `sensitive`: the column's part in the re-identification guard
+    /// (ISO 37156 7.4.2.5, [`crate::reident`]).
+    pub privacy: Option<cix_protocol::reident::ColumnRole>,
 }
 
 /// What `cix publish` asks for.
@@ -167,6 +170,10 @@ pub struct PublishRequest {
     /// of a new dataset (ISO 37156 4.2 g; see [`crate::withdraw::next_version`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
+    /// Quality reports (ids or unique prefixes) this corrected version resolves (ISO 37156
+    /// 9.2 e); needs `dataset`. The entry names them in `details.resolves`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolves: Vec<String>,
 }
 
 /// What was published.
@@ -417,7 +424,7 @@ fn value_text(name: &str, key: &str, v: &toml::Value) -> Result<String> {
 
 /// Applies the metadata file's `[fields.NAME]` overrides to the inferred dictionary (ISO
 /// 37156 5.4) and checks the result.
-fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
+pub fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
     for (name, over) in &meta.fields {
         let Some(f) = fields.iter_mut().find(|f| &f.name == name) else {
             bail!("metadata fields.{name}: the file has no field of that name");
@@ -441,6 +448,9 @@ fn apply_overrides(mut fields: Vec<Field>, meta: &Meta) -> Result<Vec<Field>> {
         }
         if let Some(n) = over.nullable {
             f.nullable = n;
+        }
+        if over.privacy.is_some() {
+            f.privacy = over.privacy;
         }
         if let Some(v) = &over.min {
             f.min = Some(value_text(name, "min", v)?);
@@ -692,6 +702,9 @@ fn carry_over(entry: &mut Entry, prev: &Entry, meta: &Meta) {
         if f.description.is_none() && over.is_none_or(|o| o.description.is_none()) {
             f.description = old.description.clone();
         }
+        if f.privacy.is_none() && over.is_none_or(|o| o.privacy.is_none()) {
+            f.privacy = old.privacy;
+        }
     }
 }
 
@@ -782,6 +795,24 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published> {
         node.announce(signed.bytes.clone()).await?
     };
     info!(dataset = %own.dataset, entry = %signed.id, %level, "published");
+    if !signed.entry.details.resolves.is_empty() {
+        crate::quality::after_fix(node, &signed.entry.details.resolves, signed.id).await;
+    }
+    if signed.entry.version > 1 {
+        // ISO 37156 8.2.5: the dataset's rules may have changed; grants under the old ones
+        // are re-checked before the operator is told the version is out.
+        if let Err(e) = crate::recheck::recheck(
+            node,
+            &format!(
+                "version {} of dataset {}",
+                signed.entry.version, own.dataset
+            ),
+        )
+        .await
+        {
+            tracing::error!(error = %format!("{e:#}"), "re-check after a new version failed");
+        }
+    }
     Ok(Published {
         dataset: own.dataset.to_string(),
         entry: signed.id.to_string(),
@@ -839,11 +870,34 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
         }
         _ => 0,
     };
+    let measures = match &report {
+        Some(r) => Some(
+            cix_protocol::quality::measure_csv(
+                std::io::BufReader::new(File::open(tmp.path())?),
+                &dictionary,
+                r.invalid_rows,
+            )
+            .map_err(|e| anyhow!("cannot measure the quality of {}: {e}", req.path.display()))?,
+        ),
+        None => None,
+    };
     let mut entry = build_entry(shared, req, &meta, content, bytes, dictionary)?;
     if let Some(prev) = &previous {
         carry_over(&mut entry, prev, &meta);
     }
+    // ISO 37156 9.3: measures of this version, and 9.2 e: the reports it resolves.
+    entry.details.quality_measures = measures;
+    entry.details.resolves = if req.resolves.is_empty() {
+        Vec::new()
+    } else if previous.is_none() {
+        bail!("--resolves needs --dataset: a corrected version of the dataset reported on");
+    } else {
+        crate::quality::resolvable(shared, &entry.dataset, &req.resolves)?
+    };
     crate::privacy::link_notice(shared, &mut entry)?;
+    // ISO 37156 7.4.2.5: personal data leaves only past the re-identification guard (derived
+    // datasets are published through here too).
+    crate::reident::guard_publish(shared, &entry, tmp.path(), &content)?;
     let signed = entry.sign(&shared.key).map_err(|e| anyhow!("{e}"))?;
     let blob = shared.home.blobs().join(content.to_hex());
     // A blob already present is used only if it still hashes to its content id; a damaged

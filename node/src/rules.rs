@@ -103,6 +103,10 @@ fn keep_profile(shared: &Shared, requester: &Did, signed: &SignedProfile) {
             if old.profile.issued > signed.profile.issued {
                 return Ok(());
             }
+            if old.profile.jurisdiction != signed.profile.jurisdiction {
+                // ISO 37156 8.2.5: the agency moved; its grants are re-checked.
+                crate::recheck::mark(shared, "an agency's jurisdiction changed");
+            }
         } else if shared.store.profile_count()? >= MAX_KEPT_PROFILES {
             debug!(%requester, "profile not kept: the profile store is full");
             return Ok(());

@@ -524,6 +524,7 @@ fn authorise(
             let profile =
                 rules::requester_profile(shared, &requester, req.profile.as_deref(), now())?;
             rules::check_jurisdiction(&entry, profile.as_ref())?;
+            crate::reident::guard_serve(shared, &entry, &own.content)?;
             let checked = check_invocation(shared, &requester, req, &entry, profile.as_ref());
             shared.metrics.token_check(checked.is_ok());
             let plan = checked?;

@@ -32,6 +32,7 @@ async fn publish_with(
     publish(
         &owner.node,
         PublishRequest {
+            resolves: Vec::new(),
             dataset: None,
             path: file,
             title: Some(format!("{spectrum} readings")),
@@ -754,6 +755,7 @@ async fn fields_cannot_limit_a_grant_of_a_dataset_that_is_not_csv() {
     let ds = publish(
         &owner.node,
         PublishRequest {
+            resolves: Vec::new(),
             dataset: None,
             path: file,
             title: Some("park boundaries".into()),

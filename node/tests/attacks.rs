@@ -69,6 +69,7 @@ async fn publish_file(
     let published = publish(
         &owner.node,
         PublishRequest {
+            resolves: Vec::new(),
             dataset: None,
             path: file,
             title: Some(format!("{spectrum} mains readings")),

@@ -12,6 +12,7 @@ use common::{eventually, readings_csv, spawn, wait_for};
 
 fn publish_request(path: &std::path::Path, title: &str, spectrum: &str) -> PublishRequest {
     PublishRequest {
+        resolves: Vec::new(),
         dataset: None,
         path: path.to_path_buf(),
         title: Some(title.into()),
@@ -212,6 +213,7 @@ async fn entry_that_breaks_the_rules_is_refused_at_publish_and_nothing_is_stored
     let file = owner.path("people.csv");
     std::fs::write(&file, "name,kwh\nA,1\n").unwrap();
     let req = PublishRequest {
+        resolves: Vec::new(),
         dataset: None,
         path: file,
         title: Some("Household consumption".into()),

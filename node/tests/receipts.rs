@@ -24,6 +24,7 @@ async fn publish_with(owner: &TestNode, data: &[u8], spectrum: &str, meta: &str)
     publish(
         &owner.node,
         PublishRequest {
+            resolves: Vec::new(),
             dataset: None,
             path: file,
             title: Some(format!("{spectrum} readings")),
@@ -507,6 +508,7 @@ async fn privacy_notice_travels_to_peers_and_personal_data_must_link_to_one() {
     let err = publish(
         &silent.node,
         PublishRequest {
+            resolves: Vec::new(),
             dataset: None,
             path: file,
             title: Some("personal".into()),

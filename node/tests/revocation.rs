@@ -20,6 +20,7 @@ use common::{eventually, readings_csv, spawn, wait_for};
 
 fn named(path: &std::path::Path, title: &str) -> PublishRequest {
     PublishRequest {
+        resolves: Vec::new(),
         dataset: None,
         path: path.to_path_buf(),
         title: Some(title.into()),

@@ -15,6 +15,7 @@ use common::{spawn, wait_for, TestNode};
 
 fn request(path: &std::path::Path, title: &str, dataset: Option<String>) -> PublishRequest {
     PublishRequest {
+        resolves: Vec::new(),
         dataset,
         path: path.to_path_buf(),
         title: Some(title.into()),

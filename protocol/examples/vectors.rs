@@ -289,6 +289,7 @@ fn field(name: &str, field_type: FieldType, unit: Option<&str>, description: &st
         allowed: None,
         geometry_types: None,
         count: None,
+        privacy: None,
     }
 }
 

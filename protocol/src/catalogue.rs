@@ -448,6 +448,13 @@ pub struct Details {
     /// `dcatap:applicableLegislation`: ELI IRIs of the law that applies.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub legislation: Vec<String>,
+    /// ISO 37156 9.3: completeness and validity against the dictionary, counted by the
+    /// publisher ([`crate::quality::Measures`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub quality_measures: Option<crate::quality::Measures>,
+    /// ISO 37156 9.2 e: ids (BLAKE3 hex) of the quality reports this version resolves.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub resolves: Vec<String>,
 }
 
 impl Details {
@@ -769,6 +776,26 @@ impl Entry {
         }
         for k in &self.keywords {
             short("keywords", Some(k))?;
+        }
+        if let Some(m) = &d.quality_measures {
+            m.check().map_err(|e| rule("details.quality_measures", e))?;
+        }
+        if d.resolves.len() > limits::MAX_RESOLVED_REPORTS {
+            return Err(rule(
+                "details.resolves",
+                format!("at most {} reports", limits::MAX_RESOLVED_REPORTS),
+            ));
+        }
+        if d.resolves.iter().any(|r| {
+            r.len() != 64
+                || !r
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        }) {
+            return Err(rule(
+                "details.resolves",
+                "each report id is 64 lower-case hex digits",
+            ));
         }
         if d.translations.len() > limits::MAX_TRANSLATIONS {
             return Err(rule(

@@ -161,6 +161,10 @@ pub struct Field {
     /// For JSON and GeoJSON: how many records (features, array elements) hold a non-null value.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub count: Option<u64>,
+    /// What the column tells about a person, for the re-identification guard (ISO 37156
+    /// 7.4.2.5): `quasi-identifier` or `sensitive` ([`crate::reident`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub privacy: Option<crate::reident::ColumnRole>,
 }
 
 impl Field {
@@ -177,6 +181,7 @@ impl Field {
             allowed: None,
             geometry_types: None,
             count: None,
+            privacy: None,
         }
     }
 }

@@ -170,3 +170,18 @@ pub const MAX_RELAY_RESERVATIONS: usize = 128;
 /// Size of a `/cix/time/1` answer: the answering node's clock, milliseconds since the Unix
 /// epoch, as 8 big-endian bytes (the request is empty).
 pub const TIME_RESPONSE_BYTES: usize = 8;
+/// Largest signed quality report (`cix/quality@1`, the envelope bytes) on `/cix/quality/1`
+/// (ISO 37156 9.2 e).
+pub const MAX_QUALITY_REPORT_BYTES: usize = 16 * 1024;
+/// Most rows one quality report names.
+pub const MAX_QUALITY_ROWS: usize = 256;
+/// Longest evidence in a quality report, and longest text in an answer.
+pub const MAX_QUALITY_EVIDENCE_BYTES: usize = 8 * 1024;
+/// Largest signed answer to a quality report (`cix/quality-answer@1`).
+pub const MAX_QUALITY_ANSWER_BYTES: usize = 12 * 1024;
+/// Largest request on `/cix/quality/1` (a report or an answer, framed).
+pub const MAX_QUALITY_REQUEST_BYTES: usize = 17 * 1024;
+/// Largest response on `/cix/quality/1`.
+pub const MAX_QUALITY_RESPONSE_BYTES: usize = 2048;
+/// Most reports that resolve one corrected version names (`details.resolves`).
+pub const MAX_RESOLVED_REPORTS: usize = 64;

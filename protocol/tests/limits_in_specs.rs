@@ -17,7 +17,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 59] = [
+    let all: [(&str, u64); 66] = [
         ("MAX_TRANSFER_RANGES", limits::MAX_TRANSFER_RANGES as u64),
         (
             "TRANSFER_CHUNK_GROUP_BYTES",
@@ -155,6 +155,28 @@ fn code_limits() -> BTreeMap<String, u64> {
             limits::MAX_NOTICE_TEXT_BYTES as u64,
         ),
         ("MAX_NOTICE_PURPOSES", limits::MAX_NOTICE_PURPOSES as u64),
+        (
+            "MAX_QUALITY_REPORT_BYTES",
+            limits::MAX_QUALITY_REPORT_BYTES as u64,
+        ),
+        ("MAX_QUALITY_ROWS", limits::MAX_QUALITY_ROWS as u64),
+        (
+            "MAX_QUALITY_EVIDENCE_BYTES",
+            limits::MAX_QUALITY_EVIDENCE_BYTES as u64,
+        ),
+        (
+            "MAX_QUALITY_ANSWER_BYTES",
+            limits::MAX_QUALITY_ANSWER_BYTES as u64,
+        ),
+        (
+            "MAX_QUALITY_REQUEST_BYTES",
+            limits::MAX_QUALITY_REQUEST_BYTES as u64,
+        ),
+        (
+            "MAX_QUALITY_RESPONSE_BYTES",
+            limits::MAX_QUALITY_RESPONSE_BYTES as u64,
+        ),
+        ("MAX_RESOLVED_REPORTS", limits::MAX_RESOLVED_REPORTS as u64),
     ];
     all.into_iter()
         .chain(peer_limits())

@@ -157,6 +157,7 @@ pub async fn run(opts: Options) -> Result<Report> {
         let published = publish(
             node,
             PublishRequest {
+                resolves: Vec::new(),
                 path: file,
                 title: Some(format!("Reservoir levels {i}")),
                 spectrum: Some("open".into()),

@@ -92,6 +92,7 @@ fn entry(key: &Keypair) -> Entry {
                 allowed: None,
                 geometry_types: None,
                 count: None,
+                privacy: None,
             }],
         },
     }
@@ -436,6 +437,8 @@ fn details_survive_signing_and_are_refused_on_receipt_when_bad() {
     let key = Keypair::generate();
     let mut e = entry(&key);
     e.details = Details {
+        quality_measures: None,
+        resolves: Vec::new(),
         identifier: Some("e3zj-s4zh".into()),
         lang: Some("es".into()),
         translations: vec![Translation {

@@ -213,6 +213,7 @@ impl Demo {
             .await
             .with_context(|| format!("cannot write {}", path.display()))?;
         let request = PublishRequest {
+            resolves: Vec::new(),
             dataset: None,
             path,
             title: None,

@@ -300,6 +300,7 @@ impl Net {
                         meta: Some(META.into()),
                         accept_invalid: false,
                         dataset: None,
+                        resolves: Vec::new(),
                     },
                 )
                 .await?;
