@@ -141,9 +141,16 @@ fn doctor_passes_a_healthy_node_and_names_a_skewed_clock() {
     assert_eq!(shown["state"], "connected");
     assert!(shown["protocols"].to_string().contains("/cix/time/1"));
     let listed = peers(&b);
-    assert_eq!(listed[0]["jurisdiction"], "NL", "kept for `cix peers`: {}", listed[0]);
+    assert_eq!(
+        listed[0]["jurisdiction"], "NL",
+        "kept for `cix peers`: {}",
+        listed[0]
+    );
     assert!(listed[0]["gossip_score"].is_null() || listed[0]["gossip_score"].is_number());
-    assert_eq!(cix(&b, &["peer", "show", "12D3KooWnobody"]).status.code(), Some(1));
+    assert_eq!(
+        cix(&b, &["peer", "show", "12D3KooWnobody"]).status.code(),
+        Some(1)
+    );
 
     // A node whose clock is an hour ahead (the testing knob) is told so against its peer.
     let _nc = start_with_env(&c, Some(&boot), &[("CIX_TEST_CLOCK_OFFSET_SECS", "3600")]);

@@ -40,10 +40,11 @@ pub const KEYS: &[&str] = &[
     "audit_witness_secs",
     "privacy",
     "retention_day_secs",
+    "reidentification",
 ];
 
 /// Keys the environment cannot set (tables).
-const NOT_FROM_ENV: &[&str] = &["privacy"];
+const NOT_FROM_ENV: &[&str] = &["privacy", "reidentification"];
 
 /// Flags that override the configuration for one run.
 #[derive(Debug, Clone, Default)]
@@ -127,6 +128,16 @@ fn is_list_key(key: &str) -> bool {
     )
 }
 
+/// The start of every error about the config file: where it is and where each setting is
+/// described.
+fn invalid(path: &std::path::Path, with: &str) -> String {
+    format!(
+        "invalid config in {}{with}: fix the setting named below (docs/config.md and README.md, \
+         Configuration, list every setting and its default)",
+        path.display()
+    )
+}
+
 /// Loads the effective configuration of `home`, reading the environment through `env`
 /// (`std::env::var` in the binary; a map in tests).
 ///
@@ -140,10 +151,17 @@ pub fn load_with(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Effective> {
     let path = home.config();
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
-    let mut table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("invalid config in {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow!("cannot read {} (run `cix init` first)", path.display())
+        } else {
+            anyhow!(
+                "cannot read {}: {e}; it must be UTF-8 TOML readable by this user",
+                path.display()
+            )
+        }
+    })?;
+    let mut table: toml::Table = toml::from_str(&text).with_context(|| invalid(&path, ""))?;
     let from_file: BTreeSet<String> = table.keys().cloned().collect();
     let mut from_env = BTreeMap::new();
     for key in KEYS {
@@ -159,13 +177,10 @@ pub fn load_with(
     }
     let mut config: Config = toml::Value::Table(table).try_into().with_context(|| {
         if from_env.is_empty() {
-            format!("invalid config in {}", path.display())
+            invalid(&path, "")
         } else {
-            format!(
-                "invalid config in {} with {}",
-                path.display(),
-                from_env.values().cloned().collect::<Vec<_>>().join(", ")
-            )
+            let vars = from_env.values().cloned().collect::<Vec<_>>().join(", ");
+            invalid(&path, &format!(" with {vars}"))
         }
     })?;
     let mut from_flag = BTreeMap::new();
@@ -179,7 +194,7 @@ pub fn load_with(
     }
     config
         .validate()
-        .map_err(|e| anyhow!("invalid config: {e}"))?;
+        .map_err(|e| anyhow!("{}: {e}", invalid(&path, "")))?;
     let shown = toml::Table::try_from(&config).context("cannot show the configuration")?;
     let settings = KEYS
         .iter()
@@ -298,7 +313,8 @@ mod tests {
                 "contact",
                 "trusted_registrars",
                 "privacy",
-                "retention_day_secs"
+                "retention_day_secs",
+                "reidentification"
             ])
         );
         // Each key is accepted by the struct (deny_unknown_fields would refuse a stale one).
@@ -306,6 +322,7 @@ mod tests {
             "contact = \"x@example.org\"",
             "trusted_registrars = []",
             "retention_day_secs = 5",
+            "[reidentification]\nk = 3",
         ] {
             let text = format!("name = \"A\"\njurisdiction = \"NL\"\n{k}\n");
             toml::from_str::<Config>(&text).unwrap();

@@ -893,7 +893,16 @@ impl EventLoop {
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
                 if rejected {
-                    self.count_invalid_gossip(propagation_source);
+                    // The score already counts this rejection (scoring's P4), so a peer that
+                    // just fell below the graylist is cut off now: gossipsub would ignore its
+                    // messages from here on, and they would never reach the count below.
+                    let graylisted = self
+                        .swarm
+                        .behaviour()
+                        .gossipsub
+                        .peer_score(&propagation_source)
+                        .is_some_and(|s| s < crate::scoring::GRAYLIST_THRESHOLD);
+                    self.count_invalid_gossip(propagation_source, graylisted);
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
@@ -1109,22 +1118,33 @@ impl EventLoop {
     /// Counts one rejected gossip message from `peer`; past
     /// `limits::MAX_INVALID_GOSSIP_PER_WINDOW` in a window the peer is cut off and refused for
     /// `limits::PEER_BAN_SECS` (gossipsub's own peer score comes on top of this).
-    fn count_invalid_gossip(&mut self, peer: PeerId) {
+    /// Counts one rejected gossip message from `peer` and cuts the peer off when it is over
+    /// `MAX_INVALID_GOSSIP_PER_WINDOW` or its gossip score is below the graylist threshold.
+    fn count_invalid_gossip(&mut self, peer: PeerId, graylisted: bool) {
         let now = std::time::Instant::now();
-        if self.invalid_gossip.allow(peer, now) || self.bans.is_banned(&peer, now) {
+        let over = !self.invalid_gossip.allow(peer, now);
+        if !(over || graylisted) || self.bans.is_banned(&peer, now) {
             return;
         }
-        warn!(%peer, "peer cut off: too much invalid gossip");
+        let reason = if graylisted && !over {
+            format!(
+                "its gossip score fell below the graylist threshold ({})",
+                crate::scoring::GRAYLIST_THRESHOLD
+            )
+        } else {
+            format!(
+                "more than {} invalid gossip messages in {} s",
+                limits::MAX_INVALID_GOSSIP_PER_WINDOW,
+                limits::RATE_WINDOW_SECS
+            )
+        };
+        warn!(%peer, %reason, "peer cut off for invalid gossip");
         self.bans.ban(peer, now);
         self.invalid_gossip.forget(&peer);
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         self.shared.emit(NodeEvent::PeerBanned {
             peer: peer.to_string(),
-            reason: format!(
-                "more than {} invalid gossip messages in {} s",
-                limits::MAX_INVALID_GOSSIP_PER_WINDOW,
-                limits::RATE_WINDOW_SECS
-            ),
+            reason,
         });
     }
 

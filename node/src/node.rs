@@ -327,14 +327,12 @@ pub struct Node {
 ///
 /// If the key, store or a listen address cannot be used.
 pub async fn start(home: Home, config: Config) -> Result<Node> {
-    config
-        .validate()
-        .map_err(|e| {
-            anyhow!(
-                "invalid config in {}: {e}; fix that setting (README.md, Configuration)",
-                home.config().display()
-            )
-        })?;
+    config.validate().map_err(|e| {
+        anyhow!(
+            "invalid config in {}: {e}; fix that setting (README.md, Configuration)",
+            home.config().display()
+        )
+    })?;
     let key = home.load_key()?;
     let profile = cix_protocol::profile::Profile {
         iss: key.did(),

@@ -911,7 +911,10 @@ fn prepare(shared: &Shared, req: &PublishRequest) -> Result<(SignedEntry, OwnDat
     } else {
         if blob.exists() {
             tracing::warn!(%content, "stored blob was damaged; replacing it with the published file");
-            let _ = std::fs::remove_file(crate::verified::outboard_path(&shared.home.blobs(), &content));
+            let _ = std::fs::remove_file(crate::verified::outboard_path(
+                &shared.home.blobs(),
+                &content,
+            ));
         }
         tmp.persist(&blob)
             .with_context(|| format!("cannot store {}", blob.display()))?;

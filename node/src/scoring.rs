@@ -103,8 +103,7 @@ pub fn params(topics: &[&str]) -> PeerScoreParams {
         ..PeerScoreParams::default()
     };
     for t in topics {
-        p.topics
-            .insert(IdentTopic::new(*t).hash(), topic_params());
+        p.topics.insert(IdentTopic::new(*t).hash(), topic_params());
     }
     p
 }

@@ -65,9 +65,9 @@ pub fn get(name: &str, k: Knobs) -> Option<Scenario> {
             let m = k.entries.unwrap_or(100);
             // Keep the load under the CPU: about n x messages/s x 1.1 ms must stay well below
             // the two cores (MEASUREMENTS.md), so space announcements further apart as n grows.
-            let spacing = k
-                .interval
-                .unwrap_or(Duration::from_millis(if n > 60 { 200 } else { 50 }));
+            let spacing =
+                k.interval
+                    .unwrap_or(Duration::from_millis(if n > 60 { 200 } else { 50 }));
             Scenario {
                 name: name.into(),
                 description: format!(
@@ -91,7 +91,9 @@ pub fn get(name: &str, k: Knobs) -> Option<Scenario> {
                     ),
                     step(
                         Action::Publish {
-                            nodes: (0..m as u64).map(|i| (mix(7 + i) % n as u64) as usize).collect(),
+                            nodes: (0..m as u64)
+                                .map(|i| (mix(7 + i) % n as u64) as usize)
+                                .collect(),
                             count: 1,
                             interval: spacing,
                             measure: true,

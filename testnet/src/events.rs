@@ -123,7 +123,10 @@ impl Recorder {
     }
 
     /// How many of `wanted` (node, entry) pairs are held.
-    pub fn entries_held<'a>(&self, wanted: impl Iterator<Item = (&'a str, &'a str)>) -> (usize, usize) {
+    pub fn entries_held<'a>(
+        &self,
+        wanted: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> (usize, usize) {
         let g = self.lock();
         let mut have = 0;
         let mut total = 0;

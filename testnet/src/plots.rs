@@ -43,7 +43,11 @@ pub fn cdf(r: &Report) -> Result<String> {
             if p.per_node_ms.is_empty() {
                 continue;
             }
-            series.push((format!("{name}: per node"), cdf_points(&p.per_node_ms), colour));
+            series.push((
+                format!("{name}: per node"),
+                cdf_points(&p.per_node_ms),
+                colour,
+            ));
             let mut all: Vec<f64> = p.records.iter().filter_map(|x| x.until_all_ms).collect();
             all.sort_by(f64::total_cmp);
             if !all.is_empty() {

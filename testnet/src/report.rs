@@ -327,12 +327,12 @@ pub(crate) fn per_node(log: &[Logged], index: &HashMap<&str, usize>, n: usize) -
         let c = &mut out[i];
         c.events += 1;
         match l.event {
-            E::EntryAccepted { .. } | E::RevocationAccepted { .. } | E::WithdrawalAccepted { .. } => {
-                c.accepted += 1
-            }
-            E::EntryRejected { .. } | E::RevocationRejected { .. } | E::WithdrawalRejected { .. } => {
-                c.rejected += 1
-            }
+            E::EntryAccepted { .. }
+            | E::RevocationAccepted { .. }
+            | E::WithdrawalAccepted { .. } => c.accepted += 1,
+            E::EntryRejected { .. }
+            | E::RevocationRejected { .. }
+            | E::WithdrawalRejected { .. } => c.rejected += 1,
             _ => {}
         }
     }
@@ -393,7 +393,11 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         m,
         "- result: **{}**{}",
-        if r.ok { "every check held" } else { "a check failed" },
+        if r.ok {
+            "every check held"
+        } else {
+            "a check failed"
+        },
         r.error
             .as_ref()
             .map(|e| format!(" ({e})"))
@@ -404,12 +408,7 @@ pub fn markdown(r: &Report) -> String {
         "- {} nodes, {:?} mode, topology {}, seed {}",
         r.nodes, r.mode, r.topology, r.seed
     );
-    let _ = writeln!(
-        m,
-        "- faults: {} ({})",
-        r.faults.name(),
-        r.network_emulation
-    );
+    let _ = writeln!(m, "- faults: {} ({})", r.faults.name(), r.network_emulation);
     let _ = writeln!(
         m,
         "- started every node in {:.0} ms; whole run {:.1} s",
@@ -441,8 +440,16 @@ pub fn markdown(r: &Report) -> String {
         }
         let _ = writeln!(m, "\n## {name}: propagation\n");
         let _ = writeln!(m, "- measured: {}", p.measured);
-        let _ = writeln!(m, "- per node, publishing to acceptance: {}", fmt_spread(&p.per_node));
-        let _ = writeln!(m, "- until every live node had it: {}", fmt_spread(&p.until_all));
+        let _ = writeln!(
+            m,
+            "- per node, publishing to acceptance: {}",
+            fmt_spread(&p.per_node)
+        );
+        let _ = writeln!(
+            m,
+            "- until every live node had it: {}",
+            fmt_spread(&p.until_all)
+        );
         let _ = writeln!(m, "- (record, node) pairs missing: {}", p.missing);
     }
     if r.publish_call.is_some() {
@@ -467,7 +474,10 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     if !r.fetches.is_empty() {
-        let _ = writeln!(m, "\n## Fetches\n\n| from | owner | bytes | ms | MiB/s | ok |\n|---|---|---|---|---|---|");
+        let _ = writeln!(
+            m,
+            "\n## Fetches\n\n| from | owner | bytes | ms | MiB/s | ok |\n|---|---|---|---|---|---|"
+        );
         for f in &r.fetches {
             let _ = writeln!(
                 m,
@@ -488,7 +498,11 @@ pub fn markdown(r: &Report) -> String {
     if let Some(h) = &r.hostile {
         let _ = writeln!(m, "\n## Hostile node {}\n", h.node);
         let _ = writeln!(m, "- sent: {} ({:?})", h.sent, h.modes);
-        let _ = writeln!(m, "- rejected by honest nodes straight from it: {}", h.rejected_direct);
+        let _ = writeln!(
+            m,
+            "- rejected by honest nodes straight from it: {}",
+            h.rejected_direct
+        );
         let _ = writeln!(
             m,
             "- rejected after an honest node forwarded it: **{}** (must be 0)",
@@ -506,7 +520,11 @@ pub fn markdown(r: &Report) -> String {
                 h.corrupt_fetches, h.corrupt_fetches_refused
             );
         }
-        let scores: Vec<String> = h.scores.iter().map(|s| format!("{}: {:.0}", s.node, s.score)).collect();
+        let scores: Vec<String> = h
+            .scores
+            .iter()
+            .map(|s| format!("{}: {:.0}", s.node, s.score))
+            .collect();
         let _ = writeln!(
             m,
             "- its gossipsub score on honest nodes (node: score): {}; graylist threshold {}; \
@@ -518,7 +536,10 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     if let Some(s) = r.honest_min_score {
-        let _ = writeln!(m, "\n- lowest score an honest node gives an honest peer: {s:.2}");
+        let _ = writeln!(
+            m,
+            "\n- lowest score an honest node gives an honest peer: {s:.2}"
+        );
     }
     let _ = writeln!(
         m,

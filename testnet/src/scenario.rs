@@ -297,7 +297,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("bad duration {text:?}: give a unit (ms, s, m or h), as in \"2s\""))?;
+        .ok_or_else(|| {
+            format!("bad duration {text:?}: give a unit (ms, s, m or h), as in \"2s\"")
+        })?;
     let (num, unit) = t.split_at(split);
     let value: f64 = num
         .parse()
@@ -426,9 +428,7 @@ fn step(n: usize, table: toml::Table, nodes: usize) -> Result<Step, String> {
         .map_err(|e| format!("step {n} ({action}): {e}"))?;
     let at = |e: String| format!("step {n} ({action}): {e}");
     let dur = |field: &str, v: &Option<String>| -> Result<Duration, String> {
-        let v = v
-            .as_ref()
-            .ok_or_else(|| at(format!("needs {field}")))?;
+        let v = v.as_ref().ok_or_else(|| at(format!("needs {field}")))?;
         parse_duration(v).map_err(|e| at(format!("{field}: {e}")))
     };
     let list = |v: &Option<Nodes>| -> Result<Vec<usize>, String> {
@@ -504,12 +504,7 @@ fn step(n: usize, table: toml::Table, nodes: usize) -> Result<Step, String> {
         },
         _ => Action::Wait,
     };
-    let wait = raw
-        .wait
-        .as_deref()
-        .map(condition)
-        .transpose()
-        .map_err(at)?;
+    let wait = raw.wait.as_deref().map(condition).transpose().map_err(at)?;
     let timeout = match &raw.timeout {
         Some(_) => dur("timeout", &raw.timeout)?,
         None => DEFAULT_WAIT_TIMEOUT,
@@ -616,9 +611,7 @@ impl Scenario {
                     duration,
                 } => {
                     if !(*share > 0.0 && *share < 1.0) {
-                        return Err(at(format!(
-                            "share {share} is not strictly between 0 and 1"
-                        )));
+                        return Err(at(format!("share {share} is not strictly between 0 and 1")));
                     }
                     if period.is_zero() || period > duration {
                         return Err(at("period must be above zero and at most duration".into()));
@@ -663,7 +656,9 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5").unwrap_err().contains("unit"));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("99999h").unwrap_err().contains("24 h"));
     }
 }

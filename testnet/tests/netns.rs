@@ -72,7 +72,10 @@ fn process_mode_partition_in_namespaces_holds_until_the_heal() {
     assert!(c["converge_ms"].as_f64().unwrap() > 0.0);
     let entries = r["propagation"]["records"].as_array().unwrap();
     assert_eq!(entries.len(), 3);
-    assert!(entries.iter().all(|e| e["reached"] == 3 && e["of"] == 3), "{entries:?}");
+    assert!(
+        entries.iter().all(|e| e["reached"] == 3 && e["of"] == 3),
+        "{entries:?}"
+    );
 }
 
 #[test]
@@ -122,7 +125,10 @@ fn in_process_mode_refuses_latency_with_its_reason() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("step 1 (latency)") && e.contains("--mode process"), "{e}");
+    assert!(
+        e.contains("step 1 (latency)") && e.contains("--mode process"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -145,7 +151,10 @@ fn the_fault_mechanism_follows_the_mode_and_the_steps() {
         Ok(f) => assert_eq!(f, Faults::Netns),
         Err(e) => {
             let e = format!("{e:#}");
-            assert!(e.contains("cannot be made here") && e.contains("--mode in-process"), "{e}");
+            assert!(
+                e.contains("cannot be made here") && e.contains("--mode in-process"),
+                "{e}"
+            );
             println!("skipped the namespace case: {e}");
         }
     }

@@ -32,7 +32,9 @@ fn a_good_file_parses_into_its_steps() {
     .unwrap();
     assert_eq!(s.topology, Topology::Random { degree: 2 });
     assert_eq!(s.steps.len(), 4);
-    assert!(matches!(&s.steps[0].action, Action::Publish { nodes, count: 2, .. } if nodes == &[0, 3]));
+    assert!(
+        matches!(&s.steps[0].action, Action::Publish { nodes, count: 2, .. } if nodes == &[0, 3])
+    );
     assert_eq!(s.steps[0].wait, Some(Condition::Entries));
     assert_eq!(s.steps[0].timeout.as_secs(), 5);
     assert_eq!(s.steps[2].wait, Some(Condition::Converged));
@@ -67,7 +69,9 @@ fn a_bad_duration_is_named() {
     let e = error_of(&with_step("action = \"sleep\"\nduration = \"5 parsecs\""));
     assert!(e.contains("step 1 (sleep)"), "{e}");
     assert!(e.contains("bad duration \"5 parsecs\""), "{e}");
-    let e = error_of(&with_step("action = \"heal\"\nwait = \"converged\"\ntimeout = \"10\""));
+    let e = error_of(&with_step(
+        "action = \"heal\"\nwait = \"converged\"\ntimeout = \"10\"",
+    ));
     assert!(e.contains("timeout") && e.contains("unit"), "{e}");
 }
 
@@ -79,9 +83,13 @@ fn fields_that_do_not_belong_are_refused() {
     assert!(e.contains("colour"), "{e}");
     let e = error_of(&with_step("action = \"heal\"\nwait = \"forever\""));
     assert!(e.contains("unknown wait condition \"forever\""), "{e}");
-    let e = error_of(&with_step("action = \"partition\"\ngroups = [[0, 1], [1, 2]]"));
+    let e = error_of(&with_step(
+        "action = \"partition\"\ngroups = [[0, 1], [1, 2]]",
+    ));
     assert!(e.contains("node 1 is in two groups"), "{e}");
-    let e = error_of(&with_step("action = \"churn\"\nshare = 1.5\nperiod = \"1s\"\nduration = \"5s\""));
+    let e = error_of(&with_step(
+        "action = \"churn\"\nshare = 1.5\nperiod = \"1s\"\nduration = \"5s\"",
+    ));
     assert!(e.contains("share 1.5"), "{e}");
     let e = error_of("name = \"t\"\nnodes = 4\n[topology]\nkind = \"ring\"\n");
     assert!(e.contains("unknown kind \"ring\""), "{e}");
@@ -129,8 +137,12 @@ fn the_shipped_scenario_files_validate() {
 #[test]
 fn the_readme_example_validates() {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
-    let start = readme.find("```toml\nname = \"example\"").expect("the README example") + 8;
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let start = readme
+        .find("```toml\nname = \"example\"")
+        .expect("the README example")
+        + 8;
     let end = start + readme[start..].find("```").unwrap();
     let s = parse(&readme[start..end]).unwrap();
     assert_eq!(s.nodes, 9);

@@ -26,7 +26,11 @@ async fn run_builtin(name: &str, k: Knobs, out: Option<&Path>) -> Report {
     let report = run::run_and_write(&scenario, &opts, cix_testnet::events::global(), out)
         .await
         .unwrap();
-    assert!(report.ok, "{name}: {}", cix_testnet::report::markdown(&report));
+    assert!(
+        report.ok,
+        "{name}: {}",
+        cix_testnet::report::markdown(&report)
+    );
     report
 }
 
@@ -54,10 +58,17 @@ async fn propagation_reports_time_until_every_node_and_writes_its_files() {
     assert!(all.median_ms > 0.0 && all.median_ms <= all.p99_ms && all.p99_ms <= all.max_ms);
     // 10 entries x 7 other nodes, each an acceptance the node logged.
     assert_eq!(p.per_node_ms.len(), 70);
-    assert!(p.records.iter().all(|x| x.reached == 7 && x.until_all_ms.is_some()));
+    assert!(p
+        .records
+        .iter()
+        .all(|x| x.reached == 7 && x.until_all_ms.is_some()));
     assert!(r.memory.per_idle_node_mib > 0.0);
     // Honest nodes are not penalised in a normal run.
-    assert!(r.honest_min_score.unwrap() >= 0.0, "{:?}", r.honest_min_score);
+    assert!(
+        r.honest_min_score.unwrap() >= 0.0,
+        "{:?}",
+        r.honest_min_score
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(json["propagation"]["measured"], 10);
@@ -90,14 +101,17 @@ async fn the_hostile_peer_is_graylisted_and_nothing_invalid_is_accepted_or_forwa
     let h = r.hostile.clone().unwrap();
     assert_eq!(h.sent, 60);
     assert!(h.rejected_direct > 0);
-    assert_eq!(h.rejected_forwarded, 0, "an honest node forwarded an invalid entry");
-    assert_eq!(h.invalid_accepted, 0, "an honest node accepted an invalid entry");
+    assert_eq!(
+        h.rejected_forwarded, 0,
+        "an honest node forwarded an invalid entry"
+    );
+    assert_eq!(
+        h.invalid_accepted, 0,
+        "an honest node accepted an invalid entry"
+    );
     assert!(h.nodes_that_received_its_messages > 0);
     assert!(h.below_graylist);
-    assert!(h
-        .scores
-        .iter()
-        .any(|s| s.score < GRAYLIST_THRESHOLD));
+    assert!(h.scores.iter().any(|s| s.score < GRAYLIST_THRESHOLD));
     // The honest publication after the attack still reached every honest node.
     assert_eq!(r.propagation.missing, 0);
     assert_eq!(r.propagation.measured, 1);

@@ -344,8 +344,12 @@ fn read_scenario(path: &std::path::Path) -> Result<String> {
             cix_testnet::scenario::MAX_SCENARIO_BYTES
         );
     }
-    std::fs::read_to_string(path)
-        .with_context(|| format!("--scenario {}: cannot read it as UTF-8 text", path.display()))
+    std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "--scenario {}: cannot read it as UTF-8 text",
+            path.display()
+        )
+    })
 }
 
 async fn run_demo(args: DemoArgs) -> ExitCode {

@@ -20,9 +20,7 @@ use tokio::time::Instant;
 
 use crate::builtin::mix;
 use crate::events::{now_us, Recorder};
-use crate::report::{
-    self, Convergence, FetchFigure, HostileFigures, Report, Score, StepReport,
-};
+use crate::report::{self, Convergence, FetchFigure, HostileFigures, Report, Score, StepReport};
 use crate::scenario::{Action, Condition, HostileMode, Scenario, Topology};
 pub use net::Mode;
 use net::{Net, PublishedEntry};
@@ -198,7 +196,11 @@ pub fn links(topology: &Topology, n: usize, seed: u64) -> Vec<Vec<usize>> {
                 l.extend((0..i).filter(|j| j % sectors == mine));
                 let mut others: Vec<usize> = (0..i).filter(|j| j % sectors != mine).collect();
                 // The first node of a sector must reach the rest of the network.
-                let want = if l.is_empty() { bridges.max(1) } else { bridges };
+                let want = if l.is_empty() {
+                    bridges.max(1)
+                } else {
+                    bridges
+                };
                 while l.len() < want + (0..i).filter(|j| j % sectors == mine).count()
                     && !others.is_empty()
                 {
@@ -253,8 +255,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
     let tmp;
     let work = match &opts.work {
         Some(w) => {
-            std::fs::create_dir_all(w)
-                .with_context(|| format!("cannot create {}", w.display()))?;
+            std::fs::create_dir_all(w).with_context(|| format!("cannot create {}", w.display()))?;
             w.clone()
         }
         None => {
@@ -286,9 +287,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
     // Let connections, identify and catch-up settle before the idle figure.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let memory = match opts.mode {
-        Mode::InProcess => {
-            report::Memory::in_process(rss_before, self_rss(), scenario.nodes)
-        }
+        Mode::InProcess => report::Memory::in_process(rss_before, self_rss(), scenario.nodes),
         Mode::Process => report::Memory::children(&net.child_rss()),
     };
     let mut run = Run {
@@ -336,7 +335,8 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
             None => (true, String::new()),
         };
         if let Action::Heal = step.action {
-            run.convergence.push(run.converged_after(i + 1, began, held));
+            run.convergence
+                .push(run.converged_after(i + 1, began, held));
         }
         tracing::debug!(step = i + 1, action = step.action.name(), held, "step done");
         steps.push(StepReport {
@@ -519,13 +519,19 @@ impl Run<'_> {
             .ok_or_else(|| anyhow!("node {from} is down"))?;
         // The requester needs the entry first.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.recorder.entry_at(&self.peers[from], &sent.id).is_none() {
+        while self
+            .recorder
+            .entry_at(&self.peers[from], &sent.id)
+            .is_none()
+        {
             if Instant::now() > deadline {
                 bail!("node {from} never received the entry of node {owner}'s dataset");
             }
             tokio::time::sleep(POLL).await;
         }
-        let out = self.work.join(format!("fetched-{from}-{}.csv", self.fetches.len()));
+        let out = self
+            .work
+            .join(format!("fetched-{from}-{}.csv", self.fetches.len()));
         let t = Instant::now();
         let result = cix_node::transfer::fetch(&node, &sent.dataset, &out, |_, _| {}).await;
         let took = t.elapsed();
@@ -694,7 +700,9 @@ impl Run<'_> {
                 .collect();
             let (have, total) = self.recorder.revocations_held(wanted.into_iter());
             ok &= have == total;
-            detail.push(format!("{have} of {total} (live node, revocation) pairs held"));
+            detail.push(format!(
+                "{have} of {total} (live node, revocation) pairs held"
+            ));
         }
         (ok, detail.join("; "))
     }
@@ -827,16 +835,12 @@ impl Run<'_> {
                 ..e.clone()
             })
             .collect();
-        let propagation = report::spread_of(
-            &announced,
-            &live,
-            |n, id| self.recorder.entry_at(&self.peers[n], id),
-        );
-        let revocations = report::spread_of(
-            &self.revocations,
-            &live,
-            |n, id| self.recorder.revocation_at(&self.peers[n], id),
-        );
+        let propagation = report::spread_of(&announced, &live, |n, id| {
+            self.recorder.entry_at(&self.peers[n], id)
+        });
+        let revocations = report::spread_of(&self.revocations, &live, |n, id| {
+            self.recorder.revocation_at(&self.peers[n], id)
+        });
         let per_node = report::per_node(&log, &index, nodes);
         let hostile = match self.hostile {
             None => None,
@@ -873,8 +877,8 @@ impl Run<'_> {
                     .iter()
                     .filter(|s| victims.contains(&self.peers[s.node]))
                     .collect();
-                let below = !judged.is_empty()
-                    && judged.iter().all(|s| s.score < GRAYLIST_THRESHOLD);
+                let below =
+                    !judged.is_empty() && judged.iter().all(|s| s.score < GRAYLIST_THRESHOLD);
                 let judged_count = judged.len();
                 Some(HostileFigures {
                     node: h,
@@ -897,8 +901,12 @@ impl Run<'_> {
         // a connected honest peer.
         let mut honest_min: Option<f64> = None;
         for &i in live.iter().take(HONEST_SCORE_SAMPLE) {
-            let Some(node) = self.net.node(i) else { continue };
-            let Ok(list) = node.peers().await else { continue };
+            let Some(node) = self.net.node(i) else {
+                continue;
+            };
+            let Ok(list) = node.peers().await else {
+                continue;
+            };
             for p in list {
                 let Some(&j) = index.get(p.peer_id.as_str()) else {
                     continue;
@@ -923,8 +931,9 @@ impl Run<'_> {
             network_emulation: match self.faults {
                 Faults::None => "none (no partition, heal or latency step)".into(),
                 Faults::Filter => "in-process connection filter (Node::testnet_block)".into(),
-                Faults::Netns => "a network namespace per node; partitions by prohibit routes"
-                    .into(),
+                Faults::Netns => {
+                    "a network namespace per node; partitions by prohibit routes".into()
+                }
                 Faults::NetnsNetem => "a network namespace per node; partitions by prohibit \
                                        routes, latency and loss by tc netem"
                     .into(),

@@ -126,11 +126,7 @@ impl Net {
                         .map(|a| a.to_string())
                         .context("node has no listen address")?;
                     // A restart listens where the node listened before.
-                    config.listen = vec![addr
-                        .split("/p2p/")
-                        .next()
-                        .unwrap_or(&addr)
-                        .to_string()];
+                    config.listen = vec![addr.split("/p2p/").next().unwrap_or(&addr).to_string()];
                     addrs.push(addr);
                     peers.push(node.peer_id().to_string());
                     members.push(Member {
@@ -165,19 +161,20 @@ impl Net {
                     run_cix(
                         &cix,
                         &home,
-                        &["init", "--name", &format!("Agency {i:03}"), "--jurisdiction", "US"],
+                        &[
+                            "init",
+                            "--name",
+                            &format!("Agency {i:03}"),
+                            "--jurisdiction",
+                            "US",
+                        ],
                     )?;
                     shrink_cache(&home)?;
                     let listen = match &fabric {
-                        Some(_) => format!(
-                            "/ip4/{}/tcp/{}",
-                            netns::address(i),
-                            netns::LISTEN_PORT
-                        ),
+                        Some(_) => format!("/ip4/{}/tcp/{}", netns::address(i), netns::LISTEN_PORT),
                         None => format!("/ip4/127.0.0.1/tcp/{}", free_port()?),
                     };
-                    let info: serde_json::Value =
-                        serde_json::from_str(&read_identity(&home)?)
+                    let info: serde_json::Value = serde_json::from_str(&read_identity(&home)?)
                         .context("cannot read the node's identity")?;
                     let peer = info["peer_id"]
                         .as_str()

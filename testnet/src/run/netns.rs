@@ -125,7 +125,9 @@ pub(crate) fn probe_netem() -> std::result::Result<(), String> {
     let r = run("ip", &["-n", &name, "link", "set", "lo", "up"]).and_then(|()| {
         run(
             "tc",
-            &["-n", &name, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+            &[
+                "-n", &name, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+            ],
         )
     });
     let _ = run("ip", &["netns", "del", &name]);
