@@ -18,8 +18,13 @@ fi
 cargo +nightly fuzz build -s none 2>&1 | tail -n 1
 for t in "$@"; do
     mkdir -p "corpus/$t"
+    # Real open data is read where ../shared/data keeps it, never copied into seeds/.
+    extra=()
+    case "$t" in
+        import_json | import_rdf) [ -d ../../shared/data/ngsi-ld ] && extra=(../../shared/data/ngsi-ld) ;;
+    esac
     log=$(mktemp)
-    if ! cargo +nightly fuzz run -s none "$t" "corpus/$t" "seeds/$t" -- \
+    if ! cargo +nightly fuzz run -s none "$t" "corpus/$t" "seeds/$t" "${extra[@]}" -- \
         -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=1024 -timeout=10 >"$log" 2>&1; then
         tail -n 60 "$log"
         rm -f "$log"

@@ -156,11 +156,8 @@ add("import_rdf", """<?xml version="1.0"?>
     <dcat:keyword>water</dcat:keyword>
   </dcat:Dataset>
 </rdf:RDF>""")
-for name in ["Catalogue.jsonld", "Dataset.jsonld", "Distribution-normalized.jsonld"]:
-    with open(os.path.join(SHARED, "data", "ngsi-ld", name), "rb") as f:
-        data = f.read()
-    add("import_json", data)
-    add("import_rdf", data)
+# The NGSI-LD files themselves are not copied here (../shared/data keeps them, SOURCES.md):
+# run.sh passes ../shared/data/ngsi-ld to import_json and import_rdf as a second seed directory.
 with open(os.path.join(SHARED, "data", "catalogues", "data.seattle.gov-data.json")) as f:
     pod = json.load(f)
 records = pod["dataset"] if isinstance(pod, dict) else pod

@@ -330,7 +330,11 @@ fn config_show_names_the_source_of_every_value() {
     assert_eq!(by("audit_witness_secs")["source"], "file");
     assert_eq!(by("contact")["source"], "default");
     assert_eq!(by("contact")["value"], "(unset)");
-    assert_eq!(lines.len(), cix_node::layers::KEYS.len(), "one line per key");
+    assert_eq!(
+        lines.len(),
+        cix_node::layers::KEYS.len(),
+        "one line per key"
+    );
     // A bad value from the environment is refused, naming the variable.
     let out = Command::new(CIX)
         .arg("--home")
