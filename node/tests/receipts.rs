@@ -368,14 +368,15 @@ async fn received_data_is_deleted_at_expiry_also_across_a_restart_and_the_provid
         |e| matches!(e, NodeEvent::DeletionNoted { dataset, .. } if *dataset == ds),
     )
     .await;
-    let mine = receipts::deletions(&reader.node.shared).unwrap();
-    eventually("the reader to mark its notice delivered", || {
-        receipts::deletions(&reader.node.shared)
-            .unwrap()
-            .iter()
-            .all(|d| d.delivered)
-    })
+    // The audit record of delivery follows the stored mark, so wait for the event after both.
+    wait_for(
+        &mut reader_events,
+        "the reader to log its notice as delivered",
+        |e| matches!(e, NodeEvent::DeletionNoticeDelivered { dataset, .. } if *dataset == ds),
+    )
     .await;
+    let mine = receipts::deletions(&reader.node.shared).unwrap();
+    assert!(mine.iter().all(|d| d.delivered), "{mine:?}");
     assert_eq!(mine.len(), 1);
     let theirs = receipts::deletions(&owner.node.shared).unwrap();
     assert_eq!(theirs.len(), 1);
