@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 mod audit;
 mod client;
 mod dictionary;
+mod emergency;
 mod interchange;
 mod ops;
 mod output;
@@ -142,6 +143,14 @@ enum Command {
     /// list and answer reports, show a dataset's quality measures.
     #[command(subcommand)]
     Quality(quality::QualityCommand),
+    /// Emergency access (ISO 37156 6.7): agreements made in advance, declared emergencies that
+    /// open them for a bounded time, early ends, and the mandatory review of every use.
+    #[command(subcommand)]
+    Emergency(emergency::EmergencyCommand),
+    /// The registrars this agency trusts for group access (ISO 37156 5.5.3); a change applies
+    /// at once and re-checks live grants (8.2.5).
+    #[command(subcommand)]
+    Registrars(emergency::RegistrarsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -518,6 +527,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Receipts(cmd) => receipts::receipts(&home, cmd, &mut out),
         Command::Privacy(cmd) => receipts::privacy(&home, cmd, &mut out),
         Command::Quality(cmd) => quality::quality(&home, cmd, &mut out),
+        Command::Emergency(cmd) => emergency::emergency(&home, cmd, &mut out),
+        Command::Registrars(cmd) => emergency::registrars(&home, cmd, &mut out),
     }
 }
 

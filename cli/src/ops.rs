@@ -28,6 +28,10 @@ pub(crate) enum ConfigCommand {
     /// Print the effective configuration: every key, its value, and where it came from
     /// (default, file, environment, flag). Takes the flags of `cix node run` to preview a run.
     Show(RunFlags),
+    /// Make the running node read its configuration again; `trusted_registrars` takes effect
+    /// at once (live grants resting on a registrar no longer trusted are re-checked and
+    /// revoked, ISO 37156 8.2.5); other keys need a restart.
+    Reload,
 }
 
 /// The flags of `cix node run` that override the configuration.
@@ -51,7 +55,14 @@ impl RunFlags {
 }
 
 pub(crate) fn config(home: &Home, cmd: ConfigCommand, out: &mut Out) -> Result<()> {
-    let ConfigCommand::Show(flags) = cmd;
+    let flags = match cmd {
+        ConfigCommand::Show(flags) => flags,
+        ConfigCommand::Reload => {
+            let v: Value = crate::client::Client::connect(home)?
+                .post("/v1/config/reload", &serde_json::json!({}))?;
+            return crate::emergency::trust_change(&v, out);
+        }
+    };
     let effective = layers::load(home, &flags.flags())?;
     if out.is_json() {
         for s in &effective.settings {

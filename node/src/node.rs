@@ -155,6 +155,34 @@ pub enum NodeEvent {
         /// The receiver that deleted.
         by: String,
     },
+    /// An emergency declaration (ISO 37156 6.7) was checked and kept: access under it is open.
+    EmergencyDeclared {
+        /// Declaration id (hex).
+        declaration: String,
+        /// Agreement id (hex).
+        agreement: String,
+        /// The DID it came from (this node's own when it declared).
+        from: String,
+    },
+    /// A recipient received and kept its grants under an emergency declaration.
+    EmergencyGranted {
+        /// Declaration id (hex).
+        declaration: String,
+        /// How many grants.
+        grants: usize,
+    },
+    /// An emergency declaration was ended early.
+    EmergencyEnded {
+        /// Declaration id (hex).
+        declaration: String,
+    },
+    /// A request on `/cix/emergency/1` was refused.
+    EmergencyRefused {
+        /// PeerId.
+        from: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Counters, read by `cix status`.
@@ -282,6 +310,9 @@ pub struct Shared {
     pub audit: crate::audit::AuditLog,
     /// Prometheus metrics (`crate::metrics`): libp2p's and cix's, one registry.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The registrars trusted now (`crate::registrars`): `trusted_registrars` at start, changed
+    /// by a config reload or `cix registrars trust|distrust`.
+    pub registrars: Arc<std::sync::RwLock<Vec<Did>>>,
     events: broadcast::Sender<NodeEvent>,
     /// This node's PeerId as text, named in every `cix::event` record.
     peer_label: Arc<str>,
@@ -396,7 +427,9 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     metrics.collect_from(stats.clone(), store.clone(), audit.clone(), home.clone());
     let (events, _) = broadcast::channel(EVENT_QUEUE);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let registrars = Arc::new(std::sync::RwLock::new(config.trusted_registrars.clone()));
     let shared = Shared {
+        registrars,
         key,
         home,
         config: Arc::new(config),
@@ -432,6 +465,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let clock = crate::clock::spawn(node.clone())?;
     let recheck = crate::recheck::spawn(node.clone());
     let quality = crate::quality::spawn(node.clone())?;
+    let emergency = crate::emergency::spawn(node.clone())?;
     let server = tokio::spawn(async move {
         let _ = clock.await;
         let _ = transfers.await;
@@ -441,6 +475,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         }
         let _ = recheck.await;
         let _ = quality.await;
+        let _ = emergency.await;
     });
     *node.server.lock().await = Some(server);
     Ok(node)

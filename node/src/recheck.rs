@@ -12,6 +12,8 @@
 //! - a peer's profile that states a different jurisdiction than the one kept for it (marked
 //!   by [`crate::rules`], run by the task [`spawn`] starts),
 //! - the node's start (its trusted registrars or thresholds may have been edited),
+//! - a registrar leaving the trusted list while the node runs (`cix config reload`,
+//!   `cix registrars distrust`; [`crate::registrars`]), before that call returns,
 //! - `cix tokens recheck` (`POST /v1/grants/recheck`).
 //!
 //! | tree | key | value |
@@ -185,7 +187,7 @@ fn no_longer_holds(shared: &Shared, d: &Delegation, basis: &Basis) -> Result<Opt
         }
     }
     if let Some(r) = &basis.registrar {
-        if !shared.config.trusted_registrars.contains(r) {
+        if !crate::registrars::trusted(shared).contains(r) {
             return Ok(Some(clip(format!(
                 "re-check on change (ISO 37156 8.2.5): the group grant of dataset {dataset} \
                  rested on registrar {r}, which this agency no longer trusts"

@@ -188,7 +188,7 @@ pub fn check_group(
             ),
         ));
     }
-    let trusted = &shared.config.trusted_registrars;
+    let trusted = &crate::registrars::trusted(shared);
     let mut reasons = Vec::new();
     for (i, bytes) in attestations.iter().enumerate() {
         let n = i + 1;

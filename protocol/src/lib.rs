@@ -27,6 +27,7 @@ pub mod cbor;
 pub mod content;
 pub mod country;
 pub mod dictionary;
+pub mod emergency;
 pub mod envelope;
 pub mod identity;
 pub mod limits;

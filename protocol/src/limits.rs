@@ -185,3 +185,31 @@ pub const MAX_QUALITY_REQUEST_BYTES: usize = 17 * 1024;
 pub const MAX_QUALITY_RESPONSE_BYTES: usize = 2048;
 /// Most reports that resolve one corrected version names (`details.resolves`).
 pub const MAX_RESOLVED_REPORTS: usize = 64;
+
+// Emergency access (ISO 37156 6.7, specs/emergency.md): agreements, declarations and ends on
+// `/cix/emergency/1`.
+
+/// Largest signed emergency agreement (`cix/emergency-agreement@1`, the envelope bytes).
+pub const MAX_EMERGENCY_AGREEMENT_BYTES: usize = 16 * 1024;
+/// Largest signed emergency declaration or early end (the envelope bytes).
+pub const MAX_EMERGENCY_DECLARATION_BYTES: usize = 2048;
+/// Most datasets one agreement opens.
+pub const MAX_EMERGENCY_DATASETS: usize = 64;
+/// Most declarers, and most recipients, one agreement names.
+pub const MAX_EMERGENCY_PARTIES: usize = 64;
+/// Most kinds of emergency one agreement covers.
+pub const MAX_EMERGENCY_KINDS: usize = 16;
+/// Most areas one agreement covers.
+pub const MAX_EMERGENCY_AREAS: usize = 16;
+/// Longest area name in an agreement or a declaration.
+pub const MAX_EMERGENCY_TEXT_BYTES: usize = 256;
+/// Longest an agreement may let a declaration last, in hours (30 days).
+pub const MAX_EMERGENCY_HOURS: u32 = 720;
+/// Largest request on `/cix/emergency/1` (an agreement, a declaration and an end, framed).
+pub const MAX_EMERGENCY_REQUEST_BYTES: usize = 20 * 1024;
+/// Largest response on `/cix/emergency/1` (the grants for one recipient).
+pub const MAX_EMERGENCY_RESPONSE_BYTES: usize = 256 * 1024;
+/// Most agreements a node keeps; a further one from a peer is refused.
+pub const MAX_EMERGENCY_AGREEMENTS_KEPT: usize = 1024;
+/// Most declarations a node keeps; a further one from a peer is refused.
+pub const MAX_EMERGENCY_DECLARATIONS_KEPT: usize = 4096;

@@ -17,7 +17,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 66] = [
+    let all: [(&str, u64); 78] = [
         ("MAX_TRANSFER_RANGES", limits::MAX_TRANSFER_RANGES as u64),
         (
             "TRANSFER_CHUNK_GROUP_BYTES",
@@ -177,6 +177,45 @@ fn code_limits() -> BTreeMap<String, u64> {
             limits::MAX_QUALITY_RESPONSE_BYTES as u64,
         ),
         ("MAX_RESOLVED_REPORTS", limits::MAX_RESOLVED_REPORTS as u64),
+        (
+            "MAX_EMERGENCY_AGREEMENT_BYTES",
+            limits::MAX_EMERGENCY_AGREEMENT_BYTES as u64,
+        ),
+        (
+            "MAX_EMERGENCY_DECLARATION_BYTES",
+            limits::MAX_EMERGENCY_DECLARATION_BYTES as u64,
+        ),
+        (
+            "MAX_EMERGENCY_DATASETS",
+            limits::MAX_EMERGENCY_DATASETS as u64,
+        ),
+        (
+            "MAX_EMERGENCY_PARTIES",
+            limits::MAX_EMERGENCY_PARTIES as u64,
+        ),
+        ("MAX_EMERGENCY_KINDS", limits::MAX_EMERGENCY_KINDS as u64),
+        ("MAX_EMERGENCY_AREAS", limits::MAX_EMERGENCY_AREAS as u64),
+        (
+            "MAX_EMERGENCY_TEXT_BYTES",
+            limits::MAX_EMERGENCY_TEXT_BYTES as u64,
+        ),
+        ("MAX_EMERGENCY_HOURS", limits::MAX_EMERGENCY_HOURS as u64),
+        (
+            "MAX_EMERGENCY_REQUEST_BYTES",
+            limits::MAX_EMERGENCY_REQUEST_BYTES as u64,
+        ),
+        (
+            "MAX_EMERGENCY_RESPONSE_BYTES",
+            limits::MAX_EMERGENCY_RESPONSE_BYTES as u64,
+        ),
+        (
+            "MAX_EMERGENCY_AGREEMENTS_KEPT",
+            limits::MAX_EMERGENCY_AGREEMENTS_KEPT as u64,
+        ),
+        (
+            "MAX_EMERGENCY_DECLARATIONS_KEPT",
+            limits::MAX_EMERGENCY_DECLARATIONS_KEPT as u64,
+        ),
     ];
     all.into_iter()
         .chain(peer_limits())
