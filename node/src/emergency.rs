@@ -1239,3 +1239,22 @@ pub fn spawn(node: Node) -> Result<tokio::task::JoinHandle<()>> {
         }
     }))
 }
+
+/// The envelope of an agreement kept here (to hand on, or for tests).
+///
+/// # Errors
+///
+/// Unknown agreement or store I/O.
+pub fn agreement_bytes(shared: &Shared, id: &str) -> Result<Vec<u8>> {
+    Ok(find_agreement(shared, id)?.bytes)
+}
+
+/// The envelope of a declaration kept here.
+///
+/// # Errors
+///
+/// Unknown declaration or store I/O.
+pub fn declaration_bytes(shared: &Shared, id: &str) -> Result<Vec<u8>> {
+    let (_, rec) = find_declaration(shared, id)?;
+    Ok(hex::decode(rec.bytes)?)
+}

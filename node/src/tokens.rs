@@ -97,7 +97,7 @@ pub struct TokenLine {
     pub kind: &'static str,
     /// `issued` by this node or `received` by it.
     pub direction: &'static str,
-    /// How it came about: `grant`, `delegate`, `request` or `import`.
+    /// How it came about: `grant`, `delegate`, `request`, `import` or `emergency` (ISO 37156 6.7).
     pub source: &'static str,
     /// The delegation's CID.
     pub cid: String,
@@ -527,6 +527,7 @@ fn describe(record: &TokenRecord, direction: &'static str, with_chain: bool) -> 
             "grant" => "grant",
             "delegate" => "delegate",
             "import" => "import",
+            "emergency" => "emergency",
             _ => "request",
         },
         cid: cid.to_string(),
