@@ -118,7 +118,10 @@ async fn iso_37156_6_7_a_declaration_opens_time_boxed_access_on_every_named_node
     )
     .await
     .unwrap_err();
-    assert!(format!("{e:#}").contains("not named as a declarer"), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("not named as a declarer"),
+        "{e:#}"
+    );
 
     // The region declares a flood; access opens on every named node within seconds.
     let mut at_owner = owner.node.events();
@@ -139,15 +142,19 @@ async fn iso_37156_6_7_a_declaration_opens_time_boxed_access_on_every_named_node
     assert_eq!(decl.state, "open");
     assert_eq!(decl.end - decl.start, 6 * 3600);
     let did = decl.id.clone();
-    wait_for(&mut at_owner, "the owner to accept the declaration", |e| {
-        matches!(e, NodeEvent::EmergencyDeclared { declaration, .. } if *declaration == did)
-    })
+    wait_for(
+        &mut at_owner,
+        "the owner to accept the declaration",
+        |e| matches!(e, NodeEvent::EmergencyDeclared { declaration, .. } if *declaration == did),
+    )
     .await;
     println!("owner: declaration accepted after {:?}", started.elapsed());
     for (name, rx) in [("region", &mut at_region), ("hospital", &mut at_hospital)] {
-        let ev = wait_for(rx, "grants under the declaration", |e| {
-            matches!(e, NodeEvent::EmergencyGranted { declaration, .. } if *declaration == did)
-        })
+        let ev = wait_for(
+            rx,
+            "grants under the declaration",
+            |e| matches!(e, NodeEvent::EmergencyGranted { declaration, .. } if *declaration == did),
+        )
         .await;
         assert!(
             matches!(ev, NodeEvent::EmergencyGranted { grants: 1, .. }),
@@ -263,12 +270,18 @@ async fn iso_37156_6_7_a_declaration_opens_time_boxed_access_on_every_named_node
     .unwrap();
     assert_eq!(ended.state, "ended");
     assert!(
-        ended.deliveries.unwrap().iter().all(|d| d.result == "accepted"),
+        ended
+            .deliveries
+            .unwrap()
+            .iter()
+            .all(|d| d.result == "accepted"),
         "every party learns of the end"
     );
-    wait_for(&mut at_hospital, "the end to reach the hospital", |e| {
-        matches!(e, NodeEvent::EmergencyEnded { declaration } if *declaration == did)
-    })
+    wait_for(
+        &mut at_hospital,
+        "the end to reach the hospital",
+        |e| matches!(e, NodeEvent::EmergencyEnded { declaration } if *declaration == did),
+    )
     .await;
     let owner_line = &emergency::list(&owner.node.shared).unwrap()[0];
     assert_eq!(owner_line.state, "ended");
@@ -280,9 +293,14 @@ async fn iso_37156_6_7_a_declaration_opens_time_boxed_access_on_every_named_node
         .iter()
         .all(|r| r.reason.as_deref().unwrap_or_default().contains("6.7")));
     // The token issued under it no longer works, and asking again is refused.
-    let e = transfer::fetch(&hospital.node, &dataset, &hospital.path("again.csv"), |_, _| {})
-        .await
-        .unwrap_err();
+    let e = transfer::fetch(
+        &hospital.node,
+        &dataset,
+        &hospital.path("again.csv"),
+        |_, _| {},
+    )
+    .await
+    .unwrap_err();
     let text = format!("{e:#}");
     assert!(!text.is_empty());
     let hospital_grant: Cid = grant.cid.parse().unwrap();
@@ -319,11 +337,8 @@ async fn iso_37156_6_7_a_declaration_opens_time_boxed_access_on_every_named_node
         assert!(grants.iter().any(|g| g.peer.as_deref() == Some(d.as_str())));
     }
     assert!(
-        report
-            .uses
-            .iter()
-            .any(|u| u.kind.starts_with("transfer")
-                && u.peer.as_deref() == Some(hospital.node.did().to_string().as_str())),
+        report.uses.iter().any(|u| u.kind.starts_with("transfer")
+            && u.peer.as_deref() == Some(hospital.node.did().to_string().as_str())),
         "{:?}",
         report.uses
     );
@@ -345,8 +360,9 @@ async fn iso_37156_6_7_a_declaration_opens_time_boxed_access_on_every_named_node
         .audit
         .list(&cix_node::audit::Filter::default())
         .unwrap();
-    assert!(logged.iter().any(|r| r.kind == "emergency"
-        && r.detail.as_deref().unwrap_or_default().contains("review")));
+    assert!(logged.iter().any(
+        |r| r.kind == "emergency" && r.detail.as_deref().unwrap_or_default().contains("review")
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,7 +428,9 @@ async fn iso_37156_8_2_5_withdrawing_trust_in_a_registrar_revokes_the_group_gran
     .unwrap();
     assert_eq!(change.added.len(), 1);
     assert!(change.recheck.is_empty());
-    assert!(cix_node::revoke::list(&owner.node.shared).unwrap().is_empty());
+    assert!(cix_node::revoke::list(&owner.node.shared)
+        .unwrap()
+        .is_empty());
 
     // The operator withdraws trust: the grant that rested on it is revoked before the call
     // returns, with the reason.
@@ -439,7 +457,10 @@ async fn iso_37156_8_2_5_withdrawing_trust_in_a_registrar_revokes_the_group_gran
     );
     let config = std::fs::read_to_string(owner.node.shared.home.config()).unwrap();
     assert!(!config.contains(&registrar_did.to_string()), "{config}");
-    assert!(config.contains(&other_registrar.node.did().to_string()), "{config}");
+    assert!(
+        config.contains(&other_registrar.node.did().to_string()),
+        "{config}"
+    );
     // The holder is told why.
     let ms = member.node.shared.clone();
     eventually("the revocation to reach the holder", || {
