@@ -24,6 +24,7 @@ mod output;
 mod quality;
 mod receipts;
 mod reident;
+mod rights;
 mod token;
 
 use client::Client;
@@ -142,6 +143,14 @@ enum Command {
     /// list and answer reports, show a dataset's quality measures.
     #[command(subcommand)]
     Quality(quality::QualityCommand),
+    /// Individuals' requests (ISO 37156 8.3.5): record a person's access, rectification,
+    /// erasure, objection or automated-review request, forward it to every agency that
+    /// received the data, track answers and deadlines; answer requests forwarded here.
+    #[command(subcommand)]
+    Rights(rights::RightsCommand),
+    /// Complaints (ISO 37156 8.3.6): record, forward, answer, appeal and decide.
+    #[command(subcommand)]
+    Complaints(rights::ComplaintsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -518,6 +527,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Receipts(cmd) => receipts::receipts(&home, cmd, &mut out),
         Command::Privacy(cmd) => receipts::privacy(&home, cmd, &mut out),
         Command::Quality(cmd) => quality::quality(&home, cmd, &mut out),
+        Command::Rights(cmd) => rights::rights(&home, cmd, &mut out),
+        Command::Complaints(cmd) => rights::complaints(&home, cmd, &mut out),
     }
 }
 

@@ -101,6 +101,7 @@ pub struct CatalogueLine {
     pub local: bool,
 }
 
+mod requests;
 mod rights;
 
 struct ApiError(StatusCode, String);
@@ -180,6 +181,7 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/peers/{id}", get(peer_show))
         .route("/v1/doctor", get(doctor))
         .merge(rights::routes())
+        .merge(requests::routes())
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         // Added after the token check, so a supervisor polls it without the token.
         .route("/health", get(health))

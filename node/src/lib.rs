@@ -41,6 +41,7 @@ pub mod receipts;
 pub mod recheck;
 pub mod reident;
 pub mod revoke;
+pub mod rights;
 pub mod rules;
 pub mod scoring;
 pub mod search;

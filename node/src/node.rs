@@ -432,6 +432,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let clock = crate::clock::spawn(node.clone())?;
     let recheck = crate::recheck::spawn(node.clone());
     let quality = crate::quality::spawn(node.clone())?;
+    let rights = crate::rights::spawn(node.clone())?;
     let server = tokio::spawn(async move {
         let _ = clock.await;
         let _ = transfers.await;
@@ -441,6 +442,9 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         }
         let _ = recheck.await;
         let _ = quality.await;
+        for task in rights {
+            let _ = task.await;
+        }
     });
     *node.server.lock().await = Some(server);
     Ok(node)
