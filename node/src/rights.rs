@@ -450,8 +450,12 @@ fn received_from(shared: &Shared, from: &Did, dataset: &DatasetId) -> Result<boo
     Ok(false)
 }
 
-/// Sends one message and reads the answer.
-async fn send(node: &Node, to: &Did, req: &RightsRequest) -> Result<RightsResponse> {
+/// Sends one message on `/cix/rights/1` and reads the answer.
+///
+/// # Errors
+///
+/// An unreachable peer, a timeout or a malformed answer.
+pub async fn send(node: &Node, to: &Did, req: &RightsRequest) -> Result<RightsResponse> {
     let peer = peer_of_did(to)?;
     if !node.locate(peer).await? {
         bail!("{to} is not connected and no address is known");
@@ -1201,6 +1205,9 @@ async fn serve_one(shared: &Shared, peer: &PeerId, req: RightsRequest) -> Rights
             let Some(r) = k.recipients.iter_mut().find(|r| r.agency == sender) else {
                 return refuse("this case was not forwarded to your agency".into());
             };
+            if refused(r) {
+                return refuse("your agency refused this case: it has nothing to answer".into());
+            }
             r.answer = Some(ByteBuf::from(a.bytes.clone()));
             r.delivered = true;
             let first = r.datasets.first().copied();
