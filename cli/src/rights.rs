@@ -170,14 +170,22 @@ fn detail(v: &Value) -> String {
     }
     if !v["answer"].is_null() {
         let a = &v["answer"];
-        t.push_str(&format!("\n  our answer: {}: {}", s(a, "outcome"), s(a, "text")));
+        t.push_str(&format!(
+            "\n  our answer: {}: {}",
+            s(a, "outcome"),
+            s(a, "text")
+        ));
     }
     if !v["appeal"].is_null() {
         t.push_str(&format!("\n  appeal: {}", s(&v["appeal"], "text")));
     }
     if !v["decision"].is_null() {
         let d = &v["decision"];
-        t.push_str(&format!("\n  decision: {}: {}", s(d, "outcome"), s(d, "text")));
+        t.push_str(&format!(
+            "\n  decision: {}: {}",
+            s(d, "outcome"),
+            s(d, "text")
+        ));
     }
     t
 }

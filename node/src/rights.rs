@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cix_protocol::audit::AuditKind;
-use cix_protocol::caveats;
 use cix_protocol::catalogue::DatasetId;
+use cix_protocol::caveats;
 use cix_protocol::identity::Did;
 use cix_protocol::limits;
 use cix_protocol::quality::Signed;
@@ -262,7 +262,14 @@ fn protocol() -> StreamProtocol {
 }
 
 fn audit_kind(kind: Kind) -> AuditKind {
-    AuditKind::Other(if kind.is_complaint() { "complaint" } else { "rights" }.into())
+    AuditKind::Other(
+        if kind.is_complaint() {
+            "complaint"
+        } else {
+            "rights"
+        }
+        .into(),
+    )
 }
 
 fn clause(kind: Kind) -> &'static str {
@@ -387,10 +394,9 @@ pub fn recipients_of(
     }
     for item in shared.store.tree("served")?.iter() {
         let (_, v) = item?;
-        if let Ok(s) = cix_protocol::cbor::from_slice::<crate::receipts::ServedTransfer>(
-            &v,
-            MAX_KEPT_BYTES,
-        ) {
+        if let Ok(s) =
+            cix_protocol::cbor::from_slice::<crate::receipts::ServedTransfer>(&v, MAX_KEPT_BYTES)
+        {
             note(s.peer, s.dataset, "transfer");
         }
     }
@@ -526,7 +532,10 @@ pub async fn record(node: &Node, complaint: bool, req: &NewRequest) -> Result<Ca
     let subject = match req.subject_ref.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(r) if r.len() > limits::MAX_RIGHTS_TEXT_BYTES => {
-            bail!("--subject-ref is longer than {} bytes", limits::MAX_RIGHTS_TEXT_BYTES)
+            bail!(
+                "--subject-ref is longer than {} bytes",
+                limits::MAX_RIGHTS_TEXT_BYTES
+            )
         }
         Some(r) => Some(ByteBuf::from(subject_hash(r).to_vec())),
     };
@@ -646,7 +655,9 @@ async fn deliver(node: &Node, id: &[u8; 32]) -> Result<()> {
                             audit::log(
                                 shared,
                                 AuditEvent::new(audit_kind(case.kind))
-                                    .dataset(r.datasets.first().copied().unwrap_or(case.datasets[0]))
+                                    .dataset(
+                                        r.datasets.first().copied().unwrap_or(case.datasets[0]),
+                                    )
                                     .peer(r.agency)
                                     .basis(clause(case.kind))
                                     .detail(format!("case {hex_id} {step} to the recipient")),
@@ -675,7 +686,13 @@ async fn deliver(node: &Node, id: &[u8; 32]) -> Result<()> {
         Role::Received => {
             if let Some(a) = k.answer.as_ref().filter(|_| !k.answer_delivered) {
                 changed = true;
-                match send(node, &case.iss, &RightsRequest::Answer { answer: a.clone() }).await {
+                match send(
+                    node,
+                    &case.iss,
+                    &RightsRequest::Answer { answer: a.clone() },
+                )
+                .await
+                {
                     Ok(RightsResponse::Noted) => {
                         k.answer_delivered = true;
                         debug!(case = %hex_id, "answer delivered");
@@ -758,17 +775,21 @@ fn line(id: &[u8; 32], k: &Kept, t: i64) -> Result<CaseLine> {
         .iter()
         .map(|r| recipient_line(r, c.due, t))
         .collect();
-    let answer = k.answer.as_deref().and_then(|b| outcome_of(b)).map(|a| RecipientLine {
-        agency: a.iss.to_string(),
-        datasets: k.held.iter().map(ToString::to_string).collect(),
-        via: Vec::new(),
-        delivered: k.answer_delivered,
-        error: None,
-        outcome: Some(a.outcome.as_str().to_string()),
-        text: Some(a.text),
-        answered: Some(a.at),
-        overdue: false,
-    });
+    let answer = k
+        .answer
+        .as_deref()
+        .and_then(|b| outcome_of(b))
+        .map(|a| RecipientLine {
+            agency: a.iss.to_string(),
+            datasets: k.held.iter().map(ToString::to_string).collect(),
+            via: Vec::new(),
+            delivered: k.answer_delivered,
+            error: None,
+            outcome: Some(a.outcome.as_str().to_string()),
+            text: Some(a.text),
+            answered: Some(a.at),
+            overdue: false,
+        });
     let status = if decision.is_some() {
         "decided"
     } else if appeal.is_some() {
@@ -778,8 +799,7 @@ fn line(id: &[u8; 32], k: &Kept, t: i64) -> Result<CaseLine> {
             Role::Recorded => {
                 if recipients.iter().any(|r| r.overdue) {
                     "overdue"
-                } else if !recipients.is_empty() && recipients.iter().all(|r| r.outcome.is_some())
-                {
+                } else if !recipients.is_empty() && recipients.iter().all(|r| r.outcome.is_some()) {
                     "answered"
                 } else {
                     "open"
@@ -892,7 +912,11 @@ pub async fn answer(
             .dataset(k.held.first().copied().unwrap_or(case.datasets[0]))
             .peer(case.iss)
             .basis(clause(case.kind))
-            .detail(format!("case {} answered: {}", hex::encode(id), outcome.as_str())),
+            .detail(format!(
+                "case {} answered: {}",
+                hex::encode(id),
+                outcome.as_str()
+            )),
     )
     .await?;
     deliver(node, &id).await?;
@@ -959,7 +983,10 @@ pub async fn decide(node: &Node, id: &str, req: &DecideRequest) -> Result<CaseLi
         .map_err(|e: String| anyhow!("--outcome: {e}"))?;
     let (id, mut k, case) = find(shared, id, true)?;
     if k.role != Role::Recorded {
-        bail!("this complaint was recorded by {}, which decides its appeal", case.iss);
+        bail!(
+            "this complaint was recorded by {}, which decides its appeal",
+            case.iss
+        );
     }
     if k.appeal.is_none() {
         bail!("this complaint has not been appealed (cix complaints appeal ID --text ...)");
@@ -1303,7 +1330,10 @@ async fn received_step(
             .dataset(k.held.first().copied().unwrap_or(case.datasets[0]))
             .peer(sender)
             .basis(clause(case.kind))
-            .detail(format!("complaint {} {step} (told by the recording agency)", hex::encode(id))),
+            .detail(format!(
+                "complaint {} {step} (told by the recording agency)",
+                hex::encode(id)
+            )),
     )
     .await;
     RightsResponse::Noted

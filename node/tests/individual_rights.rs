@@ -35,8 +35,7 @@ fn audit_details(n: &TestNode) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn iso_37156_8_3_5_a_request_reaches_every_recipient_answers_return_and_a_deadline_passes()
-{
+async fn iso_37156_8_3_5_a_request_reaches_every_recipient_answers_return_and_a_deadline_passes() {
     common::init_tracing();
     let owner = node("Waterbedrijf", vec![]).await;
     let boot = vec![owner.addr().await];
@@ -111,7 +110,10 @@ async fn iso_37156_8_3_5_a_request_reaches_every_recipient_answers_return_and_a_
         d.node.did().to_string(),
     ];
     want.sort();
-    assert_eq!(agencies, want, "every agency the records name, and no other");
+    assert_eq!(
+        agencies, want,
+        "every agency the records name, and no other"
+    );
     let of = |l: &rights::CaseLine, n: &TestNode| {
         l.recipients
             .iter()
@@ -186,7 +188,9 @@ async fn iso_37156_8_3_5_a_request_reaches_every_recipient_answers_return_and_a_
     let owner_audit = audit_details(&owner);
     for step in ["recorded", "forwarded", "answered by the recipient: done"] {
         assert!(
-            owner_audit.iter().any(|l| l.contains(step) && l.contains(&case.id)),
+            owner_audit
+                .iter()
+                .any(|l| l.contains(step) && l.contains(&case.id)),
             "no {step:?} in {owner_audit:#?}"
         );
     }
@@ -274,8 +278,14 @@ async fn iso_37156_8_3_5_a_request_reaches_every_recipient_answers_return_and_a_
     for n in [&b, &c] {
         let l = rights::show(&n.node.shared, true, &complaint.id).unwrap();
         assert_eq!(l.status, "decided", "{l:?}");
-        assert_eq!(l.appeal.as_ref().unwrap().text, "the person disputes B's answer");
-        assert_eq!(l.decision.as_ref().unwrap().outcome.as_deref(), Some("upheld"));
+        assert_eq!(
+            l.appeal.as_ref().unwrap().text,
+            "the person disputes B's answer"
+        );
+        assert_eq!(
+            l.decision.as_ref().unwrap().outcome.as_deref(),
+            Some("upheld")
+        );
     }
     assert!(audit_details(&b)
         .iter()

@@ -158,7 +158,11 @@ impl std::str::FromStr for Verdict {
             "upheld" => Verdict::Upheld,
             "dismissed" => Verdict::Dismissed,
             "partly" => Verdict::Partly,
-            _ => return Err(format!("{s:?} is not a decision: upheld, dismissed or partly")),
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a decision: upheld, dismissed or partly"
+                ))
+            }
         })
     }
 }
@@ -247,7 +251,9 @@ fn time_ok(t: i64) -> bool {
 
 fn text_ok(what: &str, t: &str, required: bool) -> Result<(), String> {
     if t.len() > MAX_RIGHTS_TEXT_BYTES {
-        return Err(format!("{what} is longer than {MAX_RIGHTS_TEXT_BYTES} bytes"));
+        return Err(format!(
+            "{what} is longer than {MAX_RIGHTS_TEXT_BYTES} bytes"
+        ));
     }
     if required && t.trim().is_empty() {
         return Err(format!("{what} must not be empty"));
@@ -322,7 +328,9 @@ impl Signable for Appeal {
         case_id_ok(&self.case)?;
         text_ok("grounds", &self.grounds, true)?;
         if !time_ok(self.at) || !time_ok(self.due) || self.due <= self.at {
-            return Err("the times are out of range or the deadline is not after the appeal".into());
+            return Err(
+                "the times are out of range or the deadline is not after the appeal".into(),
+            );
         }
         Ok(())
     }
@@ -419,7 +427,10 @@ mod tests {
         assert!(Signed::seal(&c, &key).is_err());
         let mut c = case(&key);
         c.datasets = vec![DatasetId([5; 16]); 2];
-        assert!(Signed::seal(&c, &key).unwrap_err().to_string().contains("twice"));
+        assert!(Signed::seal(&c, &key)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
         let mut c = case(&key);
         c.datasets = (0..=MAX_RIGHTS_DATASETS)
             .map(|i| DatasetId([u8::try_from(i % 256).unwrap(); 16]))

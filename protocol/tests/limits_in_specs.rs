@@ -177,12 +177,27 @@ fn code_limits() -> BTreeMap<String, u64> {
             limits::MAX_QUALITY_RESPONSE_BYTES as u64,
         ),
         ("MAX_RESOLVED_REPORTS", limits::MAX_RESOLVED_REPORTS as u64),
-        ("MAX_RIGHTS_CASE_BYTES", limits::MAX_RIGHTS_CASE_BYTES as u64),
+        (
+            "MAX_RIGHTS_CASE_BYTES",
+            limits::MAX_RIGHTS_CASE_BYTES as u64,
+        ),
         ("MAX_RIGHTS_DATASETS", limits::MAX_RIGHTS_DATASETS as u64),
-        ("MAX_RIGHTS_TEXT_BYTES", limits::MAX_RIGHTS_TEXT_BYTES as u64),
-        ("MAX_RIGHTS_REPLY_BYTES", limits::MAX_RIGHTS_REPLY_BYTES as u64),
-        ("MAX_RIGHTS_REQUEST_BYTES", limits::MAX_RIGHTS_REQUEST_BYTES as u64),
-        ("MAX_RIGHTS_RESPONSE_BYTES", limits::MAX_RIGHTS_RESPONSE_BYTES as u64),
+        (
+            "MAX_RIGHTS_TEXT_BYTES",
+            limits::MAX_RIGHTS_TEXT_BYTES as u64,
+        ),
+        (
+            "MAX_RIGHTS_REPLY_BYTES",
+            limits::MAX_RIGHTS_REPLY_BYTES as u64,
+        ),
+        (
+            "MAX_RIGHTS_REQUEST_BYTES",
+            limits::MAX_RIGHTS_REQUEST_BYTES as u64,
+        ),
+        (
+            "MAX_RIGHTS_RESPONSE_BYTES",
+            limits::MAX_RIGHTS_RESPONSE_BYTES as u64,
+        ),
     ];
     all.into_iter()
         .chain(peer_limits())

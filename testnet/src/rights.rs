@@ -147,7 +147,11 @@ async fn addr(a: &Agency) -> Result<String> {
 }
 
 /// Polls `check` every 50 ms until it holds or `timeout` passes.
-async fn wait(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
+async fn wait(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let end = Instant::now() + timeout;
     loop {
         if check()? {
@@ -201,7 +205,12 @@ pub async fn run(opts: &Options) -> Result<Report> {
     let file = work.path().join("consumption.csv");
     let mut csv = String::from("district,month,litres\n");
     for i in 0..60 {
-        csv.push_str(&format!("D{:02},2026-{:02},{}\n", i % 12, 1 + i % 12, 900 + 7 * i));
+        csv.push_str(&format!(
+            "D{:02},2026-{:02},{}\n",
+            i % 12,
+            1 + i % 12,
+            900 + 7 * i
+        ));
     }
     std::fs::write(&file, csv)?;
     let published = publish(
@@ -232,7 +241,9 @@ pub async fn run(opts: &Options) -> Result<Report> {
         if o.status != "granted" {
             bail!("{} was not granted access: {o:?}", a.name);
         }
-        let out = work.path().join(format!("{}.csv", a.name.replace(' ', "-")));
+        let out = work
+            .path()
+            .join(format!("{}.csv", a.name.replace(' ', "-")));
         cix_node::transfer::fetch(&a.node, &published.dataset, &out, |_, _| {}).await?;
     }
 
@@ -269,7 +280,10 @@ pub async fn run(opts: &Options) -> Result<Report> {
         let (outcome, text) = if i % 2 == 0 {
             ("done", "a copy of the rows about the household was sent")
         } else {
-            ("partly", "rows older than the retention period were already deleted")
+            (
+                "partly",
+                "rows older than the retention period were already deleted",
+            )
         };
         rights::answer(
             &a.node,
@@ -285,17 +299,21 @@ pub async fn run(opts: &Options) -> Result<Report> {
     let shared = publisher.node.shared.clone();
     let silent_did = silent[0].node.did().to_string();
     let deadline_wait = t + Duration::from_secs(opts.day_secs * u64::from(opts.deadline_days));
-    wait("the silent recipient to be reported overdue", deadline_wait, || {
-        let overdue_logged = shared
-            .audit
-            .list(&cix_node::audit::Filter::default())?
-            .iter()
-            .any(|l| {
-                l.peer.as_deref() == Some(silent_did.as_str())
-                    && l.detail.as_deref().is_some_and(|d| d.contains("overdue"))
-            });
-        Ok(overdue_logged)
-    })
+    wait(
+        "the silent recipient to be reported overdue",
+        deadline_wait,
+        || {
+            let overdue_logged = shared
+                .audit
+                .list(&cix_node::audit::Filter::default())?
+                .iter()
+                .any(|l| {
+                    l.peer.as_deref() == Some(silent_did.as_str())
+                        && l.detail.as_deref().is_some_and(|d| d.contains("overdue"))
+                });
+            Ok(overdue_logged)
+        },
+    )
     .await?;
     let request_line = rights::show(&publisher.node.shared, false, &request.id)?;
     let request_answers = answers(&request_line, &recipients);
@@ -305,7 +323,10 @@ pub async fn run(opts: &Options) -> Result<Report> {
         .map(|a| a.agency.clone())
         .collect();
     if overdue != vec![silent[0].name.clone()] {
-        failures.push(format!("overdue: {overdue:?}, expected only {}", silent[0].name));
+        failures.push(format!(
+            "overdue: {overdue:?}, expected only {}",
+            silent[0].name
+        ));
     }
     if request_answers[..answering.len()]
         .iter()
@@ -381,7 +402,14 @@ pub async fn run(opts: &Options) -> Result<Report> {
         .filter(|l| l.kind == "rights" || l.kind == "complaint")
         .filter_map(|l| l.detail)
         .collect();
-    for step in ["recorded", "forwarded", "answered", "overdue", "appealed", "decided"] {
+    for step in [
+        "recorded",
+        "forwarded",
+        "answered",
+        "overdue",
+        "appealed",
+        "decided",
+    ] {
         if !audit_steps.iter().any(|d| d.contains(step)) {
             failures.push(format!("no {step:?} step in the publisher's audit log"));
         }
@@ -434,9 +462,10 @@ pub fn markdown(r: &Report) -> String {
             "| {} | {} | {} | {} |\n",
             a.agency,
             a.via.join(", "),
-            a.outcome
-                .as_ref()
-                .map_or_else(|| "none".to_string(), |o| format!("{o}: {}", a.text.clone().unwrap_or_default())),
+            a.outcome.as_ref().map_or_else(
+                || "none".to_string(),
+                |o| format!("{o}: {}", a.text.clone().unwrap_or_default())
+            ),
             if a.overdue { "OVERDUE" } else { "no" }
         ));
     }

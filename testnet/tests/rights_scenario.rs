@@ -14,7 +14,15 @@ const TESTNET: &str = env!("CARGO_BIN_EXE_cix-testnet");
 fn iso_37156_8_3_5_the_rights_scenario_reports_each_answer_the_overdue_one_and_the_appeal() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(TESTNET)
-        .args(["run", "--scenario", "rights", "--nodes", "5", "--json", "--out"])
+        .args([
+            "run",
+            "--scenario",
+            "rights",
+            "--nodes",
+            "5",
+            "--json",
+            "--out",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -41,7 +49,10 @@ fn iso_37156_8_3_5_the_rights_scenario_reports_each_answer_the_overdue_one_and_t
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert!(via.contains(&"grant") && via.contains(&"receipt"), "{via:?}");
+        assert!(
+            via.contains(&"grant") && via.contains(&"receipt"),
+            "{via:?}"
+        );
     }
     assert_eq!(r["overdue"], serde_json::json!(["Agency 3"]));
     assert_eq!(r["request_status"], "overdue");
@@ -55,11 +66,21 @@ fn iso_37156_8_3_5_the_rights_scenario_reports_each_answer_the_overdue_one_and_t
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|s| s[1] == "decided"), "{seen:?}");
     let steps = r["audit_steps"].to_string();
-    for step in ["recorded", "forwarded", "answered", "overdue", "appealed", "decided"] {
+    for step in [
+        "recorded",
+        "forwarded",
+        "answered",
+        "overdue",
+        "appealed",
+        "decided",
+    ] {
         assert!(steps.contains(step), "{step} missing from {steps}");
     }
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-    assert!(md.contains("| Agency 3 |") && md.contains("OVERDUE"), "{md}");
+    assert!(
+        md.contains("| Agency 3 |") && md.contains("OVERDUE"),
+        "{md}"
+    );
     assert!(dir.path().join("report.json").is_file());
 }
 

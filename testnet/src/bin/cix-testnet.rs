@@ -368,7 +368,10 @@ async fn run_rights(args: &RunArgs, nodes: Option<usize>) -> ExitCode {
             })
             .and_then(|()| std::fs::write(dir.join("report.md"), &text));
         if let Err(e) = written {
-            eprintln!("cix-testnet: cannot write the report to {}: {e}", dir.display());
+            eprintln!(
+                "cix-testnet: cannot write the report to {}: {e}",
+                dir.display()
+            );
             return ExitCode::FAILURE;
         }
     }
