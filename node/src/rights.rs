@@ -364,19 +364,19 @@ fn find(shared: &Shared, text: &str, complaint: bool) -> Result<([u8; 32], Kept,
     }
 }
 
+/// What one agency received: the datasets, and the records that show it.
+pub type Received = (BTreeSet<DatasetId>, BTreeSet<&'static str>);
+
 /// Every agency that received any of `datasets` from this node, by its records: receipts
 /// where this node was the provider, transfers it served, and grants it issued.
 ///
 /// # Errors
 ///
 /// Store I/O or a corrupt record.
-pub fn recipients_of(
-    shared: &Shared,
-    datasets: &[DatasetId],
-) -> Result<BTreeMap<Did, (BTreeSet<DatasetId>, BTreeSet<&'static str>)>> {
+pub fn recipients_of(shared: &Shared, datasets: &[DatasetId]) -> Result<BTreeMap<Did, Received>> {
     let wanted: BTreeSet<DatasetId> = datasets.iter().copied().collect();
     let me = shared.did();
-    let mut out: BTreeMap<Did, (BTreeSet<DatasetId>, BTreeSet<&'static str>)> = BTreeMap::new();
+    let mut out: BTreeMap<Did, Received> = BTreeMap::new();
     let mut note = |who: Did, d: DatasetId, via: &'static str| {
         if who != me && wanted.contains(&d) {
             let e = out.entry(who).or_default();
