@@ -25,6 +25,7 @@ mod output;
 mod quality;
 mod receipts;
 mod reident;
+mod rights;
 mod token;
 
 use client::Client;
@@ -151,6 +152,14 @@ enum Command {
     /// at once and re-checks live grants (8.2.5).
     #[command(subcommand)]
     Registrars(emergency::RegistrarsCommand),
+    /// Individuals' requests (ISO 37156 8.3.5): record a person's access, rectification,
+    /// erasure, objection or automated-review request, forward it to every agency that
+    /// received the data, track answers and deadlines; answer requests forwarded here.
+    #[command(subcommand)]
+    Rights(rights::RightsCommand),
+    /// Complaints (ISO 37156 8.3.6): record, forward, answer, appeal and decide.
+    #[command(subcommand)]
+    Complaints(rights::ComplaintsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -529,6 +538,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Quality(cmd) => quality::quality(&home, cmd, &mut out),
         Command::Emergency(cmd) => emergency::emergency(&home, cmd, &mut out),
         Command::Registrars(cmd) => emergency::registrars(&home, cmd, &mut out),
+        Command::Rights(cmd) => rights::rights(&home, cmd, &mut out),
+        Command::Complaints(cmd) => rights::complaints(&home, cmd, &mut out),
     }
 }
 

@@ -102,6 +102,7 @@ pub struct CatalogueLine {
 }
 
 mod emergency;
+mod requests;
 mod rights;
 
 struct ApiError(StatusCode, String);
@@ -182,6 +183,7 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .route("/v1/doctor", get(doctor))
         .merge(rights::routes())
         .merge(emergency::routes())
+        .merge(requests::routes())
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         // Added after the token check, so a supervisor polls it without the token.
         .route("/health", get(health))

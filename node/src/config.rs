@@ -63,6 +63,14 @@ pub struct Config {
     /// whenever it is set. Never set it on a production node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_day_secs: Option<u64>,
+    /// Days an agency that received a person's request or complaint has to answer it (ISO
+    /// 37156 8.3.5, 8.3.6), unless `cix rights new --deadline-days` says otherwise. Default 30.
+    #[serde(default = "default_rights_deadline_days")]
+    pub rights_deadline_days: u32,
+    /// TESTING KNOB: the length of a "day" of the deadlines of individuals' requests and
+    /// complaints, in seconds (default 86400). The node warns at start whenever it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rights_day_secs: Option<u64>,
     /// Run a circuit relay v2 for other agencies' nodes that cannot be dialed directly (behind
     /// NAT or a firewall); limits per circuit are in `specs/limits.md` (`MAX_RELAY_*`).
     #[serde(default)]
@@ -81,6 +89,10 @@ pub struct Config {
 
 fn is_default_guard(t: &cix_protocol::reident::Thresholds) -> bool {
     *t == cix_protocol::reident::Thresholds::default()
+}
+
+fn default_rights_deadline_days() -> u32 {
+    30
 }
 
 fn default_witness_secs() -> u64 {
@@ -124,6 +136,8 @@ impl Config {
             audit_witness_secs: default_witness_secs(),
             privacy: None,
             retention_day_secs: None,
+            rights_deadline_days: default_rights_deadline_days(),
+            rights_day_secs: None,
             relay_server: false,
             external_addresses: Vec::new(),
             reidentification: cix_protocol::reident::Thresholds::default(),
@@ -171,6 +185,12 @@ impl Config {
         self.reidentification
             .check()
             .map_err(|e| format!("reidentification: {e}"))?;
+        if !(1..=3650).contains(&self.rights_deadline_days) {
+            return Err("rights_deadline_days: must be 1 to 3650".into());
+        }
+        if self.rights_day_secs == Some(0) {
+            return Err("rights_day_secs: must be at least 1".into());
+        }
         if self.retention_day_secs == Some(0) {
             return Err("retention_day_secs: must be at least 1".into());
         }

@@ -40,6 +40,8 @@ pub const KEYS: &[&str] = &[
     "audit_witness_secs",
     "privacy",
     "retention_day_secs",
+    "rights_deadline_days",
+    "rights_day_secs",
     "reidentification",
 ];
 
@@ -314,6 +316,7 @@ mod tests {
                 "trusted_registrars",
                 "privacy",
                 "retention_day_secs",
+                "rights_day_secs",
                 "reidentification"
             ])
         );
@@ -322,6 +325,7 @@ mod tests {
             "contact = \"x@example.org\"",
             "trusted_registrars = []",
             "retention_day_secs = 5",
+            "rights_day_secs = 2",
             "[reidentification]\nk = 3",
         ] {
             let text = format!("name = \"A\"\njurisdiction = \"NL\"\n{k}\n");

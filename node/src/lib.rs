@@ -43,6 +43,7 @@ pub mod recheck;
 pub mod registrars;
 pub mod reident;
 pub mod revoke;
+pub mod rights;
 pub mod rules;
 pub mod scoring;
 pub mod search;

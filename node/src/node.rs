@@ -466,6 +466,7 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
     let recheck = crate::recheck::spawn(node.clone());
     let quality = crate::quality::spawn(node.clone())?;
     let emergency = crate::emergency::spawn(node.clone())?;
+    let rights = crate::rights::spawn(node.clone())?;
     let server = tokio::spawn(async move {
         let _ = clock.await;
         let _ = transfers.await;
@@ -476,6 +477,9 @@ pub async fn start(home: Home, config: Config) -> Result<Node> {
         let _ = recheck.await;
         let _ = quality.await;
         let _ = emergency.await;
+        for task in rights {
+            let _ = task.await;
+        }
     });
     *node.server.lock().await = Some(server);
     Ok(node)

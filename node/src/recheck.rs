@@ -103,7 +103,7 @@ pub fn mark(shared: &Shared, why: &str) {
 }
 
 /// Every delegation this node issued and may have to re-check, with what it rested on.
-fn candidates(shared: &Shared) -> Result<Vec<(Cid, Basis)>> {
+pub(crate) fn candidates(shared: &Shared) -> Result<Vec<(Cid, Basis)>> {
     let mut out: Vec<(Cid, Basis)> = Vec::new();
     for item in shared.store.tree(BASIS_TREE)?.iter() {
         let (_, v) = item?;

@@ -36,6 +36,7 @@ pub mod quality;
 pub mod receipt;
 pub mod reident;
 pub mod revocation;
+pub mod rights;
 pub mod ucan;
 pub mod wire;
 pub mod withdrawal;

@@ -213,3 +213,20 @@ pub const MAX_EMERGENCY_RESPONSE_BYTES: usize = 256 * 1024;
 pub const MAX_EMERGENCY_AGREEMENTS_KEPT: usize = 1024;
 /// Most declarations a node keeps; a further one from a peer is refused.
 pub const MAX_EMERGENCY_DECLARATIONS_KEPT: usize = 4096;
+
+// Individuals' requests and complaints (ISO 37156 8.3.5, 8.3.6, specs/rights.md §3) on
+// `/cix/rights/1`.
+
+/// Largest signed case (`cix/rights@1`: an individual's request or a complaint, ISO 37156
+/// 8.3.5, 8.3.6), the envelope bytes, on `/cix/rights/1`.
+pub const MAX_RIGHTS_CASE_BYTES: usize = 16 * 1024;
+/// Most datasets one case names.
+pub const MAX_RIGHTS_DATASETS: usize = 64;
+/// Longest text in a case, answer, appeal or decision (summary, answer text, grounds).
+pub const MAX_RIGHTS_TEXT_BYTES: usize = 4096;
+/// Largest signed answer, appeal or decision on `/cix/rights/1` (the envelope bytes).
+pub const MAX_RIGHTS_REPLY_BYTES: usize = 8 * 1024;
+/// Largest request on `/cix/rights/1` (one signed message, framed).
+pub const MAX_RIGHTS_REQUEST_BYTES: usize = 17 * 1024;
+/// Largest response on `/cix/rights/1`.
+pub const MAX_RIGHTS_RESPONSE_BYTES: usize = 2048;

@@ -17,7 +17,7 @@ const ELSEWHERE_TABLE: &str = "| NAME | value | meaning | defined in |";
 
 /// Every constant of `limits.rs` with its value, read from the code itself.
 fn code_limits() -> BTreeMap<String, u64> {
-    let all: [(&str, u64); 78] = [
+    let all: [(&str, u64); 84] = [
         ("MAX_TRANSFER_RANGES", limits::MAX_TRANSFER_RANGES as u64),
         (
             "TRANSFER_CHUNK_GROUP_BYTES",
@@ -215,6 +215,27 @@ fn code_limits() -> BTreeMap<String, u64> {
         (
             "MAX_EMERGENCY_DECLARATIONS_KEPT",
             limits::MAX_EMERGENCY_DECLARATIONS_KEPT as u64,
+        ),
+        (
+            "MAX_RIGHTS_CASE_BYTES",
+            limits::MAX_RIGHTS_CASE_BYTES as u64,
+        ),
+        ("MAX_RIGHTS_DATASETS", limits::MAX_RIGHTS_DATASETS as u64),
+        (
+            "MAX_RIGHTS_TEXT_BYTES",
+            limits::MAX_RIGHTS_TEXT_BYTES as u64,
+        ),
+        (
+            "MAX_RIGHTS_REPLY_BYTES",
+            limits::MAX_RIGHTS_REPLY_BYTES as u64,
+        ),
+        (
+            "MAX_RIGHTS_REQUEST_BYTES",
+            limits::MAX_RIGHTS_REQUEST_BYTES as u64,
+        ),
+        (
+            "MAX_RIGHTS_RESPONSE_BYTES",
+            limits::MAX_RIGHTS_RESPONSE_BYTES as u64,
         ),
     ];
     all.into_iter()

@@ -10,7 +10,8 @@
 //! (`cix-testnet bench transfer`). Scenarios (DESIGN.md §9): [`scenario`] reads TOML
 //! scenario files, [`builtin`] holds the named ones, [`run`] runs them on real nodes and
 //! measures them from the nodes' own `cix::event` records ([`events`]), and [`report`] and
-//! [`plots`] write `report.json`, `report.md` and SVG plots (`cix-testnet run`).
+//! [`plots`] write `report.json`, `report.md` and SVG plots (`cix-testnet run`). [`rights`] is
+//! the built-in `rights` scenario (ISO 37156 8.3.5, 8.3.6), which runs its own steps.
 
 pub mod bench;
 pub mod builtin;
@@ -20,5 +21,6 @@ pub mod join;
 pub mod plots;
 pub mod report;
 pub mod revocation;
+pub mod rights;
 pub mod run;
 pub mod scenario;

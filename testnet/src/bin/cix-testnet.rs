@@ -46,8 +46,10 @@ enum Command {
     /// Exits 1 if the joiner does not hold every entry in time.
     Join(JoinArgs),
     /// Run a scenario: a built-in one by name (propagation, partition-heal, churn,
-    /// revocation-storm, hostile-peer) or a TOML file, on real nodes in this process or as
-    /// `cix node run` children; write report.json, report.md and SVG plots into --out.
+    /// revocation-storm, hostile-peer, rights) or a TOML file, on real nodes in this process or
+    /// as `cix node run` children; write report.json, report.md and SVG plots into --out.
+    /// `rights` runs a person's access request through the agencies that received the data
+    /// (answers, one overdue) and a complaint through appeal (ISO 37156 8.3.5, 8.3.6).
     ///
     /// Every figure comes from the nodes' own `cix::event` records. Exits 1 if a step failed
     /// or a wait timed out, 2 for a scenario file that does not validate.
@@ -244,6 +246,9 @@ fn main() -> ExitCode {
 async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) -> ExitCode {
     use cix_testnet::{builtin, run, scenario};
     let nodes = args.nodes.map(|n| n as usize);
+    if args.scenario == "rights" {
+        return run_rights(&args, nodes).await;
+    }
     let scenario = if let Some(s) = builtin::get(
         &args.scenario,
         builtin::Knobs {
@@ -325,9 +330,72 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
     }
 }
 
+/// The built-in `rights` scenario (ISO 37156 8.3.5, 8.3.6): `--nodes` is the number of
+/// recipients plus two (the publisher and a bystander).
+async fn run_rights(args: &RunArgs, nodes: Option<usize>) -> ExitCode {
+    use cix_testnet::rights;
+    let mut opts = rights::Options::default();
+    if let Some(n) = nodes {
+        if !(4..=rights::MAX_RECIPIENTS + 2).contains(&n) {
+            eprintln!(
+                "cix-testnet: --scenario rights takes --nodes 4 to {} (the publisher, a \
+                 bystander and the recipients)",
+                rights::MAX_RECIPIENTS + 2
+            );
+            return ExitCode::from(2);
+        }
+        opts.recipients = n - 2;
+    }
+    if args.mode != "in-process" {
+        eprintln!("cix-testnet: --scenario rights runs in-process only");
+        return ExitCode::from(2);
+    }
+    let report = match rights::run(&opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cix-testnet: the scenario failed: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = rights::markdown(&report);
+    if let Some(dir) = &args.out {
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join("report.json"),
+                    serde_json::to_vec_pretty(&report).unwrap_or_default(),
+                )
+            })
+            .and_then(|()| std::fs::write(dir.join("report.md"), &text));
+        if let Err(e) = written {
+            eprintln!(
+                "cix-testnet: cannot write the report to {}: {e}",
+                dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let shown = if args.json {
+        print_json(&report)
+    } else {
+        println!("{text}");
+        Ok(())
+    };
+    if let Err(e) = shown {
+        eprintln!("cix-testnet: cannot write the report: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("cix-testnet: the scenario did not hold: see the report");
+        ExitCode::FAILURE
+    }
+}
+
 /// Reads a scenario file, refusing anything but a bounded regular file.
 fn read_scenario(path: &std::path::Path) -> Result<String> {
-    let known = cix_testnet::builtin::NAMES.join(", ");
+    let known = format!("{}, rights", cix_testnet::builtin::NAMES.join(", "));
     let meta = std::fs::metadata(path).with_context(|| {
         format!(
             "--scenario {}: neither a built-in scenario ({known}) nor a readable file",
