@@ -37,8 +37,10 @@ use crate::node::{did_of_peer, peer_of_did, Node, Shared};
 use crate::rules::{self, Refusal};
 use crate::store::OwnDataset;
 
-/// Most transfers a node serves at once; further requests are refused as busy.
-pub const MAX_CONCURRENT_TRANSFERS: usize = 16;
+/// Most transfers a node serves at once; further requests are refused as busy (four
+/// receivers with a full window, `limits::TRANSFER_WINDOW`, each).
+pub const MAX_CONCURRENT_TRANSFERS: usize = 32;
+const _: () = assert!(MAX_CONCURRENT_TRANSFERS >= 4 * limits::TRANSFER_WINDOW);
 /// How long a requester has to send its request after opening a stream.
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest pause in a transfer before either side gives up.
@@ -231,7 +233,7 @@ async fn serve_ranges(
     // Not validated here: the receiver verifies every chunk group against the content id
     // (ISO 37156 7.3.2), so a copy that rotted on disk is caught there, within one group.
     bao_tree::io::fsm::encode_ranges(
-        crate::verified::FileAt(Arc::new(file)),
+        crate::verified::BlockAt::new(Arc::new(file), crate::verified::SERVE_READ_BLOCK),
         outboard,
         &crate::verified::chunk_ranges(&ranges),
         &mut out,
@@ -993,6 +995,12 @@ pub struct FetchOptions {
 pub const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 /// Most sources one fetch uses at once.
 pub const MAX_SOURCES: usize = 8;
+/// How often a fetch reports its progress at most (the last report, all bytes verified, is
+/// always made).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// Verified bytes a receiver gathers before it writes them to the file in one write (and
+/// counts them as progress): one write per 16 KiB chunk group was a syscall each.
+pub const WRITE_BYTES: usize = 1024 * 1024;
 const _: () = assert!(SEGMENT_BYTES.is_multiple_of(limits::TRANSFER_CHUNK_GROUP_BYTES));
 
 /// A resumable transfer, as recorded (sled tree [`TRANSFERS_TREE`]) after each verified
@@ -1322,7 +1330,17 @@ enum Event {
 
 enum Failure {
     Disk(anyhow::Error),
+    /// The source answered `busy`: this lane stops, its other lanes go on.
+    Busy(String),
     Source(&'static str, String),
+}
+
+/// The lanes of one source: up to `limits::TRANSFER_WINDOW` workers, each with one segment
+/// in flight. The source is dropped once, by the first lane that fails for a reason other
+/// than `busy`, or by the last lane.
+struct Lanes {
+    dropped: std::sync::atomic::AtomicBool,
+    open: std::sync::atomic::AtomicUsize,
 }
 
 fn bit(done: &[u8], i: u64) -> bool {
@@ -1543,16 +1561,34 @@ impl Job {
         let mut alive = 0usize;
         let mut remaining = job.queue.lock().map(|q| q.len()).unwrap_or(0);
         if remaining > 0 {
-            for (i, peer) in sources.iter().enumerate() {
-                // Source i starts on the i-th missing segment: fetches spread from the start.
-                let first = job.pop();
-                let (job, tx, peer) = (job.clone(), tx.clone(), *peer);
-                workers.0.push(tokio::spawn(work(job, i, peer, first, tx)));
-                alive += 1;
+            let window = limits::TRANSFER_WINDOW;
+            let lanes: Vec<Arc<Lanes>> = sources
+                .iter()
+                .map(|_| {
+                    Arc::new(Lanes {
+                        dropped: std::sync::atomic::AtomicBool::new(false),
+                        open: std::sync::atomic::AtomicUsize::new(window),
+                    })
+                })
+                .collect();
+            // Source i starts on the i-th missing segment (fetches spread from the start),
+            // then each of its further lanes on the next one free.
+            for _ in 0..window {
+                for (i, peer) in sources.iter().enumerate() {
+                    let first = job.pop();
+                    let (job, tx, peer, lanes) = (job.clone(), tx.clone(), *peer, lanes[i].clone());
+                    workers
+                        .0
+                        .push(tokio::spawn(work(job, i, lanes, peer, first, tx)));
+                }
             }
+            alive = sources.len();
         }
         drop(tx);
         let mut in_flight: u64 = 0;
+        let mut verified = start.verified;
+        let mut shown = std::time::Instant::now();
+        let window_bytes = SEGMENT_BYTES * limits::TRANSFER_WINDOW as u64;
         while remaining > 0 {
             let Some(event) = rx.recv().await else {
                 break;
@@ -1562,8 +1598,11 @@ impl Job {
                     reports[source].bytes += bytes;
                     p.network += bytes;
                     in_flight += bytes;
-                    p.bytes = job.record().verified + in_flight.min(SEGMENT_BYTES * alive as u64);
-                    progress(&p);
+                    p.bytes = verified + in_flight.min(window_bytes * alive as u64);
+                    if shown.elapsed() >= PROGRESS_INTERVAL {
+                        shown = std::time::Instant::now();
+                        progress(&p);
+                    }
                 }
                 Event::Segment { seg } => {
                     let (a, b) = segment_bounds(seg, job.size);
@@ -1592,8 +1631,12 @@ impl Job {
                     store.put_record(TRANSFERS_TREE, &job.key, &record)?;
                     store.flush_async().await?;
                     remaining -= 1;
-                    p.bytes = record.verified + in_flight.min(SEGMENT_BYTES * alive as u64);
-                    progress(&p);
+                    verified = record.verified;
+                    p.bytes = verified + in_flight.min(window_bytes * alive as u64);
+                    if remaining == 0 || shown.elapsed() >= PROGRESS_INTERVAL {
+                        shown = std::time::Instant::now();
+                        progress(&p);
+                    }
                 }
                 Event::Gone {
                     source,
@@ -1681,17 +1724,25 @@ impl Drop for Workers {
     }
 }
 
-/// One source's worker: takes segments until none are left, and stops at the first failure,
-/// putting its segment back for the others.
+/// One lane of a source: takes segments until none are left, and stops at the first failure,
+/// putting its segment back for the others; the first lane of a source to fail (or, when the
+/// source is only busy, the last) reports the source gone.
 async fn work(
     job: Arc<Job>,
     source: usize,
+    lanes: Arc<Lanes>,
     peer: PeerId,
     mut next: Option<u64>,
     tx: tokio::sync::mpsc::UnboundedSender<Event>,
 ) {
     use std::sync::atomic::Ordering;
     loop {
+        if lanes.dropped.load(Ordering::SeqCst) {
+            if let Some(seg) = next.take() {
+                job.requeue(seg);
+            }
+            return;
+        }
         let Some(seg) = next.take().or_else(|| job.pop()) else {
             if job.finished.load(Ordering::SeqCst) {
                 return;
@@ -1710,14 +1761,28 @@ async fn work(
             }
             Err(f) => {
                 job.requeue(seg);
-                let _ = tx.send(match f {
-                    Failure::Disk(e) => Event::Fatal(e),
-                    Failure::Source(state, reason) => Event::Gone {
-                        source,
-                        state,
-                        reason,
-                    },
-                });
+                let gone = |state: &'static str, reason: String| {
+                    if !lanes.dropped.swap(true, Ordering::SeqCst) {
+                        let _ = tx.send(Event::Gone {
+                            source,
+                            state,
+                            reason,
+                        });
+                    }
+                };
+                match f {
+                    Failure::Disk(e) => {
+                        let _ = tx.send(Event::Fatal(e));
+                    }
+                    Failure::Busy(reason) => {
+                        if lanes.open.fetch_sub(1, Ordering::SeqCst) > 1 {
+                            debug!(%peer, %reason, "source busy: one lane fewer");
+                        } else {
+                            gone("refused", reason);
+                        }
+                    }
+                    Failure::Source(state, reason) => gone(state, reason),
+                }
                 return;
             }
         }
@@ -1742,6 +1807,10 @@ async fn segment(
         .map_err(|e| Failure::Source("unreachable", format!("{e:#}")))?;
     let bad = |why: String| Failure::Source("misbehaving", why);
     match header {
+        TransferHeader::Refused {
+            code: DenyCode::Busy,
+            reason,
+        } => return Err(Failure::Busy(format!("busy: {reason}"))),
         TransferHeader::Refused { code, reason } => {
             return Err(Failure::Source(
                 "refused",
@@ -1768,6 +1837,11 @@ async fn segment(
         &mut reader,
     );
     let mut got = 0u64;
+    // Verified bytes not yet written, and where they go: written WRITE_BYTES at a time.
+    let mut pending = Pending {
+        buf: Vec::with_capacity(WRITE_BYTES),
+        at: start,
+    };
     while let ResponseDecoderNext::More((next, item)) = decoder.next().await {
         decoder = next;
         match item {
@@ -1776,11 +1850,14 @@ async fn segment(
                 if leaf.offset < start || leaf.offset + len > end {
                     return Err(bad("it sent data outside the range asked".into()));
                 }
-                job.file
-                    .write_all_at(&leaf.data, leaf.offset)
-                    .map_err(|e| Failure::Disk(disk("write", &job.record().partial, e)))?;
-                got += len;
-                let _ = tx.send(Event::Verified { source, bytes: len });
+                if pending.at + pending.buf.len() as u64 != leaf.offset {
+                    got += pending.write(job, source, tx).await?;
+                    pending.at = leaf.offset;
+                }
+                pending.buf.extend_from_slice(&leaf.data);
+                if pending.buf.len() >= WRITE_BYTES {
+                    got += pending.write(job, source, tx).await?;
+                }
             }
             Ok(BaoContentItem::Parent(_)) => {}
             Err(e) => {
@@ -1793,6 +1870,7 @@ async fn segment(
             }
         }
     }
+    got += pending.write(job, source, tx).await?;
     if got != end - start {
         return Err(Failure::Source(
             "unreachable",
@@ -1807,6 +1885,42 @@ async fn segment(
         .map_err(|e| Failure::Disk(anyhow!("sync task failed: {e}")))?
         .map_err(Failure::Disk)?;
     Ok(())
+}
+
+/// Verified content of one lane waiting to be written at `at`.
+struct Pending {
+    buf: Vec<u8>,
+    at: u64,
+}
+
+impl Pending {
+    /// Writes what is gathered (off the async threads, in one write), tells the fetch, and
+    /// makes room for what follows; the bytes written.
+    async fn write(
+        &mut self,
+        job: &Job,
+        source: usize,
+        tx: &tokio::sync::mpsc::UnboundedSender<Event>,
+    ) -> std::result::Result<u64, Failure> {
+        if self.buf.is_empty() {
+            return Ok(0);
+        }
+        let (file, at) = (job.file.clone(), self.at);
+        let buf = std::mem::take(&mut self.buf);
+        let (mut buf, wrote) = tokio::task::spawn_blocking(move || {
+            let wrote = file.write_all_at(&buf, at);
+            (buf, wrote)
+        })
+        .await
+        .map_err(|e| Failure::Disk(anyhow!("write task failed: {e}")))?;
+        wrote.map_err(|e| Failure::Disk(disk("write", &job.record().partial, e)))?;
+        let n = buf.len() as u64;
+        let _ = tx.send(Event::Verified { source, bytes: n });
+        buf.clear();
+        self.buf = buf;
+        self.at = at + n;
+        Ok(n)
+    }
 }
 
 /// The one place a fetch of a whole dataset completes: the assembled file is hashed whole
