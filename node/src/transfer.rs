@@ -75,8 +75,25 @@ pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
             .store
             .records::<Held>(HELD_TREE)
             .unwrap_or_default();
-        for (hex, _) in held {
-            if let Ok(content) = hex.parse::<ContentHash>() {
+        for (hex, copy) in held {
+            let Ok(content) = hex.parse::<ContentHash>() else {
+                continue;
+            };
+            // Shared data only while a serve delegation allows serving it (transfer.md §6).
+            let entry = copy
+                .dataset
+                .parse::<DatasetId>()
+                .ok()
+                .and_then(|id| announcer.shared.store.latest_entry(&id).ok().flatten());
+            let announce = entry.is_some_and(|e| {
+                crate::custody::may_announce(
+                    &announcer.shared,
+                    &e.entry.iss,
+                    &e.entry.dataset,
+                    e.entry.level() == Level::Open,
+                )
+            });
+            if announce {
                 let _ = announcer.provide(provider_key(&content)).await;
             }
         }
@@ -163,7 +180,10 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
         Ok(ok) => ok,
         Err((code, reason)) => return refuse(shared, peer, &req, stream, code, reason).await,
     };
-    crate::audit::serving(shared, &peer, &req);
+    match &own.custody {
+        Some((entry, serve)) => crate::audit::custodian_serving(shared, &peer, &req, entry, serve),
+        None => crate::audit::serving(shared, &peer, &req),
+    }
     let sent = match plan {
         Some(plan) => {
             let path = own.path.clone();
@@ -266,6 +286,8 @@ struct Served {
     bytes: u64,
     path: PathBuf,
     owner: bool,
+    /// Shared data served as a custodian: the entry checked and the serve delegation.
+    custody: Option<(Entry, Cid)>,
 }
 
 /// Name of the store tree of copies held as a custodian, keyed by content id hex.
@@ -284,10 +306,12 @@ pub struct Held {
     pub size: u64,
 }
 
-/// A custodian's checks (transfer.md §6): it serves only open data, only the content of the
-/// dataset's current entry that it holds whole and verified, not withdrawn.
+/// A custodian's checks (transfer.md §6): only the content of the dataset's current entry
+/// that it holds whole and verified, not withdrawn; open data to anyone, shared data only
+/// under the owner's serve delegation to a requester the owner granted (ISO 37156 8.2.2).
 fn custodian_source(
     shared: &Shared,
+    peer: &PeerId,
     req: &TransferRequest,
 ) -> std::result::Result<Served, Refusal> {
     let internal = |e: anyhow::Error| {
@@ -314,20 +338,11 @@ fn custodian_source(
         .latest_entry(&req.dataset)
         .map_err(internal)?
         .ok_or_else(unknown)?;
-    match signed.entry.level() {
-        Level::Open => {}
-        Level::Closed => {
-            return Err((
-                DenyCode::Closed,
-                "the dataset is closed (ISO 37156 5.5.2)".into(),
-            ))
-        }
-        _ => {
-            return Err((
-                DenyCode::NotHeld,
-                "shared data is served only by its owner: fetch it from the owner".into(),
-            ))
-        }
+    if signed.entry.level() == Level::Closed {
+        return Err((
+            DenyCode::Closed,
+            "the dataset is closed (ISO 37156 5.5.2)".into(),
+        ));
     }
     if signed.entry.held().map(|(_, c, _)| c).ok() != Some(req.content) {
         return Err((
@@ -351,13 +366,49 @@ fn custodian_source(
             "this node no longer holds that content".into(),
         ));
     }
+    let custody = if signed.entry.level() == Level::Open {
+        None
+    } else {
+        Some(custodian_checks(shared, peer, req, &signed.entry)?)
+    };
     Ok(Served {
         dataset: req.dataset,
         content: req.content,
         bytes: held.size,
         path: held.path,
         owner: false,
+        custody: custody.map(|serve| (signed.entry.clone(), serve)),
     })
+}
+
+/// Shared data at a custodian (transfer.md §6 checks s1 to s4): this node's serve delegation
+/// from the owner, then the requester's profile, jurisdiction and chain as the owner checks
+/// them (ISO 37156 8.2.2 a, b, h; 7.3.2), with this node as the executor. Returns the serve
+/// delegation's CID.
+fn custodian_checks(
+    shared: &Shared,
+    peer: &PeerId,
+    req: &TransferRequest,
+    entry: &Entry,
+) -> std::result::Result<Cid, Refusal> {
+    let t = now();
+    let serve = crate::custody::serve_grant(shared, &entry.iss, &req.dataset, t)?;
+    let requester = did_of_peer(peer).ok_or((
+        DenyCode::BadRequest,
+        "peer has no ed25519 identity".to_string(),
+    ))?;
+    let profile = rules::requester_profile(shared, &requester, req.profile.as_deref(), t)?;
+    rules::check_jurisdiction(entry, profile.as_ref())?;
+    let checked = check_invocation(shared, &requester, req, entry, profile.as_ref());
+    shared.metrics.token_check(checked.is_ok());
+    if checked?.is_some() {
+        return Err((
+            DenyCode::NotHeld,
+            "a projection on some fields is served by the dataset's owner only".into(),
+        ));
+    }
+    debug!(%peer, dataset = %req.dataset, serve = %serve.cid, "serving shared data as custodian");
+    Ok(serve.cid)
 }
 
 async fn refuse(
@@ -482,7 +533,7 @@ fn authorise(
         )
     };
     let Some(own) = shared.store.own(&req.dataset).map_err(internal)? else {
-        return custodian_source(shared, req).map(|s| (s, None));
+        return custodian_source(shared, peer, req).map(|s| (s, None));
     };
     let served = |own: &OwnDataset| Served {
         dataset: own.dataset,
@@ -490,6 +541,7 @@ fn authorise(
         bytes: own.bytes,
         path: shared.home.blobs().join(own.content.to_hex()),
         owner: true,
+        custody: None,
     };
     // Closed first: a prober must not learn whether a guessed content id is a closed dataset's.
     let level = crate::store::Store::own_level(&own).map_err(internal)?;
@@ -568,12 +620,15 @@ fn check_invocation(
     let t = now();
     let v = ucan::validate(inv, &proofs, t).map_err(|e| no_grant(explain_refusal(&e, &proofs)))?;
     let me = shared.did();
+    // The owner: this node, or (a custodian, transfer.md §6) the entry's issuer.
+    let owner = entry.iss;
     if &v.invocation.iss != requester {
         return Err(no_grant(
             "the invocation was not issued by the connected peer".into(),
         ));
     }
-    if v.invocation.aud.is_some_and(|a| a != me) || v.invocation.sub != me {
+    // The executor is this node: an invocation sent to one source is useless at another.
+    if v.invocation.aud.unwrap_or(v.invocation.sub) != me || v.invocation.sub != owner {
         return Err(no_grant(
             "the invocation is addressed to another node".into(),
         ));
@@ -587,8 +642,12 @@ fn check_invocation(
             ucan::CMD_REPUBLISH
         )));
     }
-    let Some(root) = v.chain.first().filter(|root| root.iss == me) else {
-        return Err(no_grant("the grant was not issued by this node".into()));
+    let Some(root) = v.chain.first().filter(|root| root.iss == owner) else {
+        return Err(no_grant(if owner == me {
+            "the grant was not issued by this node".into()
+        } else {
+            format!("the grant was not issued by the dataset's owner {owner}")
+        }));
     };
     // Onward transfer (DESIGN §5, ISO 37156 9.2 e): only an agency given republication rights
     // may pass data on. Every link but the last must therefore carry /cix/data/republish (or
@@ -1242,13 +1301,14 @@ pub fn provider_key(content: &ContentHash) -> Vec<u8> {
 /// How long a fetch waits for Kademlia to name custodians.
 const PROVIDER_WAIT: Duration = Duration::from_secs(5);
 
-/// The sources of a fetch: `--from`'s, else the owner and, for open data, the custodians that
-/// Kademlia provider records name.
+/// The sources of a fetch: `--from`'s, else the owner and the custodians that Kademlia
+/// provider records name.
 async fn pick_sources(node: &Node, entry: &Entry, opts: &FetchOptions) -> Result<Vec<PeerId>> {
     let mut out: Vec<PeerId> = Vec::new();
     if opts.from.is_empty() {
         out.push(peer_of_did(&entry.iss)?);
-        if entry.level() == Level::Open {
+        // Custodians: of open data, and (transfer.md §6) of shared data under a serve delegation.
+        if entry.level() != Level::Closed {
             if let Ok((_, content, _)) = entry.held() {
                 let found =
                     tokio::time::timeout(PROVIDER_WAIT, node.providers(provider_key(&content)))
@@ -1500,11 +1560,13 @@ impl Job {
         self.wake.notify_waiters();
     }
 
-    /// A request for `ranges`, with a fresh invocation for shared data (each is accepted once).
-    fn request(&self, ranges: Vec<(u64, u64)>) -> Result<TransferRequest> {
+    /// A request for `ranges` to `peer`, with a fresh invocation for shared data addressed to
+    /// that source (each is accepted once, by it alone: transfer.md §5).
+    fn request(&self, peer: &PeerId, ranges: Vec<(u64, u64)>) -> Result<TransferRequest> {
         let (invocation, proofs) = match &self.creds {
             Some((inv, proofs)) => {
                 let mut inv = inv.clone();
+                inv.aud = did_of_peer(peer).or(inv.aud);
                 let t = now();
                 inv.iat = Some(t);
                 inv.exp = Some(t + INVOCATION_TTL_SECS);
@@ -1801,7 +1863,9 @@ async fn segment(
     use bao_tree::io::fsm::{ResponseDecoder, ResponseDecoderNext};
     use bao_tree::io::BaoContentItem;
     let (start, end) = segment_bounds(seg, job.size);
-    let req = job.request(vec![(start, end)]).map_err(Failure::Disk)?;
+    let req = job
+        .request(&peer, vec![(start, end)])
+        .map_err(Failure::Disk)?;
     let (mut stream, header) = send_transfer_to(&job.node, peer, &req)
         .await
         .map_err(|e| Failure::Source("unreachable", format!("{e:#}")))?;
@@ -1976,7 +2040,12 @@ async fn complete(
     )?;
     store.remove_record(TRANSFERS_TREE, &job.key)?;
     store.flush_async().await?;
-    if entry.level() == Level::Open {
+    if crate::custody::may_announce(
+        &job.node.shared,
+        &entry.iss,
+        &entry.dataset,
+        entry.level() == Level::Open,
+    ) {
         // A custodian now (transfer.md §6): say so, for others to fetch from it too.
         let _ = job.node.provide(provider_key(&content)).await;
     }
