@@ -1054,6 +1054,13 @@ pub struct FetchOptions {
 pub const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 /// Most sources one fetch uses at once.
 pub const MAX_SOURCES: usize = 8;
+/// Requests in a row a lane sends again when they do not get through (the stream is refused
+/// or dropped before a header) before the source is dropped as unreachable. libp2p-stream
+/// drops an inbound stream when the source's accept loop has not taken the previous one yet,
+/// which several lanes opening streams at once can meet.
+pub const OPEN_RETRIES: u32 = 3;
+/// Pause before such a retry, times the attempt number.
+pub const OPEN_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How often a fetch reports its progress at most (the last report, all bytes verified, is
 /// always made).
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -1392,6 +1399,10 @@ enum Failure {
     Disk(anyhow::Error),
     /// The source answered `busy`: this lane stops, its other lanes go on.
     Busy(String),
+    /// The request did not get through (the stream could not be opened, or was dropped before
+    /// a header: a source whose accept queue is momentarily full drops new streams): tried
+    /// again on the same lane, up to `OPEN_RETRIES` times in a row.
+    Open(String),
     Source(&'static str, String),
 }
 
@@ -1798,6 +1809,7 @@ async fn work(
     tx: tokio::sync::mpsc::UnboundedSender<Event>,
 ) {
     use std::sync::atomic::Ordering;
+    let mut failed_opens = 0u32;
     loop {
         if lanes.dropped.load(Ordering::SeqCst) {
             if let Some(seg) = next.take() {
@@ -1819,7 +1831,14 @@ async fn work(
         };
         match segment(&job, source, peer, seg, &tx).await {
             Ok(()) => {
+                failed_opens = 0;
                 let _ = tx.send(Event::Segment { seg });
+            }
+            Err(Failure::Open(reason)) if failed_opens < OPEN_RETRIES => {
+                failed_opens += 1;
+                debug!(%peer, %reason, attempt = failed_opens, "transfer request did not get through; trying again");
+                job.requeue(seg);
+                tokio::time::sleep(OPEN_RETRY_PAUSE * failed_opens).await;
             }
             Err(f) => {
                 job.requeue(seg);
@@ -1844,6 +1863,7 @@ async fn work(
                         }
                     }
                     Failure::Source(state, reason) => gone(state, reason),
+                    Failure::Open(reason) => gone("unreachable", reason),
                 }
                 return;
             }
@@ -1868,7 +1888,7 @@ async fn segment(
         .map_err(Failure::Disk)?;
     let (mut stream, header) = send_transfer_to(&job.node, peer, &req)
         .await
-        .map_err(|e| Failure::Source("unreachable", format!("{e:#}")))?;
+        .map_err(|e| Failure::Open(format!("{e:#}")))?;
     let bad = |why: String| Failure::Source("misbehaving", why);
     match header {
         TransferHeader::Refused {
