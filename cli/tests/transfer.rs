@@ -377,7 +377,9 @@ fn a_full_disk_fails_cleanly_keeps_progress_and_resumes() {
     let small = dir.path().join("small");
     std::fs::create_dir_all(&small).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=10m", "tmpfs"])
+        // Room for one window of segments (TRANSFER_WINDOW, written side by side) and a
+        // little more, so some are whole and recorded before the disk fills.
+        .args(["-t", "tmpfs", "-o", "size=22m", "tmpfs"])
         .arg(&small)
         .status();
     if !mounted.is_ok_and(|s| s.success()) {
@@ -397,7 +399,7 @@ fn a_full_disk_fails_cleanly_keeps_progress_and_resumes() {
     let _na = start_env(&a, None, &[]);
     let _nb = start_env(&b, Some(&listen_addr(&a)), &[]);
     wait_peers(&b, 1);
-    let file = data_file(dir.path(), "trees.csv", 20 * 1024 * 1024);
+    let file = data_file(dir.path(), "trees.csv", 40 * 1024 * 1024);
     let ds = publish_open(&a, &file, "Street trees");
     wait_until("the entry", || knows(&b, &ds));
 
