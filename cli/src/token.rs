@@ -108,6 +108,10 @@ pub(crate) struct GrantArgs {
     /// data adequate, relevant and not excessive).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     fields: Option<Vec<String>>,
+    /// Make the audience a custodian of this shared dataset: it may serve the copy it holds to
+    /// requesters this node granted (the same as --cmd /cix/data/serve; specs/transfer.md §6).
+    #[arg(long, conflicts_with_all = ["command", "fields"])]
+    serve: bool,
     /// Write the chain to DIR as NN-CID.ucan files, root first, to hand to the audience.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -250,10 +254,15 @@ pub(crate) fn revocations(home: &Home, out: &mut Out) -> Result<()> {
 pub(crate) fn grant(home: &Home, args: GrantArgs, out: &mut Out) -> Result<()> {
     // Before anything is signed: a grant must not be issued when its files cannot be written.
     prepare_out(args.out.as_deref())?;
+    let command = if args.serve {
+        Some(cix_protocol::ucan::CMD_SERVE.to_string())
+    } else {
+        args.command
+    };
     let v: Value = Client::connect(home)?.post(
         "/v1/grant",
         &json!({ "dataset": args.dataset, "to": args.to, "days": args.days,
-                 "purpose": args.purpose, "command": args.command, "fields": args.fields }),
+                 "purpose": args.purpose, "command": command, "fields": args.fields }),
     )?;
     issued(&v, args.out, out, "granted")
 }

@@ -391,7 +391,9 @@ fn sigterm_mid_fetch_exits_zero_and_the_fetch_resumes() {
     let mut nb = start_with_env(&b, Some(&boot), &[]);
     wait_until("B connected", || peers(&b).len() == 1);
     let file = dir.path().join("levels.bin");
-    let bytes: Vec<u8> = (0..12 * 1024 * 1024u32)
+    // Six segments: the serving pace is the node's, shared by the receiver's window of lanes
+    // (transfer.md §7), so the first four segments end together and two remain in flight.
+    let bytes: Vec<u8> = (0..24 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(&file, &bytes).unwrap();

@@ -264,6 +264,29 @@ pub fn serving(shared: &Shared, peer: &libp2p::PeerId, req: &cix_protocol::wire:
     log_detached(shared, e);
 }
 
+/// A custodian's side of a transfer of shared data (transfer.md §6; ISO 37156 8.3.4): its
+/// start, once authorised, with the serve delegation it serves under.
+pub fn custodian_serving(
+    shared: &Shared,
+    peer: &libp2p::PeerId,
+    req: &cix_protocol::wire::TransferRequest,
+    entry: &cix_protocol::catalogue::Entry,
+    serve: &cix_protocol::ucan::Cid,
+) {
+    let e = transfer_event(AuditKind::TransferStart, req, Some(entry))
+        .peer_opt(crate::node::did_of_peer(peer))
+        .detail(format!(
+            "serving {} as custodian for {} under serve delegation {serve}",
+            if req.ranges.is_empty() {
+                "the whole content".to_string()
+            } else {
+                format!("{} ranges", req.ranges.len())
+            },
+            entry.iss
+        ));
+    log_detached(shared, e);
+}
+
 /// The owner's side of a transfer: its end, with the bytes sent and the hash of what was sent.
 pub async fn served(
     shared: &Shared,

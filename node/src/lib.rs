@@ -26,6 +26,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod emergency;
+pub mod custody;
 pub mod guard;
 pub mod home;
 pub mod import;

@@ -209,12 +209,25 @@ pub fn grant(shared: &Shared, req: &GrantRequest) -> Result<TokenLine> {
     if crate::store::Store::own_level(&own)? == Level::Closed {
         bail!("dataset {dataset} is closed (ISO 37156 5.5.2): it is never shared, so no grant");
     }
+    let open = crate::store::Store::own_level(&own)? == Level::Open;
     if to == shared.did() {
         bail!("--to names this node itself; a grant goes to another agency");
     }
     let cmd = req.command.clone().unwrap_or_else(|| CMD_FETCH.into());
     if !command_covers("/cix", &cmd) || cmd == "/cix" {
         bail!("--command {cmd:?} is not a cix command beneath /cix (e.g. {CMD_FETCH})");
+    }
+    if cmd == ucan::CMD_SERVE {
+        // transfer.md §6: a custodian serves the whole content of shared data.
+        if open {
+            bail!(
+                "dataset {dataset} is open: any node holding it may serve it, so it needs no \
+                 serve delegation"
+            );
+        }
+        if req.fields.is_some() {
+            bail!("--fields does not apply to --serve: a custodian serves the whole content");
+        }
     }
     let issued = now();
     let purpose = req

@@ -37,8 +37,10 @@ use crate::node::{did_of_peer, peer_of_did, Node, Shared};
 use crate::rules::{self, Refusal};
 use crate::store::OwnDataset;
 
-/// Most transfers a node serves at once; further requests are refused as busy.
-pub const MAX_CONCURRENT_TRANSFERS: usize = 16;
+/// Most transfers a node serves at once; further requests are refused as busy (four
+/// receivers with a full window, `limits::TRANSFER_WINDOW`, each).
+pub const MAX_CONCURRENT_TRANSFERS: usize = 32;
+const _: () = assert!(MAX_CONCURRENT_TRANSFERS >= 4 * limits::TRANSFER_WINDOW);
 /// How long a requester has to send its request after opening a stream.
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest pause in a transfer before either side gives up.
@@ -73,8 +75,25 @@ pub fn spawn_server(node: Node) -> Result<tokio::task::JoinHandle<()>> {
             .store
             .records::<Held>(HELD_TREE)
             .unwrap_or_default();
-        for (hex, _) in held {
-            if let Ok(content) = hex.parse::<ContentHash>() {
+        for (hex, copy) in held {
+            let Ok(content) = hex.parse::<ContentHash>() else {
+                continue;
+            };
+            // Shared data only while a serve delegation allows serving it (transfer.md §6).
+            let entry = copy
+                .dataset
+                .parse::<DatasetId>()
+                .ok()
+                .and_then(|id| announcer.shared.store.latest_entry(&id).ok().flatten());
+            let announce = entry.is_some_and(|e| {
+                crate::custody::may_announce(
+                    &announcer.shared,
+                    &e.entry.iss,
+                    &e.entry.dataset,
+                    e.entry.level() == Level::Open,
+                )
+            });
+            if announce {
                 let _ = announcer.provide(provider_key(&content)).await;
             }
         }
@@ -161,7 +180,10 @@ async fn serve(shared: &Shared, peer: PeerId, stream: &mut libp2p::Stream) -> Re
         Ok(ok) => ok,
         Err((code, reason)) => return refuse(shared, peer, &req, stream, code, reason).await,
     };
-    crate::audit::serving(shared, &peer, &req);
+    match &own.custody {
+        Some((entry, serve)) => crate::audit::custodian_serving(shared, &peer, &req, entry, serve),
+        None => crate::audit::serving(shared, &peer, &req),
+    }
     let sent = match plan {
         Some(plan) => {
             let path = own.path.clone();
@@ -231,7 +253,7 @@ async fn serve_ranges(
     // Not validated here: the receiver verifies every chunk group against the content id
     // (ISO 37156 7.3.2), so a copy that rotted on disk is caught there, within one group.
     bao_tree::io::fsm::encode_ranges(
-        crate::verified::FileAt(Arc::new(file)),
+        crate::verified::BlockAt::new(Arc::new(file), crate::verified::SERVE_READ_BLOCK),
         outboard,
         &crate::verified::chunk_ranges(&ranges),
         &mut out,
@@ -264,6 +286,8 @@ struct Served {
     bytes: u64,
     path: PathBuf,
     owner: bool,
+    /// Shared data served as a custodian: the entry checked and the serve delegation.
+    custody: Option<(Entry, Cid)>,
 }
 
 /// Name of the store tree of copies held as a custodian, keyed by content id hex.
@@ -282,10 +306,12 @@ pub struct Held {
     pub size: u64,
 }
 
-/// A custodian's checks (transfer.md §6): it serves only open data, only the content of the
-/// dataset's current entry that it holds whole and verified, not withdrawn.
+/// A custodian's checks (transfer.md §6): only the content of the dataset's current entry
+/// that it holds whole and verified, not withdrawn; open data to anyone, shared data only
+/// under the owner's serve delegation to a requester the owner granted (ISO 37156 8.2.2).
 fn custodian_source(
     shared: &Shared,
+    peer: &PeerId,
     req: &TransferRequest,
 ) -> std::result::Result<Served, Refusal> {
     let internal = |e: anyhow::Error| {
@@ -312,20 +338,11 @@ fn custodian_source(
         .latest_entry(&req.dataset)
         .map_err(internal)?
         .ok_or_else(unknown)?;
-    match signed.entry.level() {
-        Level::Open => {}
-        Level::Closed => {
-            return Err((
-                DenyCode::Closed,
-                "the dataset is closed (ISO 37156 5.5.2)".into(),
-            ))
-        }
-        _ => {
-            return Err((
-                DenyCode::NotHeld,
-                "shared data is served only by its owner: fetch it from the owner".into(),
-            ))
-        }
+    if signed.entry.level() == Level::Closed {
+        return Err((
+            DenyCode::Closed,
+            "the dataset is closed (ISO 37156 5.5.2)".into(),
+        ));
     }
     if signed.entry.held().map(|(_, c, _)| c).ok() != Some(req.content) {
         return Err((
@@ -349,13 +366,49 @@ fn custodian_source(
             "this node no longer holds that content".into(),
         ));
     }
+    let custody = if signed.entry.level() == Level::Open {
+        None
+    } else {
+        Some(custodian_checks(shared, peer, req, &signed.entry)?)
+    };
     Ok(Served {
         dataset: req.dataset,
         content: req.content,
         bytes: held.size,
         path: held.path,
         owner: false,
+        custody: custody.map(|serve| (signed.entry.clone(), serve)),
     })
+}
+
+/// Shared data at a custodian (transfer.md §6 checks s1 to s4): this node's serve delegation
+/// from the owner, then the requester's profile, jurisdiction and chain as the owner checks
+/// them (ISO 37156 8.2.2 a, b, h; 7.3.2), with this node as the executor. Returns the serve
+/// delegation's CID.
+fn custodian_checks(
+    shared: &Shared,
+    peer: &PeerId,
+    req: &TransferRequest,
+    entry: &Entry,
+) -> std::result::Result<Cid, Refusal> {
+    let t = now();
+    let serve = crate::custody::serve_grant(shared, &entry.iss, &req.dataset, t)?;
+    let requester = did_of_peer(peer).ok_or((
+        DenyCode::BadRequest,
+        "peer has no ed25519 identity".to_string(),
+    ))?;
+    let profile = rules::requester_profile(shared, &requester, req.profile.as_deref(), t)?;
+    rules::check_jurisdiction(entry, profile.as_ref())?;
+    let checked = check_invocation(shared, &requester, req, entry, profile.as_ref());
+    shared.metrics.token_check(checked.is_ok());
+    if checked?.is_some() {
+        return Err((
+            DenyCode::NotHeld,
+            "a projection on some fields is served by the dataset's owner only".into(),
+        ));
+    }
+    debug!(%peer, dataset = %req.dataset, serve = %serve.cid, "serving shared data as custodian");
+    Ok(serve.cid)
 }
 
 async fn refuse(
@@ -480,7 +533,7 @@ fn authorise(
         )
     };
     let Some(own) = shared.store.own(&req.dataset).map_err(internal)? else {
-        return custodian_source(shared, req).map(|s| (s, None));
+        return custodian_source(shared, peer, req).map(|s| (s, None));
     };
     let served = |own: &OwnDataset| Served {
         dataset: own.dataset,
@@ -488,6 +541,7 @@ fn authorise(
         bytes: own.bytes,
         path: shared.home.blobs().join(own.content.to_hex()),
         owner: true,
+        custody: None,
     };
     // Closed first: a prober must not learn whether a guessed content id is a closed dataset's.
     let level = crate::store::Store::own_level(&own).map_err(internal)?;
@@ -566,12 +620,15 @@ fn check_invocation(
     let t = now();
     let v = ucan::validate(inv, &proofs, t).map_err(|e| no_grant(explain_refusal(&e, &proofs)))?;
     let me = shared.did();
+    // The owner: this node, or (a custodian, transfer.md §6) the entry's issuer.
+    let owner = entry.iss;
     if &v.invocation.iss != requester {
         return Err(no_grant(
             "the invocation was not issued by the connected peer".into(),
         ));
     }
-    if v.invocation.aud.is_some_and(|a| a != me) || v.invocation.sub != me {
+    // The executor is this node: an invocation sent to one source is useless at another.
+    if v.invocation.aud.unwrap_or(v.invocation.sub) != me || v.invocation.sub != owner {
         return Err(no_grant(
             "the invocation is addressed to another node".into(),
         ));
@@ -585,8 +642,12 @@ fn check_invocation(
             ucan::CMD_REPUBLISH
         )));
     }
-    let Some(root) = v.chain.first().filter(|root| root.iss == me) else {
-        return Err(no_grant("the grant was not issued by this node".into()));
+    let Some(root) = v.chain.first().filter(|root| root.iss == owner) else {
+        return Err(no_grant(if owner == me {
+            "the grant was not issued by this node".into()
+        } else {
+            format!("the grant was not issued by the dataset's owner {owner}")
+        }));
     };
     // Onward transfer (DESIGN §5, ISO 37156 9.2 e): only an agency given republication rights
     // may pass data on. Every link but the last must therefore carry /cix/data/republish (or
@@ -993,6 +1054,19 @@ pub struct FetchOptions {
 pub const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 /// Most sources one fetch uses at once.
 pub const MAX_SOURCES: usize = 8;
+/// Requests in a row a lane sends again when they do not get through (the stream is refused
+/// or dropped before a header) before the source is dropped as unreachable. libp2p-stream
+/// drops an inbound stream when the source's accept loop has not taken the previous one yet,
+/// which several lanes opening streams at once can meet.
+pub const OPEN_RETRIES: u32 = 3;
+/// Pause before such a retry, times the attempt number.
+pub const OPEN_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How often a fetch reports its progress at most (the last report, all bytes verified, is
+/// always made).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// Verified bytes a receiver gathers before it writes them to the file in one write (and
+/// counts them as progress): one write per 16 KiB chunk group was a syscall each.
+pub const WRITE_BYTES: usize = 1024 * 1024;
 const _: () = assert!(SEGMENT_BYTES.is_multiple_of(limits::TRANSFER_CHUNK_GROUP_BYTES));
 
 /// A resumable transfer, as recorded (sled tree [`TRANSFERS_TREE`]) after each verified
@@ -1234,13 +1308,14 @@ pub fn provider_key(content: &ContentHash) -> Vec<u8> {
 /// How long a fetch waits for Kademlia to name custodians.
 const PROVIDER_WAIT: Duration = Duration::from_secs(5);
 
-/// The sources of a fetch: `--from`'s, else the owner and, for open data, the custodians that
-/// Kademlia provider records name.
+/// The sources of a fetch: `--from`'s, else the owner and the custodians that Kademlia
+/// provider records name.
 async fn pick_sources(node: &Node, entry: &Entry, opts: &FetchOptions) -> Result<Vec<PeerId>> {
     let mut out: Vec<PeerId> = Vec::new();
     if opts.from.is_empty() {
         out.push(peer_of_did(&entry.iss)?);
-        if entry.level() == Level::Open {
+        // Custodians: of open data, and (transfer.md §6) of shared data under a serve delegation.
+        if entry.level() != Level::Closed {
             if let Ok((_, content, _)) = entry.held() {
                 let found =
                     tokio::time::timeout(PROVIDER_WAIT, node.providers(provider_key(&content)))
@@ -1322,7 +1397,21 @@ enum Event {
 
 enum Failure {
     Disk(anyhow::Error),
+    /// The source answered `busy`: this lane stops, its other lanes go on.
+    Busy(String),
+    /// The request did not get through (the stream could not be opened, or was dropped before
+    /// a header: a source whose accept queue is momentarily full drops new streams): tried
+    /// again on the same lane, up to `OPEN_RETRIES` times in a row.
+    Open(String),
     Source(&'static str, String),
+}
+
+/// The lanes of one source: up to `limits::TRANSFER_WINDOW` workers, each with one segment
+/// in flight. The source is dropped once, by the first lane that fails for a reason other
+/// than `busy`, or by the last lane.
+struct Lanes {
+    dropped: std::sync::atomic::AtomicBool,
+    open: std::sync::atomic::AtomicUsize,
 }
 
 fn bit(done: &[u8], i: u64) -> bool {
@@ -1482,11 +1571,13 @@ impl Job {
         self.wake.notify_waiters();
     }
 
-    /// A request for `ranges`, with a fresh invocation for shared data (each is accepted once).
-    fn request(&self, ranges: Vec<(u64, u64)>) -> Result<TransferRequest> {
+    /// A request for `ranges` to `peer`, with a fresh invocation for shared data addressed to
+    /// that source (each is accepted once, by it alone: transfer.md §5).
+    fn request(&self, peer: &PeerId, ranges: Vec<(u64, u64)>) -> Result<TransferRequest> {
         let (invocation, proofs) = match &self.creds {
             Some((inv, proofs)) => {
                 let mut inv = inv.clone();
+                inv.aud = did_of_peer(peer).or(inv.aud);
                 let t = now();
                 inv.iat = Some(t);
                 inv.exp = Some(t + INVOCATION_TTL_SECS);
@@ -1543,16 +1634,34 @@ impl Job {
         let mut alive = 0usize;
         let mut remaining = job.queue.lock().map(|q| q.len()).unwrap_or(0);
         if remaining > 0 {
-            for (i, peer) in sources.iter().enumerate() {
-                // Source i starts on the i-th missing segment: fetches spread from the start.
-                let first = job.pop();
-                let (job, tx, peer) = (job.clone(), tx.clone(), *peer);
-                workers.0.push(tokio::spawn(work(job, i, peer, first, tx)));
-                alive += 1;
+            let window = limits::TRANSFER_WINDOW;
+            let lanes: Vec<Arc<Lanes>> = sources
+                .iter()
+                .map(|_| {
+                    Arc::new(Lanes {
+                        dropped: std::sync::atomic::AtomicBool::new(false),
+                        open: std::sync::atomic::AtomicUsize::new(window),
+                    })
+                })
+                .collect();
+            // Source i starts on the i-th missing segment (fetches spread from the start),
+            // then each of its further lanes on the next one free.
+            for _ in 0..window {
+                for (i, peer) in sources.iter().enumerate() {
+                    let first = job.pop();
+                    let (job, tx, peer, lanes) = (job.clone(), tx.clone(), *peer, lanes[i].clone());
+                    workers
+                        .0
+                        .push(tokio::spawn(work(job, i, lanes, peer, first, tx)));
+                }
             }
+            alive = sources.len();
         }
         drop(tx);
         let mut in_flight: u64 = 0;
+        let mut verified = start.verified;
+        let mut shown = std::time::Instant::now();
+        let window_bytes = SEGMENT_BYTES * limits::TRANSFER_WINDOW as u64;
         while remaining > 0 {
             let Some(event) = rx.recv().await else {
                 break;
@@ -1562,8 +1671,11 @@ impl Job {
                     reports[source].bytes += bytes;
                     p.network += bytes;
                     in_flight += bytes;
-                    p.bytes = job.record().verified + in_flight.min(SEGMENT_BYTES * alive as u64);
-                    progress(&p);
+                    p.bytes = verified + in_flight.min(window_bytes * alive as u64);
+                    if shown.elapsed() >= PROGRESS_INTERVAL {
+                        shown = std::time::Instant::now();
+                        progress(&p);
+                    }
                 }
                 Event::Segment { seg } => {
                     let (a, b) = segment_bounds(seg, job.size);
@@ -1592,8 +1704,12 @@ impl Job {
                     store.put_record(TRANSFERS_TREE, &job.key, &record)?;
                     store.flush_async().await?;
                     remaining -= 1;
-                    p.bytes = record.verified + in_flight.min(SEGMENT_BYTES * alive as u64);
-                    progress(&p);
+                    verified = record.verified;
+                    p.bytes = verified + in_flight.min(window_bytes * alive as u64);
+                    if remaining == 0 || shown.elapsed() >= PROGRESS_INTERVAL {
+                        shown = std::time::Instant::now();
+                        progress(&p);
+                    }
                 }
                 Event::Gone {
                     source,
@@ -1681,17 +1797,26 @@ impl Drop for Workers {
     }
 }
 
-/// One source's worker: takes segments until none are left, and stops at the first failure,
-/// putting its segment back for the others.
+/// One lane of a source: takes segments until none are left, and stops at the first failure,
+/// putting its segment back for the others; the first lane of a source to fail (or, when the
+/// source is only busy, the last) reports the source gone.
 async fn work(
     job: Arc<Job>,
     source: usize,
+    lanes: Arc<Lanes>,
     peer: PeerId,
     mut next: Option<u64>,
     tx: tokio::sync::mpsc::UnboundedSender<Event>,
 ) {
     use std::sync::atomic::Ordering;
+    let mut failed_opens = 0u32;
     loop {
+        if lanes.dropped.load(Ordering::SeqCst) {
+            if let Some(seg) = next.take() {
+                job.requeue(seg);
+            }
+            return;
+        }
         let Some(seg) = next.take().or_else(|| job.pop()) else {
             if job.finished.load(Ordering::SeqCst) {
                 return;
@@ -1706,18 +1831,40 @@ async fn work(
         };
         match segment(&job, source, peer, seg, &tx).await {
             Ok(()) => {
+                failed_opens = 0;
                 let _ = tx.send(Event::Segment { seg });
+            }
+            Err(Failure::Open(reason)) if failed_opens < OPEN_RETRIES => {
+                failed_opens += 1;
+                debug!(%peer, %reason, attempt = failed_opens, "transfer request did not get through; trying again");
+                job.requeue(seg);
+                tokio::time::sleep(OPEN_RETRY_PAUSE * failed_opens).await;
             }
             Err(f) => {
                 job.requeue(seg);
-                let _ = tx.send(match f {
-                    Failure::Disk(e) => Event::Fatal(e),
-                    Failure::Source(state, reason) => Event::Gone {
-                        source,
-                        state,
-                        reason,
-                    },
-                });
+                let gone = |state: &'static str, reason: String| {
+                    if !lanes.dropped.swap(true, Ordering::SeqCst) {
+                        let _ = tx.send(Event::Gone {
+                            source,
+                            state,
+                            reason,
+                        });
+                    }
+                };
+                match f {
+                    Failure::Disk(e) => {
+                        let _ = tx.send(Event::Fatal(e));
+                    }
+                    Failure::Busy(reason) => {
+                        if lanes.open.fetch_sub(1, Ordering::SeqCst) > 1 {
+                            debug!(%peer, %reason, "source busy: one lane fewer");
+                        } else {
+                            gone("refused", reason);
+                        }
+                    }
+                    Failure::Source(state, reason) => gone(state, reason),
+                    Failure::Open(reason) => gone("unreachable", reason),
+                }
                 return;
             }
         }
@@ -1736,12 +1883,18 @@ async fn segment(
     use bao_tree::io::fsm::{ResponseDecoder, ResponseDecoderNext};
     use bao_tree::io::BaoContentItem;
     let (start, end) = segment_bounds(seg, job.size);
-    let req = job.request(vec![(start, end)]).map_err(Failure::Disk)?;
+    let req = job
+        .request(&peer, vec![(start, end)])
+        .map_err(Failure::Disk)?;
     let (mut stream, header) = send_transfer_to(&job.node, peer, &req)
         .await
-        .map_err(|e| Failure::Source("unreachable", format!("{e:#}")))?;
+        .map_err(|e| Failure::Open(format!("{e:#}")))?;
     let bad = |why: String| Failure::Source("misbehaving", why);
     match header {
+        TransferHeader::Refused {
+            code: DenyCode::Busy,
+            reason,
+        } => return Err(Failure::Busy(format!("busy: {reason}"))),
         TransferHeader::Refused { code, reason } => {
             return Err(Failure::Source(
                 "refused",
@@ -1768,6 +1921,11 @@ async fn segment(
         &mut reader,
     );
     let mut got = 0u64;
+    // Verified bytes not yet written, and where they go: written WRITE_BYTES at a time.
+    let mut pending = Pending {
+        buf: Vec::with_capacity(WRITE_BYTES),
+        at: start,
+    };
     while let ResponseDecoderNext::More((next, item)) = decoder.next().await {
         decoder = next;
         match item {
@@ -1776,11 +1934,14 @@ async fn segment(
                 if leaf.offset < start || leaf.offset + len > end {
                     return Err(bad("it sent data outside the range asked".into()));
                 }
-                job.file
-                    .write_all_at(&leaf.data, leaf.offset)
-                    .map_err(|e| Failure::Disk(disk("write", &job.record().partial, e)))?;
-                got += len;
-                let _ = tx.send(Event::Verified { source, bytes: len });
+                if pending.at + pending.buf.len() as u64 != leaf.offset {
+                    got += pending.write(job, source, tx).await?;
+                    pending.at = leaf.offset;
+                }
+                pending.buf.extend_from_slice(&leaf.data);
+                if pending.buf.len() >= WRITE_BYTES {
+                    got += pending.write(job, source, tx).await?;
+                }
             }
             Ok(BaoContentItem::Parent(_)) => {}
             Err(e) => {
@@ -1793,6 +1954,7 @@ async fn segment(
             }
         }
     }
+    got += pending.write(job, source, tx).await?;
     if got != end - start {
         return Err(Failure::Source(
             "unreachable",
@@ -1807,6 +1969,42 @@ async fn segment(
         .map_err(|e| Failure::Disk(anyhow!("sync task failed: {e}")))?
         .map_err(Failure::Disk)?;
     Ok(())
+}
+
+/// Verified content of one lane waiting to be written at `at`.
+struct Pending {
+    buf: Vec<u8>,
+    at: u64,
+}
+
+impl Pending {
+    /// Writes what is gathered (off the async threads, in one write), tells the fetch, and
+    /// makes room for what follows; the bytes written.
+    async fn write(
+        &mut self,
+        job: &Job,
+        source: usize,
+        tx: &tokio::sync::mpsc::UnboundedSender<Event>,
+    ) -> std::result::Result<u64, Failure> {
+        if self.buf.is_empty() {
+            return Ok(0);
+        }
+        let (file, at) = (job.file.clone(), self.at);
+        let buf = std::mem::take(&mut self.buf);
+        let (mut buf, wrote) = tokio::task::spawn_blocking(move || {
+            let wrote = file.write_all_at(&buf, at);
+            (buf, wrote)
+        })
+        .await
+        .map_err(|e| Failure::Disk(anyhow!("write task failed: {e}")))?;
+        wrote.map_err(|e| Failure::Disk(disk("write", &job.record().partial, e)))?;
+        let n = buf.len() as u64;
+        let _ = tx.send(Event::Verified { source, bytes: n });
+        buf.clear();
+        self.buf = buf;
+        self.at = at + n;
+        Ok(n)
+    }
 }
 
 /// The one place a fetch of a whole dataset completes: the assembled file is hashed whole
@@ -1862,7 +2060,12 @@ async fn complete(
     )?;
     store.remove_record(TRANSFERS_TREE, &job.key)?;
     store.flush_async().await?;
-    if entry.level() == Level::Open {
+    if crate::custody::may_announce(
+        &job.node.shared,
+        &entry.iss,
+        &entry.dataset,
+        entry.level() == Level::Open,
+    ) {
         // A custodian now (transfer.md §6): say so, for others to fetch from it too.
         let _ = job.node.provide(provider_key(&content)).await;
     }

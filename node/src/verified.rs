@@ -136,19 +136,23 @@ pub fn build_outboard(
 #[derive(Debug, Clone)]
 pub struct FileAt(pub Arc<std::fs::File>);
 
+fn read_full_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = file.read_at(&mut buf[got..], offset + got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    Ok(Bytes::from(buf))
+}
+
 impl AsyncSliceReader for FileAt {
     async fn read_at(&mut self, offset: u64, len: usize) -> std::io::Result<Bytes> {
-        let mut buf = vec![0u8; len];
-        let mut got = 0;
-        while got < len {
-            let n = self.0.read_at(&mut buf[got..], offset + got as u64)?;
-            if n == 0 {
-                break;
-            }
-            got += n;
-        }
-        buf.truncate(got);
-        Ok(Bytes::from(buf))
+        read_full_at(&self.0, offset, len)
     }
 
     async fn size(&mut self) -> std::io::Result<u64> {
@@ -156,17 +160,94 @@ impl AsyncSliceReader for FileAt {
     }
 }
 
+/// How much a sender reads of a served file at once: `bao-tree` asks for one 16 KiB chunk
+/// group at a time, which was one `pread` and one zeroed allocation per group.
+pub const SERVE_READ_BLOCK: usize = 256 * 1024;
+/// How much a sender reads of an outboard at once. The parents of one segment lie together
+/// in the post-order outboard (255 parents of 64 bytes for a 4 MiB segment), so one block
+/// holds nearly all of them instead of one 64-byte `pread` each.
+pub const OUTBOARD_READ_BLOCK: usize = 64 * 1024;
+
+/// A file read at offsets through a cache of two blocks of `block` bytes, handing out slices
+/// of them without copying. For the sender, whose reads come in order (the data) or move
+/// around a small region (the outboard's parents of one segment).
+#[derive(Debug, Clone)]
+pub struct BlockAt {
+    file: Arc<std::fs::File>,
+    block: usize,
+    cache: [Option<(u64, Bytes)>; 2],
+    /// Which cache entry to replace next.
+    next: usize,
+}
+
+impl BlockAt {
+    /// Reads `file` in blocks of `block` bytes.
+    pub fn new(file: Arc<std::fs::File>, block: usize) -> Self {
+        Self {
+            file,
+            block: block.max(1),
+            cache: [None, None],
+            next: 0,
+        }
+    }
+}
+
+impl AsyncSliceReader for BlockAt {
+    async fn read_at(&mut self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        for (at, bytes) in self.cache.iter().flatten() {
+            let end = at + bytes.len() as u64;
+            // A block shorter than `block` ends at the end of the file: a read past it gets
+            // what there is, as it would from the file.
+            if offset >= *at && (offset + len as u64 <= end || bytes.len() < self.block) {
+                let from = ((offset - at) as usize).min(bytes.len());
+                let to = (from + len).min(bytes.len());
+                return Ok(bytes.slice(from..to));
+            }
+        }
+        if len > self.block {
+            return read_full_at(&self.file, offset, len);
+        }
+        let aligned = offset - offset % self.block as u64;
+        // A read that straddles two blocks starts its own block where it starts.
+        let start = if offset + len as u64 > aligned + self.block as u64 {
+            offset
+        } else {
+            aligned
+        };
+        let bytes = read_full_at(&self.file, start, self.block)?;
+        let from = ((offset - start) as usize).min(bytes.len());
+        let to = (from + len).min(bytes.len());
+        let out = bytes.slice(from..to);
+        self.cache[self.next] = Some((start, bytes));
+        self.next = 1 - self.next;
+        Ok(out)
+    }
+
+    async fn size(&mut self) -> std::io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
+
 fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} stalled"))
 }
 
+/// How much a receiver reads from the stream at once. The decoder asks for 64-byte parents
+/// and 16 KiB chunk groups; reading each from the muxer on its own cost two stream polls and
+/// two timers per group.
+pub const RECEIVE_BUFFER: usize = 256 * 1024;
+
 /// The receiving side of a transfer stream, for `bao-tree`'s decoder; every read must make
-/// progress within `idle`. Counts the bytes read (content and hashes).
+/// progress within `idle`. Reads the stream in pieces of up to [`RECEIVE_BUFFER`] and hands
+/// the decoder what it asks for from there. Counts the bytes read (content and hashes).
 #[derive(Debug)]
 pub struct StreamIn<'a> {
     stream: &'a mut libp2p::Stream,
     idle: Duration,
-    /// Bytes read so far.
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// Bytes read from the stream so far.
     pub read: u64,
 }
 
@@ -176,23 +257,36 @@ impl<'a> StreamIn<'a> {
         Self {
             stream,
             idle,
+            buf: vec![0u8; RECEIVE_BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
             read: 0,
         }
     }
 
-    async fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut got = 0;
-        while got < buf.len() {
-            let n = tokio::time::timeout(self.idle, self.stream.read(&mut buf[got..]))
+    /// Makes `want` bytes (at most the buffer) ready unless the stream ends first; returns
+    /// how many are ready, at most `want`.
+    async fn ready(&mut self, want: usize) -> std::io::Result<usize> {
+        let want = want.min(self.buf.len());
+        if self.end - self.start >= want {
+            return Ok(want);
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        while self.end < want {
+            let n = tokio::time::timeout(self.idle, self.stream.read(&mut self.buf[self.end..]))
                 .await
                 .map_err(|_| timed_out("the sender"))??;
             if n == 0 {
                 break;
             }
-            got += n;
+            self.end += n;
+            self.read += n as u64;
         }
-        self.read += got as u64;
-        Ok(got)
+        Ok(self.end.min(want))
     }
 }
 
@@ -200,18 +294,20 @@ impl AsyncStreamReader for StreamIn<'_> {
     async fn read_bytes(&mut self, len: usize) -> std::io::Result<Bytes> {
         // The decoder asks for at most one chunk group at a time.
         let len = len.min(limits::TRANSFER_CHUNK_GROUP_BYTES as usize);
-        let mut buf = vec![0u8; len];
-        let n = self.fill(&mut buf).await?;
-        buf.truncate(n);
-        Ok(Bytes::from(buf))
+        let n = self.ready(len).await?;
+        let out = Bytes::copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(out)
     }
 
     async fn read<const L: usize>(&mut self) -> std::io::Result<[u8; L]> {
-        let mut buf = [0u8; L];
-        if self.fill(&mut buf).await? < L {
+        if self.ready(L).await? < L {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        Ok(buf)
+        let mut out = [0u8; L];
+        out.copy_from_slice(&self.buf[self.start..self.start + L]);
+        self.start += L;
+        Ok(out)
     }
 }
 
@@ -230,20 +326,43 @@ pub struct StreamOut<'a> {
 #[derive(Debug)]
 struct Pace {
     bytes_per_sec: u64,
-    start: tokio::time::Instant,
+}
+
+/// The serving pace is the process's, not each stream's: every paced stream draws on one
+/// budget, so several segments in flight do not multiply it.
+static PACED: std::sync::Mutex<Option<(tokio::time::Instant, u64)>> = std::sync::Mutex::new(None);
+
+impl Pace {
+    /// When `len` more bytes may go out.
+    fn due(&self, len: usize) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let mut paced = PACED.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, sent) = paced.get_or_insert((now, 0));
+        let at = |start: tokio::time::Instant, sent: u64| {
+            start + Duration::from_secs_f64(sent as f64 / self.bytes_per_sec as f64)
+        };
+        // After a pause the budget starts afresh rather than allowing a burst.
+        if at(*start, *sent) + Duration::from_secs(1) < now {
+            *start = now;
+            *sent = 0;
+        }
+        let due = at(*start, *sent);
+        *sent += len as u64;
+        due
+    }
 }
 
 impl<'a> StreamOut<'a> {
-    /// Wraps `stream`; `rate`, when set, caps the bytes per second written.
+    /// Wraps `stream`; `rate`, when set, caps the bytes per second this process writes on
+    /// all its paced streams together.
     pub fn new(stream: &'a mut libp2p::Stream, idle: Duration, rate: Option<u64>) -> Self {
         Self {
             stream,
             idle,
             buf: Vec::with_capacity(SEND_BUFFER),
-            pace: rate.filter(|r| *r > 0).map(|bytes_per_sec| Pace {
-                bytes_per_sec,
-                start: tokio::time::Instant::now(),
-            }),
+            pace: rate
+                .filter(|r| *r > 0)
+                .map(|bytes_per_sec| Pace { bytes_per_sec }),
             written: 0,
         }
     }
@@ -253,8 +372,7 @@ impl<'a> StreamOut<'a> {
             return Ok(());
         }
         if let Some(p) = &self.pace {
-            let due = Duration::from_secs_f64(self.written as f64 / p.bytes_per_sec as f64);
-            tokio::time::sleep_until(p.start + due).await;
+            tokio::time::sleep_until(p.due(self.buf.len())).await;
         }
         tokio::time::timeout(self.idle, self.stream.write_all(&self.buf))
             .await
@@ -310,13 +428,13 @@ pub fn open_outboard(
     path: &Path,
     content: &ContentHash,
     size: u64,
-) -> Result<bao_tree::io::outboard::PostOrderOutboard<FileAt>> {
+) -> Result<bao_tree::io::outboard::PostOrderOutboard<BlockAt>> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open the outboard {}", path.display()))?;
     Ok(bao_tree::io::outboard::PostOrderOutboard {
         root: root(content),
         tree: tree(size),
-        data: FileAt(Arc::new(file)),
+        data: BlockAt::new(Arc::new(file), OUTBOARD_READ_BLOCK),
     })
 }
 

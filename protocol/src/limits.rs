@@ -141,14 +141,21 @@ pub const MAX_ESTABLISHED_CONNECTIONS: u32 = 256;
 pub const MAX_PENDING_INCOMING: u32 = 32;
 /// Most transfers one peer may have served at once (of `MAX_CONCURRENT_TRANSFERS` in all);
 /// a further request from it is answered `busy`, so one peer cannot take every slot.
-pub const MAX_TRANSFERS_PER_PEER: usize = 4;
+pub const MAX_TRANSFERS_PER_PEER: usize = 8;
+/// Segments a receiver has in flight from one source at once, each its own stream and request
+/// (the receiver's window). Several keep the connection busy while each new stream's Yamux
+/// window grows; twice the window fits in `MAX_TRANSFERS_PER_PEER`, so two fetches from one
+/// source run side by side. A crash loses at most this many segments per source.
+pub const TRANSFER_WINDOW: usize = 4;
+const _: () = assert!(2 * TRANSFER_WINDOW <= MAX_TRANSFERS_PER_PEER);
 /// Length of the window the per-peer rates below are counted over, in seconds.
 pub const RATE_WINDOW_SECS: u64 = 60;
 /// Most access requests (`/cix/access/1`) one peer may send per window; beyond it `busy`.
 pub const MAX_ACCESS_REQUESTS_PER_WINDOW: u32 = 30;
 /// Most transfer requests (`/cix/transfer/2`) one peer may open per window (a large fetch asks
-/// for one `SEGMENT_BYTES` segment per request, so this allows one peer about 1 GiB/s of
-/// segments, above line speed, while a flood of tiny requests is cut off); beyond it `busy`.
+/// for one `SEGMENT_BYTES` segment per request, however many of them it has in flight
+/// (`TRANSFER_WINDOW`), so this allows one peer about 1 GiB/s of segments, above line speed,
+/// while a flood of tiny requests is cut off); beyond it `busy`.
 pub const MAX_TRANSFER_REQUESTS_PER_WINDOW: u32 = 15_000;
 /// Invalid gossip messages (rejected entries, revocations, withdrawals) one peer may send per
 /// window; past it the node closes its connections and refuses it for `PEER_BAN_SECS`.

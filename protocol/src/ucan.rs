@@ -95,6 +95,10 @@ pub const CMD_REPUBLISH: &str = "/cix/data/republish";
 /// primary publisher grants a secondary publisher that may pass on read-only rights
 /// (`/cix/data/republish` cannot be narrowed to `/cix/data/fetch`, which is not beneath it).
 pub const CMD_DATA: &str = "/cix/data";
+/// Serve a dataset one holds to requesters its owner granted, as a custodian (ISO 37156 7.2
+/// availability; specs/transfer.md §6). Granted by the owner alone, in a single link; it gives
+/// no right to fetch.
+pub const CMD_SERVE: &str = "/cix/data/serve";
 
 /// Largest token accepted or produced, in bytes (whole envelope).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;

@@ -245,7 +245,7 @@ fn code_limits() -> BTreeMap<String, u64> {
 }
 
 /// The peer bounds of `limits.rs` (connections, per-peer rates, misbehaviour; issue 8).
-fn peer_limits() -> [(&'static str, u64); 10] {
+fn peer_limits() -> [(&'static str, u64); 11] {
     [
         (
             "MAX_CONNECTIONS_PER_PEER",
@@ -260,6 +260,7 @@ fn peer_limits() -> [(&'static str, u64); 10] {
             "MAX_TRANSFERS_PER_PEER",
             limits::MAX_TRANSFERS_PER_PEER as u64,
         ),
+        ("TRANSFER_WINDOW", limits::TRANSFER_WINDOW as u64),
         ("RATE_WINDOW_SECS", limits::RATE_WINDOW_SECS),
         (
             "MAX_ACCESS_REQUESTS_PER_WINDOW",
