@@ -22,3 +22,4 @@ pub mod report;
 pub mod revocation;
 pub mod run;
 pub mod scenario;
+pub mod traffic;

@@ -232,6 +232,8 @@ pub struct Report {
     pub fetches: Vec<FetchFigure>,
     /// Per node.
     pub per_node: Vec<NodeCounts>,
+    /// Messages and bytes each node sent and received, from its own counters.
+    pub traffic: crate::traffic::Traffic,
     /// The hostile node, if any.
     pub hostile: Option<HostileFigures>,
     /// Lowest gossipsub score a live honest node gives a connected honest peer at the end
@@ -495,6 +497,7 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    traffic_md(&mut m, &r.traffic);
     if let Some(h) = &r.hostile {
         let _ = writeln!(m, "\n## Hostile node {}\n", h.node);
         let _ = writeln!(m, "- sent: {} ({:?})", h.sent, h.modes);
@@ -560,6 +563,52 @@ pub fn markdown(r: &Report) -> String {
         "\nPlots: propagation-cdf.svg, convergence.svg, throughput.svg. Every figure: report.json."
     );
     m
+}
+
+fn traffic_md(m: &mut String, t: &crate::traffic::Traffic) {
+    let _ = writeln!(
+        m,
+        "\n## Traffic per node\n\nCounted by the nodes themselves: {}.\n",
+        t.source
+    );
+    let _ = writeln!(
+        m,
+        "- total: {} bytes sent, {} received; {} gossip messages sent, {} published, {} \
+         received\n- per node: {:.0} bytes and {:.1} gossip messages sent on average{}\n",
+        t.total.bytes_sent,
+        t.total.bytes_received,
+        t.total.messages_sent,
+        t.total.messages_published,
+        t.total.messages_received,
+        t.mean_bytes_sent,
+        t.mean_messages_sent,
+        t.max_bytes_sent
+            .map(|(n, b)| format!("; most bytes sent: node {n}, {b}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        m,
+        "| node | bytes sent | bytes received | messages sent | published | received | read |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for n in &t.nodes {
+        let c = &n.counters;
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            n.node,
+            c.bytes_sent,
+            c.bytes_received,
+            c.messages_sent,
+            c.messages_published,
+            c.messages_received,
+            if n.read {
+                "yes".to_string()
+            } else {
+                format!("no: {}", n.error.clone().unwrap_or_default())
+            }
+        );
+    }
 }
 
 /// Writes `report.json`, `report.md` and the plots into `dir` (created if missing). Each file

@@ -22,6 +22,7 @@ use crate::builtin::mix;
 use crate::events::{now_us, Recorder};
 use crate::report::{self, Convergence, FetchFigure, HostileFigures, Report, Score, StepReport};
 use crate::scenario::{Action, Condition, HostileMode, Scenario, Topology};
+use crate::traffic::{Counters, NodeTraffic, Traffic};
 pub use net::Mode;
 use net::{Net, PublishedEntry};
 
@@ -171,6 +172,8 @@ pub(crate) struct Run<'a> {
     churn_rounds: u64,
     /// How long each publish call took (the local work before and including the announce).
     publish_ms: Vec<f64>,
+    /// Traffic counters of each node's earlier incarnations, read just before each kill.
+    carried: Vec<Counters>,
 }
 
 /// Which earlier nodes each node bootstraps to.
@@ -226,15 +229,10 @@ fn self_rss() -> u64 {
 pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
     for (i, s) in scenario.steps.iter().enumerate() {
         let what = s.action.name();
-        if mode == Mode::Process
-            && matches!(
-                s.action,
-                Action::Revoke { .. } | Action::Fetch { .. } | Action::Hostile { .. }
-            )
-        {
+        if mode == Mode::Process && matches!(s.action, Action::Hostile { .. }) {
             bail!(
-                "step {} ({what}): not available in process mode yet (it drives the node \
-                 through its in-process handle); run with --mode in-process",
+                "step {} ({what}): not available in process mode yet (the hostile node is \
+                 driven through its in-process handle); run with --mode in-process",
                 i + 1
             );
         }
@@ -311,6 +309,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         convergence: Vec::new(),
         churn_rounds: 0,
         publish_ms: Vec::new(),
+        carried: vec![Counters::default(); scenario.nodes],
     };
     let mut steps = Vec::with_capacity(scenario.steps.len());
     let mut failure = None;
@@ -410,7 +409,7 @@ impl Run<'_> {
             Action::Fetch { from, owner } => self.fetch(*from, *owner).await?,
             Action::Kill { nodes } => {
                 for &n in nodes {
-                    self.net.kill(n).await?;
+                    self.kill(n).await?;
                 }
             }
             Action::Restart { nodes } => {
@@ -471,6 +470,46 @@ impl Run<'_> {
         Ok(p)
     }
 
+    /// Kills node `n`, first adding its traffic counters to what it carries over.
+    async fn kill(&mut self, n: usize) -> Result<()> {
+        if self.net.is_up(n) {
+            match self.net.counters(n) {
+                Ok(c) => self.carried[n] = self.carried[n].plus(c),
+                Err(e) => tracing::warn!(node = n, error = %format!("{e:#}"), "cannot read a node's traffic counters before killing it"),
+            }
+        }
+        self.net.kill(n).await
+    }
+
+    /// Every node's traffic, from its own counters.
+    fn traffic(&self) -> Traffic {
+        let nodes = (0..self.net.len())
+            .map(|i| {
+                let (read, error, now) = if self.net.is_up(i) {
+                    match self.net.counters(i) {
+                        Ok(c) => (true, None, c),
+                        Err(e) => (false, Some(format!("{e:#}")), Counters::default()),
+                    }
+                } else {
+                    (false, Some("down at the end".into()), Counters::default())
+                };
+                NodeTraffic {
+                    node: i,
+                    read,
+                    error,
+                    counters: self.carried[i].plus(now),
+                }
+            })
+            .collect();
+        let source = match self.net.mode() {
+            Mode::InProcess => "each node's own metrics registry (libp2p_bandwidth_bytes, \
+                                gossipsub topic_msg_*), encoded through its handle",
+            Mode::Process => "each child's own metrics registry (libp2p_bandwidth_bytes, \
+                              gossipsub topic_msg_*), read with `cix metrics`",
+        };
+        Traffic::of(source, nodes)
+    }
+
     async fn restart(&mut self, n: usize) -> Result<()> {
         self.net.restart(n, &self.recorder).await?;
         if let Some(groups) = &self.groups {
@@ -512,11 +551,9 @@ impl Run<'_> {
             .find(|e| e.publisher == owner)
             .cloned()
             .ok_or_else(|| anyhow!("node {owner} has published nothing yet"))?;
-        let node = self
-            .net
-            .node(from)
-            .cloned()
-            .ok_or_else(|| anyhow!("node {from} is down"))?;
+        if !self.net.is_up(from) {
+            bail!("node {from} is down");
+        }
         // The requester needs the entry first.
         let deadline = Instant::now() + Duration::from_secs(30);
         while self
@@ -533,15 +570,15 @@ impl Run<'_> {
             .work
             .join(format!("fetched-{from}-{}.csv", self.fetches.len()));
         let t = Instant::now();
-        let result = cix_node::transfer::fetch(&node, &sent.dataset, &out, |_, _| {}).await;
+        let result = self.net.fetch(from, &sent.dataset, &out).await?;
         let took = t.elapsed();
         self.fetches.push(match result {
-            Ok(f) => FetchFigure {
+            Ok(bytes) => FetchFigure {
                 from,
                 owner,
-                bytes: f.bytes,
+                bytes,
                 ms: report::ms(took),
-                mib_per_s: f.bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64().max(1e-9),
+                mib_per_s: bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64().max(1e-9),
                 ok: true,
                 error: None,
             },
@@ -552,7 +589,7 @@ impl Run<'_> {
                 ms: report::ms(took),
                 mib_per_s: 0.0,
                 ok: false,
-                error: Some(format!("{e:#}")),
+                error: Some(e),
             },
         });
         let _ = std::fs::remove_file(&out);
@@ -578,7 +615,7 @@ impl Run<'_> {
                 down.push(live.swap_remove(k));
             }
             for &d in &down {
-                self.net.kill(d).await?;
+                self.kill(d).await?;
             }
             r = mix(r);
             let publisher = live[(r % live.len() as u64) as usize];
@@ -842,6 +879,7 @@ impl Run<'_> {
             self.recorder.revocation_at(&self.peers[n], id)
         });
         let per_node = report::per_node(&log, &index, nodes);
+        let traffic = self.traffic();
         let hostile = match self.hostile {
             None => None,
             Some(h) => {
@@ -951,6 +989,7 @@ impl Run<'_> {
             convergence: self.convergence.clone(),
             fetches: self.fetches.clone(),
             per_node,
+            traffic,
             hostile,
             honest_min_score: honest_min,
             churn_rounds: self.churn_rounds,

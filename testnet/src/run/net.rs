@@ -16,6 +16,7 @@ use libp2p::PeerId;
 
 use super::netns::{self, Fabric};
 use crate::events::{now_us, parse_log_line, Recorder};
+use crate::traffic::{self, Counters};
 
 /// sled cache per node: many nodes share one machine (MEASUREMENTS.md).
 pub(crate) const STORE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
@@ -345,21 +346,107 @@ impl Net {
         }
     }
 
-    /// Node `i` revokes a random CID; returns the CID.
+    /// Node `i` revokes a random CID; returns the CID. In process mode through `cix revoke`
+    /// (the child's admin API).
     pub(crate) async fn revoke(&self, i: usize) -> Result<String> {
         let cid = Cid::of_token(&rand::random::<[u8; 32]>()).to_string();
-        let node = self
-            .node(i)
-            .ok_or_else(|| anyhow!("node {i} is down (or revoke in process mode)"))?;
-        revoke(
-            node,
-            &RevokeRequest {
-                cid: cid.clone(),
-                reason: Some("testnet".into()),
-            },
-        )
-        .await?;
+        if !self.is_up(i) {
+            bail!("node {i} is down");
+        }
+        match self {
+            Self::InProcess(m) => {
+                let node = m[i]
+                    .node
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("node {i} is down"))?;
+                revoke(
+                    node,
+                    &RevokeRequest {
+                        cid: cid.clone(),
+                        reason: Some("testnet".into()),
+                    },
+                )
+                .await?;
+            }
+            Self::Process { cix, children, .. } => {
+                run_cix_in(
+                    cix,
+                    &children[i].home,
+                    children[i].netns.as_deref(),
+                    &["--json", "revoke", &cid, "--reason", "testnet"],
+                )?;
+            }
+        }
         Ok(cid)
+    }
+
+    /// Node `i` fetches open dataset `dataset` into `out`: the bytes written, or why it failed
+    /// (a refused or corrupt transfer is an answer, not an error of the run). In process mode
+    /// through `cix fetch`.
+    pub(crate) async fn fetch(
+        &self,
+        i: usize,
+        dataset: &str,
+        out: &Path,
+    ) -> Result<std::result::Result<u64, String>> {
+        match self {
+            Self::InProcess(m) => {
+                let node = m[i]
+                    .node
+                    .clone()
+                    .ok_or_else(|| anyhow!("node {i} is down"))?;
+                Ok(
+                    match cix_node::transfer::fetch(&node, dataset, out, |_, _| {}).await {
+                        Ok(f) => Ok(f.bytes),
+                        Err(e) => Err(format!("{e:#}")),
+                    },
+                )
+            }
+            Self::Process { cix, children, .. } => {
+                if children[i].process.is_none() {
+                    bail!("node {i} is down");
+                }
+                let answer = run_cix_in(
+                    cix,
+                    &children[i].home,
+                    children[i].netns.as_deref(),
+                    &["--json", "fetch", dataset, "--output", &out.to_string_lossy()],
+                );
+                Ok(match answer {
+                    Ok(text) => {
+                        let done = text
+                            .lines()
+                            .rev()
+                            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                            .ok_or_else(|| anyhow!("cix fetch printed no JSON"))?;
+                        Ok(done["bytes"]
+                            .as_u64()
+                            .ok_or_else(|| anyhow!("cix fetch printed no bytes"))?)
+                    }
+                    Err(e) => Err(format!("{e:#}")),
+                })
+            }
+        }
+    }
+
+    /// Node `i`'s traffic counters, read from its own metrics registry.
+    pub(crate) fn counters(&self, i: usize) -> Result<Counters> {
+        let text = match self {
+            Self::InProcess(m) => m[i]
+                .node
+                .as_ref()
+                .ok_or_else(|| anyhow!("node {i} is down"))?
+                .shared
+                .metrics
+                .encode()?,
+            Self::Process { cix, children, .. } => {
+                if children[i].process.is_none() {
+                    bail!("node {i} is down");
+                }
+                run_cix_in(cix, &children[i].home, children[i].netns.as_deref(), &["metrics"])?
+            }
+        };
+        traffic::parse(&text).with_context(|| format!("node {i}'s metrics"))
     }
 
     /// Sets the peers node `i` refuses (in process only).
