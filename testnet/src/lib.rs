@@ -16,6 +16,7 @@ pub mod bench;
 pub mod builtin;
 pub mod demo;
 pub mod events;
+pub mod hostile;
 pub mod join;
 pub mod plots;
 pub mod report;

@@ -230,3 +230,34 @@ fn process_mode_revokes_and_fetches_through_the_cli() {
     assert!(sent(0) > 0 && sent(1) > 0 && sent(2) > 0);
     assert!(nodes[1]["messages_published"].as_u64().unwrap() >= 2, "{nodes:?}");
 }
+
+/// The hostile node as a child (`cix-testnet hostile-node`): forged and invalid entries on
+/// the topic and a corrupt dataset; honest children refuse all of it and graylist it.
+#[test]
+fn process_mode_runs_a_hostile_child() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/process-hostile.toml");
+    let out = Command::new(TESTNET)
+        .args(["run", "--mode", "process", "--json", "--scenario"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(r["mode"], "process");
+    assert_eq!(r["ok"], true, "{}", r["steps"]);
+    let h = &r["hostile"];
+    assert_eq!(h["node"], 3);
+    assert_eq!(h["sent"], 51, "{h}");
+    assert!(h["rejected_direct"].as_u64().unwrap() > 0, "{h}");
+    assert_eq!(h["rejected_forwarded"], 0, "{h}");
+    assert_eq!(h["invalid_accepted"], 0, "{h}");
+    assert_eq!(h["corrupt_fetches"], 1, "{h}");
+    assert_eq!(h["corrupt_fetches_refused"], 1, "{h}");
+    assert_eq!(h["below_graylist"], true, "{h}");
+    assert!(h["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["score"].as_f64().unwrap() < GRAYLIST_THRESHOLD || s["node"] == 3));
+}

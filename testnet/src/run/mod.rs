@@ -22,6 +22,7 @@ use crate::builtin::mix;
 use crate::events::{now_us, Recorder};
 use crate::report::{self, Convergence, FetchFigure, HostileFigures, Report, Score, StepReport};
 use crate::scenario::{Action, Condition, HostileMode, Scenario, Topology};
+use crate::hostile::Order;
 use crate::traffic::{Counters, NodeTraffic, Traffic};
 pub use net::Mode;
 use net::{Net, PublishedEntry};
@@ -229,13 +230,8 @@ fn self_rss() -> u64 {
 pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
     for (i, s) in scenario.steps.iter().enumerate() {
         let what = s.action.name();
-        if mode == Mode::Process && matches!(s.action, Action::Hostile { .. }) {
-            bail!(
-                "step {} ({what}): not available in process mode yet (the hostile node is \
-                 driven through its in-process handle); run with --mode in-process",
-                i + 1
-            );
-        }
+        // Every step type runs in both modes; only faults depend on the machine.
+        let _ = (i, what, mode);
     }
     faults_for(scenario, mode).map(|_| ())
 }
@@ -279,6 +275,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         &links,
         &recorder,
         matches!(faults, Faults::Netns | Faults::NetnsNetem),
+        scenario.hostile(),
     )
     .await?;
     let start_ms = report::ms(t.elapsed());
@@ -635,54 +632,31 @@ impl Run<'_> {
         count: usize,
         interval: Duration,
     ) -> Result<()> {
-        let node = self
-            .net
-            .node(h)
-            .cloned()
-            .ok_or_else(|| anyhow!("node {h} is down"))?;
+        if !self.net.is_up(h) {
+            bail!("node {h} is down");
+        }
         self.hostile_mode.push(mode);
         match mode {
-            HostileMode::Invalid => {
-                for _ in 0..count {
-                    let len = 64 + (rand::random::<u32>() % 512) as usize;
-                    let bytes: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
-                    let _ = node.testnet_announce_raw(bytes).await;
-                    self.hostile_sent += 1;
-                    tokio::time::sleep(interval).await;
-                }
-            }
-            HostileMode::Forged => {
-                // Genuine entries of honest publishers, with the hostile key's signature in
-                // place of theirs (envelope: 0x82 0x58 0x40, 64 signature bytes, signed map).
-                let mut genuine = Vec::new();
-                for e in self.entries.iter().filter(|e| e.publisher != h) {
-                    if let Ok(id) = e.id.parse() {
-                        if let Ok(Some(s)) = node.shared.store.entry(&id) {
-                            genuine.push(s.bytes.clone());
-                        }
-                    }
-                }
-                if genuine.is_empty() {
-                    bail!("the hostile node holds no honest entry to forge: publish one first");
-                }
-                for k in 0..count {
-                    let mut bytes = genuine[k % genuine.len()].clone();
-                    if bytes.len() < 67 {
-                        bail!("an entry envelope is shorter than its signature");
-                    }
-                    let sig = node.shared.key.sign(&rand::random::<[u8; 32]>());
-                    bytes[3..67].copy_from_slice(&sig);
-                    let _ = node.testnet_announce_raw(bytes).await;
-                    self.hostile_sent += 1;
-                    tokio::time::sleep(interval).await;
-                }
+            HostileMode::Invalid | HostileMode::Forged => {
+                let order = Order {
+                    mode,
+                    count,
+                    interval_ms: interval.as_millis() as u64,
+                    entries: self
+                        .entries
+                        .iter()
+                        .filter(|e| e.publisher != h)
+                        .map(|e| e.id.clone())
+                        .collect(),
+                };
+                self.hostile_sent += self.net.hostile_send(h, &order).await?;
             }
             HostileMode::Corrupt => {
                 // Publish a real dataset, then change its bytes on disk: honest fetchers must
                 // refuse what it serves.
                 for _ in 0..count.min(5) {
                     let p = self.publish(h, false).await?;
-                    let blob = node.shared.home.blobs().join(&p.content);
+                    let blob = self.net.blob(h, &p.content);
                     let mut bytes = std::fs::read(&blob)
                         .with_context(|| format!("cannot read {}", blob.display()))?;
                     for b in bytes.iter_mut() {
@@ -782,15 +756,11 @@ impl Run<'_> {
         let Some(h) = self.hostile else {
             return Vec::new();
         };
-        let Ok(hp) = self.peer(h) else {
-            return Vec::new();
-        };
+        let hp = &self.peers[h];
         let mut out = Vec::new();
         for i in self.live_honest() {
-            if let Some(node) = self.net.node(i) {
-                if let Ok(Some(s)) = node.peer_score(hp).await {
-                    out.push(Score { node: i, score: s });
-                }
+            if let Ok(Some(s)) = self.net.score_of(i, hp).await {
+                out.push(Score { node: i, score: s });
             }
         }
         out
