@@ -152,6 +152,24 @@ pub struct NodeCounts {
     pub events: u64,
 }
 
+/// What a latency step did to propagation: entries published after it, each (entry, node)
+/// time from the publisher's announce record to the node's acceptance.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyFigures {
+    /// The step.
+    pub step: usize,
+    /// Added one-way delay between groups, ms.
+    pub delay_ms: f64,
+    /// How it was added (the report's `faults`).
+    pub mechanism: String,
+    /// Nodes in the publisher's group.
+    pub within_group: Option<Spread>,
+    /// Nodes in other groups.
+    pub across_groups: Option<Spread>,
+    /// The quickest arrival in another group, ms.
+    pub across_min_ms: Option<f64>,
+}
+
 /// One node's score of the hostile node.
 #[derive(Debug, Clone, Serialize)]
 pub struct Score {
@@ -202,7 +220,8 @@ pub struct Report {
     pub description: String,
     /// in-process or process.
     pub mode: Mode,
-    /// How partitions and latency were made: `none`, `filter`, `netns` or `netns+netem`.
+    /// How partitions and latency were made: `none`, `filter`, `netns`, `netns+netem`, `delay`
+    /// or `filter+delay`.
     pub faults: crate::run::Faults,
     /// The same in words.
     pub network_emulation: String,
@@ -234,6 +253,8 @@ pub struct Report {
     pub per_node: Vec<NodeCounts>,
     /// Messages and bytes each node sent and received, from its own counters.
     pub traffic: crate::traffic::Traffic,
+    /// Propagation within and across the groups of the last latency step.
+    pub latency: Option<LatencyFigures>,
     /// The hostile node, if any.
     pub hostile: Option<HostileFigures>,
     /// Lowest gossipsub score a live honest node gives a connected honest peer at the end
@@ -496,6 +517,18 @@ pub fn markdown(r: &Report) -> String {
                 }
             );
         }
+    }
+    if let Some(l) = &r.latency {
+        let _ = writeln!(
+            m,
+            "\n## Latency (step {}, {:.0} ms one way, by {})\n\n- within the publisher's group: \
+             {}\n- across groups: {}",
+            l.step,
+            l.delay_ms,
+            l.mechanism,
+            fmt_spread(&l.within_group),
+            fmt_spread(&l.across_groups)
+        );
     }
     traffic_md(&mut m, &r.traffic);
     if let Some(h) = &r.hostile {

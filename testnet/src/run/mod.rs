@@ -59,6 +59,12 @@ pub enum Faults {
     /// As `Netns`, with latency and loss by `tc netem`.
     #[serde(rename = "netns+netem")]
     NetnsNetem,
+    /// In process, latency by the nodes' delaying transport (`cix_node::testnet_delay`).
+    #[serde(rename = "delay")]
+    Delay,
+    /// In process, partitions by the connection filter and latency by the delaying transport.
+    #[serde(rename = "filter+delay")]
+    FilterDelay,
 }
 
 impl Faults {
@@ -70,6 +76,8 @@ impl Faults {
             Self::Filter => "filter",
             Self::Netns => "netns",
             Self::NetnsNetem => "netns+netem",
+            Self::Delay => "delay",
+            Self::FilterDelay => "filter+delay",
         }
     }
 }
@@ -93,11 +101,23 @@ pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
     match mode {
         Mode::InProcess => {
             if let Some(i) = latency {
-                bail!(
-                    "step {i} (latency): added latency and loss need `tc netem` in network \
-                     namespaces, which only process mode as root sets up; run with --mode \
-                     process as root, or remove the step"
+                let lossy = scenario.steps.iter().position(
+                    |s| matches!(s.action, Action::Latency { loss, .. } if loss > 0.0),
                 );
+                if let Some(j) = lossy {
+                    bail!(
+                        "step {} (latency): in process, latency comes from the nodes' \
+                         delaying transport, which cannot drop packets: set loss = 0, or run \
+                         with --mode process as root on a kernel with netem",
+                        j + 1
+                    );
+                }
+                let _ = i;
+                return Ok(if partition.is_some() {
+                    Faults::FilterDelay
+                } else {
+                    Faults::Delay
+                });
             }
             Ok(if partition.is_some() {
                 Faults::Filter
@@ -128,8 +148,9 @@ pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
                 if let Err(why) = netns::probe_netem() {
                     bail!(
                         "step {i} (latency): this kernel has no netem qdisc, so latency and \
-                         loss cannot be added: {why}; remove the step (partitions alone work \
-                         with network namespaces)"
+                         loss cannot be added to children: {why}; run with --mode in-process \
+                         (latency by the nodes' delaying transport, no loss), or remove the \
+                         step (partitions alone work with network namespaces)"
                     );
                 }
                 return Ok(Faults::NetnsNetem);
@@ -175,6 +196,18 @@ pub(crate) struct Run<'a> {
     publish_ms: Vec<f64>,
     /// Traffic counters of each node's earlier incarnations, read just before each kill.
     carried: Vec<Counters>,
+    /// The last latency step.
+    latency: Option<LatencySet>,
+}
+
+/// Latency a step set between groups.
+#[derive(Debug, Clone)]
+struct LatencySet {
+    step: usize,
+    /// node → group.
+    groups: Vec<usize>,
+    delay: Duration,
+    at_us: u64,
 }
 
 /// Which earlier nodes each node bootstraps to.
@@ -263,6 +296,11 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
     let work = work
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", work.display()))?;
+    if matches!(faults, Faults::Delay | Faults::FilterDelay) {
+        // TESTNET ONLY: every node started from now on in this process delays what it reads
+        // from peers the latency steps name (no delay until a step sets one).
+        cix_node::testnet_delay::enable();
+    }
     let started_us = now_us();
     let links = links(&scenario.topology, scenario.nodes, scenario.seed);
     let rss_before = self_rss();
@@ -307,6 +345,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         churn_rounds: 0,
         publish_ms: Vec::new(),
         carried: vec![Counters::default(); scenario.nodes],
+        latency: None,
     };
     let mut steps = Vec::with_capacity(scenario.steps.len());
     let mut failure = None;
@@ -428,11 +467,17 @@ impl Run<'_> {
                 loss,
             } => {
                 let of = group_of(groups, self.net.len());
-                let fabric = self
-                    .net
-                    .fabric_mut()
-                    .ok_or_else(|| anyhow!("latency needs network namespaces (see check_mode)"))?;
-                fabric.latency(&of, *delay, *loss)?;
+                self.latency = Some(LatencySet {
+                    step: index + 1,
+                    groups: of.clone(),
+                    delay: *delay,
+                    at_us: now_us(),
+                });
+                if let Some(fabric) = self.net.fabric_mut() {
+                    fabric.latency(&of, *delay, *loss)?;
+                } else {
+                    self.apply_delays()?;
+                }
             }
             Action::Churn {
                 share,
@@ -505,6 +550,57 @@ impl Run<'_> {
                               gossipsub topic_msg_*), read with `cix metrics`",
         };
         Traffic::of(source, nodes)
+    }
+
+    /// Sets every in-process node's delays towards the other groups' nodes.
+    fn apply_delays(&self) -> Result<()> {
+        let Some(l) = &self.latency else {
+            return Ok(());
+        };
+        for i in 0..self.net.len() {
+            let mut delays = HashMap::new();
+            for j in 0..self.net.len() {
+                if l.groups[j] != l.groups[i] {
+                    delays.insert(self.peer(j)?, l.delay);
+                }
+            }
+            cix_node::testnet_delay::set(self.peer(i)?, &delays);
+        }
+        Ok(())
+    }
+
+    /// Propagation within and across the last latency step's groups, of the entries
+    /// published after it.
+    fn latency_figures(&self) -> Option<report::LatencyFigures> {
+        let l = self.latency.as_ref()?;
+        let mut within = Vec::new();
+        let mut across = Vec::new();
+        for e in self.entries.iter().filter(|e| e.at_us >= l.at_us && e.measure) {
+            let from = self.recorder.announced_at(&e.id).unwrap_or(e.at_us);
+            for n in self.live_honest() {
+                if n == e.publisher {
+                    continue;
+                }
+                if let Some(t) = self.recorder.entry_at(&self.peers[n], &e.id) {
+                    let d = t.saturating_sub(from) as f64 / 1000.0;
+                    if l.groups[n] == l.groups[e.publisher] {
+                        within.push(d);
+                    } else {
+                        across.push(d);
+                    }
+                }
+            }
+        }
+        Some(report::LatencyFigures {
+            step: l.step,
+            delay_ms: report::ms(l.delay),
+            mechanism: self.faults.name().into(),
+            across_min_ms: across.iter().copied().reduce(f64::min),
+            within_group: (!within.is_empty())
+                .then(|| crate::revocation::spread(&mut within)),
+            across_groups: (!across.is_empty())
+                .then(|| crate::revocation::spread(&mut across)),
+        })
     }
 
     async fn restart(&mut self, n: usize) -> Result<()> {
@@ -945,6 +1041,14 @@ impl Run<'_> {
                 Faults::NetnsNetem => "a network namespace per node; partitions by prohibit \
                                        routes, latency and loss by tc netem"
                     .into(),
+                Faults::Delay => "latency by the nodes' delaying transport (testnet only: \
+                                  cix_node::testnet_delay holds bytes read from other groups' \
+                                  peers for the delay); no loss"
+                    .into(),
+                Faults::FilterDelay => "partitions by the in-process connection filter \
+                                        (Node::testnet_block); latency by the nodes' delaying \
+                                        transport (cix_node::testnet_delay); no loss"
+                    .into(),
             },
             nodes,
             topology: format!("{:?}", self.scenario.topology),
@@ -960,6 +1064,7 @@ impl Run<'_> {
             fetches: self.fetches.clone(),
             per_node,
             traffic,
+            latency: self.latency_figures(),
             hostile,
             honest_min_score: honest_min,
             churn_rounds: self.churn_rounds,
