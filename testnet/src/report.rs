@@ -282,6 +282,10 @@ pub struct Report {
     pub error: Option<String>,
     /// Every wait held and no step failed.
     pub ok: bool,
+    /// Reading the nodes' figures (scores, traffic) and building this report, ms.
+    pub report_ms: f64,
+    /// Stopping every node after the last step, ms.
+    pub shutdown_ms: f64,
 }
 
 pub(crate) fn spread_of(
@@ -434,9 +438,12 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(m, "- faults: {} ({})", r.faults.name(), r.network_emulation);
     let _ = writeln!(
         m,
-        "- started every node in {:.0} ms; whole run {:.1} s",
+        "- started every node in {:.0} ms; whole run {:.1} s; after the last step, reading \
+         the nodes' figures took {:.0} ms and stopping every node {:.0} ms",
         r.start_ms,
-        r.wall_ms / 1000.0
+        r.wall_ms / 1000.0,
+        r.report_ms,
+        r.shutdown_ms
     );
     let _ = writeln!(
         m,

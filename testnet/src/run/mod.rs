@@ -384,8 +384,13 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
             detail,
         });
     }
-    let report = run.report(steps, start_ms, memory, failure).await;
+    let t = Instant::now();
+    let mut report = run.report(steps, start_ms, memory, failure).await;
+    report.report_ms = report::ms(t.elapsed());
+    // Every node at once (one after the other takes seconds each at a hundred nodes).
+    let t = Instant::now();
     run.net.shutdown().await;
+    report.shutdown_ms = report::ms(t.elapsed());
     Ok(report)
 }
 
@@ -1078,6 +1083,8 @@ impl Run<'_> {
             timeline: report::timeline(&self.entries, &log, &index, self.started_us),
             error: failure,
             ok,
+            report_ms: 0.0,
+            shutdown_ms: 0.0,
         }
     }
 }
