@@ -71,6 +71,24 @@ impl Client {
         Self::decode(resp)
     }
 
+    /// GET of a text (not JSON) answer, at most `limit` bytes.
+    pub(crate) fn get_text(&self, path: &str, limit: u64) -> Result<String> {
+        let mut resp = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            return Self::decode::<Value>(resp).map(|_| String::new());
+        }
+        resp.body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_string()
+            .context("cannot read the node's answer")
+    }
+
     /// GET with URL query parameters (encoded here; keys may repeat).
     pub(crate) fn get_query<T: DeserializeOwned>(
         &self,

@@ -58,6 +58,10 @@ enum Command {
     /// Summarise the running node: identity, peers, catalogue, requests, gossip, transfers,
     /// revocations, audit log, store size (what `GET /metrics` exports, for a person).
     Status,
+    /// Print the running node's Prometheus metrics, as `GET /metrics` on the admin listener
+    /// serves them (OpenMetrics text), without an HTTP client; `cix-testnet` reads each
+    /// child's traffic counters this way.
+    Metrics,
     /// List connected peers: agency, jurisdiction, connection state (connected, relayed),
     /// latency, gossip score, datasets published, addresses.
     Peers {
@@ -456,6 +460,11 @@ fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Init(args) => init(&home, args, &mut out),
         Command::Node(NodeCommand::Run { listen, bootstrap }) => node_run(home, listen, bootstrap),
+        Command::Metrics => {
+            let text = Client::connect(&home)?.get_text("/metrics", 16 * 1024 * 1024)?;
+            print!("{text}");
+            Ok(())
+        }
         Command::Status => {
             let v: Value = Client::connect(&home)?.get("/v1/status")?;
             out.status(&v)

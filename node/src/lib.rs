@@ -49,6 +49,7 @@ pub mod rules;
 pub mod scoring;
 pub mod search;
 pub mod store;
+pub mod testnet_delay;
 pub mod tokens;
 pub mod transfer;
 pub mod verified;

@@ -290,6 +290,21 @@ pub fn build_swarm(
 ) -> Result<Swarm<Behaviour>> {
     let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
+    if crate::testnet_delay::enabled() {
+        // TESTNET ONLY: TCP whose reads wait out a per-peer delay (crate::testnet_delay).
+        return Ok(builder
+            .with_other_transport(delayed_tcp)?
+            .with_relay_client(
+                (libp2p::tls::Config::new, noise::Config::new),
+                yamux::Config::default,
+            )?
+            .with_bandwidth_metrics(registry)
+            .with_behaviour(|key, relay_client| {
+                make_behaviour(key, agent, relay_client, registry, relay_server)
+            })?
+            .with_swarm_config(idle)
+            .build());
+    }
     let swarm = match security {
         TcpSecurity::Tls => builder
             .with_tcp(
@@ -327,6 +342,29 @@ pub fn build_swarm(
             .build(),
     };
     Ok(swarm)
+}
+
+/// TCP with Noise and Yamux whose muxer delays reads by the testnet's per-peer delay.
+#[allow(clippy::type_complexity)]
+fn delayed_tcp(
+    key: &libp2p::identity::Keypair,
+) -> std::result::Result<
+    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    use libp2p::core::{muxing::StreamMuxerBox, upgrade::Version, Transport as _};
+    let local = key.public().to_peer_id();
+    Ok(tcp::tokio::Transport::new(tcp_config())
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(move |(peer, muxer), _| {
+            (
+                peer,
+                StreamMuxerBox::new(crate::testnet_delay::Delayed::new(muxer, local, peer)),
+            )
+        })
+        .boxed())
 }
 
 /// What a relay this node runs allows one circuit (limits.md): enough for a dataset, not

@@ -173,6 +173,23 @@ fn view(node: &Node, p: PeerInfo, by_publisher: &mut HashMap<String, Vec<Publish
     }
 }
 
+/// A disconnected peer, named by its whole PeerId, that gossipsub still keeps a score of.
+async fn remembered(node: &Node, id: &str) -> Option<PeerView> {
+    let peer: libp2p::PeerId = id.parse().ok()?;
+    let score = node.peer_score(peer).await.ok()??;
+    let info = PeerInfo {
+        peer_id: peer.to_string(),
+        did: crate::node::did_of_peer(&peer).map(|d| d.to_string()),
+        agent: None,
+        addresses: Vec::new(),
+        rtt_ms: None,
+        connections: Vec::new(),
+        gossip_score: Some(score),
+        protocols: Vec::new(),
+    };
+    Some(view(node, info, &mut HashMap::new()))
+}
+
 /// One peer by PeerId or did:key (or a unique prefix of the PeerId).
 ///
 /// # Errors
@@ -185,7 +202,11 @@ pub async fn peer(node: &Node, id: &str) -> Result<PeerView> {
         .filter(|p| p.peer_id == id || p.did.as_deref() == Some(id) || p.peer_id.starts_with(id))
         .collect();
     let mut one = match matching.len() {
-        0 => anyhow::bail!("no peer {id} is connected or configured (see `cix peers`)"),
+        // A peer gone (say, cut off for invalid gossip) whose gossipsub score is still kept.
+        0 => match remembered(node, id).await {
+            Some(v) => v,
+            None => anyhow::bail!("no peer {id} is connected or configured (see `cix peers`)"),
+        },
         1 => matching.into_iter().next().expect("one"),
         n => anyhow::bail!("{id} matches {n} peers; give more of the PeerId"),
     };

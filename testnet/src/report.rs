@@ -152,6 +152,24 @@ pub struct NodeCounts {
     pub events: u64,
 }
 
+/// What a latency step did to propagation: entries published after it, each (entry, node)
+/// time from the publisher's announce record to the node's acceptance.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyFigures {
+    /// The step.
+    pub step: usize,
+    /// Added one-way delay between groups, ms.
+    pub delay_ms: f64,
+    /// How it was added (the report's `faults`).
+    pub mechanism: String,
+    /// Nodes in the publisher's group.
+    pub within_group: Option<Spread>,
+    /// Nodes in other groups.
+    pub across_groups: Option<Spread>,
+    /// The quickest arrival in another group, ms.
+    pub across_min_ms: Option<f64>,
+}
+
 /// One node's score of the hostile node.
 #[derive(Debug, Clone, Serialize)]
 pub struct Score {
@@ -202,7 +220,8 @@ pub struct Report {
     pub description: String,
     /// in-process or process.
     pub mode: Mode,
-    /// How partitions and latency were made: `none`, `filter`, `netns` or `netns+netem`.
+    /// How partitions and latency were made: `none`, `filter`, `netns`, `netns+netem`, `delay`
+    /// or `filter+delay`.
     pub faults: crate::run::Faults,
     /// The same in words.
     pub network_emulation: String,
@@ -232,6 +251,10 @@ pub struct Report {
     pub fetches: Vec<FetchFigure>,
     /// Per node.
     pub per_node: Vec<NodeCounts>,
+    /// Messages and bytes each node sent and received, from its own counters.
+    pub traffic: crate::traffic::Traffic,
+    /// Propagation within and across the groups of the last latency step.
+    pub latency: Option<LatencyFigures>,
     /// The hostile node, if any.
     pub hostile: Option<HostileFigures>,
     /// Lowest gossipsub score a live honest node gives a connected honest peer at the end
@@ -259,6 +282,10 @@ pub struct Report {
     pub error: Option<String>,
     /// Every wait held and no step failed.
     pub ok: bool,
+    /// Reading the nodes' figures (scores, traffic) and building this report, ms.
+    pub report_ms: f64,
+    /// Stopping every node after the last step, ms.
+    pub shutdown_ms: f64,
 }
 
 pub(crate) fn spread_of(
@@ -411,9 +438,12 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(m, "- faults: {} ({})", r.faults.name(), r.network_emulation);
     let _ = writeln!(
         m,
-        "- started every node in {:.0} ms; whole run {:.1} s",
+        "- started every node in {:.0} ms; whole run {:.1} s; after the last step, reading \
+         the nodes' figures took {:.0} ms and stopping every node {:.0} ms",
         r.start_ms,
-        r.wall_ms / 1000.0
+        r.wall_ms / 1000.0,
+        r.report_ms,
+        r.shutdown_ms
     );
     let _ = writeln!(
         m,
@@ -495,6 +525,19 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    if let Some(l) = &r.latency {
+        let _ = writeln!(
+            m,
+            "\n## Latency (step {}, {:.0} ms one way, by {})\n\n- within the publisher's group: \
+             {}\n- across groups: {}",
+            l.step,
+            l.delay_ms,
+            l.mechanism,
+            fmt_spread(&l.within_group),
+            fmt_spread(&l.across_groups)
+        );
+    }
+    traffic_md(&mut m, &r.traffic);
     if let Some(h) = &r.hostile {
         let _ = writeln!(m, "\n## Hostile node {}\n", h.node);
         let _ = writeln!(m, "- sent: {} ({:?})", h.sent, h.modes);
@@ -560,6 +603,52 @@ pub fn markdown(r: &Report) -> String {
         "\nPlots: propagation-cdf.svg, convergence.svg, throughput.svg. Every figure: report.json."
     );
     m
+}
+
+fn traffic_md(m: &mut String, t: &crate::traffic::Traffic) {
+    let _ = writeln!(
+        m,
+        "\n## Traffic per node\n\nCounted by the nodes themselves: {}.\n",
+        t.source
+    );
+    let _ = writeln!(
+        m,
+        "- total: {} bytes sent, {} received; {} gossip messages sent, {} published, {} \
+         received\n- per node: {:.0} bytes and {:.1} gossip messages sent on average{}\n",
+        t.total.bytes_sent,
+        t.total.bytes_received,
+        t.total.messages_sent,
+        t.total.messages_published,
+        t.total.messages_received,
+        t.mean_bytes_sent,
+        t.mean_messages_sent,
+        t.max_bytes_sent
+            .map(|(n, b)| format!("; most bytes sent: node {n}, {b}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        m,
+        "| node | bytes sent | bytes received | messages sent | published | received | read |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for n in &t.nodes {
+        let c = &n.counters;
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            n.node,
+            c.bytes_sent,
+            c.bytes_received,
+            c.messages_sent,
+            c.messages_published,
+            c.messages_received,
+            if n.read {
+                "yes".to_string()
+            } else {
+                format!("no: {}", n.error.clone().unwrap_or_default())
+            }
+        );
+    }
 }
 
 /// Writes `report.json`, `report.md` and the plots into `dir` (created if missing). Each file

@@ -58,7 +58,7 @@ pub enum Topology {
 }
 
 /// What a hostile node sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostileMode {
     /// Random bytes on the catalogue topic.

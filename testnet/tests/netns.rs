@@ -109,13 +109,13 @@ fn process_mode_latency_delays_propagation_by_at_least_the_added_delay() {
 }
 
 #[test]
-fn in_process_mode_refuses_latency_with_its_reason() {
+fn in_process_mode_refuses_loss_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("latency.toml");
     std::fs::write(
         &file,
         "name = \"latency\"\nnodes = 2\n[topology]\nkind = \"full\"\n[[step]]\naction = \"latency\"\ngroups = [[0]]\n\
-         delay = \"10ms\"\nloss = 0.0\n",
+         delay = \"10ms\"\nloss = 0.1\n",
     )
     .unwrap();
     let out = Command::new(TESTNET)
@@ -126,9 +126,35 @@ fn in_process_mode_refuses_latency_with_its_reason() {
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
-        e.contains("step 1 (latency)") && e.contains("--mode process"),
+        e.contains("step 1 (latency)") && e.contains("loss = 0") && e.contains("--mode process"),
         "{e}"
     );
+}
+
+/// Without netem: in process, the nodes' delaying transport adds the step's 150 ms between
+/// the groups, and the report shows it in propagation across groups but not within.
+#[test]
+fn in_process_latency_delays_only_traffic_across_groups() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/latency-delay.toml");
+    let out = Command::new(TESTNET)
+        .args(["run", "--json", "--scenario"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["faults"], "delay");
+    assert_eq!(r["ok"], true, "{}", r["steps"]);
+    let l = &r["latency"];
+    assert_eq!(l["delay_ms"], 150.0);
+    assert_eq!(l["mechanism"], "delay");
+    let across = &l["across_groups"];
+    let within = &l["within_group"];
+    // Two entries, 3 nodes across and 2 within each.
+    assert!(l["across_min_ms"].as_f64().unwrap() >= 150.0, "{l}");
+    assert!(across["median_ms"].as_f64().unwrap() >= 150.0, "{l}");
+    assert!(within["median_ms"].as_f64().unwrap() < 75.0, "{l}");
+    assert!(within["max_ms"].as_f64().unwrap() < 150.0, "{l}");
 }
 
 #[test]

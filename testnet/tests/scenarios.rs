@@ -63,6 +63,17 @@ async fn propagation_reports_time_until_every_node_and_writes_its_files() {
         .iter()
         .all(|x| x.reached == 7 && x.until_all_ms.is_some()));
     assert!(r.memory.per_idle_node_mib > 0.0);
+    // Every node counted its own traffic: each received the 10 entries by gossip and sent
+    // bytes; the publisher published its 10 messages.
+    let t = &r.traffic;
+    assert_eq!(t.nodes.len(), 8);
+    for n in &t.nodes {
+        assert!(n.read, "{n:?}");
+        assert!(n.counters.bytes_sent > 0 && n.counters.bytes_received > 0, "{n:?}");
+        assert!(n.counters.messages_received >= 1, "{n:?}");
+    }
+    assert!(t.total.messages_published >= 10, "{:?}", t.total);
+    assert!(t.total.messages_sent >= t.total.messages_published, "{:?}", t.total);
     // Honest nodes are not penalised in a normal run.
     assert!(
         r.honest_min_score.unwrap() >= 0.0,
@@ -181,4 +192,72 @@ fn process_mode_kills_and_restarts_a_node_which_catches_up() {
     let _ = (restart_at, started);
     assert!(r["memory"]["per_idle_node_mib"].as_f64().unwrap() > 1.0);
     assert!(out_dir.path().join("report.json").is_file());
+    // Node 2's counters: what was read before its kill plus its second life.
+    let t = &r["traffic"]["nodes"].as_array().unwrap()[2];
+    assert_eq!(t["read"], true);
+    assert!(t["bytes_sent"].as_u64().unwrap() > 0, "{t}");
+}
+
+/// Revoke and fetch in process mode, through each child's admin API; traffic from `cix
+/// metrics` of each child.
+#[test]
+fn process_mode_revokes_and_fetches_through_the_cli() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/process-steps.toml");
+    let out = Command::new(TESTNET)
+        .args(["run", "--mode", "process", "--json", "--scenario"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["mode"], "process");
+    assert_eq!(r["ok"], true, "{}", r["steps"]);
+    let f = &r["fetches"][0];
+    assert_eq!(f["ok"], true, "{f}");
+    assert!(f["bytes"].as_u64().unwrap() > 0, "{f}");
+    // Both revocations of node 1 reached nodes 0 and 2, as the children logged.
+    let revs = r["revocations"]["records"].as_array().unwrap();
+    assert_eq!(revs.len(), 2);
+    assert!(revs.iter().all(|e| e["reached"] == 2), "{revs:?}");
+    // Every child counted its own traffic; node 1 published its two revocations.
+    let nodes = r["traffic"]["nodes"].as_array().unwrap();
+    assert!(nodes.iter().all(|n| n["read"] == true), "{nodes:?}");
+    let sent = |i: usize| nodes[i]["bytes_sent"].as_u64().unwrap();
+    assert!(sent(0) > 0 && sent(1) > 0 && sent(2) > 0);
+    assert!(nodes[1]["messages_published"].as_u64().unwrap() >= 2, "{nodes:?}");
+}
+
+/// The hostile node as a child (`cix-testnet hostile-node`): forged and invalid entries on
+/// the topic and a corrupt dataset; honest children refuse all of it and graylist it.
+#[test]
+fn process_mode_runs_a_hostile_child() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/process-hostile.toml");
+    let out = Command::new(TESTNET)
+        .args(["run", "--mode", "process", "--json", "--scenario"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(r["mode"], "process");
+    assert_eq!(r["ok"], true, "{}", r["steps"]);
+    let h = &r["hostile"];
+    assert_eq!(h["node"], 3);
+    assert_eq!(h["sent"], 51, "{h}");
+    assert!(h["rejected_direct"].as_u64().unwrap() > 0, "{h}");
+    assert_eq!(h["rejected_forwarded"], 0, "{h}");
+    assert_eq!(h["invalid_accepted"], 0, "{h}");
+    assert_eq!(h["corrupt_fetches"], 1, "{h}");
+    assert_eq!(h["corrupt_fetches_refused"], 1, "{h}");
+    assert_eq!(h["below_graylist"], true, "{h}");
+    assert!(h["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["score"].as_f64().unwrap() < GRAYLIST_THRESHOLD || s["node"] == 3));
 }

@@ -61,6 +61,23 @@ enum Command {
     /// 127.0.0.1, hash it with BLAKE3 while writing it to a new file, fsync, report.
     #[command(hide = true)]
     BenchSink(SinkArgs),
+    /// Process mode's hostile node: a node like `cix node run` that also takes orders to send
+    /// invalid or forged entries, one JSON line each on stdin (testnet only).
+    #[command(hide = true)]
+    HostileNode(HostileArgs),
+}
+
+#[derive(Debug, Args)]
+struct HostileArgs {
+    /// The node's home, made by `cix init`.
+    #[arg(long, value_name = "DIR")]
+    home: PathBuf,
+    /// Listen address (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// Bootstrap address (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +250,22 @@ fn main() -> ExitCode {
     }
     let code = match cli.command {
         Command::Bench(_) | Command::BenchSink(_) => ExitCode::FAILURE,
+        Command::HostileNode(args) => {
+            let served = runtime.block_on(cix_testnet::hostile::serve(
+                cix_testnet::hostile::ChildArgs {
+                    home: args.home,
+                    listen: args.listen,
+                    bootstrap: args.bootstrap,
+                },
+            ));
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cix-testnet: hostile-node: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Demo(args) => runtime.block_on(run_demo(args)),
         Command::Run(args) => runtime.block_on(run_scenario(args, recorder)),
         Command::Revocation(args) => runtime.block_on(run_revocation(args)),

@@ -22,6 +22,8 @@ use crate::builtin::mix;
 use crate::events::{now_us, Recorder};
 use crate::report::{self, Convergence, FetchFigure, HostileFigures, Report, Score, StepReport};
 use crate::scenario::{Action, Condition, HostileMode, Scenario, Topology};
+use crate::hostile::Order;
+use crate::traffic::{Counters, NodeTraffic, Traffic};
 pub use net::Mode;
 use net::{Net, PublishedEntry};
 
@@ -57,6 +59,12 @@ pub enum Faults {
     /// As `Netns`, with latency and loss by `tc netem`.
     #[serde(rename = "netns+netem")]
     NetnsNetem,
+    /// In process, latency by the nodes' delaying transport (`cix_node::testnet_delay`).
+    #[serde(rename = "delay")]
+    Delay,
+    /// In process, partitions by the connection filter and latency by the delaying transport.
+    #[serde(rename = "filter+delay")]
+    FilterDelay,
 }
 
 impl Faults {
@@ -68,6 +76,8 @@ impl Faults {
             Self::Filter => "filter",
             Self::Netns => "netns",
             Self::NetnsNetem => "netns+netem",
+            Self::Delay => "delay",
+            Self::FilterDelay => "filter+delay",
         }
     }
 }
@@ -91,11 +101,23 @@ pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
     match mode {
         Mode::InProcess => {
             if let Some(i) = latency {
-                bail!(
-                    "step {i} (latency): added latency and loss need `tc netem` in network \
-                     namespaces, which only process mode as root sets up; run with --mode \
-                     process as root, or remove the step"
+                let lossy = scenario.steps.iter().position(
+                    |s| matches!(s.action, Action::Latency { loss, .. } if loss > 0.0),
                 );
+                if let Some(j) = lossy {
+                    bail!(
+                        "step {} (latency): in process, latency comes from the nodes' \
+                         delaying transport, which cannot drop packets: set loss = 0, or run \
+                         with --mode process as root on a kernel with netem",
+                        j + 1
+                    );
+                }
+                let _ = i;
+                return Ok(if partition.is_some() {
+                    Faults::FilterDelay
+                } else {
+                    Faults::Delay
+                });
             }
             Ok(if partition.is_some() {
                 Faults::Filter
@@ -126,8 +148,9 @@ pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
                 if let Err(why) = netns::probe_netem() {
                     bail!(
                         "step {i} (latency): this kernel has no netem qdisc, so latency and \
-                         loss cannot be added: {why}; remove the step (partitions alone work \
-                         with network namespaces)"
+                         loss cannot be added to children: {why}; run with --mode in-process \
+                         (latency by the nodes' delaying transport, no loss), or remove the \
+                         step (partitions alone work with network namespaces)"
                     );
                 }
                 return Ok(Faults::NetnsNetem);
@@ -171,6 +194,20 @@ pub(crate) struct Run<'a> {
     churn_rounds: u64,
     /// How long each publish call took (the local work before and including the announce).
     publish_ms: Vec<f64>,
+    /// Traffic counters of each node's earlier incarnations, read just before each kill.
+    carried: Vec<Counters>,
+    /// The last latency step.
+    latency: Option<LatencySet>,
+}
+
+/// Latency a step set between groups.
+#[derive(Debug, Clone)]
+struct LatencySet {
+    step: usize,
+    /// node → group.
+    groups: Vec<usize>,
+    delay: Duration,
+    at_us: u64,
 }
 
 /// Which earlier nodes each node bootstraps to.
@@ -226,18 +263,8 @@ fn self_rss() -> u64 {
 pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
     for (i, s) in scenario.steps.iter().enumerate() {
         let what = s.action.name();
-        if mode == Mode::Process
-            && matches!(
-                s.action,
-                Action::Revoke { .. } | Action::Fetch { .. } | Action::Hostile { .. }
-            )
-        {
-            bail!(
-                "step {} ({what}): not available in process mode yet (it drives the node \
-                 through its in-process handle); run with --mode in-process",
-                i + 1
-            );
-        }
+        // Every step type runs in both modes; only faults depend on the machine.
+        let _ = (i, what, mode);
     }
     faults_for(scenario, mode).map(|_| ())
 }
@@ -269,6 +296,11 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
     let work = work
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", work.display()))?;
+    if matches!(faults, Faults::Delay | Faults::FilterDelay) {
+        // TESTNET ONLY: every node started from now on in this process delays what it reads
+        // from peers the latency steps name (no delay until a step sets one).
+        cix_node::testnet_delay::enable();
+    }
     let started_us = now_us();
     let links = links(&scenario.topology, scenario.nodes, scenario.seed);
     let rss_before = self_rss();
@@ -281,6 +313,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         &links,
         &recorder,
         matches!(faults, Faults::Netns | Faults::NetnsNetem),
+        scenario.hostile(),
     )
     .await?;
     let start_ms = report::ms(t.elapsed());
@@ -311,6 +344,8 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         convergence: Vec::new(),
         churn_rounds: 0,
         publish_ms: Vec::new(),
+        carried: vec![Counters::default(); scenario.nodes],
+        latency: None,
     };
     let mut steps = Vec::with_capacity(scenario.steps.len());
     let mut failure = None;
@@ -349,8 +384,13 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
             detail,
         });
     }
-    let report = run.report(steps, start_ms, memory, failure).await;
+    let t = Instant::now();
+    let mut report = run.report(steps, start_ms, memory, failure).await;
+    report.report_ms = report::ms(t.elapsed());
+    // Every node at once (one after the other takes seconds each at a hundred nodes).
+    let t = Instant::now();
     run.net.shutdown().await;
+    report.shutdown_ms = report::ms(t.elapsed());
     Ok(report)
 }
 
@@ -410,7 +450,7 @@ impl Run<'_> {
             Action::Fetch { from, owner } => self.fetch(*from, *owner).await?,
             Action::Kill { nodes } => {
                 for &n in nodes {
-                    self.net.kill(n).await?;
+                    self.kill(n).await?;
                 }
             }
             Action::Restart { nodes } => {
@@ -432,11 +472,17 @@ impl Run<'_> {
                 loss,
             } => {
                 let of = group_of(groups, self.net.len());
-                let fabric = self
-                    .net
-                    .fabric_mut()
-                    .ok_or_else(|| anyhow!("latency needs network namespaces (see check_mode)"))?;
-                fabric.latency(&of, *delay, *loss)?;
+                self.latency = Some(LatencySet {
+                    step: index + 1,
+                    groups: of.clone(),
+                    delay: *delay,
+                    at_us: now_us(),
+                });
+                if let Some(fabric) = self.net.fabric_mut() {
+                    fabric.latency(&of, *delay, *loss)?;
+                } else {
+                    self.apply_delays()?;
+                }
             }
             Action::Churn {
                 share,
@@ -469,6 +515,97 @@ impl Run<'_> {
             dataset: p.dataset.clone(),
         });
         Ok(p)
+    }
+
+    /// Kills node `n`, first adding its traffic counters to what it carries over.
+    async fn kill(&mut self, n: usize) -> Result<()> {
+        if self.net.is_up(n) {
+            match self.net.counters(n) {
+                Ok(c) => self.carried[n] = self.carried[n].plus(c),
+                Err(e) => tracing::warn!(node = n, error = %format!("{e:#}"), "cannot read a node's traffic counters before killing it"),
+            }
+        }
+        self.net.kill(n).await
+    }
+
+    /// Every node's traffic, from its own counters.
+    fn traffic(&self) -> Traffic {
+        let nodes = (0..self.net.len())
+            .map(|i| {
+                let (read, error, now) = if self.net.is_up(i) {
+                    match self.net.counters(i) {
+                        Ok(c) => (true, None, c),
+                        Err(e) => (false, Some(format!("{e:#}")), Counters::default()),
+                    }
+                } else {
+                    (false, Some("down at the end".into()), Counters::default())
+                };
+                NodeTraffic {
+                    node: i,
+                    read,
+                    error,
+                    counters: self.carried[i].plus(now),
+                }
+            })
+            .collect();
+        let source = match self.net.mode() {
+            Mode::InProcess => "each node's own metrics registry (libp2p_bandwidth_bytes, \
+                                gossipsub topic_msg_*), encoded through its handle",
+            Mode::Process => "each child's own metrics registry (libp2p_bandwidth_bytes, \
+                              gossipsub topic_msg_*), read with `cix metrics`",
+        };
+        Traffic::of(source, nodes)
+    }
+
+    /// Sets every in-process node's delays towards the other groups' nodes.
+    fn apply_delays(&self) -> Result<()> {
+        let Some(l) = &self.latency else {
+            return Ok(());
+        };
+        for i in 0..self.net.len() {
+            let mut delays = HashMap::new();
+            for j in 0..self.net.len() {
+                if l.groups[j] != l.groups[i] {
+                    delays.insert(self.peer(j)?, l.delay);
+                }
+            }
+            cix_node::testnet_delay::set(self.peer(i)?, &delays);
+        }
+        Ok(())
+    }
+
+    /// Propagation within and across the last latency step's groups, of the entries
+    /// published after it.
+    fn latency_figures(&self) -> Option<report::LatencyFigures> {
+        let l = self.latency.as_ref()?;
+        let mut within = Vec::new();
+        let mut across = Vec::new();
+        for e in self.entries.iter().filter(|e| e.at_us >= l.at_us && e.measure) {
+            let from = self.recorder.announced_at(&e.id).unwrap_or(e.at_us);
+            for n in self.live_honest() {
+                if n == e.publisher {
+                    continue;
+                }
+                if let Some(t) = self.recorder.entry_at(&self.peers[n], &e.id) {
+                    let d = t.saturating_sub(from) as f64 / 1000.0;
+                    if l.groups[n] == l.groups[e.publisher] {
+                        within.push(d);
+                    } else {
+                        across.push(d);
+                    }
+                }
+            }
+        }
+        Some(report::LatencyFigures {
+            step: l.step,
+            delay_ms: report::ms(l.delay),
+            mechanism: self.faults.name().into(),
+            across_min_ms: across.iter().copied().reduce(f64::min),
+            within_group: (!within.is_empty())
+                .then(|| crate::revocation::spread(&mut within)),
+            across_groups: (!across.is_empty())
+                .then(|| crate::revocation::spread(&mut across)),
+        })
     }
 
     async fn restart(&mut self, n: usize) -> Result<()> {
@@ -512,11 +649,9 @@ impl Run<'_> {
             .find(|e| e.publisher == owner)
             .cloned()
             .ok_or_else(|| anyhow!("node {owner} has published nothing yet"))?;
-        let node = self
-            .net
-            .node(from)
-            .cloned()
-            .ok_or_else(|| anyhow!("node {from} is down"))?;
+        if !self.net.is_up(from) {
+            bail!("node {from} is down");
+        }
         // The requester needs the entry first.
         let deadline = Instant::now() + Duration::from_secs(30);
         while self
@@ -533,15 +668,15 @@ impl Run<'_> {
             .work
             .join(format!("fetched-{from}-{}.csv", self.fetches.len()));
         let t = Instant::now();
-        let result = cix_node::transfer::fetch(&node, &sent.dataset, &out, |_, _| {}).await;
+        let result = self.net.fetch(from, &sent.dataset, &out).await?;
         let took = t.elapsed();
         self.fetches.push(match result {
-            Ok(f) => FetchFigure {
+            Ok(bytes) => FetchFigure {
                 from,
                 owner,
-                bytes: f.bytes,
+                bytes,
                 ms: report::ms(took),
-                mib_per_s: f.bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64().max(1e-9),
+                mib_per_s: bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64().max(1e-9),
                 ok: true,
                 error: None,
             },
@@ -552,7 +687,7 @@ impl Run<'_> {
                 ms: report::ms(took),
                 mib_per_s: 0.0,
                 ok: false,
-                error: Some(format!("{e:#}")),
+                error: Some(e),
             },
         });
         let _ = std::fs::remove_file(&out);
@@ -578,7 +713,7 @@ impl Run<'_> {
                 down.push(live.swap_remove(k));
             }
             for &d in &down {
-                self.net.kill(d).await?;
+                self.kill(d).await?;
             }
             r = mix(r);
             let publisher = live[(r % live.len() as u64) as usize];
@@ -598,54 +733,31 @@ impl Run<'_> {
         count: usize,
         interval: Duration,
     ) -> Result<()> {
-        let node = self
-            .net
-            .node(h)
-            .cloned()
-            .ok_or_else(|| anyhow!("node {h} is down"))?;
+        if !self.net.is_up(h) {
+            bail!("node {h} is down");
+        }
         self.hostile_mode.push(mode);
         match mode {
-            HostileMode::Invalid => {
-                for _ in 0..count {
-                    let len = 64 + (rand::random::<u32>() % 512) as usize;
-                    let bytes: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
-                    let _ = node.testnet_announce_raw(bytes).await;
-                    self.hostile_sent += 1;
-                    tokio::time::sleep(interval).await;
-                }
-            }
-            HostileMode::Forged => {
-                // Genuine entries of honest publishers, with the hostile key's signature in
-                // place of theirs (envelope: 0x82 0x58 0x40, 64 signature bytes, signed map).
-                let mut genuine = Vec::new();
-                for e in self.entries.iter().filter(|e| e.publisher != h) {
-                    if let Ok(id) = e.id.parse() {
-                        if let Ok(Some(s)) = node.shared.store.entry(&id) {
-                            genuine.push(s.bytes.clone());
-                        }
-                    }
-                }
-                if genuine.is_empty() {
-                    bail!("the hostile node holds no honest entry to forge: publish one first");
-                }
-                for k in 0..count {
-                    let mut bytes = genuine[k % genuine.len()].clone();
-                    if bytes.len() < 67 {
-                        bail!("an entry envelope is shorter than its signature");
-                    }
-                    let sig = node.shared.key.sign(&rand::random::<[u8; 32]>());
-                    bytes[3..67].copy_from_slice(&sig);
-                    let _ = node.testnet_announce_raw(bytes).await;
-                    self.hostile_sent += 1;
-                    tokio::time::sleep(interval).await;
-                }
+            HostileMode::Invalid | HostileMode::Forged => {
+                let order = Order {
+                    mode,
+                    count,
+                    interval_ms: interval.as_millis() as u64,
+                    entries: self
+                        .entries
+                        .iter()
+                        .filter(|e| e.publisher != h)
+                        .map(|e| e.id.clone())
+                        .collect(),
+                };
+                self.hostile_sent += self.net.hostile_send(h, &order).await?;
             }
             HostileMode::Corrupt => {
                 // Publish a real dataset, then change its bytes on disk: honest fetchers must
                 // refuse what it serves.
                 for _ in 0..count.min(5) {
                     let p = self.publish(h, false).await?;
-                    let blob = node.shared.home.blobs().join(&p.content);
+                    let blob = self.net.blob(h, &p.content);
                     let mut bytes = std::fs::read(&blob)
                         .with_context(|| format!("cannot read {}", blob.display()))?;
                     for b in bytes.iter_mut() {
@@ -745,15 +857,11 @@ impl Run<'_> {
         let Some(h) = self.hostile else {
             return Vec::new();
         };
-        let Ok(hp) = self.peer(h) else {
-            return Vec::new();
-        };
+        let hp = &self.peers[h];
         let mut out = Vec::new();
         for i in self.live_honest() {
-            if let Some(node) = self.net.node(i) {
-                if let Ok(Some(s)) = node.peer_score(hp).await {
-                    out.push(Score { node: i, score: s });
-                }
+            if let Ok(Some(s)) = self.net.score_of(i, hp).await {
+                out.push(Score { node: i, score: s });
             }
         }
         out
@@ -842,6 +950,7 @@ impl Run<'_> {
             self.recorder.revocation_at(&self.peers[n], id)
         });
         let per_node = report::per_node(&log, &index, nodes);
+        let traffic = self.traffic();
         let hostile = match self.hostile {
             None => None,
             Some(h) => {
@@ -937,6 +1046,14 @@ impl Run<'_> {
                 Faults::NetnsNetem => "a network namespace per node; partitions by prohibit \
                                        routes, latency and loss by tc netem"
                     .into(),
+                Faults::Delay => "latency by the nodes' delaying transport (testnet only: \
+                                  cix_node::testnet_delay holds bytes read from other groups' \
+                                  peers for the delay); no loss"
+                    .into(),
+                Faults::FilterDelay => "partitions by the in-process connection filter \
+                                        (Node::testnet_block); latency by the nodes' delaying \
+                                        transport (cix_node::testnet_delay); no loss"
+                    .into(),
             },
             nodes,
             topology: format!("{:?}", self.scenario.topology),
@@ -951,6 +1068,8 @@ impl Run<'_> {
             convergence: self.convergence.clone(),
             fetches: self.fetches.clone(),
             per_node,
+            traffic,
+            latency: self.latency_figures(),
             hostile,
             honest_min_score: honest_min,
             churn_rounds: self.churn_rounds,
@@ -964,6 +1083,8 @@ impl Run<'_> {
             timeline: report::timeline(&self.entries, &log, &index, self.started_us),
             error: failure,
             ok,
+            report_ms: 0.0,
+            shutdown_ms: 0.0,
         }
     }
 }

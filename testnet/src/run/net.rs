@@ -16,6 +16,8 @@ use libp2p::PeerId;
 
 use super::netns::{self, Fabric};
 use crate::events::{now_us, parse_log_line, Recorder};
+use crate::hostile::{self, Order};
+use crate::traffic::{self, Counters};
 
 /// sled cache per node: many nodes share one machine (MEASUREMENTS.md).
 pub(crate) const STORE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
@@ -48,6 +50,10 @@ pub(crate) struct Child {
     /// The network namespace it runs in, if any.
     netns: Option<String>,
     process: Option<std::process::Child>,
+    /// The hostile node: `cix-testnet hostile-node` (this program) instead of `cix node run`,
+    /// with its order pipe.
+    hostile: Option<PathBuf>,
+    orders: Option<(std::process::ChildStdin, BufReader<std::process::ChildStdout>)>,
 }
 
 impl Drop for Child {
@@ -102,6 +108,7 @@ impl Net {
         links: &[Vec<usize>],
         recorder: &Recorder,
         namespaces: bool,
+        hostile: Option<usize>,
     ) -> Result<(Self, Vec<String>)> {
         let mut addrs: Vec<String> = Vec::with_capacity(n);
         let mut peers = Vec::with_capacity(n);
@@ -149,6 +156,15 @@ impl Net {
                         cix.display()
                     );
                 }
+                // The hostile child is this program's hidden `hostile-node` command.
+                let testnet = cix.with_file_name("cix-testnet");
+                if hostile.is_some() && !testnet.is_file() {
+                    bail!(
+                        "{} is missing: process mode's hostile node runs `cix-testnet \
+                         hostile-node` beside the cix binary",
+                        testnet.display()
+                    );
+                }
                 let fabric = if namespaces {
                     Some(Fabric::new(n).context("cannot set up network namespaces")?)
                 } else {
@@ -187,6 +203,8 @@ impl Net {
                         bootstrap,
                         netns: fabric.as_ref().map(|f| f.namespace(i).to_string()),
                         process: None,
+                        hostile: (hostile == Some(i)).then(|| testnet.clone()),
+                        orders: None,
                     };
                     spawn_child(&cix, &mut child, recorder)?;
                     addrs.push(format!("{listen}/p2p/{peer}"));
@@ -245,6 +263,7 @@ impl Net {
                 }
             }
             Self::Process { children, .. } => {
+                children[i].orders = None;
                 if let Some(mut p) = children[i].process.take() {
                     p.kill().with_context(|| format!("cannot kill node {i}"))?;
                     let _ = p.wait();
@@ -345,21 +364,184 @@ impl Net {
         }
     }
 
-    /// Node `i` revokes a random CID; returns the CID.
+    /// Node `i` revokes a random CID; returns the CID. In process mode through `cix revoke`
+    /// (the child's admin API).
     pub(crate) async fn revoke(&self, i: usize) -> Result<String> {
         let cid = Cid::of_token(&rand::random::<[u8; 32]>()).to_string();
-        let node = self
-            .node(i)
-            .ok_or_else(|| anyhow!("node {i} is down (or revoke in process mode)"))?;
-        revoke(
-            node,
-            &RevokeRequest {
-                cid: cid.clone(),
-                reason: Some("testnet".into()),
-            },
-        )
-        .await?;
+        if !self.is_up(i) {
+            bail!("node {i} is down");
+        }
+        match self {
+            Self::InProcess(m) => {
+                let node = m[i]
+                    .node
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("node {i} is down"))?;
+                revoke(
+                    node,
+                    &RevokeRequest {
+                        cid: cid.clone(),
+                        reason: Some("testnet".into()),
+                    },
+                )
+                .await?;
+            }
+            Self::Process { cix, children, .. } => {
+                run_cix_in(
+                    cix,
+                    &children[i].home,
+                    children[i].netns.as_deref(),
+                    &["--json", "revoke", &cid, "--reason", "testnet"],
+                )?;
+            }
+        }
         Ok(cid)
+    }
+
+    /// Node `i` fetches open dataset `dataset` into `out`: the bytes written, or why it failed
+    /// (a refused or corrupt transfer is an answer, not an error of the run). In process mode
+    /// through `cix fetch`.
+    pub(crate) async fn fetch(
+        &self,
+        i: usize,
+        dataset: &str,
+        out: &Path,
+    ) -> Result<std::result::Result<u64, String>> {
+        match self {
+            Self::InProcess(m) => {
+                let node = m[i]
+                    .node
+                    .clone()
+                    .ok_or_else(|| anyhow!("node {i} is down"))?;
+                Ok(
+                    match cix_node::transfer::fetch(&node, dataset, out, |_, _| {}).await {
+                        Ok(f) => Ok(f.bytes),
+                        Err(e) => Err(format!("{e:#}")),
+                    },
+                )
+            }
+            Self::Process { cix, children, .. } => {
+                if children[i].process.is_none() {
+                    bail!("node {i} is down");
+                }
+                let answer = run_cix_in(
+                    cix,
+                    &children[i].home,
+                    children[i].netns.as_deref(),
+                    &["--json", "fetch", dataset, "--output", &out.to_string_lossy()],
+                );
+                Ok(match answer {
+                    Ok(text) => {
+                        let done = text
+                            .lines()
+                            .rev()
+                            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                            .ok_or_else(|| anyhow!("cix fetch printed no JSON"))?;
+                        Ok(done["bytes"]
+                            .as_u64()
+                            .ok_or_else(|| anyhow!("cix fetch printed no bytes"))?)
+                    }
+                    Err(e) => Err(format!("{e:#}")),
+                })
+            }
+        }
+    }
+
+    /// Hostile node `h` carries out `order`: the messages it sent.
+    pub(crate) async fn hostile_send(&mut self, h: usize, order: &Order) -> Result<u64> {
+        match self {
+            Self::InProcess(m) => {
+                let node = m[h]
+                    .node
+                    .clone()
+                    .ok_or_else(|| anyhow!("node {h} is down"))?;
+                hostile::send(&node, order).await
+            }
+            Self::Process { children, .. } => {
+                let (stdin, stdout) = children[h]
+                    .orders
+                    .as_mut()
+                    .ok_or_else(|| anyhow!("node {h} is down, or not the hostile node"))?;
+                use std::io::Write as _;
+                writeln!(stdin, "{}", serde_json::to_string(order)?)
+                    .and_then(|()| stdin.flush())
+                    .with_context(|| format!("cannot send an order to hostile node {h}"))?;
+                let mut line = String::new();
+                stdout
+                    .read_line(&mut line)
+                    .with_context(|| format!("no answer from hostile node {h}"))?;
+                let done: hostile::Done = serde_json::from_str(line.trim())
+                    .with_context(|| format!("hostile node {h} answered {line:?}"))?;
+                match done.error {
+                    Some(e) => bail!("hostile node {h}: {e}"),
+                    None => Ok(done.sent),
+                }
+            }
+        }
+    }
+
+    /// Where node `i` keeps the blob with content hash `content`.
+    pub(crate) fn blob(&self, i: usize, content: &str) -> PathBuf {
+        match self {
+            Self::InProcess(m) => m[i].home.blobs().join(content),
+            Self::Process { children, .. } => {
+                Home::new(children[i].home.clone()).blobs().join(content)
+            }
+        }
+    }
+
+    /// Node `i`'s gossipsub score of `peer`, if it has one.
+    pub(crate) async fn score_of(&self, i: usize, peer: &str) -> Result<Option<f64>> {
+        match self {
+            Self::InProcess(m) => {
+                let node = m[i]
+                    .node
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("node {i} is down"))?;
+                let p: PeerId = peer.parse().map_err(|e| anyhow!("bad peer id: {e}"))?;
+                node.peer_score(p).await
+            }
+            Self::Process { cix, children, .. } => {
+                if children[i].process.is_none() {
+                    bail!("node {i} is down");
+                }
+                // `cix peer show` also knows a peer gone whose score gossipsub keeps; an
+                // unknown peer is an error there, and no score here.
+                let Ok(text) = run_cix_in(
+                    cix,
+                    &children[i].home,
+                    children[i].netns.as_deref(),
+                    &["--json", "peer", "show", peer],
+                ) else {
+                    return Ok(None);
+                };
+                Ok(text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .find(|v| v["peer_id"] == peer)
+                    .and_then(|v| v["gossip_score"].as_f64()))
+            }
+        }
+    }
+
+    /// Node `i`'s traffic counters, read from its own metrics registry.
+    pub(crate) fn counters(&self, i: usize) -> Result<Counters> {
+        let text = match self {
+            Self::InProcess(m) => m[i]
+                .node
+                .as_ref()
+                .ok_or_else(|| anyhow!("node {i} is down"))?
+                .shared
+                .metrics
+                .encode()?,
+            Self::Process { cix, children, .. } => {
+                if children[i].process.is_none() {
+                    bail!("node {i} is down");
+                }
+                run_cix_in(cix, &children[i].home, children[i].netns.as_deref(), &["metrics"])?
+            }
+        };
+        traffic::parse(&text).with_context(|| format!("node {i}'s metrics"))
     }
 
     /// Sets the peers node `i` refuses (in process only).
@@ -479,18 +661,31 @@ fn shrink_cache(home: &Path) -> Result<()> {
 fn spawn_child(cix: &Path, c: &mut Child, recorder: &Recorder) -> Result<()> {
     let _ = std::fs::remove_file(c.home.join("node.json"));
     // `ip netns exec` execs cix, so the child's pid is the node's.
-    let mut cmd = command_in(cix, c.netns.as_deref());
-    cmd.arg("--home")
-        .arg(&c.home)
-        .args(["node", "run", "--listen", &c.listen]);
+    let mut cmd = match &c.hostile {
+        Some(testnet) => {
+            let mut cmd = command_in(testnet, c.netns.as_deref());
+            cmd.arg("hostile-node")
+                .arg("--home")
+                .arg(&c.home)
+                .args(["--listen", &c.listen]);
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+            cmd
+        }
+        None => {
+            let mut cmd = command_in(cix, c.netns.as_deref());
+            cmd.arg("--home")
+                .arg(&c.home)
+                .args(["node", "run", "--listen", &c.listen]);
+            cmd.stdin(Stdio::null()).stdout(Stdio::null());
+            cmd
+        }
+    };
     for b in &c.bootstrap {
         cmd.args(["--bootstrap", b]);
     }
     let mut child = cmd
         .env("RUST_LOG", "warn,cix::event=debug")
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {} node run", cix.display()))?;
@@ -509,6 +704,11 @@ fn spawn_child(cix: &Path, c: &mut Child, recorder: &Recorder) -> Result<()> {
             }
         }
     });
+    if c.hostile.is_some() {
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        c.orders = stdin.zip(stdout.map(BufReader::new));
+    }
     c.process = Some(child);
     Ok(())
 }
