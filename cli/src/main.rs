@@ -25,6 +25,7 @@ mod quality;
 mod receipts;
 mod reident;
 mod token;
+mod users;
 
 use client::Client;
 use output::Out;
@@ -142,6 +143,10 @@ enum Command {
     /// list and answer reports, show a dataset's quality measures.
     #[command(subcommand)]
     Quality(quality::QualityCommand),
+    /// Accounts of the web console (`/console` on the admin listener): add (password from
+    /// standard input or a prompt), list, remove.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -518,6 +523,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Receipts(cmd) => receipts::receipts(&home, cmd, &mut out),
         Command::Privacy(cmd) => receipts::privacy(&home, cmd, &mut out),
         Command::Quality(cmd) => quality::quality(&home, cmd, &mut out),
+        Command::Users(cmd) => users::users(&home, cmd, &mut out),
     }
 }
 

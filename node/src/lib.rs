@@ -25,6 +25,7 @@ pub mod audit;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod console;
 pub mod guard;
 pub mod home;
 pub mod import;
