@@ -2,6 +2,8 @@
 //! against a real node's admin listener on 127.0.0.1 port 0. Every change made in the console
 //! is in the audit log under the person's name (ISO 37156 8.3.4).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

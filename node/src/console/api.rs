@@ -209,7 +209,7 @@ async fn approve(
         &actor,
         &format!("request {} approved", r.id),
         Some(r.dataset),
-        Some(r.requester.clone()),
+        Some(r.requester),
     )
     .await;
     Ok(Json(json!({
@@ -243,7 +243,7 @@ async fn deny(
         &actor,
         &format!("request {} denied", r.id),
         Some(r.dataset),
-        Some(r.requester.clone()),
+        Some(r.requester),
     )
     .await;
     Ok(Json(json!({
