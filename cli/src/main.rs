@@ -27,6 +27,7 @@ mod receipts;
 mod reident;
 mod rights;
 mod token;
+mod users;
 
 use client::Client;
 use output::Out;
@@ -164,6 +165,10 @@ enum Command {
     /// Complaints (ISO 37156 8.3.6): record, forward, answer, appeal and decide.
     #[command(subcommand)]
     Complaints(rights::ComplaintsCommand),
+    /// Accounts of the web console (`/console` on the admin listener): add (password from
+    /// standard input or a prompt), list, remove.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -549,6 +554,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Registrars(cmd) => emergency::registrars(&home, cmd, &mut out),
         Command::Rights(cmd) => rights::rights(&home, cmd, &mut out),
         Command::Complaints(cmd) => rights::complaints(&home, cmd, &mut out),
+        Command::Users(cmd) => users::users(&home, cmd, &mut out),
     }
 }
 

@@ -104,6 +104,7 @@ pub struct CatalogueLine {
 mod emergency;
 mod requests;
 mod rights;
+mod users;
 
 struct ApiError(StatusCode, String);
 
@@ -133,10 +134,15 @@ struct Api {
 ///
 /// If the address is not loopback or cannot be bound.
 pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<SocketAddr> {
+    let remote = !addr.ip().is_loopback();
     anyhow::ensure!(
-        addr.ip().is_loopback(),
-        "the admin API only listens on loopback, not {addr}"
+        !remote || node.shared.config.admin_behind_tls,
+        "the admin API only listens on loopback, not {addr}, unless admin_behind_tls = true"
     );
+    if remote {
+        tracing::warn!(%addr, "the admin API and web console listen beyond loopback: \
+            only safe behind a TLS proxy (admin_behind_tls = true); console cookies are Secure");
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot bind the admin API to {addr}"))?;
@@ -184,10 +190,17 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .merge(rights::routes())
         .merge(emergency::routes())
         .merge(requests::routes())
+        .merge(users::routes())
         .layer(middleware::from_fn_with_state(api.clone(), authorise))
         // Added after the token check, so a supervisor polls it without the token.
         .route("/health", get(health))
-        .with_state(api);
+        .with_state(api.clone())
+        // The web console logs in by itself (sessions, not the bearer token).
+        .merge(crate::console::routes(
+            api.node,
+            api.token,
+            crate::console::Settings::for_listener(remote),
+        ));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "admin API stopped");
@@ -222,7 +235,11 @@ async fn authorise(State(api): State<Api>, req: Request, next: Next) -> Response
 }
 
 async fn status(State(api): State<Api>) -> ApiResult<Value> {
-    let node = &api.node;
+    Ok(Json(status_value(&api.node).await?))
+}
+
+/// What `GET /v1/status` answers (the console's status page shows it too).
+pub(crate) async fn status_value(node: &Node) -> Result<Value> {
     let s = &node.shared;
     let peers = node.peers().await?;
     let listening: Vec<String> = node
@@ -239,7 +256,7 @@ async fn status(State(api): State<Api>) -> ApiResult<Value> {
         .iter()
         .filter(|r| r.decision == Decision::Pending)
         .count();
-    Ok(Json(json!({
+    Ok(json!({
         "name": s.config.name,
         "jurisdiction": s.config.jurisdiction,
         "did": s.did().to_string(),
@@ -254,7 +271,7 @@ async fn status(State(api): State<Api>) -> ApiResult<Value> {
         "sizes": crate::metrics::sizes(&s.store, &s.audit, &s.home),
         "uptime_secs": s.metrics.uptime_secs(),
         "version": env!("CARGO_PKG_VERSION"),
-    })))
+    }))
 }
 
 #[derive(Deserialize)]
@@ -309,7 +326,7 @@ async fn publish_file(
     Ok(Json(publish::publish(&api.node, req).await?))
 }
 
-fn line(node: &Node, e: &cix_protocol::catalogue::SignedEntry) -> CatalogueLine {
+pub(crate) fn line(node: &Node, e: &cix_protocol::catalogue::SignedEntry) -> CatalogueLine {
     let held = e.entry.held().ok();
     let d = held.map(|(d, _, _)| d).or(e.entry.primary());
     CatalogueLine {
@@ -455,7 +472,12 @@ async fn request(
 }
 
 async fn requests(State(api): State<Api>) -> ApiResult<Value> {
-    let s = &api.node.shared;
+    Ok(Json(requests_value(&api.node)?))
+}
+
+/// What `GET /v1/requests` answers (the console's request queue shows it too).
+pub(crate) fn requests_value(node: &Node) -> Result<Value> {
+    let s = &node.shared;
     let incoming: Vec<Value> = s
         .store
         .requests_in()?
@@ -500,7 +522,7 @@ async fn requests(State(api): State<Api>) -> ApiResult<Value> {
             })
         })
         .collect();
-    Ok(Json(json!({ "incoming": incoming, "outgoing": outgoing })))
+    Ok(json!({ "incoming": incoming, "outgoing": outgoing }))
 }
 
 async fn approve(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Value> {

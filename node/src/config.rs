@@ -35,9 +35,14 @@ pub struct Config {
     /// Peers to dial at start, with `/p2p/PEERID`.
     #[serde(default)]
     pub bootstrap: Vec<String>,
-    /// Admin API address; must be a loopback address.
+    /// Admin API address (and the web console's); must be a loopback address unless
+    /// `admin_behind_tls` is set.
     #[serde(default = "default_admin")]
     pub admin_listen: SocketAddr,
+    /// The operator puts the admin listener behind TLS of their choosing (a reverse proxy) and
+    /// lets `admin_listen` be a non-loopback address; console cookies are then always `Secure`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin_behind_tls: bool,
     /// sled page cache, in bytes (sled's own default is 1 GiB, too much for many nodes per
     /// machine).
     #[serde(default = "default_cache")]
@@ -130,6 +135,7 @@ impl Config {
             tcp_security: crate::network::TcpSecurity::default(),
             bootstrap: Vec::new(),
             admin_listen: default_admin(),
+            admin_behind_tls: false,
             store_cache_bytes: default_cache(),
             grant_days: default_grant_days(),
             trusted_registrars: Vec::new(),
@@ -170,9 +176,10 @@ impl Config {
                 cix_protocol::limits::MAX_AGENCY_NAME_BYTES
             ));
         }
-        if !self.admin_listen.ip().is_loopback() {
+        if !self.admin_listen.ip().is_loopback() && !self.admin_behind_tls {
             return Err(format!(
-                "admin_listen: {} is not a loopback address; the admin API is never exposed",
+                "admin_listen: {} is not a loopback address; the admin API is only exposed \
+                 behind TLS, with admin_behind_tls = true",
                 self.admin_listen
             ));
         }

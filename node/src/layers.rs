@@ -34,6 +34,7 @@ pub const KEYS: &[&str] = &[
     "external_addresses",
     "relay_server",
     "admin_listen",
+    "admin_behind_tls",
     "store_cache_bytes",
     "grant_days",
     "trusted_registrars",

@@ -68,7 +68,9 @@ pub fn set(local: PeerId, delays: &HashMap<PeerId, Duration>) {
     }
     for (r, d) in delays {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        t.entry((local, *r)).or_default().store(nanos, Ordering::Relaxed);
+        t.entry((local, *r))
+            .or_default()
+            .store(nanos, Ordering::Relaxed);
     }
 }
 

@@ -147,8 +147,7 @@ pub async fn serve(args: ChildArgs) -> Result<()> {
         let mut lock = stdin.lock();
         loop {
             let mut line = String::new();
-            match std::io::Read::take(&mut lock, MAX_ORDER_LINE as u64 + 1).read_line(&mut line)
-            {
+            match std::io::Read::take(&mut lock, MAX_ORDER_LINE as u64 + 1).read_line(&mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }

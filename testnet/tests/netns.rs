@@ -141,7 +141,11 @@ fn in_process_latency_delays_only_traffic_across_groups() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["faults"], "delay");
     assert_eq!(r["ok"], true, "{}", r["steps"]);

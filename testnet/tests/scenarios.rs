@@ -69,11 +69,18 @@ async fn propagation_reports_time_until_every_node_and_writes_its_files() {
     assert_eq!(t.nodes.len(), 8);
     for n in &t.nodes {
         assert!(n.read, "{n:?}");
-        assert!(n.counters.bytes_sent > 0 && n.counters.bytes_received > 0, "{n:?}");
+        assert!(
+            n.counters.bytes_sent > 0 && n.counters.bytes_received > 0,
+            "{n:?}"
+        );
         assert!(n.counters.messages_received >= 1, "{n:?}");
     }
     assert!(t.total.messages_published >= 10, "{:?}", t.total);
-    assert!(t.total.messages_sent >= t.total.messages_published, "{:?}", t.total);
+    assert!(
+        t.total.messages_sent >= t.total.messages_published,
+        "{:?}",
+        t.total
+    );
     // Honest nodes are not penalised in a normal run.
     assert!(
         r.honest_min_score.unwrap() >= 0.0,
@@ -228,7 +235,10 @@ fn process_mode_revokes_and_fetches_through_the_cli() {
     assert!(nodes.iter().all(|n| n["read"] == true), "{nodes:?}");
     let sent = |i: usize| nodes[i]["bytes_sent"].as_u64().unwrap();
     assert!(sent(0) > 0 && sent(1) > 0 && sent(2) > 0);
-    assert!(nodes[1]["messages_published"].as_u64().unwrap() >= 2, "{nodes:?}");
+    assert!(
+        nodes[1]["messages_published"].as_u64().unwrap() >= 2,
+        "{nodes:?}"
+    );
 }
 
 /// The hostile node as a child (`cix-testnet hostile-node`): forged and invalid entries on

@@ -20,9 +20,9 @@ use tokio::time::Instant;
 
 use crate::builtin::mix;
 use crate::events::{now_us, Recorder};
+use crate::hostile::Order;
 use crate::report::{self, Convergence, FetchFigure, HostileFigures, Report, Score, StepReport};
 use crate::scenario::{Action, Condition, HostileMode, Scenario, Topology};
-use crate::hostile::Order;
 use crate::traffic::{Counters, NodeTraffic, Traffic};
 pub use net::Mode;
 use net::{Net, PublishedEntry};
@@ -101,9 +101,10 @@ pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
     match mode {
         Mode::InProcess => {
             if let Some(i) = latency {
-                let lossy = scenario.steps.iter().position(
-                    |s| matches!(s.action, Action::Latency { loss, .. } if loss > 0.0),
-                );
+                let lossy = scenario
+                    .steps
+                    .iter()
+                    .position(|s| matches!(s.action, Action::Latency { loss, .. } if loss > 0.0));
                 if let Some(j) = lossy {
                     bail!(
                         "step {} (latency): in process, latency comes from the nodes' \
@@ -522,7 +523,9 @@ impl Run<'_> {
         if self.net.is_up(n) {
             match self.net.counters(n) {
                 Ok(c) => self.carried[n] = self.carried[n].plus(c),
-                Err(e) => tracing::warn!(node = n, error = %format!("{e:#}"), "cannot read a node's traffic counters before killing it"),
+                Err(e) => {
+                    tracing::warn!(node = n, error = %format!("{e:#}"), "cannot read a node's traffic counters before killing it")
+                }
             }
         }
         self.net.kill(n).await
@@ -549,10 +552,14 @@ impl Run<'_> {
             })
             .collect();
         let source = match self.net.mode() {
-            Mode::InProcess => "each node's own metrics registry (libp2p_bandwidth_bytes, \
-                                gossipsub topic_msg_*), encoded through its handle",
-            Mode::Process => "each child's own metrics registry (libp2p_bandwidth_bytes, \
-                              gossipsub topic_msg_*), read with `cix metrics`",
+            Mode::InProcess => {
+                "each node's own metrics registry (libp2p_bandwidth_bytes, \
+                                gossipsub topic_msg_*), encoded through its handle"
+            }
+            Mode::Process => {
+                "each child's own metrics registry (libp2p_bandwidth_bytes, \
+                              gossipsub topic_msg_*), read with `cix metrics`"
+            }
         };
         Traffic::of(source, nodes)
     }
@@ -580,7 +587,11 @@ impl Run<'_> {
         let l = self.latency.as_ref()?;
         let mut within = Vec::new();
         let mut across = Vec::new();
-        for e in self.entries.iter().filter(|e| e.at_us >= l.at_us && e.measure) {
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.at_us >= l.at_us && e.measure)
+        {
             let from = self.recorder.announced_at(&e.id).unwrap_or(e.at_us);
             for n in self.live_honest() {
                 if n == e.publisher {
@@ -601,10 +612,8 @@ impl Run<'_> {
             delay_ms: report::ms(l.delay),
             mechanism: self.faults.name().into(),
             across_min_ms: across.iter().copied().reduce(f64::min),
-            within_group: (!within.is_empty())
-                .then(|| crate::revocation::spread(&mut within)),
-            across_groups: (!across.is_empty())
-                .then(|| crate::revocation::spread(&mut across)),
+            within_group: (!within.is_empty()).then(|| crate::revocation::spread(&mut within)),
+            across_groups: (!across.is_empty()).then(|| crate::revocation::spread(&mut across)),
         })
     }
 

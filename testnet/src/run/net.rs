@@ -53,7 +53,10 @@ pub(crate) struct Child {
     /// The hostile node: `cix-testnet hostile-node` (this program) instead of `cix node run`,
     /// with its order pipe.
     hostile: Option<PathBuf>,
-    orders: Option<(std::process::ChildStdin, BufReader<std::process::ChildStdout>)>,
+    orders: Option<(
+        std::process::ChildStdin,
+        BufReader<std::process::ChildStdout>,
+    )>,
 }
 
 impl Drop for Child {
@@ -428,7 +431,13 @@ impl Net {
                     cix,
                     &children[i].home,
                     children[i].netns.as_deref(),
-                    &["--json", "fetch", dataset, "--output", &out.to_string_lossy()],
+                    &[
+                        "--json",
+                        "fetch",
+                        dataset,
+                        "--output",
+                        &out.to_string_lossy(),
+                    ],
                 );
                 Ok(match answer {
                     Ok(text) => {
@@ -538,7 +547,12 @@ impl Net {
                 if children[i].process.is_none() {
                     bail!("node {i} is down");
                 }
-                run_cix_in(cix, &children[i].home, children[i].netns.as_deref(), &["metrics"])?
+                run_cix_in(
+                    cix,
+                    &children[i].home,
+                    children[i].netns.as_deref(),
+                    &["metrics"],
+                )?
             }
         };
         traffic::parse(&text).with_context(|| format!("node {i}'s metrics"))
