@@ -318,6 +318,7 @@ mod tests {
                 "privacy",
                 "retention_day_secs",
                 "rights_day_secs",
+                "admin_behind_tls",
                 "reidentification"
             ])
         );
