@@ -18,7 +18,6 @@
 //! | `emergency_declarations` | declaration id (hex) | [`DeclarationRec`] |
 //! | `emergency_grants` | delegation CID | [`GrantRec`] (owner side) |
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -32,16 +31,15 @@ use cix_protocol::emergency::{
 use cix_protocol::identity::Did;
 use cix_protocol::limits;
 use cix_protocol::ucan::{self, Delegation};
-use futures::{AsyncWriteExt, StreamExt};
-use libp2p::{PeerId, StreamProtocol};
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tracing::{debug, info, warn};
 
 use crate::access::now;
 use crate::audit::{self, AuditEvent};
-use crate::codec::{read_message, write_message};
-use crate::node::{did_of_peer, peer_of_did, Node, NodeEvent, Shared};
+use crate::exchange::Exchange;
+use crate::node::{did_of_peer, Node, NodeEvent, Shared};
 use crate::store::TokenRecord;
 
 const AGREEMENTS: &str = "emergency_agreements";
@@ -51,6 +49,15 @@ const GRANTS: &str = "emergency_grants";
 pub const EMERGENCY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most exchanges served at once.
 pub const MAX_CONCURRENT_EMERGENCY: usize = 16;
+
+/// `EMERGENCY_PROTOCOL`: one request, one answer, bounded each way ([`crate::exchange`]).
+const EXCHANGE: Exchange = Exchange {
+    protocol: EMERGENCY_PROTOCOL,
+    request_limit: limits::MAX_EMERGENCY_REQUEST_BYTES,
+    response_limit: limits::MAX_EMERGENCY_RESPONSE_BYTES,
+    timeout: EMERGENCY_TIMEOUT,
+    concurrent: MAX_CONCURRENT_EMERGENCY,
+};
 /// Longest review note.
 pub const MAX_REVIEW_NOTE_BYTES: usize = 4096;
 /// Longest an agreement may hold, in days.
@@ -249,10 +256,6 @@ pub struct ReviewReport {
 /// The purpose and basis every grant, transfer and receipt under `declaration` carries.
 pub fn basis_of(declaration_hex: &str) -> String {
     format!("emergency:{declaration_hex}")
-}
-
-fn protocol() -> StreamProtocol {
-    StreamProtocol::new(EMERGENCY_PROTOCOL)
 }
 
 fn parse_did(text: &str, what: &str) -> Result<Did> {
@@ -466,25 +469,7 @@ fn declaration_line(shared: &Shared, id: &str, rec: &DeclarationRec) -> Result<D
 ///
 /// If the peer cannot be reached, or answers late or malformed.
 pub async fn send(node: &Node, to: &Did, req: &EmergencyRequest) -> Result<EmergencyResponse> {
-    let peer = peer_of_did(to)?;
-    if !node.locate(peer).await? {
-        bail!("{to} is not connected and no address is known");
-    }
-    let mut control = node.control();
-    let mut stream = control
-        .open_stream(peer, protocol())
-        .await
-        .map_err(|e| anyhow!("cannot open {EMERGENCY_PROTOCOL} to {to}: {e}"))?;
-    tokio::time::timeout(EMERGENCY_TIMEOUT, async {
-        write_message(&mut stream, req, limits::MAX_EMERGENCY_REQUEST_BYTES).await?;
-        let resp: EmergencyResponse =
-            read_message(&mut stream, limits::MAX_EMERGENCY_RESPONSE_BYTES).await?;
-        let _ = stream.close().await;
-        Ok::<_, std::io::Error>(resp)
-    })
-    .await
-    .map_err(|_| anyhow!("{to} did not answer on {EMERGENCY_PROTOCOL} in time"))?
-    .with_context(|| format!("malformed answer on {EMERGENCY_PROTOCOL}"))
+    EXCHANGE.ask(node, to, req).await
 }
 
 /// Sends `req` to every one of `to` at once and reports each answer.
@@ -1192,52 +1177,9 @@ async fn answer_inner(
 ///
 /// If the protocol is already registered.
 pub fn spawn(node: Node) -> Result<tokio::task::JoinHandle<()>> {
-    let mut control = node.control();
-    let mut incoming = control
-        .accept(protocol())
-        .map_err(|e| anyhow!("cannot accept {EMERGENCY_PROTOCOL}: {e}"))?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EMERGENCY));
-    Ok(tokio::spawn(async move {
-        let mut stopping = node.shared.stopping.clone();
-        while !*stopping.borrow() {
-            let next = tokio::select! {
-                next = incoming.next() => next,
-                _ = stopping.changed() => None,
-            };
-            let Some((peer, mut stream)) = next else {
-                break;
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                warn!(%peer, "emergency request dropped: too many at once");
-                continue;
-            };
-            let node = node.clone();
-            tokio::spawn(async move {
-                let answered = tokio::time::timeout(EMERGENCY_TIMEOUT, async {
-                    let req: EmergencyRequest = match read_message(
-                        &mut stream,
-                        limits::MAX_EMERGENCY_REQUEST_BYTES,
-                    )
-                    .await
-                    {
-                        Ok(r) => r,
-                        Err(e) => {
-                            warn!(%peer, error = %e, "malformed request on /cix/emergency/1");
-                            return Ok(());
-                        }
-                    };
-                    let resp = answer(&node, &peer, req).await;
-                    write_message(&mut stream, &resp, limits::MAX_EMERGENCY_RESPONSE_BYTES).await
-                })
-                .await;
-                if !matches!(answered, Ok(Ok(()))) {
-                    debug!(%peer, "emergency exchange ended early");
-                }
-                let _ = stream.close().await;
-                drop(permit);
-            });
-        }
-    }))
+    EXCHANGE.serve(node, |node: Node, peer, req: EmergencyRequest| async move {
+        answer(&node, &peer, req).await
+    })
 }
 
 /// The envelope of an agreement kept here (to hand on, or for tests).

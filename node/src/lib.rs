@@ -28,6 +28,7 @@ pub mod config;
 pub mod console;
 pub mod custody;
 pub mod emergency;
+pub mod exchange;
 pub mod guard;
 pub mod home;
 pub mod import;

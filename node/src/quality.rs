@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use cix_protocol::audit::AuditKind;
 use cix_protocol::catalogue::{DatasetId, EntryId};
 use cix_protocol::identity::Did;
@@ -29,16 +29,15 @@ use cix_protocol::quality::{
     Problem, QualityAnswer, QualityReport, QualityRequest, QualityResponse, Signed, Status,
     QUALITY_PROTOCOL,
 };
-use futures::{AsyncWriteExt, StreamExt};
-use libp2p::{PeerId, StreamProtocol};
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tracing::{debug, info, warn};
 
 use crate::access::now;
 use crate::audit::{self, AuditEvent};
-use crate::codec::{read_message, write_message};
-use crate::node::{did_of_peer, peer_of_did, Node, Shared};
+use crate::exchange::Exchange;
+use crate::node::{did_of_peer, Node, Shared};
 
 const IN_TREE: &str = "quality_in";
 const OUT_TREE: &str = "quality_out";
@@ -48,6 +47,15 @@ pub const QUALITY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_REPORTS_PER_PEER: usize = 1000;
 /// Most requests served at once.
 const MAX_CONCURRENT: usize = 16;
+
+/// `QUALITY_PROTOCOL`: one request, one answer, bounded each way ([`crate::exchange`]).
+const EXCHANGE: Exchange = Exchange {
+    protocol: QUALITY_PROTOCOL,
+    request_limit: limits::MAX_QUALITY_REQUEST_BYTES,
+    response_limit: limits::MAX_QUALITY_RESPONSE_BYTES,
+    timeout: QUALITY_TIMEOUT,
+    concurrent: MAX_CONCURRENT,
+};
 /// Largest kept record read back.
 const MAX_KEPT_BYTES: usize = 64 * 1024;
 
@@ -150,10 +158,6 @@ fn resolve_dataset(shared: &Shared, text: &str) -> Result<DatasetId> {
         .ok_or_else(|| anyhow!("no dataset {text:?} is known here (see `cix catalogue`)"))
 }
 
-fn protocol() -> StreamProtocol {
-    StreamProtocol::new(QUALITY_PROTOCOL)
-}
-
 fn kept(shared: &Shared, tree: &str) -> Result<Vec<([u8; 32], Kept)>> {
     let mut out = Vec::new();
     for item in shared.store.tree(tree)?.iter() {
@@ -177,25 +181,7 @@ fn put(shared: &Shared, tree: &str, id: &[u8; 32], k: &Kept) -> Result<()> {
 
 /// Sends one request and reads the answer.
 async fn send(node: &Node, to: &Did, req: &QualityRequest) -> Result<QualityResponse> {
-    let peer = peer_of_did(to)?;
-    if !node.locate(peer).await? {
-        bail!("{to} is not connected and no address is known");
-    }
-    let mut control = node.control();
-    let mut stream = control
-        .open_stream(peer, protocol())
-        .await
-        .map_err(|e| anyhow!("cannot open {QUALITY_PROTOCOL} to {to}: {e}"))?;
-    tokio::time::timeout(QUALITY_TIMEOUT, async {
-        write_message(&mut stream, req, limits::MAX_QUALITY_REQUEST_BYTES).await?;
-        let resp: QualityResponse =
-            read_message(&mut stream, limits::MAX_QUALITY_RESPONSE_BYTES).await?;
-        let _ = stream.close().await;
-        Ok::<_, std::io::Error>(resp)
-    })
-    .await
-    .map_err(|_| anyhow!("{to} did not answer on {QUALITY_PROTOCOL} in time"))?
-    .context("malformed answer on /cix/quality/1")
+    EXCHANGE.ask(node, to, req).await
 }
 
 /// Signs a report about `req.dataset` and sends it to the dataset's primary publisher.
@@ -622,43 +608,7 @@ async fn serve_one(shared: &Shared, peer: &PeerId, req: QualityRequest) -> Quali
 ///
 /// If the protocol is already registered.
 pub fn spawn(node: Node) -> Result<tokio::task::JoinHandle<()>> {
-    let mut control = node.control();
-    let mut incoming = control
-        .accept(protocol())
-        .map_err(|e| anyhow!("cannot accept quality reports: {e}"))?;
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
-    Ok(tokio::spawn(async move {
-        let mut stopping = node.shared.stopping.clone();
-        while !*stopping.borrow() {
-            let next = tokio::select! {
-                next = incoming.next() => next,
-                _ = stopping.changed() => None,
-            };
-            let Some((peer, mut stream)) = next else {
-                break;
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                warn!(%peer, "quality message dropped: too many at once");
-                continue;
-            };
-            let shared = node.shared.clone();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(QUALITY_TIMEOUT, async {
-                    let req: QualityRequest =
-                        match read_message(&mut stream, limits::MAX_QUALITY_REQUEST_BYTES).await {
-                            Ok(r) => r,
-                            Err(e) => {
-                                warn!(%peer, error = %e, "malformed request on /cix/quality/1");
-                                return Ok(());
-                            }
-                        };
-                    let resp = serve_one(&shared, &peer, req).await;
-                    write_message(&mut stream, &resp, limits::MAX_QUALITY_RESPONSE_BYTES).await
-                })
-                .await;
-                let _ = stream.close().await;
-                drop(permit);
-            });
-        }
-    }))
+    EXCHANGE.serve(node, |node: Node, peer, req: QualityRequest| async move {
+        serve_one(&node.shared, &peer, req).await
+    })
 }

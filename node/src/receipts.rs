@@ -26,7 +26,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use cix_protocol::audit::AuditKind;
 use cix_protocol::catalogue::DatasetId;
 use cix_protocol::caveats;
@@ -40,15 +40,14 @@ use cix_protocol::receipt::{
 };
 use cix_protocol::ucan::{Cid, Invocation};
 use cix_protocol::wire::TransferRequest;
-use futures::{AsyncWriteExt, StreamExt};
-use libp2p::{PeerId, StreamProtocol};
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tracing::{debug, info, warn};
 
 use crate::audit::{self, AuditEvent};
-use crate::codec::{read_message, write_message};
-use crate::node::{did_of_peer, peer_of_did, Node, NodeEvent, Shared};
+use crate::exchange::Exchange;
+use crate::node::{did_of_peer, Node, NodeEvent, Shared};
 use crate::transfer::Fetched;
 
 /// How long either side waits for the other on `/cix/receipt/1`.
@@ -58,6 +57,15 @@ pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_SERVED_PENDING: usize = 100_000;
 /// Most receipt requests served at once.
 pub const MAX_CONCURRENT_RECEIPTS: usize = 32;
+
+/// `RECEIPT_PROTOCOL`: one request, one answer, bounded each way ([`crate::exchange`]).
+const EXCHANGE: Exchange = Exchange {
+    protocol: RECEIPT_PROTOCOL,
+    request_limit: limits::MAX_RECEIPT_REQUEST_BYTES,
+    response_limit: limits::MAX_RECEIPT_RESPONSE_BYTES,
+    timeout: RECEIPT_TIMEOUT,
+    concurrent: MAX_CONCURRENT_RECEIPTS,
+};
 /// Seconds in a retention day, unless the testing knob `retention_day_secs` shortens it.
 pub const DAY_SECS: u64 = 86_400;
 
@@ -146,10 +154,6 @@ pub struct KeptDeletion {
     /// What was deleted, in words (receiver side).
     #[serde(default)]
     pub what: String,
-}
-
-fn protocol() -> StreamProtocol {
-    StreamProtocol::new(RECEIPT_PROTOCOL)
 }
 
 fn tree(shared: &Shared, name: &str) -> Result<sled::Tree> {
@@ -491,25 +495,7 @@ fn day_secs(shared: &Shared) -> u64 {
 ///
 /// If the peer cannot be reached or its answer is late or malformed.
 pub async fn send(node: &Node, to: &Did, req: &ReceiptRequest) -> Result<ReceiptResponse> {
-    let peer = peer_of_did(to)?;
-    if !node.locate(peer).await? {
-        bail!("{to} is not connected and no address is known");
-    }
-    let mut control = node.control();
-    let mut stream = control
-        .open_stream(peer, protocol())
-        .await
-        .map_err(|e| anyhow!("cannot open {RECEIPT_PROTOCOL} to {to}: {e}"))?;
-    tokio::time::timeout(RECEIPT_TIMEOUT, async {
-        write_message(&mut stream, req, limits::MAX_RECEIPT_REQUEST_BYTES).await?;
-        let resp: ReceiptResponse =
-            read_message(&mut stream, limits::MAX_RECEIPT_RESPONSE_BYTES).await?;
-        let _ = stream.close().await;
-        Ok::<_, std::io::Error>(resp)
-    })
-    .await
-    .map_err(|_| anyhow!("{to} did not answer on {RECEIPT_PROTOCOL} in time"))?
-    .context("malformed answer on /cix/receipt/1")
+    EXCHANGE.ask(node, to, req).await
 }
 
 /// Starts serving `/cix/receipt/1` and the retention task; both end when the node stops.
@@ -518,49 +504,13 @@ pub async fn send(node: &Node, to: &Did, req: &ReceiptRequest) -> Result<Receipt
 ///
 /// If the protocol is already registered.
 pub fn spawn(node: Node) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-    let mut control = node.control();
-    let mut incoming = control
-        .accept(protocol())
-        .map_err(|e| anyhow!("cannot accept receipts: {e}"))?;
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RECEIPTS));
-    let server = node.clone();
-    let accept = tokio::spawn(async move {
-        let mut stopping = server.shared.stopping.clone();
-        while !*stopping.borrow() {
-            let next = tokio::select! {
-                next = incoming.next() => next,
-                _ = stopping.changed() => None,
-            };
-            let Some((peer, mut stream)) = next else {
-                break;
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                warn!(%peer, "receipt request dropped: too many at once");
-                continue;
-            };
-            let shared = server.shared.clone();
-            tokio::spawn(async move {
-                let answered = tokio::time::timeout(RECEIPT_TIMEOUT, async {
-                    let req: ReceiptRequest =
-                        match read_message(&mut stream, limits::MAX_RECEIPT_REQUEST_BYTES).await {
-                            Ok(r) => r,
-                            Err(e) => {
-                                warn!(%peer, error = %e, "malformed request on /cix/receipt/1");
-                                return Ok(());
-                            }
-                        };
-                    let resp = answer(&shared, &peer, req).await;
-                    write_message(&mut stream, &resp, limits::MAX_RECEIPT_RESPONSE_BYTES).await
-                })
-                .await;
-                if !matches!(answered, Ok(Ok(()))) {
-                    debug!(%peer, "receipt exchange ended early");
-                }
-                let _ = stream.close().await;
-                drop(permit);
-            });
-        }
-    });
+    let accept =
+        EXCHANGE.serve(
+            node.clone(),
+            |node: Node, peer, req: ReceiptRequest| async move {
+                answer(&node.shared, &peer, req).await
+            },
+        )?;
     if let Some(secs) = node.shared.config.retention_day_secs {
         warn!(
             retention_day_secs = secs,

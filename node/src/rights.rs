@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use cix_protocol::audit::AuditKind;
 use cix_protocol::catalogue::DatasetId;
 use cix_protocol::caveats;
@@ -39,16 +39,15 @@ use cix_protocol::rights::{
     Verdict, NONCE_BYTES, RIGHTS_PROTOCOL,
 };
 use cix_protocol::ucan::Delegation;
-use futures::{AsyncWriteExt, StreamExt};
-use libp2p::{PeerId, StreamProtocol};
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tracing::{debug, info, warn};
 
 use crate::access::now;
 use crate::audit::{self, AuditEvent};
-use crate::codec::{read_message, write_message};
-use crate::node::{did_of_peer, peer_of_did, Node, Shared};
+use crate::exchange::Exchange;
+use crate::node::{did_of_peer, Node, Shared};
 
 const TREE: &str = "rights";
 /// How long either side waits for the other.
@@ -63,6 +62,15 @@ pub const DAY_SECS: u64 = 86_400;
 pub const MAX_DEADLINE_DAYS: u32 = 3650;
 /// Most requests served at once.
 const MAX_CONCURRENT: usize = 16;
+
+/// `RIGHTS_PROTOCOL`: one request, one answer, bounded each way ([`crate::exchange`]).
+const EXCHANGE: Exchange = Exchange {
+    protocol: RIGHTS_PROTOCOL,
+    request_limit: limits::MAX_RIGHTS_REQUEST_BYTES,
+    response_limit: limits::MAX_RIGHTS_RESPONSE_BYTES,
+    timeout: RIGHTS_TIMEOUT,
+    concurrent: MAX_CONCURRENT,
+};
 /// Largest kept record read back (a case, and per recipient an answer).
 const MAX_KEPT_BYTES: usize = 4 * 1024 * 1024;
 
@@ -255,10 +263,6 @@ pub struct CaseLine {
     pub appeal: Option<StepLine>,
     /// The decision.
     pub decision: Option<StepLine>,
-}
-
-fn protocol() -> StreamProtocol {
-    StreamProtocol::new(RIGHTS_PROTOCOL)
 }
 
 fn audit_kind(kind: Kind) -> AuditKind {
@@ -462,25 +466,7 @@ fn received_from(shared: &Shared, from: &Did, dataset: &DatasetId) -> Result<boo
 ///
 /// An unreachable peer, a timeout or a malformed answer.
 pub async fn send(node: &Node, to: &Did, req: &RightsRequest) -> Result<RightsResponse> {
-    let peer = peer_of_did(to)?;
-    if !node.locate(peer).await? {
-        bail!("{to} is not connected and no address is known");
-    }
-    let mut control = node.control();
-    let mut stream = control
-        .open_stream(peer, protocol())
-        .await
-        .map_err(|e| anyhow!("cannot open {RIGHTS_PROTOCOL} to {to}: {e}"))?;
-    tokio::time::timeout(RIGHTS_TIMEOUT, async {
-        write_message(&mut stream, req, limits::MAX_RIGHTS_REQUEST_BYTES).await?;
-        let resp: RightsResponse =
-            read_message(&mut stream, limits::MAX_RIGHTS_RESPONSE_BYTES).await?;
-        let _ = stream.close().await;
-        Ok::<_, std::io::Error>(resp)
-    })
-    .await
-    .map_err(|_| anyhow!("{to} did not answer on {RIGHTS_PROTOCOL} in time"))?
-    .context("malformed answer on /cix/rights/1")
+    EXCHANGE.ask(node, to, req).await
 }
 
 fn resolve(shared: &Shared, texts: &[String]) -> Result<Vec<DatasetId>> {
@@ -1350,10 +1336,6 @@ fn sweep_period(shared: &Shared) -> Duration {
 ///
 /// If the protocol is already registered.
 pub fn spawn(node: Node) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-    let mut control = node.control();
-    let mut incoming = control
-        .accept(protocol())
-        .map_err(|e| anyhow!("cannot accept individuals' requests: {e}"))?;
     if let Some(secs) = node.shared.config.rights_day_secs {
         warn!(
             rights_day_secs = secs,
@@ -1361,43 +1343,13 @@ pub fn spawn(node: Node) -> Result<Vec<tokio::task::JoinHandle<()>>> {
              86400. Never use this in production."
         );
     }
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
-    let server_node = node.clone();
-    let server = tokio::spawn(async move {
-        let node = server_node;
-        let mut stopping = node.shared.stopping.clone();
-        while !*stopping.borrow() {
-            let next = tokio::select! {
-                next = incoming.next() => next,
-                _ = stopping.changed() => None,
-            };
-            let Some((peer, mut stream)) = next else {
-                break;
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                warn!(%peer, "rights message dropped: too many at once");
-                continue;
-            };
-            let shared = node.shared.clone();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(RIGHTS_TIMEOUT, async {
-                    let req: RightsRequest =
-                        match read_message(&mut stream, limits::MAX_RIGHTS_REQUEST_BYTES).await {
-                            Ok(r) => r,
-                            Err(e) => {
-                                warn!(%peer, error = %e, "malformed request on /cix/rights/1");
-                                return Ok(());
-                            }
-                        };
-                    let resp = serve_one(&shared, &peer, req).await;
-                    write_message(&mut stream, &resp, limits::MAX_RIGHTS_RESPONSE_BYTES).await
-                })
-                .await;
-                let _ = stream.close().await;
-                drop(permit);
-            });
-        }
-    });
+    let server =
+        EXCHANGE.serve(
+            node.clone(),
+            |node: Node, peer, req: RightsRequest| async move {
+                serve_one(&node.shared, &peer, req).await
+            },
+        )?;
     let sweeper = tokio::spawn(async move {
         let mut stopping = node.shared.stopping.clone();
         let period = sweep_period(&node.shared);
