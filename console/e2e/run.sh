@@ -6,7 +6,7 @@
 # `npm ci` in console/.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-cix="$repo/target/debug/cix"
+cix="${CARGO_TARGET_DIR:-$repo/target}/debug/cix"
 work="$(mktemp -d)"
 export CIX_HOME="$work/home"
 pid=""
