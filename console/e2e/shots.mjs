@@ -33,7 +33,7 @@ for (const [path, heading] of [["status", "Node status"], ["peers", "Peers"], ["
   ["requests", "Request queue"], ["transfers", "Transfers"], ["audit", "Audit log"], ["revocations", "Revocations"]]) {
   await page.getByRole("link", { name: heading === "Node status" ? "Status" : heading === "Request queue" ? "Requests" : heading, exact: true }).click();
   await page.getByRole("heading", { name: heading, exact: true }).waitFor();
-  if (path === "map") await page.locator(".leaflet-interactive").first().waitFor();
+  if (path === "map") await page.locator(".leaflet-interactive").first().waitFor({ state: "attached" }); // drawn; at world zoom a city may be under one pixel
   if (path === "audit") { await page.getByRole("button", { name: "Verify the log" }).click(); await page.getByText("chain intact").waitFor(); }
   await page.screenshot({ path: join(out, `${path}.png`) });
 }
