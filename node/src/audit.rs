@@ -288,7 +288,9 @@ pub fn custodian_serving(
 }
 
 /// The owner's side of a transfer: its end, with the bytes sent and the hash of what was sent.
-pub async fn served(
+/// In the log at once, durable at the next group flush: the transfer's slot is not held
+/// while the log flushes.
+pub fn served(
     shared: &Shared,
     peer: &libp2p::PeerId,
     req: &cix_protocol::wire::TransferRequest,
@@ -300,7 +302,7 @@ pub async fn served(
         .bytes(bytes)
         .content(content)
         .detail("served");
-    log(shared, e).await;
+    log_detached(shared, e);
 }
 
 /// The owner's side of a transfer that was refused (a denial, with its reason: 8.2.2

@@ -438,6 +438,268 @@ pub fn open_outboard(
     })
 }
 
+/// Alignment a direct write needs for its memory, its file offset and its length: the page
+/// size, a multiple of the logical block size of the devices in use.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// Opens `path` (which exists) a second time for writing with `O_DIRECT`, so that received
+/// data goes from our buffer to the device without a copy into the page cache. Writing a fresh
+/// file through the page cache costs a copy per byte and an allocation per page, and on the
+/// virtual machines we measured on it was the slowest step of a transfer by far (MEASUREMENTS;
+/// transfer.md §7). `None` where the file system refuses direct I/O (for example tmpfs on
+/// older kernels): the caller writes through the page cache instead.
+pub fn open_direct(path: &Path) -> Option<std::fs::File> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC;
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => Some(std::fs::File::from(fd)),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e,
+                    "direct I/O not available; writing through the page cache");
+                None
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// A write buffer whose contents start on a [`DIRECT_ALIGN`] boundary in memory, so that it
+/// can be written to a file opened with [`open_direct`]. Allocated once per lane and reused.
+#[derive(Debug, Default)]
+pub struct AlignedBuf {
+    raw: Vec<u8>,
+    /// Where the aligned region starts in `raw` (0 when alignment could not be had: the buffer
+    /// then still works, only never for direct writes).
+    off: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A buffer for up to `capacity` bytes (it grows when more are added).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let raw = vec![0u8; capacity + DIRECT_ALIGN];
+        let off = raw.as_ptr().align_offset(DIRECT_ALIGN);
+        let off = if off < DIRECT_ALIGN { off } else { 0 };
+        Self { raw, off, len: 0 }
+    }
+
+    /// The bytes held.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.raw[self.off..self.off + self.len]
+    }
+
+    /// How many bytes it holds without growing.
+    pub fn capacity(&self) -> usize {
+        self.raw.len().saturating_sub(self.off)
+    }
+
+    /// How many bytes are held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties the buffer, keeping its memory.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends `data`, moving to a larger aligned allocation when it does not fit.
+    pub fn extend_from_slice(&mut self, data: &[u8]) {
+        let need = self.off + self.len + data.len();
+        if need > self.raw.len() {
+            let mut bigger = Self::with_capacity((self.len + data.len()).max(2 * self.len));
+            bigger.raw[bigger.off..bigger.off + self.len].copy_from_slice(self.as_slice());
+            bigger.len = self.len;
+            *self = bigger;
+        }
+        let at = self.off + self.len;
+        self.raw[at..at + data.len()].copy_from_slice(data);
+        self.len += data.len();
+    }
+}
+
+/// Writes all of `data` at `at` in `file`: the longest part that starts and ends on
+/// [`DIRECT_ALIGN`] boundaries (in the file and in memory) through `direct` when there is one,
+/// the rest through `file`. Returns `false` when the direct write was refused (`EINVAL`: the
+/// file system or device wants another alignment) and everything went through `file` instead,
+/// so the caller can stop trying. Blocking.
+///
+/// # Errors
+///
+/// The write failed (a full disk, an I/O error).
+pub fn write_all_at(
+    file: &std::fs::File,
+    direct: Option<&std::fs::File>,
+    data: &[u8],
+    at: u64,
+) -> std::io::Result<bool> {
+    let align = DIRECT_ALIGN as u64;
+    let aligned_start = at.is_multiple_of(align)
+        && data.as_ptr().align_offset(DIRECT_ALIGN) == 0
+        && direct.is_some();
+    let direct_len = if aligned_start {
+        data.len() - data.len() % DIRECT_ALIGN
+    } else {
+        0
+    };
+    if let (Some(d), true) = (direct, direct_len > 0) {
+        match d.write_all_at(&data[..direct_len], at) {
+            Ok(()) => {
+                file.write_all_at(&data[direct_len..], at + direct_len as u64)?;
+                return Ok(true);
+            }
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                tracing::debug!(error = %e, "direct write refused; writing through the page cache");
+                file.write_all_at(data, at)?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    file.write_all_at(data, at)?;
+    Ok(true)
+}
+
+/// The verified parent hashes one request brought, kept to be written into the outboard the
+/// receiver assembles (transfer.md §7): every parent of the tree reaches the receiver in the
+/// response for some segment, so once every segment is in, the outboard is whole without the
+/// file being read again.
+#[derive(Debug)]
+pub struct Parents {
+    tree: BaoTree,
+    /// (offset in the post-order outboard, the pair of hashes).
+    items: Vec<(u64, [u8; 64])>,
+}
+
+impl Parents {
+    /// For a content of `size` bytes.
+    pub fn new(size: u64) -> Self {
+        Self {
+            tree: tree(size),
+            items: Vec::new(),
+        }
+    }
+
+    /// Keeps a parent the decoder verified.
+    pub fn add(&mut self, parent: &bao_tree::io::Parent) {
+        let Some(offset) = self.tree.post_order_offset(parent.node) else {
+            return;
+        };
+        let mut pair = [0u8; 64];
+        pair[..32].copy_from_slice(parent.pair.0.as_bytes());
+        pair[32..].copy_from_slice(parent.pair.1.as_bytes());
+        self.items.push((offset.value() * 64, pair));
+    }
+
+    /// Writes what was kept into the outboard file `to`, runs of neighbours in one write each,
+    /// and forgets it. Blocking.
+    ///
+    /// # Errors
+    ///
+    /// The write failed.
+    pub fn write_to(&mut self, to: &std::fs::File) -> std::io::Result<()> {
+        self.items.sort_unstable_by_key(|(at, _)| *at);
+        self.items.dedup_by_key(|(at, _)| *at);
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_at = 0u64;
+        for (at, pair) in &self.items {
+            if !run.is_empty() && run_at + run.len() as u64 != *at {
+                to.write_all_at(&run, run_at)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_at = *at;
+            }
+            run.extend_from_slice(pair);
+        }
+        if !run.is_empty() {
+            to.write_all_at(&run, run_at)?;
+        }
+        self.items.clear();
+        Ok(())
+    }
+}
+
+/// Outboards up to this size are checked in memory; larger ones are read from the file.
+const OUTBOARD_CHECK_IN_MEMORY: u64 = 64 * 1024 * 1024;
+
+/// Checks an outboard assembled from received parents (`assembled`, for a content of `size`
+/// bytes) against the content id: every parent pair must hash to the value its parent holds,
+/// up to the root, so that it covers every chunk group of the content. Then syncs it and moves
+/// it to `blobs/<content>.obao`. Costs one hash per 16 KiB of content, and does not read the
+/// content. Blocking.
+///
+/// # Errors
+///
+/// If it is missing, of the wrong size, or any part does not chain up to the content id (the
+/// file is left where it is), or it cannot be stored.
+pub fn adopt_outboard(
+    blobs: &Path,
+    content: &ContentHash,
+    assembled: &Path,
+    size: u64,
+) -> Result<PathBuf> {
+    use bao_tree::io::outboard::PostOrderOutboard;
+    let t = tree(size);
+    let want = t.outboard_size();
+    let file = std::fs::File::open(assembled)
+        .with_context(|| format!("cannot open the assembled outboard {}", assembled.display()))?;
+    let len = file.metadata()?.len();
+    if len != want {
+        bail!("the assembled outboard has {len} bytes, not {want}");
+    }
+    let all = ChunkRanges::from(ChunkNum(0)..t.chunks());
+    let covered = |ranges: &mut dyn Iterator<Item = std::io::Result<std::ops::Range<ChunkNum>>>| {
+        let mut chunks = 0u64;
+        for r in ranges {
+            let r = r?;
+            chunks += r.end.0 - r.start.0;
+        }
+        std::io::Result::Ok(chunks)
+    };
+    let chunks = if want <= OUTBOARD_CHECK_IN_MEMORY {
+        let mut bytes = vec![0u8; usize::try_from(want)?];
+        file.read_exact_at(&mut bytes, 0)?;
+        let ob = PostOrderOutboard {
+            root: root(content),
+            tree: t,
+            data: bytes,
+        };
+        covered(&mut bao_tree::io::sync::valid_outboard_ranges(ob, &all).into_iter())?
+    } else {
+        let ob = PostOrderOutboard {
+            root: root(content),
+            tree: t,
+            data: &file,
+        };
+        covered(&mut bao_tree::io::sync::valid_outboard_ranges(ob, &all).into_iter())?
+    };
+    if chunks != t.chunks().0 {
+        bail!(
+            "the assembled outboard chains up to the content id for {chunks} of {} chunks",
+            t.chunks().0
+        );
+    }
+    file.sync_all()?;
+    drop(file);
+    let path = outboard_path(blobs, content);
+    std::fs::rename(assembled, &path)
+        .with_context(|| format!("cannot store the outboard {}", path.display()))?;
+    tracing::debug!(%content, bytes = want, "assembled outboard checked and stored");
+    Ok(path)
+}
+
 /// Words for a decoding failure; `true` when the sender is at fault (a hash did not match),
 /// `false` when the stream merely failed or ended early.
 pub fn judge(e: &bao_tree::io::DecodeError) -> (bool, String) {
@@ -522,6 +784,149 @@ mod tests {
                     plain.as_bytes(),
                     "len {len}, chunk log {log}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn an_aligned_buffer_stays_aligned_as_it_grows() {
+        let mut b = AlignedBuf::with_capacity(8192);
+        assert!(b.capacity() >= 8192);
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+        b.extend_from_slice(&data[..5000]);
+        b.extend_from_slice(&data[5000..]);
+        assert_eq!(b.as_slice(), &data[..]);
+        assert_eq!(b.as_slice().as_ptr().align_offset(DIRECT_ALIGN), 0);
+        b.clear();
+        assert!(b.is_empty());
+        assert!(b.capacity() >= 20_000);
+        let empty = AlignedBuf::default();
+        assert_eq!(empty.capacity(), 0);
+    }
+
+    /// Direct writes, their unaligned tails and plain writes all land where they should.
+    #[test]
+    fn direct_and_plain_writes_make_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let size = 5 * DIRECT_ALIGN as u64 + 300;
+        file.set_len(size).unwrap();
+        let direct = open_direct(&path);
+        let want: Vec<u8> = (0..size).map(|i| (i * 31 % 256) as u8).collect();
+        let mut buf = AlignedBuf::with_capacity(4 * DIRECT_ALIGN);
+        // Aligned start, unaligned end (the file's tail).
+        buf.extend_from_slice(&want[2 * DIRECT_ALIGN..]);
+        assert!(write_all_at(
+            &file,
+            direct.as_ref(),
+            buf.as_slice(),
+            2 * DIRECT_ALIGN as u64
+        )
+        .unwrap());
+        // Unaligned start: through the page cache.
+        assert!(write_all_at(&file, direct.as_ref(), &want[100..2 * DIRECT_ALIGN], 100).unwrap());
+        // No direct file at all.
+        assert!(write_all_at(&file, None, &want[..100], 0).unwrap());
+        let mut got = vec![0u8; size as usize];
+        file.read_exact_at(&mut got, 0).unwrap();
+        assert!(got == want, "the file differs from what was written");
+    }
+
+    /// Encodes `ranges` of `data` as a source would, decodes them as a receiver does, and
+    /// keeps the parents the way a fetch does.
+    async fn received_parents(data: &[u8], ranges: &[(u64, u64)], into: &std::fs::File) {
+        use bao_tree::io::fsm::{ResponseDecoder, ResponseDecoderNext};
+        use bao_tree::io::BaoContentItem;
+        let size = data.len() as u64;
+        let ob = bao_tree::io::outboard::PostOrderMemOutboard::create(data, block_size());
+        let content = ContentHash(*ob.root.as_bytes());
+        for &(a, b) in ranges {
+            let mut body = Vec::new();
+            bao_tree::io::sync::encode_ranges_validated(
+                data,
+                &ob,
+                &chunk_ranges(&[(a, b)]),
+                &mut body,
+            )
+            .unwrap();
+            let mut parents = Parents::new(size);
+            let mut decoder = ResponseDecoder::new(
+                root(&content),
+                chunk_ranges(&[(a, b)]),
+                tree(size),
+                &body[..],
+            );
+            while let ResponseDecoderNext::More((next, item)) = decoder.next().await {
+                decoder = next;
+                if let BaoContentItem::Parent(p) = item.unwrap() {
+                    parents.add(&p);
+                }
+            }
+            parents.write_to(into).unwrap();
+        }
+    }
+
+    /// transfer.md §7: the outboard assembled from the parents of every segment is the one
+    /// built from the whole file; with a segment's parents missing it is refused.
+    #[tokio::test]
+    async fn an_outboard_assembled_from_received_parents_is_the_built_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let seg = 256 * 1024u64;
+        for size in [100u64, 16 * 1024, 16 * 1024 + 1, 3 * seg, 5 * seg + 4321] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 5000) as u8).collect();
+            let content = ContentHash(*blake3::hash(&data).as_bytes());
+            let file = dir.path().join(format!("d{size}"));
+            std::fs::write(&file, &data).unwrap();
+            let built = build_outboard(&blobs, &content, &file, size).unwrap();
+            let reference = std::fs::read(&built).unwrap();
+            std::fs::remove_file(&built).unwrap();
+            let segments: Vec<(u64, u64)> = (0..size.div_ceil(seg))
+                .map(|i| (i * seg, ((i + 1) * seg).min(size)))
+                .collect();
+
+            let assembled = dir.path().join(format!("a{size}"));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&assembled)
+                .unwrap();
+            f.set_len(tree(size).outboard_size()).unwrap();
+            // Out of order, as lanes finish.
+            let mut order = segments.clone();
+            order.reverse();
+            received_parents(&data, &order, &f).await;
+            let kept = adopt_outboard(&blobs, &content, &assembled, size).unwrap();
+            assert_eq!(std::fs::read(&kept).unwrap(), reference, "size {size}");
+            assert!(!assembled.exists());
+            std::fs::remove_file(&kept).unwrap();
+
+            if segments.len() > 1 {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&assembled)
+                    .unwrap();
+                f.set_len(tree(size).outboard_size()).unwrap();
+                received_parents(&data, &segments[1..], &f).await;
+                let e = adopt_outboard(&blobs, &content, &assembled, size).unwrap_err();
+                assert!(
+                    format!("{e}").contains("chains up to the content id for"),
+                    "{e}"
+                );
+                assert!(!outboard_path(&blobs, &content).exists());
             }
         }
     }
