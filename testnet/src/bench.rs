@@ -11,9 +11,13 @@
 //!
 //! The baseline is the floor of what any transfer here has to do: a second process (this binary's
 //! hidden `bench-sink` subcommand) receives a plain TCP stream over 127.0.0.1, hashes it with
-//! BLAKE3 as it arrives and writes it to a fresh file that it fsyncs. Both the baseline and the
-//! fetches write fresh files (never overwrite), since writing into new files is what a fetch
-//! does and it is the slow, erratic part on these machines.
+//! BLAKE3 as it arrives and writes it to a fresh file that it fsyncs, as a pipe from `nc`
+//! through `b3sum` into a file would. Both the baseline and the fetches write fresh files (never
+//! overwrite), since writing into new files is what a fetch does and it is the slow, erratic part
+//! on these machines. A fetch writes its verified bytes with direct I/O (transfer.md §7), which
+//! spares it the page cache that the plain copy goes through, so the bench also measures the
+//! same plain copy writing with direct I/O (`baseline-direct`) and gives the ratio to it too:
+//! the fairer comparison of the two.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -110,6 +114,8 @@ pub struct Figures {
     pub runs_mib_per_s: Vec<f64>,
     /// Median rate divided by the baseline's median rate.
     pub ratio: f64,
+    /// Median rate divided by the direct-write baseline's median rate.
+    pub ratio_direct: f64,
     /// Every received file had the published BLAKE3 and the source's bytes.
     pub identical: bool,
 }
@@ -123,8 +129,10 @@ pub struct Report {
     pub runs: usize,
     /// BLAKE3 of the generated file: the published content id.
     pub content_hash: String,
-    /// The plain TCP copy through BLAKE3.
+    /// The plain TCP copy through BLAKE3, written through the page cache.
     pub baseline: Figures,
+    /// The same copy written with direct I/O, as a fetch writes.
+    pub baseline_direct: Figures,
     /// One per transport measured.
     pub transports: Vec<Figures>,
     /// Receivers write fresh files (true always: the figures say so).
@@ -143,14 +151,18 @@ impl Report {
             self.content_hash,
             self.runs
         );
-        for f in std::iter::once(&self.baseline).chain(&self.transports) {
+        for f in [&self.baseline, &self.baseline_direct]
+            .into_iter()
+            .chain(&self.transports)
+        {
             let runs: Vec<String> = f.runs_mib_per_s.iter().map(|r| format!("{r:.0}")).collect();
             s.push_str(&format!(
-                "  {:<10} {:<38} {:>7.1} MiB/s  ratio {:.2}  runs [{}]{}\n",
+                "  {:<15} {:<42} {:>7.1} MiB/s  ratio {:.2} (direct {:.2})  runs [{}]{}\n",
                 f.name,
                 f.stack,
                 f.mib_per_s,
                 f.ratio,
+                f.ratio_direct,
                 runs.join(", "),
                 if f.identical { "" } else { "  NOT IDENTICAL" }
             ));
@@ -234,29 +246,46 @@ pub fn run(opts: &Options) -> Result<Report> {
     let content = generate(&source, opts.size)?;
     tracing::debug!(bytes = opts.size, %content, "generated the source file");
 
-    let mut rates = Vec::new();
+    // The two baselines alternate, so that a change in the machine's load touches both.
+    let (mut rates, mut direct_rates) = (Vec::new(), Vec::new());
     for i in 0..opts.runs {
-        let out = dir.join(format!("baseline-{i}.bin"));
-        let (rate, hash) = baseline_once(&opts.sink, &source, &out, opts.size, opts.timeout)?;
-        if hash != content {
-            bail!("the baseline copy arrived with BLAKE3 {hash}, not {content}");
+        for (direct, into) in [(false, &mut rates), (true, &mut direct_rates)] {
+            let out = dir.join(format!("baseline-{i}-{direct}.bin"));
+            let (rate, hash) =
+                baseline_once(&opts.sink, &source, &out, opts.size, opts.timeout, direct)?;
+            if hash != content {
+                bail!("the baseline copy arrived with BLAKE3 {hash}, not {content}");
+            }
+            let _ = std::fs::remove_file(&out);
+            into.push(rate);
         }
-        let _ = std::fs::remove_file(&out);
-        rates.push(rate);
     }
     let base = median(&rates);
+    let base_direct = median(&direct_rates);
+    let ratio = |m: f64, b: f64| if b > 0.0 { m / b } else { 0.0 };
     let baseline = Figures {
         name: "baseline".into(),
         stack: "plain TCP copy + BLAKE3, 1 MiB writes".into(),
         mib_per_s: base,
         runs_mib_per_s: rates,
         ratio: 1.0,
+        ratio_direct: ratio(base, base_direct),
+        identical: true,
+    };
+    let baseline_direct = Figures {
+        name: "baseline-direct".into(),
+        stack: "plain TCP copy + BLAKE3, 1 MiB direct writes".into(),
+        mib_per_s: base_direct,
+        runs_mib_per_s: direct_rates,
+        ratio: ratio(base_direct, base),
+        ratio_direct: 1.0,
         identical: true,
     };
 
     let mut transports = Vec::new();
     for &t in &opts.transports {
-        let f = transport_runs(opts, &dir, t, &source, &content, base)?;
+        let mut f = transport_runs(opts, &dir, t, &source, &content, base)?;
+        f.ratio_direct = ratio(f.mib_per_s, base_direct);
         transports.push(f);
     }
     let ok = transports.iter().all(|f| f.identical);
@@ -265,6 +294,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         runs: opts.runs,
         content_hash: content,
         baseline,
+        baseline_direct,
         transports,
         fresh_files: true,
         ok,
@@ -319,10 +349,12 @@ fn baseline_once(
     out: &Path,
     size: u64,
     timeout: Duration,
+    direct: bool,
 ) -> Result<(f64, String)> {
     let mut child = Reaped(
         Command::new(sink)
             .arg("bench-sink")
+            .args(direct.then_some("--direct"))
             .arg("--out")
             .arg(out)
             .stdin(Stdio::null())
@@ -377,13 +409,14 @@ fn baseline_once(
 }
 
 /// The hidden `bench-sink` subcommand: accept one plain TCP connection on 127.0.0.1, hash what
-/// arrives with BLAKE3 while writing it to `out` (a new file), fsync, and print
-/// `{"bytes":N,"blake3":"HEX"}`. Prints `listening PORT` first.
+/// arrives with BLAKE3 while writing it to `out` (a new file) in writes of [`COPY_BUFFER`]
+/// (with direct I/O when `direct`, as a fetch writes, where the file system allows), fsync, and
+/// print `{"bytes":N,"blake3":"HEX"}`. Prints `listening PORT` first.
 ///
 /// # Errors
 ///
 /// If the socket or the file cannot be used.
-pub fn sink(out: &Path, timeout: Duration) -> Result<()> {
+pub fn sink(out: &Path, timeout: Duration, direct: bool) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).context("cannot listen on 127.0.0.1")?;
     let port = listener.local_addr()?.port();
     let mut stdout = std::io::stdout().lock();
@@ -391,24 +424,47 @@ pub fn sink(out: &Path, timeout: Duration) -> Result<()> {
     stdout.flush()?;
     let (mut conn, _) = listener.accept()?;
     conn.set_read_timeout(Some(timeout))?;
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(out)
         .with_context(|| format!("cannot create {}", out.display()))?;
+    let direct_file = if direct {
+        cix_node::verified::open_direct(out)
+    } else {
+        None
+    };
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; COPY_BUFFER];
+    // Whole buffers go out at once (aligned for direct I/O); the last, partial one at the end.
+    let mut gathered = cix_node::verified::AlignedBuf::with_capacity(COPY_BUFFER);
     let mut bytes = 0u64;
+    let mut written = 0u64;
+    let mut flush = |gathered: &mut cix_node::verified::AlignedBuf| -> Result<()> {
+        cix_node::verified::write_all_at(&file, direct_file.as_ref(), gathered.as_slice(), written)
+            .with_context(|| format!("cannot write {} (disk full?)", out.display()))?;
+        written += gathered.len() as u64;
+        gathered.clear();
+        Ok(())
+    };
     loop {
         let n = conn.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])
-            .with_context(|| format!("cannot write {} (disk full?)", out.display()))?;
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let take = rest.len().min(COPY_BUFFER - gathered.len());
+            gathered.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if gathered.len() == COPY_BUFFER {
+                flush(&mut gathered)?;
+            }
+        }
         bytes += n as u64;
     }
+    flush(&mut gathered)?;
     file.sync_all()?;
     let hash = hasher.finalize().to_hex().to_string();
     writeln!(
@@ -565,6 +621,7 @@ fn transport_runs(
         mib_per_s: m,
         runs_mib_per_s: rates,
         ratio: if base > 0.0 { m / base } else { 0.0 },
+        ratio_direct: 0.0,
         identical,
     })
 }

@@ -43,6 +43,15 @@ fn the_transfer_bench_moves_8_mib_over_every_transport_byte_identical() {
     );
     let baseline = report["baseline"]["mib_per_s"].as_f64().unwrap();
     assert!(baseline > 0.0, "no baseline figure: {report}");
+    let direct = report["baseline_direct"]["mib_per_s"].as_f64().unwrap();
+    assert!(direct > 0.0, "no direct-write baseline figure: {report}");
+    assert_eq!(
+        report["baseline_direct"]["runs_mib_per_s"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let names: Vec<&str> = report["transports"]
         .as_array()
         .unwrap()
@@ -56,6 +65,8 @@ fn the_transfer_bench_moves_8_mib_over_every_transport_byte_identical() {
         let ratio = t["ratio"].as_f64().unwrap();
         assert!(rate > 0.0 && rate.is_finite(), "{t}");
         assert!((ratio - rate / baseline).abs() < 1e-9, "{t}");
+        let ratio_direct = t["ratio_direct"].as_f64().unwrap();
+        assert!((ratio_direct - rate / direct).abs() < 1e-9, "{t}");
         assert_eq!(t["runs_mib_per_s"].as_array().unwrap().len(), 2);
     }
     // Fetched files are removed after they are checked; the homes and the source stay.

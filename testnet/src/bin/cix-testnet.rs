@@ -126,6 +126,9 @@ struct SinkArgs {
     /// Longest pause in the stream, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
+    /// Write with direct I/O (bypassing the page cache), as a fetch does.
+    #[arg(long)]
+    direct: bool,
 }
 
 #[derive(Debug, Args)]
@@ -238,7 +241,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Bench(BenchCommand::Transfer(args)) => return run_bench(args),
         Command::BenchSink(args) => {
-            return match cix_testnet::bench::sink(&args.out, Duration::from_secs(args.timeout)) {
+            return match cix_testnet::bench::sink(
+                &args.out,
+                Duration::from_secs(args.timeout),
+                args.direct,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("cix-testnet: bench-sink: {e:#}");
