@@ -183,13 +183,11 @@ impl FaultSteps {
 }
 
 /// Faults made by the nodes themselves: the connection filter for partitions, the delaying
-/// transport for latency (which cannot drop packets; `no_loss` says why loss is refused).
+/// transport for latency. It cannot drop packets: a lossy step is refused with `no_loss`, which
+/// says why and what to do instead.
 fn by_nodes(scenario: &Scenario, steps: &FaultSteps, no_loss: &str) -> Result<Faults> {
     if let Some(j) = steps.lossy {
-        bail!(
-            "step {j} (latency): {no_loss}; the nodes' delaying transport cannot drop \
-             packets: set loss = 0"
-        );
+        bail!("step {j} (latency): {no_loss}");
     }
     for (i, s) in scenario.steps.iter().enumerate() {
         if let Action::Latency { delay, .. } = &s.action {
@@ -249,14 +247,16 @@ pub fn faults_for(scenario: &Scenario, mode: Mode, choice: FaultChoice) -> Resul
         (Mode::InProcess, _) => by_nodes(
             scenario,
             &steps,
-            "in process, latency comes from the nodes' delaying transport (or run with \
-             --mode process as root on a kernel with netem)",
+            "in process, latency comes from the nodes' delaying transport, which cannot \
+             drop packets: set loss = 0, or run with --mode process as root on a kernel with \
+             netem",
         ),
         (Mode::Process, FaultChoice::Filter) => by_nodes(
             scenario,
             &steps,
-            "--faults filter makes latency with the children's delaying transport (loss \
-             needs --faults netns, as root on a kernel with netem)",
+            "with --faults filter, latency comes from the children's delaying transport, \
+             which cannot drop packets: set loss = 0, or use --faults netns as root on a \
+             kernel with netem",
         ),
         (Mode::Process, FaultChoice::Netns) => by_kernel(&steps).map_err(|why| {
             anyhow!(
@@ -273,7 +273,11 @@ pub fn faults_for(scenario: &Scenario, mode: Mode, choice: FaultChoice) -> Resul
                 by_nodes(
                     scenario,
                     &steps,
-                    &format!("loss needs network namespaces with tc netem, which cannot be made here ({why})"),
+                    &format!(
+                        "loss needs network namespaces with tc netem, which cannot be made \
+                         here ({why}); the children's delaying transport cannot drop packets: \
+                         set loss = 0"
+                    ),
                 )
             }
         },

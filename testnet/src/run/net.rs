@@ -591,6 +591,7 @@ impl Net {
                 };
                 fault_put(c, "/v1/testnet/blocked", &serde_json::to_value(body)?)
                     .with_context(|| format!("cannot set the peers node {i} refuses"))?;
+                tracing::debug!(node = i, peers = peers.len(), "child's refused peers set");
             }
         }
         Ok(())
@@ -623,6 +624,7 @@ impl Net {
                 };
                 fault_put(c, "/v1/testnet/delays", &serde_json::to_value(body)?)
                     .with_context(|| format!("cannot set the delays of node {i}"))?;
+                tracing::debug!(node = i, peers = delays.len(), "child's delays set");
             }
         }
         Ok(())
