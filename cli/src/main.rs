@@ -228,6 +228,11 @@ enum NodeCommand {
         /// Peer to connect to at start, with /p2p/PEERID (may be repeated).
         #[arg(long, value_name = "MULTIADDR")]
         bootstrap: Vec<String>,
+        /// TESTNET ONLY, hidden, never for a real agency: `cix-testnet` passes it to make
+        /// partitions and latency inside this process (the delaying transport, TCP only, and
+        /// the admin endpoints PUT /v1/testnet/blocked and /v1/testnet/delays, loopback only).
+        #[arg(long, hide = true)]
+        testnet_faults: bool,
     },
 }
 
@@ -464,7 +469,11 @@ fn run(cli: Cli) -> Result<()> {
     let home = home_of(cli.home)?;
     match command {
         Command::Init(args) => init(&home, args, &mut out),
-        Command::Node(NodeCommand::Run { listen, bootstrap }) => node_run(home, listen, bootstrap),
+        Command::Node(NodeCommand::Run {
+            listen,
+            bootstrap,
+            testnet_faults,
+        }) => node_run(home, listen, bootstrap, testnet_faults),
         Command::Metrics => {
             let text = Client::connect(&home)?.get_text("/metrics", 16 * 1024 * 1024)?;
             print!("{text}");
@@ -704,7 +713,12 @@ fn init(home: &Home, args: InitArgs, out: &mut Out) -> Result<()> {
 /// What `cix node run` logs unless `RUST_LOG` says otherwise.
 const DEFAULT_LOG_FILTER: &str = "info,libp2p_kad=error,libp2p_gossipsub=warn,cix::event=warn";
 
-fn node_run(home: Home, listen: Vec<String>, bootstrap: Vec<String>) -> Result<()> {
+fn node_run(
+    home: Home,
+    listen: Vec<String>,
+    bootstrap: Vec<String>,
+    testnet_faults: bool,
+) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // Colours only on a terminal; under systemd (JOURNAL_STREAM set) journald stamps each line
@@ -722,12 +736,24 @@ fn node_run(home: Home, listen: Vec<String>, bootstrap: Vec<String>) -> Result<(
     let config =
         cix_node::layers::load(&home, &cix_node::layers::Flags { listen, bootstrap })?.config;
     let token = home.load_token()?;
+    if testnet_faults {
+        // TESTNET ONLY (cix_node::testnet_faults): the node below builds the delaying
+        // transport, and the admin API serves the fault endpoints.
+        tracing::warn!("TESTNET ONLY: --testnet-faults is on; never run an agency's node so");
+        cix_node::testnet_delay::enable();
+    }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let admin_addr = config.admin_listen;
         let name = config.name.clone();
         let node = cix_node::start(home.clone(), config).await?;
-        let admin = cix_node::admin::serve(node.clone(), admin_addr, token).await?;
+        let admin = cix_node::admin::serve_with(
+            node.clone(),
+            admin_addr,
+            token,
+            cix_node::admin::Options { testnet_faults },
+        )
+        .await?;
         let listening: Vec<String> = node
             .listening()
             .await?

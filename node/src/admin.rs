@@ -44,6 +44,10 @@
 //! | `GET /v1/privacy/notice?peer=P` | [`crate::privacy::NoticeLine`]: this node's notice, or peer P's |
 //!
 //! Errors are `{"error": "..."}` with a 4xx or 5xx status.
+//!
+//! TESTNET ONLY: with [`Options::testnet_faults`] (`cix node run --testnet-faults`, a hidden
+//! flag for `cix-testnet`), also `PUT /v1/testnet/blocked` and `PUT /v1/testnet/delays`
+//! ([`crate::testnet_faults`]); without it those paths do not exist.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -104,6 +108,7 @@ pub struct CatalogueLine {
 mod emergency;
 mod requests;
 mod rights;
+mod testnet;
 mod users;
 
 struct ApiError(StatusCode, String);
@@ -128,16 +133,42 @@ struct Api {
     token: String,
 }
 
+/// What the admin API serves beyond its ordinary routes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// TESTNET ONLY: serve the fault endpoints of [`crate::testnet_faults`] (loopback only).
+    pub testnet_faults: bool,
+}
+
 /// Binds the admin API and serves it in the background; returns the bound address.
 ///
 /// # Errors
 ///
 /// If the address is not loopback or cannot be bound.
 pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<SocketAddr> {
+    serve_with(node, addr, token, Options::default()).await
+}
+
+/// As [`serve`], with `options`.
+///
+/// # Errors
+///
+/// As [`serve`], and if `options` asks for the testnet's fault endpoints on an address that is
+/// not loopback.
+pub async fn serve_with(
+    node: Node,
+    addr: SocketAddr,
+    token: String,
+    options: Options,
+) -> Result<SocketAddr> {
     let remote = !addr.ip().is_loopback();
     anyhow::ensure!(
         !remote || node.shared.config.admin_behind_tls,
         "the admin API only listens on loopback, not {addr}, unless admin_behind_tls = true"
+    );
+    anyhow::ensure!(
+        !(remote && options.testnet_faults),
+        "--testnet-faults serves its endpoints on a loopback admin address only, not {addr}"
     );
     if remote {
         tracing::warn!(%addr, "the admin API and web console listen beyond loopback: \
@@ -148,7 +179,12 @@ pub async fn serve(node: Node, addr: SocketAddr, token: String) -> Result<Socket
         .with_context(|| format!("cannot bind the admin API to {addr}"))?;
     let bound = listener.local_addr()?;
     let api = Api { node, token };
-    let app = Router::new()
+    let mut app = Router::new();
+    if options.testnet_faults {
+        tracing::warn!(%bound, "TESTNET ONLY: fault endpoints on (/v1/testnet/...)");
+        app = app.merge(testnet::routes());
+    }
+    let app = app
         .route("/v1/status", get(status))
         .route("/v1/peers", get(peers))
         .route("/v1/dial", post(dial))

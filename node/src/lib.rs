@@ -52,6 +52,7 @@ pub mod scoring;
 pub mod search;
 pub mod store;
 pub mod testnet_delay;
+pub mod testnet_faults;
 pub mod tokens;
 pub mod transfer;
 pub mod verified;

@@ -2,9 +2,10 @@
 //! testnet's `latency` step where the kernel has no `tc netem` (or the nodes run in one
 //! process, where netem cannot tell them apart).
 //!
-//! When [`enable`] has been called in a process (only `cix-testnet` does; `cix node run` never
-//! does), every node started afterwards in that process builds its TCP transport with a
-//! muxer wrapper, [`Delayed`]: bytes read from a connection are held until `delay` after they
+//! When [`enable`] has been called in a process (`cix-testnet` for its in-process nodes, and
+//! `cix node run` only with the hidden testnet switch `--testnet-faults`, which also lets the
+//! admin API call [`set`]: [`crate::testnet_faults`]), every node started afterwards in that
+//! process builds its TCP transport with a muxer wrapper, [`Delayed`]: bytes read from a connection are held until `delay` after they
 //! came off the socket, where `delay` is what [`set`] last gave for the pair (this node, that
 //! peer). Each side delays what it receives, so with the same delay set on both sides a
 //! message takes `delay` longer one way and a round trip `2 × delay`, as netem on each end's

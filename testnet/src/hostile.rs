@@ -106,6 +106,9 @@ pub struct ChildArgs {
     pub listen: Vec<String>,
     /// Bootstrap addresses.
     pub bootstrap: Vec<String>,
+    /// As `cix node run --testnet-faults`: the delaying transport and the admin API's fault
+    /// endpoints ([`cix_node::testnet_faults`]).
+    pub testnet_faults: bool,
 }
 
 /// Runs the hostile child until stdin closes.
@@ -125,8 +128,19 @@ pub async fn serve(args: ChildArgs) -> Result<()> {
     .config;
     let token = home.load_token()?;
     let admin_addr = config.admin_listen;
+    if args.testnet_faults {
+        cix_node::testnet_delay::enable();
+    }
     let node = cix_node::start(home.clone(), config).await?;
-    let admin = cix_node::admin::serve(node.clone(), admin_addr, token).await?;
+    let admin = cix_node::admin::serve_with(
+        node.clone(),
+        admin_addr,
+        token,
+        cix_node::admin::Options {
+            testnet_faults: args.testnet_faults,
+        },
+    )
+    .await?;
     let listening = node
         .listening()
         .await?

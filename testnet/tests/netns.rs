@@ -1,8 +1,8 @@
-//! Process mode with real network faults: every `cix node run` child in its own network
-//! namespace, a partition by routes and its heal, and latency by `tc netem`. Each test runs
-//! the `cix-testnet` binary; where this machine cannot make namespaces (not root) or has no
-//! netem qdisc, the binary refuses the step with its reason and the test prints that and
-//! skips.
+//! Process mode with real network faults (`--faults netns`): every `cix node run` child in its
+//! own network namespace, a partition by routes and its heal, and latency by `tc netem`. Each
+//! test runs the `cix-testnet` binary; where this machine cannot make namespaces (not root) or
+//! has no netem qdisc, the binary refuses the step with its reason and the test prints that
+//! and skips. `process_faults.rs` tests the fallback, where the children make the faults.
 
 // Tests unwrap freely: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -12,8 +12,8 @@ use std::process::{Command, Output};
 
 const TESTNET: &str = env!("CARGO_BIN_EXE_cix-testnet");
 
-/// Runs `cix-testnet run --mode process` on `scenario`; `None` (after printing why) when the
-/// binary refused because this machine lacks what the faults need.
+/// Runs `cix-testnet run --mode process --faults netns` on `scenario`; `None` (after printing
+/// why) when the binary refused because this machine lacks what the faults need.
 fn run_process(scenario: &Path, needs: &[&str]) -> Option<(serde_json::Value, u32)> {
     let cix = Path::new(TESTNET).with_file_name("cix");
     assert!(
@@ -22,7 +22,15 @@ fn run_process(scenario: &Path, needs: &[&str]) -> Option<(serde_json::Value, u3
         cix.display()
     );
     let child = Command::new(TESTNET)
-        .args(["run", "--mode", "process", "--json", "--scenario"])
+        .args([
+            "run",
+            "--mode",
+            "process",
+            "--faults",
+            "netns",
+            "--json",
+            "--scenario",
+        ])
         .arg(scenario)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -53,7 +61,7 @@ fn assert_cleaned_up(pid: u32) {
 #[test]
 fn process_mode_partition_in_namespaces_holds_until_the_heal() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/netns-partition-heal.toml");
-    let Some((r, pid)) = run_process(&file, &["cannot be made here"]) else {
+    let Some((r, pid)) = run_process(&file, &["cannot be met here"]) else {
         return;
     };
     assert_cleaned_up(pid);
@@ -92,7 +100,7 @@ fn process_mode_latency_delays_propagation_by_at_least_the_added_delay() {
          timeout = \"20s\"\n",
     )
     .unwrap();
-    let Some((r, pid)) = run_process(&file, &["cannot be made here", "no netem qdisc"]) else {
+    let Some((r, pid)) = run_process(&file, &["cannot be met here"]) else {
         return;
     };
     assert_cleaned_up(pid);
@@ -162,9 +170,10 @@ fn in_process_latency_delays_only_traffic_across_groups() {
 }
 
 #[test]
-fn the_fault_mechanism_follows_the_mode_and_the_steps() {
+fn the_fault_mechanism_follows_the_mode_the_steps_and_the_choice() {
     use cix_testnet::builtin::{self, Knobs};
-    use cix_testnet::run::{faults_for, Faults, Mode};
+    use cix_testnet::run::{faults_for, FaultChoice, Faults, Mode};
+    use cix_testnet::scenario;
     let k = || Knobs {
         nodes: Some(4),
         entries: None,
@@ -173,24 +182,107 @@ fn the_fault_mechanism_follows_the_mode_and_the_steps() {
     };
     let split = builtin::get("partition-heal", k()).unwrap();
     let plain = builtin::get("propagation", k()).unwrap();
-    assert_eq!(faults_for(&split, Mode::InProcess).unwrap(), Faults::Filter);
-    assert_eq!(faults_for(&plain, Mode::InProcess).unwrap(), Faults::None);
+    let slow = |loss: &str| {
+        scenario::parse_with(
+            &format!(
+                "name = \"slow\"\nnodes = 4\n[topology]\nkind = \"full\"\n\
+                 [[step]]\naction = \"partition\"\ngroups = [[0, 1]]\n\
+                 [[step]]\naction = \"latency\"\ngroups = [[0, 1]]\ndelay = \"50ms\"\n\
+                 loss = {loss}\n"
+            ),
+            None,
+        )
+        .unwrap()
+    };
+    let (both, lossy) = (slow("0.0"), slow("0.2"));
+    use FaultChoice::{Auto, Filter, Netns};
+    assert_eq!(
+        faults_for(&split, Mode::InProcess, Auto).unwrap(),
+        Faults::Filter
+    );
+    assert_eq!(
+        faults_for(&plain, Mode::InProcess, Auto).unwrap(),
+        Faults::None
+    );
+    assert_eq!(
+        faults_for(&both, Mode::InProcess, Filter).unwrap(),
+        Faults::FilterDelay
+    );
+    let e = format!(
+        "{:#}",
+        faults_for(&split, Mode::InProcess, Netns).unwrap_err()
+    );
+    assert!(e.contains("--faults netns is for --mode process"), "{e}");
     // Without fault steps process mode needs no namespaces (and probes for none).
-    assert_eq!(faults_for(&plain, Mode::Process).unwrap(), Faults::None);
-    match faults_for(&split, Mode::Process) {
-        Ok(f) => assert_eq!(f, Faults::Netns),
+    assert_eq!(
+        faults_for(&plain, Mode::Process, Auto).unwrap(),
+        Faults::None
+    );
+    assert_eq!(
+        faults_for(&plain, Mode::Process, Netns).unwrap(),
+        Faults::None
+    );
+    // Asked for, the children make every fault themselves; loss they cannot make.
+    assert_eq!(
+        faults_for(&split, Mode::Process, Filter).unwrap(),
+        Faults::Filter
+    );
+    assert_eq!(
+        faults_for(&both, Mode::Process, Filter).unwrap(),
+        Faults::FilterDelay
+    );
+    let e = format!(
+        "{:#}",
+        faults_for(&lossy, Mode::Process, Filter).unwrap_err()
+    );
+    assert!(
+        e.contains("step 2 (latency)") && e.contains("set loss = 0"),
+        "{e}"
+    );
+    // Left to choose, process mode takes namespaces where they can make every fault step
+    // and the children otherwise; never an error for a partition or a latency without loss.
+    let split_auto = faults_for(&split, Mode::Process, Auto).unwrap();
+    match faults_for(&split, Mode::Process, Netns) {
+        Ok(f) => {
+            assert_eq!(f, Faults::Netns);
+            assert_eq!(split_auto, Faults::Netns);
+        }
         Err(e) => {
             let e = format!("{e:#}");
             assert!(
-                e.contains("cannot be made here") && e.contains("--mode in-process"),
+                e.contains("cannot be met here") && e.contains("--faults filter"),
                 "{e}"
             );
-            println!("skipped the namespace case: {e}");
+            assert_eq!(split_auto, Faults::Filter);
+            println!("no namespaces here: {e}");
+        }
+    }
+    match faults_for(&both, Mode::Process, Netns) {
+        Ok(f) => {
+            assert_eq!(f, Faults::NetnsNetem);
+            assert_eq!(faults_for(&both, Mode::Process, Auto).unwrap(), f);
+            assert_eq!(faults_for(&lossy, Mode::Process, Auto).unwrap(), f);
+        }
+        Err(e) => {
+            println!("no netem here: {e:#}");
+            assert_eq!(
+                faults_for(&both, Mode::Process, Auto).unwrap(),
+                Faults::FilterDelay
+            );
+            let e = format!("{:#}", faults_for(&lossy, Mode::Process, Auto).unwrap_err());
+            assert!(
+                e.contains("step 2 (latency)")
+                    && e.contains("loss needs network namespaces with tc netem")
+                    && e.contains("set loss = 0"),
+                "{e}"
+            );
         }
     }
     assert_eq!(Faults::NetnsNetem.name(), "netns+netem");
     assert_eq!(
-        serde_json::to_value(Faults::NetnsNetem).unwrap(),
-        serde_json::json!("netns+netem")
+        serde_json::to_value(Faults::FilterDelay).unwrap(),
+        serde_json::json!("filter+delay")
     );
+    assert!(Faults::Delay.made_by_nodes() && !Faults::Delay.uses_namespaces());
+    assert!(Faults::Netns.uses_namespaces() && !Faults::Netns.made_by_nodes());
 }

@@ -22,6 +22,7 @@ async fn run_builtin(name: &str, k: Knobs, out: Option<&Path>) -> Report {
         mode: Mode::InProcess,
         cix: None,
         work: None,
+        faults: run::FaultChoice::Auto,
     };
     let report = run::run_and_write(&scenario, &opts, cix_testnet::events::global(), out)
         .await

@@ -79,10 +79,16 @@ pub fn start(home: &Path, bootstrap: Option<&str>) -> Daemon {
 /// Starts `cix node run` listening on `listen` only (a TCP or a QUIC multiaddr), optionally
 /// bootstrapped, and waits for its `node.json`.
 pub fn start_on(home: &Path, listen: &str, bootstrap: Option<&str>) -> Daemon {
+    start_with(home, listen, bootstrap, &[])
+}
+
+/// As [`start_on`], with `extra` arguments after `node run`.
+pub fn start_with(home: &Path, listen: &str, bootstrap: Option<&str>, extra: &[&str]) -> Daemon {
     let mut cmd = Command::new(CIX);
     cmd.arg("--home")
         .arg(home)
-        .args(["node", "run", "--listen", listen]);
+        .args(["node", "run", "--listen", listen])
+        .args(extra);
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", b]);
     }

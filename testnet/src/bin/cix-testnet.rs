@@ -78,6 +78,9 @@ struct HostileArgs {
     /// Bootstrap address (repeatable).
     #[arg(long, value_name = "MULTIADDR")]
     bootstrap: Vec<String>,
+    /// As `cix node run --testnet-faults`: partitions and latency made by the node itself.
+    #[arg(long)]
+    testnet_faults: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,10 +187,18 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// in-process: real swarms in this process; process: each node a `cix node run` child
-    /// (as root, partition and latency steps put every child in its own network namespace,
-    /// with `tc netem` for latency).
+    /// (partition and latency steps as --faults says).
     #[arg(long, default_value = "in-process", value_parser = ["in-process", "process"])]
     mode: String,
+    /// How partition and latency steps are made. auto: in process mode, every child in its
+    /// own network namespace with `tc netem` when run as root on a kernel with netem (only
+    /// routes are needed without a latency step), otherwise as filter. netns: namespaces and
+    /// netem or refuse (process mode only). filter: the nodes' own testnet-only connection
+    /// filter and delaying transport (no loss); in process mode each child then runs with
+    /// a hidden testnet switch and is told over its admin API. The report's `faults` says
+    /// which was used.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "netns", "filter"])]
+    faults: String,
     /// Built-ins: announcements (propagation) or revocations (revocation-storm).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     entries: Option<u64>,
@@ -263,6 +274,7 @@ fn main() -> ExitCode {
                     home: args.home,
                     listen: args.listen,
                     bootstrap: args.bootstrap,
+                    testnet_faults: args.testnet_faults,
                 },
             ));
             match served {
@@ -325,7 +337,14 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
     } else {
         run::Mode::InProcess
     };
-    if let Err(e) = run::check_mode(&scenario, mode) {
+    let faults: run::FaultChoice = match args.faults.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cix-testnet: --faults: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = run::check_mode(&scenario, mode, faults) {
         eprintln!("cix-testnet: {}: {e:#}", args.scenario);
         return ExitCode::from(2);
     }
@@ -333,6 +352,7 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
         mode,
         cix: args.cix,
         work: args.work,
+        faults,
     };
     // On Ctrl-C the run is dropped: its children are killed and its network namespaces
     // removed by their guards; cleanup_all catches any namespace left over.

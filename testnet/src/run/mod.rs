@@ -42,6 +42,36 @@ pub struct Options {
     pub cix: Option<PathBuf>,
     /// Where the node homes live (default: a temporary directory).
     pub work: Option<PathBuf>,
+    /// How partitions and latency may be made (`--faults`).
+    pub faults: FaultChoice,
+}
+
+/// How a run may make its partitions and latency (`cix-testnet run --faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultChoice {
+    /// Process mode: network namespaces (with `tc netem` for latency) when they can make
+    /// every fault step here, otherwise the children themselves, as with `Filter`. In
+    /// process: the nodes' connection filter and delaying transport.
+    #[default]
+    Auto,
+    /// Process mode only: network namespaces and `tc netem`, or refuse the scenario.
+    Netns,
+    /// The nodes' own testnet-only connection filter and delaying transport; in process
+    /// mode each child is a `cix node run --testnet-faults`, told over its admin API.
+    Filter,
+}
+
+impl std::str::FromStr for FaultChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "netns" => Ok(Self::Netns),
+            "filter" => Ok(Self::Filter),
+            other => Err(format!("{other:?} is not auto, netns or filter")),
+        }
+    }
 }
 
 /// How a run makes its network faults (the report's `faults`).
@@ -50,7 +80,8 @@ pub enum Faults {
     /// The scenario has no partition, heal or latency step.
     #[serde(rename = "none")]
     None,
-    /// In-process connection filter (`Node::testnet_block`).
+    /// The nodes' connection filter (`Node::testnet_block`): in process through each node's
+    /// handle, in process mode through each child's testnet fault endpoint.
     #[serde(rename = "filter")]
     Filter,
     /// Process mode, each child in its own network namespace; partitions by routes.
@@ -59,10 +90,11 @@ pub enum Faults {
     /// As `Netns`, with latency and loss by `tc netem`.
     #[serde(rename = "netns+netem")]
     NetnsNetem,
-    /// In process, latency by the nodes' delaying transport (`cix_node::testnet_delay`).
+    /// Latency by the nodes' delaying transport (`cix_node::testnet_delay`), in process or
+    /// in `cix node run --testnet-faults` children.
     #[serde(rename = "delay")]
     Delay,
-    /// In process, partitions by the connection filter and latency by the delaying transport.
+    /// Partitions by the connection filter and latency by the delaying transport.
     #[serde(rename = "filter+delay")]
     FilterDelay,
 }
@@ -80,84 +112,175 @@ impl Faults {
             Self::FilterDelay => "filter+delay",
         }
     }
+
+    /// Whether process-mode children run in network namespaces.
+    #[must_use]
+    pub fn uses_namespaces(self) -> bool {
+        matches!(self, Self::Netns | Self::NetnsNetem)
+    }
+
+    /// Whether the nodes make the faults themselves (filter, delaying transport).
+    #[must_use]
+    pub fn made_by_nodes(self) -> bool {
+        matches!(self, Self::Filter | Self::Delay | Self::FilterDelay)
+    }
+
+    /// The report's `network_emulation`: how the faults were made, in words.
+    fn described(self, mode: Mode) -> String {
+        let filter = match mode {
+            Mode::InProcess => "the in-process connection filter (Node::testnet_block)",
+            Mode::Process => {
+                "each child's connection filter (Node::testnet_block; `cix node run \
+                 --testnet-faults`, set through its admin API)"
+            }
+        };
+        let delay = match mode {
+            Mode::InProcess => {
+                "the nodes' delaying transport (testnet only: cix_node::testnet_delay holds \
+                 bytes read from other groups' peers for the delay)"
+            }
+            Mode::Process => {
+                "each child's delaying transport (testnet only: cix_node::testnet_delay in \
+                 `cix node run --testnet-faults`, set through its admin API)"
+            }
+        };
+        match self {
+            Self::None => "none (no partition, heal or latency step)".into(),
+            Self::Filter => format!("partitions by {filter}"),
+            Self::Netns => "a network namespace per node; partitions by prohibit routes".into(),
+            Self::NetnsNetem => "a network namespace per node; partitions by prohibit routes, \
+                                 latency and loss by tc netem"
+                .into(),
+            Self::Delay => format!("latency by {delay}; no loss"),
+            Self::FilterDelay => format!("partitions by {filter}; latency by {delay}; no loss"),
+        }
+    }
 }
 
-/// Picks how `scenario` makes its faults in `mode`, probing for network namespaces and netem
-/// in process mode.
+/// The fault steps of a scenario: the first latency step and the first partition or heal
+/// step (numbered from 1), and the first latency step with a loss.
+struct FaultSteps {
+    latency: Option<usize>,
+    partition: Option<usize>,
+    lossy: Option<usize>,
+}
+
+impl FaultSteps {
+    fn of(scenario: &Scenario) -> Self {
+        let step_of = |f: &dyn Fn(&Action) -> bool| {
+            scenario
+                .steps
+                .iter()
+                .position(|s| f(&s.action))
+                .map(|i| i + 1)
+        };
+        Self {
+            latency: step_of(&|a| matches!(a, Action::Latency { .. })),
+            partition: step_of(&|a| matches!(a, Action::Partition { .. } | Action::Heal)),
+            lossy: step_of(&|a| matches!(a, Action::Latency { loss, .. } if *loss > 0.0)),
+        }
+    }
+}
+
+/// Faults made by the nodes themselves: the connection filter for partitions, the delaying
+/// transport for latency. It cannot drop packets: a lossy step is refused with `no_loss`, which
+/// says why and what to do instead.
+fn by_nodes(scenario: &Scenario, steps: &FaultSteps, no_loss: &str) -> Result<Faults> {
+    if let Some(j) = steps.lossy {
+        bail!("step {j} (latency): {no_loss}");
+    }
+    for (i, s) in scenario.steps.iter().enumerate() {
+        if let Action::Latency { delay, .. } = &s.action {
+            let max = Duration::from_millis(cix_node::testnet_faults::MAX_DELAY_MS);
+            if *delay > max {
+                bail!(
+                    "step {} (latency): delay {delay:?} is over the {max:?} the nodes' \
+                     delaying transport allows",
+                    i + 1
+                );
+            }
+        }
+    }
+    Ok(match (steps.partition.is_some(), steps.latency.is_some()) {
+        (true, true) => Faults::FilterDelay,
+        (false, true) => Faults::Delay,
+        (true, false) => Faults::Filter,
+        (false, false) => Faults::None,
+    })
+}
+
+/// Faults made by the kernel for process mode: network namespaces, with netem for latency;
+/// the reason when this machine cannot.
+fn by_kernel(steps: &FaultSteps) -> std::result::Result<Faults, String> {
+    netns::probe()?;
+    if steps.latency.is_some() {
+        netns::probe_netem().map_err(|why| format!("this kernel has no netem qdisc: {why}"))?;
+        return Ok(Faults::NetnsNetem);
+    }
+    Ok(Faults::Netns)
+}
+
+/// Picks how `scenario` makes its faults in `mode` under `choice`, probing for network
+/// namespaces and netem in process mode unless `choice` is [`FaultChoice::Filter`].
+///
+/// In process mode, [`FaultChoice::Auto`] takes namespaces only when they can make every
+/// fault step (partitions need namespaces, latency also netem); otherwise the children make
+/// all of them (`filter`, `delay`, `filter+delay`), so one run never mixes the two.
 ///
 /// # Errors
 ///
-/// Naming the step that cannot run and why.
-pub fn faults_for(scenario: &Scenario, mode: Mode) -> Result<Faults> {
-    let step_of = |f: fn(&Action) -> bool| {
-        scenario
-            .steps
-            .iter()
-            .position(|s| f(&s.action))
-            .map(|i| i + 1)
+/// Naming the step that cannot run and why: loss where the nodes' delaying transport would
+/// have to make it, a delay over its bound, or `--faults netns` where namespaces or netem
+/// cannot be made (or in process).
+pub fn faults_for(scenario: &Scenario, mode: Mode, choice: FaultChoice) -> Result<Faults> {
+    let steps = FaultSteps::of(scenario);
+    if mode == Mode::InProcess && choice == FaultChoice::Netns {
+        bail!(
+            "--faults netns is for --mode process: nodes in one process share one network \
+             namespace; use --faults auto or filter"
+        );
+    }
+    let Some(first) = steps.latency.or(steps.partition) else {
+        return Ok(Faults::None);
     };
-    let latency = step_of(|a| matches!(a, Action::Latency { .. }));
-    let partition = step_of(|a| matches!(a, Action::Partition { .. } | Action::Heal));
-    match mode {
-        Mode::InProcess => {
-            if let Some(i) = latency {
-                let lossy = scenario
-                    .steps
-                    .iter()
-                    .position(|s| matches!(s.action, Action::Latency { loss, .. } if loss > 0.0));
-                if let Some(j) = lossy {
-                    bail!(
-                        "step {} (latency): in process, latency comes from the nodes' \
-                         delaying transport, which cannot drop packets: set loss = 0, or run \
-                         with --mode process as root on a kernel with netem",
-                        j + 1
-                    );
-                }
-                let _ = i;
-                return Ok(if partition.is_some() {
-                    Faults::FilterDelay
-                } else {
-                    Faults::Delay
-                });
+    match (mode, choice) {
+        (Mode::InProcess, _) => by_nodes(
+            scenario,
+            &steps,
+            "in process, latency comes from the nodes' delaying transport, which cannot \
+             drop packets: set loss = 0, or run with --mode process as root on a kernel with \
+             netem",
+        ),
+        (Mode::Process, FaultChoice::Filter) => by_nodes(
+            scenario,
+            &steps,
+            "with --faults filter, latency comes from the children's delaying transport, \
+             which cannot drop packets: set loss = 0, or use --faults netns as root on a \
+             kernel with netem",
+        ),
+        (Mode::Process, FaultChoice::Netns) => by_kernel(&steps).map_err(|why| {
+            anyhow!(
+                "step {first} ({}): --faults netns cannot be met here: {why}; run as root on \
+                 a kernel with netem, or with --faults filter (the children make partitions \
+                 and latency themselves, no loss)",
+                scenario.steps[first - 1].action.name()
+            )
+        }),
+        (Mode::Process, FaultChoice::Auto) => match by_kernel(&steps) {
+            Ok(f) => Ok(f),
+            Err(why) => {
+                tracing::debug!(reason = %why, "faults made by the children themselves");
+                by_nodes(
+                    scenario,
+                    &steps,
+                    &format!(
+                        "loss needs network namespaces with tc netem, which cannot be made \
+                         here ({why}); the children's delaying transport cannot drop packets: \
+                         set loss = 0"
+                    ),
+                )
             }
-            Ok(if partition.is_some() {
-                Faults::Filter
-            } else {
-                Faults::None
-            })
-        }
-        Mode::Process => {
-            let Some(first) = latency.or(partition) else {
-                return Ok(Faults::None);
-            };
-            if let Err(why) = netns::probe() {
-                if let Some(i) = latency {
-                    bail!(
-                        "step {i} (latency): added latency and loss need network namespaces \
-                         with `tc netem`, which cannot be made here: {why}; run as root, or \
-                         remove the step"
-                    );
-                }
-                bail!(
-                    "step {first} ({}): process mode partitions need network \
-                     namespaces, which cannot be made here: {why}; run as root, or with \
-                     --mode in-process, which partitions by its connection filter",
-                    scenario.steps[first - 1].action.name()
-                );
-            }
-            if let Some(i) = latency {
-                if let Err(why) = netns::probe_netem() {
-                    bail!(
-                        "step {i} (latency): this kernel has no netem qdisc, so latency and \
-                         loss cannot be added to children: {why}; run with --mode in-process \
-                         (latency by the nodes' delaying transport, no loss), or remove the \
-                         step (partitions alone work with network namespaces)"
-                    );
-                }
-                return Ok(Faults::NetnsNetem);
-            }
-            Ok(Faults::Netns)
-        }
+        },
     }
 }
 
@@ -261,13 +384,9 @@ fn self_rss() -> u64 {
 /// # Errors
 ///
 /// Naming the step that cannot.
-pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
-    for (i, s) in scenario.steps.iter().enumerate() {
-        let what = s.action.name();
-        // Every step type runs in both modes; only faults depend on the machine.
-        let _ = (i, what, mode);
-    }
-    faults_for(scenario, mode).map(|_| ())
+pub fn check_mode(scenario: &Scenario, mode: Mode, choice: FaultChoice) -> Result<()> {
+    // Every step type runs in both modes; only faults depend on the machine.
+    faults_for(scenario, mode, choice).map(|_| ())
 }
 
 /// Runs `scenario`.
@@ -278,8 +397,7 @@ pub fn check_mode(scenario: &Scenario, mode: Mode) -> Result<()> {
 /// error: it is in the report).
 pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Result<Report> {
     scenario.validate().map_err(|e| anyhow!(e))?;
-    check_mode(scenario, opts.mode)?;
-    let faults = faults_for(scenario, opts.mode)?;
+    let faults = faults_for(scenario, opts.mode, opts.faults)?;
     let tmp;
     let work = match &opts.work {
         Some(w) => {
@@ -297,7 +415,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
     let work = work
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", work.display()))?;
-    if matches!(faults, Faults::Delay | Faults::FilterDelay) {
+    if opts.mode == Mode::InProcess && matches!(faults, Faults::Delay | Faults::FilterDelay) {
         // TESTNET ONLY: every node started from now on in this process delays what it reads
         // from peers the latency steps name (no delay until a step sets one).
         cix_node::testnet_delay::enable();
@@ -310,10 +428,9 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         opts.mode,
         opts.cix.clone(),
         &work,
-        scenario.nodes,
         &links,
         &recorder,
-        matches!(faults, Faults::Netns | Faults::NetnsNetem),
+        faults,
         scenario.hostile(),
     )
     .await?;
@@ -482,7 +599,9 @@ impl Run<'_> {
                 if let Some(fabric) = self.net.fabric_mut() {
                     fabric.latency(&of, *delay, *loss)?;
                 } else {
-                    self.apply_delays()?;
+                    for i in 0..self.net.len() {
+                        self.apply_delays(i).await?;
+                    }
                 }
             }
             Action::Churn {
@@ -564,21 +683,22 @@ impl Run<'_> {
         Traffic::of(source, nodes)
     }
 
-    /// Sets every in-process node's delays towards the other groups' nodes.
-    fn apply_delays(&self) -> Result<()> {
+    /// Sets node `i`'s delays towards the other groups' nodes (the last latency step's), when
+    /// the nodes make latency themselves.
+    async fn apply_delays(&self, i: usize) -> Result<()> {
         let Some(l) = &self.latency else {
             return Ok(());
         };
-        for i in 0..self.net.len() {
-            let mut delays = HashMap::new();
-            for j in 0..self.net.len() {
-                if l.groups[j] != l.groups[i] {
-                    delays.insert(self.peer(j)?, l.delay);
-                }
-            }
-            cix_node::testnet_delay::set(self.peer(i)?, &delays);
+        if !self.faults.made_by_nodes() {
+            return Ok(());
         }
-        Ok(())
+        let mut delays = HashMap::new();
+        for j in 0..self.net.len() {
+            if l.groups[j] != l.groups[i] {
+                delays.insert(self.peer(j)?, l.delay);
+            }
+        }
+        self.net.set_delays(i, self.peer(i)?, &delays).await
     }
 
     /// Propagation within and across the last latency step's groups, of the entries
@@ -617,13 +737,18 @@ impl Run<'_> {
         })
     }
 
+    /// Restarts node `n`; when the nodes make the faults, sets its partition and delays
+    /// again (a restarted child starts with neither; its peers still refuse it meanwhile).
     async fn restart(&mut self, n: usize) -> Result<()> {
         self.net.restart(n, &self.recorder).await?;
+        if !self.faults.made_by_nodes() {
+            return Ok(());
+        }
         if let Some(groups) = &self.groups {
             let blocked = self.blocked_for(n, groups)?;
             self.net.block(n, blocked).await?;
         }
-        Ok(())
+        self.apply_delays(n).await
     }
 
     fn blocked_for(&self, i: usize, groups: &[usize]) -> Result<HashSet<PeerId>> {
@@ -1046,24 +1171,7 @@ impl Run<'_> {
             description: self.scenario.description.clone(),
             mode: self.net.mode(),
             faults: self.faults,
-            network_emulation: match self.faults {
-                Faults::None => "none (no partition, heal or latency step)".into(),
-                Faults::Filter => "in-process connection filter (Node::testnet_block)".into(),
-                Faults::Netns => {
-                    "a network namespace per node; partitions by prohibit routes".into()
-                }
-                Faults::NetnsNetem => "a network namespace per node; partitions by prohibit \
-                                       routes, latency and loss by tc netem"
-                    .into(),
-                Faults::Delay => "latency by the nodes' delaying transport (testnet only: \
-                                  cix_node::testnet_delay holds bytes read from other groups' \
-                                  peers for the delay); no loss"
-                    .into(),
-                Faults::FilterDelay => "partitions by the in-process connection filter \
-                                        (Node::testnet_block); latency by the nodes' delaying \
-                                        transport (cix_node::testnet_delay); no loss"
-                    .into(),
-            },
+            network_emulation: self.faults.described(self.net.mode()),
             nodes,
             topology: format!("{:?}", self.scenario.topology),
             seed: self.scenario.seed,

@@ -1,7 +1,7 @@
 //! The nodes of a run: in this process ([`Member`] holds a [`Node`]) or as `cix node run`
 //! children ([`Child`]). [`Net`] gives the runner one set of operations over both.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,12 +15,16 @@ use cix_protocol::ucan::Cid;
 use libp2p::PeerId;
 
 use super::netns::{self, Fabric};
+use super::Faults;
 use crate::events::{now_us, parse_log_line, Recorder};
 use crate::hostile::{self, Order};
 use crate::traffic::{self, Counters};
 
 /// sled cache per node: many nodes share one machine (MEASUREMENTS.md).
 pub(crate) const STORE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Longest a call to a child's testnet fault endpoints may take.
+const FAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Metadata of every dataset the testnet publishes.
 const META: &str = "domain = \"water\"\nkind = \"supply\"\ndescription = \"testnet\"\n";
@@ -49,6 +53,9 @@ pub(crate) struct Child {
     bootstrap: Vec<String>,
     /// The network namespace it runs in, if any.
     netns: Option<String>,
+    /// Started with `--testnet-faults`: it makes partitions and latency itself, set through
+    /// its admin API ([`cix_node::testnet_faults`]).
+    testnet_faults: bool,
     process: Option<std::process::Child>,
     /// The hostile node: `cix-testnet hostile-node` (this program) instead of `cix node run`,
     /// with its order pipe.
@@ -102,23 +109,28 @@ fn csv(i: usize, salt: u64) -> String {
 }
 
 impl Net {
-    /// Starts `n` nodes under `dir`; `links[i]` are the earlier nodes node `i` bootstraps to.
+    /// Starts one node per entry of `links` under `dir`; `links[i]` are the earlier nodes node
+    /// `i` bootstraps to.
+    /// In process mode, `faults` says whether children run in network namespaces (`netns`,
+    /// `netns+netem`) or make faults themselves (`filter`, `delay`, `filter+delay`).
     pub(crate) async fn start(
         mode: Mode,
         cix: Option<PathBuf>,
         dir: &Path,
-        n: usize,
         links: &[Vec<usize>],
         recorder: &Recorder,
-        namespaces: bool,
+        faults: Faults,
         hostile: Option<usize>,
     ) -> Result<(Self, Vec<String>)> {
+        let n = links.len();
+        let namespaces = faults.uses_namespaces();
+        let testnet_faults = faults.made_by_nodes();
         let mut addrs: Vec<String> = Vec::with_capacity(n);
         let mut peers = Vec::with_capacity(n);
         match mode {
             Mode::InProcess => {
                 let mut members = Vec::with_capacity(n);
-                for (i, earlier) in links.iter().enumerate().take(n) {
+                for (i, earlier) in links.iter().enumerate() {
                     let home = Home::new(dir.join(format!("node-{i:03}")));
                     let mut config = Config::new(&format!("Agency {i:03}"), "US");
                     config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
@@ -175,7 +187,7 @@ impl Net {
                 };
                 // Declared after the fabric: dropped (children killed) first on an error.
                 let mut children = Vec::with_capacity(n);
-                for (i, earlier) in links.iter().enumerate().take(n) {
+                for (i, earlier) in links.iter().enumerate() {
                     let home = dir.join(format!("node-{i:03}"));
                     run_cix(
                         &cix,
@@ -205,6 +217,7 @@ impl Net {
                         listen: listen.clone(),
                         bootstrap,
                         netns: fabric.as_ref().map(|f| f.namespace(i).to_string()),
+                        testnet_faults,
                         process: None,
                         hostile: (hostile == Some(i)).then(|| testnet.clone()),
                         orders: None,
@@ -558,10 +571,61 @@ impl Net {
         traffic::parse(&text).with_context(|| format!("node {i}'s metrics"))
     }
 
-    /// Sets the peers node `i` refuses (in process only).
+    /// Sets the peers node `i` refuses: through its handle in process, through the child's
+    /// testnet fault endpoint in process mode. A node that is down is left alone (the runner
+    /// sets it again after a restart).
     pub(crate) async fn block(&self, i: usize, peers: HashSet<PeerId>) -> Result<()> {
-        if let Some(node) = self.node(i) {
-            node.testnet_block(peers).await?;
+        match self {
+            Self::InProcess(m) => {
+                if let Some(node) = &m[i].node {
+                    node.testnet_block(peers).await?;
+                }
+            }
+            Self::Process { children, .. } => {
+                let c = &children[i];
+                if c.process.is_none() {
+                    return Ok(());
+                }
+                let body = cix_node::testnet_faults::BlockRequest {
+                    peers: peers.iter().map(ToString::to_string).collect(),
+                };
+                fault_put(c, "/v1/testnet/blocked", &serde_json::to_value(body)?)
+                    .with_context(|| format!("cannot set the peers node {i} refuses"))?;
+                tracing::debug!(node = i, peers = peers.len(), "child's refused peers set");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets how long node `i` (peer id `local`) holds what it reads from each of `delays`'
+    /// peers, every other peer getting none: in this process's delay table, or through the
+    /// child's testnet fault endpoint in process mode (a child that is down is left alone).
+    pub(crate) async fn set_delays(
+        &self,
+        i: usize,
+        local: PeerId,
+        delays: &HashMap<PeerId, Duration>,
+    ) -> Result<()> {
+        match self {
+            Self::InProcess(_) => cix_node::testnet_delay::set(local, delays),
+            Self::Process { children, .. } => {
+                let c = &children[i];
+                if c.process.is_none() {
+                    return Ok(());
+                }
+                let body = cix_node::testnet_faults::DelayRequest {
+                    delays: delays
+                        .iter()
+                        .map(|(p, d)| cix_node::testnet_faults::PeerDelay {
+                            peer: p.to_string(),
+                            delay_ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                        })
+                        .collect(),
+                };
+                fault_put(c, "/v1/testnet/delays", &serde_json::to_value(body)?)
+                    .with_context(|| format!("cannot set the delays of node {i}"))?;
+                tracing::debug!(node = i, peers = delays.len(), "child's delays set");
+            }
         }
         Ok(())
     }
@@ -646,6 +710,39 @@ fn run_cix_in(cix: &Path, home: &Path, netns: Option<&str>, args: &[&str]) -> Re
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// PUT `body` to a child's testnet fault endpoint `path`, with its admin token.
+fn fault_put(c: &Child, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+    if !c.testnet_faults {
+        bail!("the child was not started with --testnet-faults");
+    }
+    let home = Home::new(c.home.clone());
+    let info = home.load_runtime()?;
+    let token = home.load_token()?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(FAULT_CALL_TIMEOUT))
+        .build()
+        .into();
+    let url = format!("{}{path}", info.admin_url);
+    let mut resp = agent
+        .put(&url)
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(body)
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let answer: serde_json::Value = resp
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("unreadable answer from {url} ({status})"))?;
+    if !status.is_success() {
+        bail!(
+            "PUT {url}: {status}: {}",
+            answer["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    Ok(answer)
+}
+
 /// The identity `cix init` wrote.
 fn read_identity(home: &Path) -> Result<String> {
     let key = cix_node::Home::new(home.to_path_buf()).load_key()?;
@@ -682,6 +779,9 @@ fn spawn_child(cix: &Path, c: &mut Child, recorder: &Recorder) -> Result<()> {
                 .arg("--home")
                 .arg(&c.home)
                 .args(["--listen", &c.listen]);
+            if c.testnet_faults {
+                cmd.arg("--testnet-faults");
+            }
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
             cmd
         }
@@ -690,6 +790,10 @@ fn spawn_child(cix: &Path, c: &mut Child, recorder: &Recorder) -> Result<()> {
             cmd.arg("--home")
                 .arg(&c.home)
                 .args(["node", "run", "--listen", &c.listen]);
+            if c.testnet_faults {
+                // TESTNET ONLY: the child makes partitions and latency itself.
+                cmd.arg("--testnet-faults");
+            }
             cmd.stdin(Stdio::null()).stdout(Stdio::null());
             cmd
         }
