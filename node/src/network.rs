@@ -673,7 +673,14 @@ impl EventLoop {
                         let _ = self.swarm.disconnect_peer_id(*p);
                     }
                 }
+                let healed = self.blocked.iter().any(|p| !peers.contains(p));
                 self.blocked = peers;
+                // A heal: reach the bootstrap peers no longer blocked now rather than at the
+                // next maintenance tick, so convergence after a heal measures gossip and
+                // catch-up, not the redial interval.
+                if healed {
+                    self.dial_bootstrap();
+                }
                 let _ = reply.send(());
             }
             Command::Provide { key, reply } => {
