@@ -82,12 +82,15 @@ pub fn get(name: &str, k: Knobs) -> Option<Scenario> {
                 },
                 steps: vec![
                     warmup(0),
+                    // Measure a network at rest: starting up (connections, identify, the
+                    // Kademlia discovery that follows) keeps both cores busy for seconds at
+                    // 50 nodes, and announcements published meanwhile queue behind it.
                     step(
                         Action::Sleep {
-                            duration: Duration::from_secs(2),
+                            duration: Duration::from_secs(1),
                         },
-                        None,
-                        0,
+                        Some(Condition::Quiet),
+                        120,
                     ),
                     step(
                         Action::Publish {

@@ -81,7 +81,16 @@ pub enum Condition {
     Converged,
     /// Every honest node that scores the hostile node puts it below the graylist threshold.
     Graylisted,
+    /// The nodes have settled: together they used less than `QUIET_CPU` of one core over the
+    /// last `QUIET_WINDOW` (connections made, discovery done), so what comes next is measured
+    /// on a network at rest rather than one still starting up.
+    Quiet,
 }
+
+/// CPU the nodes may use together, in cores, for them to count as quiet.
+pub const QUIET_CPU: f64 = 0.25;
+/// Window over which the nodes' CPU use is measured for `quiet`.
+pub const QUIET_WINDOW: Duration = Duration::from_secs(1);
 
 /// One step.
 #[derive(Debug, Clone, PartialEq)]
@@ -328,10 +337,11 @@ fn condition(text: &str) -> Result<Condition, String> {
         "revocations" => Condition::Revocations,
         "converged" => Condition::Converged,
         "graylisted" => Condition::Graylisted,
+        "quiet" => Condition::Quiet,
         other => {
             return Err(format!(
                 "unknown wait condition {other:?} (known: entries, revocations, converged, \
-                 graylisted)"
+                 graylisted, quiet)"
             ))
         }
     })
@@ -660,5 +670,19 @@ mod tests {
             .unwrap_err()
             .contains("unknown unit"));
         assert!(parse_duration("99999h").unwrap_err().contains("24 h"));
+    }
+
+    #[test]
+    fn every_wait_condition_parses_and_the_error_lists_them() {
+        for (text, c) in [
+            ("entries", Condition::Entries),
+            ("revocations", Condition::Revocations),
+            ("converged", Condition::Converged),
+            ("graylisted", Condition::Graylisted),
+            ("quiet", Condition::Quiet),
+        ] {
+            assert_eq!(condition(text), Ok(c));
+        }
+        assert!(condition("calm").unwrap_err().contains("quiet)"));
     }
 }

@@ -955,6 +955,9 @@ impl Run<'_> {
 
     async fn wait(&mut self, c: Condition, timeout: Duration) -> (bool, String) {
         let deadline = Instant::now() + timeout;
+        if c == Condition::Quiet {
+            return self.quiet(deadline, timeout).await;
+        }
         loop {
             let (ok, detail) = if c == Condition::Graylisted {
                 self.graylisted().await
@@ -968,6 +971,33 @@ impl Run<'_> {
                 return (false, format!("timed out after {timeout:?}: {detail}"));
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the nodes used less than `QUIET_CPU` of a core over a whole `QUIET_WINDOW`
+    /// (in process: this process, whose own share between steps is negligible; in process
+    /// mode: the children).
+    async fn quiet(&mut self, deadline: Instant, timeout: Duration) -> (bool, String) {
+        use crate::scenario::{QUIET_CPU, QUIET_WINDOW};
+        let started = Instant::now();
+        let mut last = (Instant::now(), self.net.cpu_seconds());
+        loop {
+            tokio::time::sleep(QUIET_WINDOW).await;
+            let now = (Instant::now(), self.net.cpu_seconds());
+            let cores = (now.1 - last.1) / now.0.duration_since(last.0).as_secs_f64().max(1e-3);
+            let detail = format!(
+                "nodes used {cores:.2} cores over the last {} ms (quiet below {QUIET_CPU}); \
+                 waited {} ms",
+                QUIET_WINDOW.as_millis(),
+                started.elapsed().as_millis()
+            );
+            if cores < QUIET_CPU {
+                return (true, detail);
+            }
+            if Instant::now() > deadline {
+                return (false, format!("timed out after {timeout:?}: {detail}"));
+            }
+            last = now;
         }
     }
 

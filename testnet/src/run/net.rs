@@ -639,6 +639,19 @@ impl Net {
     }
 
     /// Resident memory of each live child, bytes (process mode).
+    /// CPU time, in seconds, the nodes have used so far: this process's in process mode
+    /// (user and system, from `/proc/self/stat`), the live children's in process mode.
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        match self {
+            Self::InProcess(_) => cpu_of("/proc/self/stat").unwrap_or(0.0),
+            Self::Process { children, .. } => children
+                .iter()
+                .filter_map(|c| c.process.as_ref())
+                .filter_map(|p| cpu_of(&format!("/proc/{}/stat", p.id())))
+                .sum(),
+        }
+    }
+
     pub(crate) fn child_rss(&self) -> Vec<u64> {
         match self {
             Self::InProcess(_) => Vec::new(),
@@ -666,6 +679,18 @@ impl Net {
             let _ = self.kill(i).await;
         }
     }
+}
+
+/// User plus system CPU seconds of a `/proc/<pid>/stat` file (fields 14 and 15, in clock
+/// ticks of 1/100 s, the value Linux uses for every user-visible tick count).
+pub(crate) fn cpu_of(path: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// VmRSS of a /proc status file, bytes.
@@ -841,4 +866,25 @@ fn wait_started(c: &Child, timeout: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_seconds_come_from_the_stat_fields_after_the_command_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = dir.path().join("stat");
+        // A command name with spaces and a parenthesis, as a process may have.
+        std::fs::write(
+            &stat,
+            "4242 (cix node (x) run) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0\n",
+        )
+        .unwrap();
+        assert_eq!(cpu_of(stat.to_str().unwrap()), Some(3.25));
+        std::fs::write(&stat, "4242 (short) S 1").unwrap();
+        assert_eq!(cpu_of(stat.to_str().unwrap()), None);
+        assert!(cpu_of("/proc/self/stat").is_some());
+    }
 }
