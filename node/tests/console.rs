@@ -482,6 +482,12 @@ async fn roles_decide_who_approves_and_the_approval_is_audited_by_name() {
     // The viewer sees the queue but cannot approve or deny, nor do an admin's job.
     let q = owner.get("/console/api/requests", Some(&vera)).await;
     assert_eq!(q.body["incoming"][0]["state"], "pending", "{}", q.body);
+    // The queue names who asks, from the profile the requester signed.
+    assert_eq!(
+        q.body["incoming"][0]["requester_agency"], "Environment Office",
+        "{}",
+        q.body
+    );
     let path = format!("/console/api/requests/{rid}/approve");
     let refused = owner.post(&path, &vera, json!({})).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
@@ -518,6 +524,30 @@ async fn roles_decide_who_approves_and_the_approval_is_audited_by_name() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), readings_csv(200));
+    // The owner's transfers page lists the served copy by title and counterparty, once the
+    // requester's receipt has come back.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let served = loop {
+        let t = owner.get("/console/api/transfers", Some(&vera)).await;
+        if let Some(r) = t.body["receipts"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["role"] == "provider"))
+        {
+            break r.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no receipt on the owner's side: {}",
+            t.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(served["title"], "Pressure readings", "{served}");
+    assert_eq!(
+        served["counterparty_agency"], "Environment Office",
+        "{served}"
+    );
+    assert_eq!(served["dataset"], ds.dataset.as_str(), "{served}");
 
     let log = owner.t.node.shared.audit.list(&Default::default()).unwrap();
     let by_alan = log

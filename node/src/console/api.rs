@@ -194,7 +194,23 @@ async fn map(State(c): State<Console>) -> Answer {
 }
 
 async fn requests(State(c): State<Console>) -> Answer {
-    Ok(Json(crate::admin::requests_value(&c.node)?))
+    requests_value(&c).map(Json)
+}
+
+/// The request queue as the admin API gives it, each incoming request with the requester's
+/// agency name and jurisdiction from the signed profile it sent (ISO 37156 5.5.3: the approver
+/// decides knowing who asks).
+fn requests_value(c: &Console) -> Result<Value, Refusal> {
+    let mut v = crate::admin::requests_value(&c.node)?;
+    if let Some(incoming) = v["incoming"].as_array_mut() {
+        for r in incoming {
+            if let Some(p) = r["requester"].as_str().and_then(|d| agency_of(c, d)) {
+                r["requester_agency"] = json!(p.name);
+                r["requester_jurisdiction"] = json!(p.jurisdiction);
+            }
+        }
+    }
+    Ok(v)
 }
 
 async fn approve(
@@ -257,11 +273,38 @@ async fn transfers(State(c): State<Console>) -> Answer {
     transfers_value(&c).map(Json)
 }
 
+/// The signed agency profile this node kept for `did` (sent with its requests), if any.
+fn agency_of(c: &Console, did: &str) -> Option<cix_protocol::profile::Profile> {
+    let did = did.parse::<cix_protocol::identity::Did>().ok()?;
+    crate::rules::kept_profile(&c.node.shared, &did)
+}
+
+/// Running transfers, and receipts newest first, each with its dataset's title when this node
+/// knows the entry and the other side's agency name when it knows its profile.
 fn transfers_value(c: &Console) -> Result<Value, Refusal> {
     let s = &c.node.shared;
+    let mut receipts = Vec::new();
+    for r in crate::receipts::list(s)?.into_iter().rev() {
+        let title = r
+            .dataset
+            .parse::<cix_protocol::catalogue::DatasetId>()
+            .ok()
+            .and_then(|d| s.store.latest_entry(&d).ok().flatten())
+            .map(|e| e.entry.title);
+        let other = if r.role == "provider" {
+            &r.receiver
+        } else {
+            &r.provider
+        };
+        let agency = agency_of(c, other).map(|p| p.name);
+        let mut v = to_value(&r)?;
+        v["title"] = json!(title);
+        v["counterparty_agency"] = json!(agency);
+        receipts.push(v);
+    }
     Ok(json!({
         "transfers": to_value(&crate::transfer::transfers(s)?)?,
-        "receipts": to_value(&crate::receipts::list(s)?)?,
+        "receipts": receipts,
     }))
 }
 
@@ -420,7 +463,7 @@ async fn events(
                     }
                     let views = [
                         ("transfers", transfers_value(&c).ok()),
-                        ("requests", crate::admin::requests_value(&c.node).ok()),
+                        ("requests", requests_value(&c).ok()),
                         ("peers", crate::ops::peers(&c.node, true).await.ok().and_then(|p| serde_json::to_value(p).ok())),
                     ];
                     for (i, (name, value)) in views.into_iter().enumerate() {
