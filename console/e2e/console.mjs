@@ -76,6 +76,8 @@ try {
   step("logged out, pages and API calls are refused");
   const anon = await (await context()).newPage();
   for (const p of ["/console/status", "/console/requests", "/console/map", `/console/datasets/${tube}`]) {
+    const r = await anon.request.get(base + p, { maxRedirects: 0 });
+    check(r.status() === 303 && r.headers().location === "/console/login", `logged out, ${p} answered ${r.status()}`);
     await anon.goto(base + p);
     check(new URL(anon.url()).pathname === "/console/login", `logged out, ${p} led to ${anon.url()}`);
   }
