@@ -8,6 +8,11 @@ let csrf = "";
 let role = "";
 const main = document.getElementById("main") as HTMLElement;
 
+// What a page puts on screen. `mounted` runs once its elements are in the document (Leaflet
+// needs a sized container); `topics` are the live-update topics that refresh it, by running
+// `refresh` when given, else the whole page again (without moving the keyboard focus).
+type View = { kids: Node[]; mounted?: () => void | Promise<void>; topics?: string[]; refresh?: () => Promise<void> };
+
 // Builds an element; strings become text nodes (never HTML).
 function h(tag: string, attrs: Record<string, any> = {}, ...kids: (Node | string | null | undefined)[]): HTMLElement {
   const el = document.createElement(tag);
@@ -28,7 +33,11 @@ async function api(path: string, body?: J): Promise<J> {
   }
   const r = await fetch("/console/api/" + path, init);
   const v = await r.json().catch(() => ({}));
-  if (r.status === 401 && path !== "login") { go("/console/login"); throw new Error(v.error || "not logged in"); }
+  if (r.status === 401 && path !== "login") {
+    role = "";
+    go("/console/login");
+    throw new Error(v.error || "not logged in");
+  }
   if (!r.ok) throw new Error(v.error || r.statusText);
   return v;
 }
@@ -39,43 +48,73 @@ function table(cols: string[], rows: (Node | string)[][], caption: string): HTML
     h("tbody", {}, ...rows.map((r) => h("tr", {}, ...r.map((c) => h("td", {}, c))))));
 }
 
+function when(ms: number | null | undefined): string {
+  return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "-";
+}
+
 const pages: [string, string][] = [
   ["/console/status", "Status"], ["/console/peers", "Peers"], ["/console/catalogue", "Catalogue"],
   ["/console/map", "Map"], ["/console/requests", "Requests"], ["/console/transfers", "Transfers"],
   ["/console/audit", "Audit log"], ["/console/revocations", "Revocations"],
 ];
 
-function link(href: string, text: string): HTMLElement {
-  return h("a", { href, onclick: (e: Event) => { e.preventDefault(); go(href); } }, text);
+function link(href: string, text: string, label?: string): HTMLElement {
+  return h("a", { href, "aria-label": label, onclick: (e: Event) => { e.preventDefault(); go(href); } }, text);
 }
 
 function nav() {
   const n = document.getElementById("nav")!;
   n.replaceChildren(...(role ? pages.map(([p, t]) => link(p, t)) : []));
   for (const a of n.querySelectorAll("a")) if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
+  // Rebuilt only when it changes: it is a live region, and every page render calls this.
   const who = document.getElementById("who")!;
+  const label = role ? `${who.dataset.user} (${role})` : "";
+  if (who.dataset.shown === label) return;
+  who.dataset.shown = label;
   who.replaceChildren();
-  if (role) who.append(h("span", {}, `${who.dataset.user} (${role}) `), h("button", { class: "secondary", onclick: logout }, "Log out"));
+  if (role) who.append(h("span", {}, label + " "), h("button", { class: "secondary", onclick: logout }, "Log out"));
 }
 
 async function logout() {
   await api("logout", {}).catch(() => undefined);
+  source?.close();
+  source = null;
   role = ""; csrf = ""; go("/console/login");
 }
 
+// Renders are numbered: one that finishes after a newer one started is dropped, so a slow
+// answer or a live refresh never paints over the page the person has moved to.
+let renders = 0;
+let current: View | null = null;
+
 function go(path: string) {
-  if (location.pathname !== path) history.pushState({}, "", path);
-  render().catch((e) => show(h("p", { class: "error", role: "alert" }, String(e.message || e))));
+  if (location.pathname + location.search !== path) history.pushState({}, "", path);
+  decided = null;
+  render(true);
 }
-window.addEventListener("popstate", () => go(location.pathname));
+window.addEventListener("popstate", () => render(true));
 
-function show(...kids: HTMLElement[]) {
-  main.replaceChildren(...kids);
+async function render(focus: boolean) {
+  const mine = ++renders;
+  let view: View;
+  try {
+    view = await viewOf(location.pathname.replace(/\/$/, ""));
+  } catch (e: any) {
+    if (mine !== renders) return;
+    view = { kids: [h("p", { class: "error", role: "alert" }, String(e?.message || e))] };
+  }
+  if (mine !== renders) return;
+  current = view;
+  main.replaceChildren(...view.kids);
   nav();
-  main.focus();
+  try { await view.mounted?.(); } catch (e: any) { main.append(h("p", { class: "error", role: "alert" }, String(e?.message || e))); }
+  if (focus) {
+    window.scrollTo(0, 0);
+    main.focus({ preventScroll: true });
+  }
 }
 
-function loginPage() {
+function loginPage(): View {
   const msg = h("p", { role: "alert", class: "error" });
   const name = h("input", { id: "name", name: "name", autocomplete: "username" }) as HTMLInputElement;
   const pass = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password" }) as HTMLInputElement;
@@ -90,7 +129,7 @@ function loginPage() {
     h("p", {}, "or"),
     h("label", { for: "token" }, "Node admin token"), tok,
     h("p", {}, h("button", { type: "submit" }, "Log in")), msg);
-  show(h("h1", {}, "Log in"), form);
+  return { kids: [h("h1", {}, "Log in"), form] };
 }
 
 function started(s: J) {
@@ -99,177 +138,247 @@ function started(s: J) {
   live();
 }
 
+// Live updates: each topic refreshes the page on screen when that page listens to it.
 let source: EventSource | null = null;
 function live() {
   if (source) return;
   source = new EventSource("/console/api/events");
-  const refresh = (pathPrefix: string) => () => { if (location.pathname.startsWith(pathPrefix)) render().catch(() => undefined); };
-  source.addEventListener("peers", refresh("/console/peers"));
-  source.addEventListener("requests", refresh("/console/requests"));
-  source.addEventListener("transfers", refresh("/console/transfers"));
-  source.addEventListener("catalogue", refresh("/console/catalogue"));
+  for (const topic of ["peers", "requests", "transfers", "catalogue", "revocations"]) {
+    source.addEventListener(topic, () => {
+      const v = current;
+      if (!v?.topics?.includes(topic)) return;
+      (v.refresh ? v.refresh() : render(false)).catch(() => undefined);
+    });
+  }
   source.addEventListener("ended", () => { source?.close(); source = null; role = ""; go("/console/login"); });
 }
 
-async function statusPage() {
+async function statusPage(): Promise<View> {
   const s = await api("status");
   const rows = [["Agency", s.name], ["Jurisdiction", s.jurisdiction], ["did:key", s.did], ["Health", s.health.status],
     ["Uptime (s)", String(s.uptime_secs)], ["Peers", String(s.peers)], ["Catalogue entries", String(s.catalogue)],
     ["Own datasets", String(s.own_datasets)], ["Pending requests", String(s.pending_requests)],
     ["Revocations", String(s.revocations)], ["Audit records", String(s.audit_records)], ["Version", s.version]];
-  show(h("h1", {}, "Node status"), table(["", "value"], rows.map(([k, v]) => [k, h("code", {}, String(v))]), "Node status"));
+  return { kids: [h("h1", {}, "Node status"), table(["", "value"], rows.map(([k, v]) => [k, h("code", {}, String(v))]), "Node status")],
+    topics: ["peers", "requests"] };
 }
 
-async function peersPage() {
+async function peersPage(): Promise<View> {
   const list: J[] = await api("peers");
-  show(h("h1", {}, "Peers"), table(["Agency", "Jurisdiction", "State", "Latency (ms)", "Score", "PeerId"],
+  return { kids: [h("h1", {}, "Peers"), table(["Agency", "Jurisdiction", "State", "Latency (ms)", "Score", "PeerId"],
     list.map((p) => [p.agency ?? "-", p.jurisdiction ?? "-", p.state, p.latency_ms == null ? "-" : String(p.latency_ms),
-      p.gossip_score == null ? "-" : p.gossip_score.toFixed(2), h("code", {}, p.peer_id)]), "Peers"));
+      p.gossip_score == null ? "-" : p.gossip_score.toFixed(2), h("code", {}, p.peer_id)]), "Peers")], topics: ["peers"] };
 }
 
 function datasetLink(id: string, title: string) { return link("/console/datasets/" + id, title); }
 
-async function cataloguePage() {
-  const q = new URLSearchParams(location.search);
-  const input = h("input", { id: "q", type: "search", value: q.get("q") ?? "" }) as HTMLInputElement;
-  const domain = h("select", { id: "domain" }, ...["", "energy", "water", "transport", "waste", "ict"].map((d) => h("option", { value: d }, d || "any"))) as HTMLSelectElement;
-  domain.value = q.get("domain") ?? "";
-  const results = h("div", { "aria-live": "polite" });
+// The facets a search can be narrowed by: the search parameter and its label.
+const facetNames: [string, string][] = [["domain", "Domain"], ["spectrum", "Spectrum"], ["data_type", "Data type"], ["publisher", "Publisher"]];
+
+async function cataloguePage(): Promise<View> {
+  const params = new URLSearchParams(location.search);
+  const input = h("input", { id: "q", type: "search", value: params.get("q") ?? "" }) as HTMLInputElement;
+  const facets = h("div", { class: "facets", role: "group", "aria-label": "Narrow by" });
+  const results = h("div", { class: "results" });
+  const failed = (err: Error) => results.replaceChildren(h("p", { class: "error", role: "alert" }, err.message));
   const run = async () => {
-    const p = new URLSearchParams();
-    if (input.value) p.set("q", input.value);
-    if (domain.value) p.set("domain", domain.value);
-    const r = await api("search?" + p.toString());
-    const facetList = h("ul", { "aria-label": "Facets" });
-    for (const name of ["domain", "spectrum", "data_type", "publisher"]) {
+    const r = await api("search?" + params.toString());
+    facets.replaceChildren(...facetNames.map(([name, label]) => {
       const counts = (r.facets?.[name] ?? {}) as Record<string, number>;
-      const parts = Object.entries(counts).map(([k, n]) => `${k} (${n})`).join(", ");
-      if (parts) facetList.append(h("li", {}, `${name}: ${parts}`));
-    }
-    results.replaceChildren(h("p", {}, `${r.total} dataset(s)`), facetList, table(["Title", "Publisher", "Spectrum", "Version", "Modified"],
-      (r.hits ?? []).map((x: J) => [datasetLink(x.dataset, x.title), x.publisher ?? "-", x.level ?? "-", String(x.version), x.modified ?? "-"]), "Search results"));
+      const chosen = params.getAll(name);
+      const values = [...new Set([...Object.keys(counts), ...chosen])].sort();
+      if (!values.length) return null;
+      return h("fieldset", {}, h("legend", {}, label), ...values.map((v) =>
+        h("button", { type: "button", class: "facet", "aria-pressed": String(chosen.includes(v)), onclick: () => toggle(name, v) },
+          `${v} (${counts[v] ?? 0})`)));
+    }).filter((x): x is HTMLElement => x !== null));
+    results.replaceChildren(h("p", { role: "status" }, `${r.total} dataset(s) found`),
+      table(["Title", "Publisher", "Spectrum", "Version", "Modified"],
+        (r.hits ?? []).map((x: J) => [datasetLink(x.dataset, x.title), x.publisher ?? "-", x.level ?? "-", String(x.version), x.modified ?? "-"]),
+        "Search results"));
   };
-  const form = h("form", { class: "filters", role: "search", onsubmit: (e: Event) => { e.preventDefault(); run().catch((err) => results.replaceChildren(h("p", { class: "error" }, err.message))); } },
-    h("div", {}, h("label", { for: "q" }, "Search"), input), h("div", {}, h("label", { for: "domain" }, "Domain"), domain), h("button", { type: "submit" }, "Search"));
-  show(h("h1", {}, "Catalogue"), form, results);
-  await run();
+  // The search lives in the address, so a narrowed list can be bookmarked or shared.
+  const update = () => {
+    const qs = params.toString();
+    history.replaceState({}, "", "/console/catalogue" + (qs ? "?" + qs : ""));
+    run().catch(failed);
+  };
+  const toggle = (name: string, value: string) => {
+    const had = params.getAll(name);
+    params.delete(name);
+    for (const v of had) if (v !== value) params.append(name, v);
+    if (!had.includes(value)) params.append(name, value);
+    update();
+  };
+  const form = h("form", { class: "filters", role: "search", onsubmit: (e: Event) => {
+    e.preventDefault();
+    params.delete("q");
+    if (input.value.trim()) params.set("q", input.value.trim());
+    update();
+  } }, h("div", {}, h("label", { for: "q" }, "Search"), input), h("button", { type: "submit" }, "Search"));
+  return { kids: [h("h1", {}, "Catalogue"), form, h("div", { class: "catalogue" }, facets, results)],
+    mounted: run, topics: ["catalogue"], refresh: run };
 }
 
-async function datasetPage(id: string) {
+async function datasetPage(id: string): Promise<View> {
   const d = await api("datasets/" + encodeURIComponent(id));
   const e = d.entry, rec = d.record;
   const dict: J[] = rec.iso?.dictionary ?? [];
-  show(h("h1", {}, e.title),
+  return { kids: [h("h1", {}, e.title),
     table(["", "value"], [["Dataset", h("code", {}, e.dataset)], ["Publisher", e.publisher], ["Spectrum", e.spectrum], ["Domain", e.domain],
       ["Data type", e.data_type], ["Version", String(e.version)], ["Media type", e.media_type], ["Bytes", String(e.bytes)], ["Modified", e.modified],
       ["Description", rec.description ?? ""]], "Entry"),
     h("h2", {}, "Data dictionary"), table(["Field", "Type", "Description"], dict.map((f) => [f.name ?? "-", f.type ?? f.datatype ?? "-", f.description ?? ""]), "Data dictionary"),
     h("h2", {}, "Versions"), table(["Version", "Modified"], (d.versions?.versions ?? []).map((v: J) => [String(v.version), v.modified ?? "-"]), "Versions"),
     h("h2", {}, "Quality"), h("pre", {}, JSON.stringify(d.quality ?? {}, null, 1)),
-    h("h2", {}, "Grants"), table(["Direction", "Audience", "State", "Expires"], d.grants.map((g: J) => [g.direction, h("code", {}, g.audience), g.state, String(g.expires ?? "-")]), "Grants"));
+    h("h2", {}, "Grants"), table(["Direction", "Audience", "State", "Expires"], d.grants.map((g: J) => [g.direction, h("code", {}, g.audience), g.state, String(g.expires ?? "-")]), "Grants")] };
 }
 
 const colours: Record<string, string> = { energy: "#b35900", water: "#005a9c", transport: "#6a1b9a", waste: "#2e7d32", ict: "#ad1457" };
 
-async function mapPage() {
-  const m = await api("map");
-  const dom = h("select", { id: "f-domain" }, ...["", "energy", "water", "transport", "waste", "ict", "cross-domain"].map((d) => h("option", { value: d }, d || "any"))) as HTMLSelectElement;
-  const spec = h("select", { id: "f-spectrum" }, ...["", "open", "shared-public", "shared-group", "shared-named", "closed"].map((d) => h("option", { value: d }, d || "any"))) as HTMLSelectElement;
-  const when = h("input", { id: "f-time", type: "date" }) as HTMLInputElement;
-  const box = h("div", { id: "map", role: "region", "aria-label": "Map of dataset coverage" });
-  const list = h("ul", { "aria-label": "Datasets on the map" });
-  show(h("h1", {}, "Map"), h("div", { class: "filters" },
-    h("div", {}, h("label", { for: "f-domain" }, "Domain"), dom), h("div", {}, h("label", { for: "f-spectrum" }, "Spectrum"), spec),
-    h("div", {}, h("label", { for: "f-time" }, "Covers date"), when)), box, h("h2", {}, "Datasets shown"), list);
-  const map = L.map(box, { attributionControl: false, zoomSnap: 0.25 });
-  const layer = L.featureGroup().addTo(map);
-  const draw = () => {
-    layer.clearLayers();
-    list.replaceChildren();
-    for (const d of m.datasets as J[]) {
-      if (dom.value && d.domain !== dom.value) continue;
-      if (spec.value && d.spectrum !== spec.value) continue;
-      if (when.value && d.temporal) {
-        if (d.temporal.start && d.temporal.start.slice(0, 10) > when.value) continue;
-        if (d.temporal.end && d.temporal.end.slice(0, 10) < when.value) continue;
-      }
-      const colour = colours[d.domain] ?? "#333";
-      const open = () => go("/console/datasets/" + d.dataset);
-      let shape: J = d.shape;
-      if (shape && shape.type === "Topology") {
-        const objs = Object.values(shape.objects) as J[];
-        shape = { type: "FeatureCollection", features: objs.flatMap((o) => { const f: J = feature(shape, o); return f.features ?? [f]; }) };
-      }
-      if (shape) L.geoJSON(shape, { style: { color: "#555", weight: 1, fillColor: colour, fillOpacity: 0.15 } }).on("click", open).bindTooltip(d.title).addTo(layer);
-      if (d.bbox) {
-        const [w, s, e, n] = d.bbox;
-        L.rectangle([[s, w], [n, e]], { color: colour, weight: 2, fill: false, dashArray: "4" }).on("click", open).bindTooltip(d.title).addTo(layer);
-      }
-      list.append(h("li", {}, datasetLink(d.dataset, d.title), ` (${d.domain}, ${d.spectrum})`));
-    }
-    const b = layer.getBounds();
-    if (b.isValid()) map.fitBounds(b); else map.setView([20, 0], 2);
-  };
-  for (const el of [dom, spec, when]) el.addEventListener("change", draw);
-  draw();
+// A feature's own name for its tooltip, when it has one.
+function featureName(f: J): string {
+  const p = f?.properties ?? {};
+  const n = f?.id ?? p.name ?? p.NAME ?? p.Name;
+  return typeof n === "string" || typeof n === "number" ? String(n) : "";
 }
 
-async function requestsPage() {
+async function mapPage(): Promise<View> {
+  const m = await api("map");
+  const dom = h("select", { id: "f-domain" }, ...["", "energy", "water", "transport", "waste", "ict"].map((d) => h("option", { value: d }, d || "any"))) as HTMLSelectElement;
+  const spec = h("select", { id: "f-spectrum" }, ...["", "open", "shared-public", "shared-group", "shared-named", "closed"].map((d) => h("option", { value: d }, d || "any"))) as HTMLSelectElement;
+  const date = h("input", { id: "f-time", type: "date" }) as HTMLInputElement;
+  const box = h("div", { id: "map", role: "region", "aria-label": "Map of dataset coverage; the list below names every dataset drawn" });
+  const list = h("ul", { class: "shown", "aria-label": "Datasets on the map" });
+  const mounted = () => {
+    const map = L.map(box, { attributionControl: false, zoomSnap: 0.25 });
+    const layer = L.featureGroup().addTo(map);
+    // Without animation: the map is where it will stay as soon as the call returns.
+    const fit = (b: L.LatLngBounds) => { if (b.isValid()) map.fitBounds(b, { padding: [8, 8], animate: false }); else map.setView([20, 0], 2, { animate: false }); };
+    const draw = () => {
+      layer.clearLayers();
+      list.replaceChildren();
+      for (const d of m.datasets as J[]) {
+        if (dom.value && d.domain !== dom.value) continue;
+        if (spec.value && d.spectrum !== spec.value) continue;
+        if (date.value && d.temporal) {
+          if (d.temporal.start && d.temporal.start.slice(0, 10) > date.value) continue;
+          if (d.temporal.end && d.temporal.end.slice(0, 10) < date.value) continue;
+        }
+        const colour = colours[d.domain] ?? "#333";
+        const open = () => go("/console/datasets/" + d.dataset);
+        // Each dataset's paths carry its id as a class, so they can be found in the page.
+        const own = L.featureGroup().addTo(layer);
+        let shape: J = d.shape;
+        if (shape && shape.type === "Topology") {
+          const objs = Object.values(shape.objects) as J[];
+          shape = { type: "FeatureCollection", features: objs.flatMap((o) => { const f: J = feature(shape, o); return f.features ?? [f]; }) };
+        }
+        if (shape) {
+          L.geoJSON(shape, {
+            className: `ds-${d.dataset}`,
+            // Lines (routes, pipes, cables) stand out over the areas drawn around them.
+            style: (f: J) => /LineString/.test(f?.geometry?.type ?? "")
+              ? { color: colour, weight: 3, opacity: 0.9 }
+              : { color: colour, weight: 1, fillColor: colour, fillOpacity: 0.12 },
+            onEachFeature: (f, l) => { const n = featureName(f); l.bindTooltip(n ? `${d.title}: ${n}` : d.title, { sticky: true }); },
+          } as J).on("click", open).addTo(own);
+        }
+        if (d.bbox) {
+          const [w, s, e, n] = d.bbox;
+          L.rectangle([[s, w], [n, e]], { className: `ds-${d.dataset}`, color: colour, weight: 2, fill: false, dashArray: "4" })
+            .on("click", open).bindTooltip(`${d.title} (coverage)`, { sticky: true }).addTo(own);
+        }
+        list.append(h("li", {}, datasetLink(d.dataset, d.title), ` (${d.domain}, ${d.spectrum}${d.place ? ", " + d.place : ""}) `,
+          h("button", { type: "button", class: "secondary", "aria-label": `Show ${d.title} on the map`, onclick: () => fit(own.getBounds()) }, "Show")));
+      }
+      if (!list.children.length) list.append(h("li", {}, "No dataset with coverage matches these filters."));
+      fit(layer.getBounds());
+    };
+    for (const el of [dom, spec, date]) el.addEventListener("change", draw);
+    draw();
+  };
+  return { kids: [h("h1", {}, "Map"), h("div", { class: "filters" },
+    h("div", {}, h("label", { for: "f-domain" }, "Domain"), dom), h("div", {}, h("label", { for: "f-spectrum" }, "Spectrum"), spec),
+    h("div", {}, h("label", { for: "f-time" }, "Covers date"), date)), box, h("h2", {}, "Datasets shown"), list], mounted };
+}
+
+// The last decision's message on the request queue, kept across live refreshes of the page.
+let decided: { text: string; ok: boolean } | null = null;
+
+async function requestsPage(): Promise<View> {
   const r = await api("requests");
-  const msg = h("p", { role: "status" });
-  const act = (id: string, what: "approve" | "deny") => async () => {
+  const msg = h("p", { role: "status", class: decided ? (decided.ok ? "ok" : "error") : "" }, decided?.text ?? "");
+  const act = (x: J, what: "approve" | "deny") => async () => {
     try {
-      const body = what === "deny" ? { reason: prompt("Reason for the denial") ?? "" } : {};
-      await api(`requests/${id}/${what}`, body);
-      msg.textContent = `request ${id} ${what === "approve" ? "approved" : "denied"}`;
-      msg.className = "ok";
-      await requestsPage();
-    } catch (e: any) { msg.textContent = e.message; msg.className = "error"; }
+      let body = {};
+      if (what === "deny") {
+        const reason = prompt("Reason for the denial");
+        if (reason === null) return;
+        body = { reason };
+      }
+      await api(`requests/${x.request}/${what}`, body);
+      decided = { text: `Request ${x.request} (${x.title ?? x.dataset}) ${what === "approve" ? "approved" : "denied"}.`, ok: true };
+    } catch (e: any) { decided = { text: e.message, ok: false }; }
+    await render(false);
   };
   const canDecide = role === "approver" || role === "admin";
-  show(h("h1", {}, "Request queue"), msg,
+  const who = (x: J) => h("span", {}, x.requester_agency ? `${x.requester_agency}${x.requester_jurisdiction ? ` (${x.requester_jurisdiction})` : ""} ` : "",
+    h("code", { class: "did" }, x.requester));
+  return { kids: [h("h1", {}, "Request queue"), msg,
     h("h2", {}, "For this node's data"),
-    table(["Dataset", "Requester", "Purpose", "State", ""], r.incoming.map((x: J) => [x.title ?? x.dataset, h("code", {}, x.requester), x.purpose, x.state + (x.reason ? `: ${x.reason}` : ""),
-      x.state === "pending" && canDecide ? h("span", {}, h("button", { onclick: act(x.request, "approve"), "aria-label": `Approve request ${x.request}` }, "Approve"), " ",
-        h("button", { class: "secondary", onclick: act(x.request, "deny"), "aria-label": `Deny request ${x.request}` }, "Deny")) : ""]), "Incoming requests"),
+    table(["Dataset", "Requester", "Purpose", "Received", "State", ""], r.incoming.map((x: J) => [datasetLink(x.dataset, x.title ?? x.dataset), who(x), x.purpose,
+      when(x.received * 1000), x.state + (x.reason ? `: ${x.reason}` : ""),
+      x.state === "pending" && canDecide ? h("span", { class: "actions" },
+        h("button", { onclick: act(x, "approve"), "aria-label": `Approve request ${x.request}` }, "Approve"), " ",
+        h("button", { class: "secondary", onclick: act(x, "deny"), "aria-label": `Deny request ${x.request}` }, "Deny")) : ""]), "Incoming requests"),
     h("h2", {}, "This node's own requests"),
-    table(["Dataset", "Purpose", "State"], r.outgoing.map((x: J) => [h("code", {}, x.dataset), x.purpose, x.state]), "Outgoing requests"));
+    table(["Dataset", "Purpose", "State"], r.outgoing.map((x: J) => [h("code", {}, x.dataset), x.purpose, x.state]), "Outgoing requests")],
+    topics: ["requests"] };
 }
 
-async function transfersPage() {
+async function transfersPage(): Promise<View> {
   const t = await api("transfers");
-  show(h("h1", {}, "Transfers"),
+  return { kids: [h("h1", {}, "Transfers"),
+    h("h2", {}, "Running or interrupted"),
     table(["Dataset", "Progress", "State"], t.transfers.map((x: J) => {
-      const done = x.verified ?? x.bytes ?? 0, total = x.total ?? x.size ?? 0;
-      return [h("code", {}, x.dataset ?? "-"), h("progress", { max: total || 1, value: done, "aria-label": "bytes verified" }), x.state ?? "-"];
+      const done = x.bytes ?? 0, total = x.total ?? 0;
+      return [x.title ?? h("code", {}, x.dataset ?? "-"),
+        h("span", {}, h("progress", { max: total || 1, value: done, "aria-label": `bytes verified of ${x.title ?? x.dataset}` }), ` ${done} of ${total} bytes`),
+        x.state ?? "-"];
     }), "Running transfers"),
     h("h2", {}, "Finished (receipts)"),
-    table(["Dataset", "Role", "Bytes", "Receipt"], t.receipts.map((x: J) => [h("code", {}, x.dataset ?? "-"), x.role ?? "-", String(x.bytes ?? "-"), h("code", {}, (x.id ?? "").slice(0, 16))]), "Receipts"));
+    table(["Dataset", "This node was", "Counterparty", "Bytes", "Purpose", "Ended", "Receipt"], t.receipts.map((x: J) => [
+      x.title ? datasetLink(x.dataset, x.title) : h("code", {}, x.dataset ?? "-"), x.role ?? "-",
+      h("span", {}, x.counterparty_agency ? `${x.counterparty_agency} ` : "", h("code", { class: "did" }, (x.role === "provider" ? x.receiver : x.provider) ?? "-")),
+      String(x.bytes ?? "-"), x.purpose ?? "-",
+      when(x.end), `${x.status ?? "-"} ${(x.id ?? "").slice(0, 12)}`]), "Receipts")],
+    topics: ["transfers"] };
 }
 
-async function auditPage() {
+async function auditPage(): Promise<View> {
   const a = await api("audit?limit=200");
   const verdict = h("p", { role: "status" });
   const verify = async () => {
-    const v = await api("audit/verify");
-    verdict.textContent = v.ok ? `verified: ${v.records} records, chain intact` : `NOT verified: ${v.error}`;
-    verdict.className = v.ok ? "ok" : "error";
+    try {
+      const v = await api("audit/verify");
+      verdict.textContent = v.ok ? `verified: ${v.records} records, chain intact` : `NOT verified: ${v.error}`;
+      verdict.className = v.ok ? "ok" : "error";
+    } catch (e: any) { verdict.textContent = e.message; verdict.className = "error"; }
   };
-  show(h("h1", {}, "Audit log"), h("p", {}, `${a.total} records; newest first`), h("button", { onclick: verify }, "Verify the log"), verdict,
-    table(["#", "When", "Kind", "Detail"], a.records.map((r: J) => [String(r.seq), new Date(r.at * 1000).toISOString(), r.kind, r.detail ?? r.reason ?? r.purpose ?? ""]), "Audit records"));
+  return { kids: [h("h1", {}, "Audit log"), h("p", {}, `${a.total} records; newest first`), h("button", { onclick: verify }, "Verify the log"), verdict,
+    table(["#", "When", "Kind", "Detail"], a.records.map((r: J) => [String(r.seq), when(r.at * 1000), r.kind, r.detail ?? r.reason ?? r.purpose ?? ""]), "Audit records")] };
 }
 
-async function revocationsPage() {
+async function revocationsPage(): Promise<View> {
   const list: J[] = await api("revocations");
-  show(h("h1", {}, "Revocations"), table(["Revoked delegation", "By", "Reason"], list.map((r) => [h("code", {}, r.revoked), h("code", {}, r.by ?? "-"), r.reason ?? ""]), "Revocations"));
+  return { kids: [h("h1", {}, "Revocations"), table(["Revoked delegation", "By", "Reason"], list.map((r) => [h("code", {}, r.revoked), h("code", {}, r.by ?? "-"), r.reason ?? ""]), "Revocations")],
+    topics: ["revocations"] };
 }
 
-async function render() {
-  const p = location.pathname.replace(/\/$/, "");
+async function viewOf(p: string): Promise<View> {
   if (p === "/console/login") return loginPage();
-  if (!role) {
-    try { started(await api("session")); } catch { return; }
-  }
+  if (!role) started(await api("session"));
   if (p === "/console" || p === "/console/status") return statusPage();
   if (p === "/console/peers") return peersPage();
   if (p === "/console/catalogue") return cataloguePage();
@@ -279,7 +388,7 @@ async function render() {
   if (p === "/console/transfers") return transfersPage();
   if (p === "/console/audit") return auditPage();
   if (p === "/console/revocations") return revocationsPage();
-  show(h("h1", {}, "Not found"));
+  return { kids: [h("h1", {}, "Not found")] };
 }
 
-go(location.pathname);
+render(true);

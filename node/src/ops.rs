@@ -210,29 +210,32 @@ pub async fn peer(node: &Node, id: &str) -> Result<PeerView> {
         1 => matching.into_iter().next().expect("one"),
         n => anyhow::bail!("{id} matches {n} peers; give more of the PeerId"),
     };
-    // No profile kept yet: ask a connected peer for its signed profile, and keep it so that
-    // `cix peers` shows its jurisdiction from now on.
-    if one.jurisdiction.is_none() && one.state != "disconnected" {
-        if let Some(did) = one.did.as_deref().and_then(|d| d.parse().ok()) {
-            let asked = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                crate::receipts::peer_profile(node, &did),
-            )
-            .await;
-            match asked {
-                Ok(Ok(p)) => {
-                    if let Err(e) = node.shared.store.put_profile(&did, &p.bytes) {
-                        tracing::error!(error = %e, "cannot keep a peer's profile");
-                    }
-                    one.agency = Some(p.profile.name.clone());
-                    one.jurisdiction = Some(p.profile.jurisdiction.clone());
-                }
-                Ok(Err(e)) => tracing::debug!(peer = %did, error = %e, "no profile from the peer"),
-                Err(_) => tracing::debug!(peer = %did, "the peer did not send its profile in time"),
-            }
-        }
-    }
+    learn_profile(node, &mut one, std::time::Duration::from_secs(5)).await;
     Ok(one)
+}
+
+/// When no profile of a connected peer is kept yet, asks the peer for its signed profile
+/// (waiting at most `wait`), keeps it so that `cix peers` shows its jurisdiction from now on,
+/// and fills in `one`'s agency and jurisdiction. Does nothing for a peer already known or not
+/// connected; a peer that does not answer in time stays as it was.
+pub async fn learn_profile(node: &Node, one: &mut PeerView, wait: std::time::Duration) {
+    if one.jurisdiction.is_some() || one.state == "disconnected" {
+        return;
+    }
+    let Some(did) = one.did.as_deref().and_then(|d| d.parse().ok()) else {
+        return;
+    };
+    match tokio::time::timeout(wait, crate::receipts::peer_profile(node, &did)).await {
+        Ok(Ok(p)) => {
+            if let Err(e) = node.shared.store.put_profile(&did, &p.bytes) {
+                tracing::error!(error = %e, "cannot keep a peer's profile");
+            }
+            one.agency = Some(p.profile.name.clone());
+            one.jurisdiction = Some(p.profile.jurisdiction.clone());
+        }
+        Ok(Err(e)) => tracing::debug!(peer = %did, error = %e, "no profile from the peer"),
+        Err(_) => tracing::debug!(peer = %did, "the peer did not send its profile in time"),
+    }
 }
 
 /// The node-side checks of `cix doctor`.

@@ -82,7 +82,8 @@ pub fn requester_profile(
     Ok(Some(signed.profile))
 }
 
-fn kept_profile(shared: &Shared, requester: &Did) -> Option<Profile> {
+/// The profile this node kept for `requester` from an earlier request, if any.
+pub(crate) fn kept_profile(shared: &Shared, requester: &Did) -> Option<Profile> {
     match shared.store.profile(requester) {
         Ok(Some(bytes)) => SignedProfile::decode(&bytes).ok().map(|s| s.profile),
         Ok(None) => None,

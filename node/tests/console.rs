@@ -468,6 +468,17 @@ async fn roles_decide_who_approves_and_the_approval_is_audited_by_name() {
         store.latest_entry(&id).unwrap().is_some()
     })
     .await;
+    // The peers page asks a connected peer with no kept profile for it, and shows its
+    // jurisdiction.
+    owner.add_user("vera", Role::Viewer);
+    let vera = owner.log_in("vera", "vera password 123").await;
+    let peers = owner.get("/console/api/peers", Some(&vera)).await;
+    let listed = peers
+        .body
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["agency"] == "Environment Office"))
+        .unwrap_or_else(|| panic!("the requester is not listed: {}", peers.body));
+    assert_eq!(listed["jurisdiction"], "US", "{}", peers.body);
     let o = access::request(&requester.node, id, "flood model calibration", false)
         .await
         .unwrap();
@@ -475,13 +486,17 @@ async fn roles_decide_who_approves_and_the_approval_is_audited_by_name() {
     let queued = owner.t.node.shared.store.requests_in().unwrap();
     let rid = queued[0].id.clone();
 
-    owner.add_user("vera", Role::Viewer);
     owner.add_user("alan", Role::Approver);
-    let vera = owner.log_in("vera", "vera password 123").await;
     let alan = owner.log_in("alan", "alan password 123").await;
     // The viewer sees the queue but cannot approve or deny, nor do an admin's job.
     let q = owner.get("/console/api/requests", Some(&vera)).await;
     assert_eq!(q.body["incoming"][0]["state"], "pending", "{}", q.body);
+    // The queue names who asks, from the profile the requester signed.
+    assert_eq!(
+        q.body["incoming"][0]["requester_agency"], "Environment Office",
+        "{}",
+        q.body
+    );
     let path = format!("/console/api/requests/{rid}/approve");
     let refused = owner.post(&path, &vera, json!({})).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
@@ -518,6 +533,30 @@ async fn roles_decide_who_approves_and_the_approval_is_audited_by_name() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), readings_csv(200));
+    // The owner's transfers page lists the served copy by title and counterparty, once the
+    // requester's receipt has come back.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let served = loop {
+        let t = owner.get("/console/api/transfers", Some(&vera)).await;
+        if let Some(r) = t.body["receipts"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["role"] == "provider"))
+        {
+            break r.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no receipt on the owner's side: {}",
+            t.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(served["title"], "Pressure readings", "{served}");
+    assert_eq!(
+        served["counterparty_agency"], "Environment Office",
+        "{served}"
+    );
+    assert_eq!(served["dataset"], ds.dataset.as_str(), "{served}");
 
     let log = owner.t.node.shared.audit.list(&Default::default()).unwrap();
     let by_alan = log
@@ -616,4 +655,58 @@ async fn users_through_the_admin_api() {
             .status,
         401
     );
+}
+
+/// `specs/console.md`'s table of limits states every bound of `console::limits` with its value,
+/// and names no other.
+#[test]
+fn the_spec_states_every_console_limit() {
+    use cix_node::console::limits::*;
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/console.md"))
+        .unwrap();
+    let ours: Vec<(&str, u64)> = vec![
+        ("MAX_SESSIONS", MAX_SESSIONS as u64),
+        ("SESSION_IDLE_SECS", SESSION_IDLE_SECS),
+        ("SESSION_MAX_SECS", SESSION_MAX_SECS),
+        ("MAX_USERS", MAX_USERS as u64),
+        ("MAX_USER_NAME_BYTES", MAX_USER_NAME_BYTES as u64),
+        ("MIN_PASSWORD_CHARS", MIN_PASSWORD_CHARS as u64),
+        ("MAX_PASSWORD_BYTES", MAX_PASSWORD_BYTES as u64),
+        (
+            "MAX_LOGIN_FAILURES_PER_MINUTE",
+            u64::from(MAX_LOGIN_FAILURES_PER_MINUTE),
+        ),
+        ("MAX_CONCURRENT_LOGINS", MAX_CONCURRENT_LOGINS as u64),
+        ("MAX_EVENT_STREAMS", MAX_EVENT_STREAMS as u64),
+        ("MAX_CONSOLE_BODY_BYTES", MAX_CONSOLE_BODY_BYTES as u64),
+        ("MAX_MAP_SHAPE_BYTES", MAX_MAP_SHAPE_BYTES),
+        ("MAX_MAP_BYTES", MAX_MAP_BYTES),
+        ("MAX_AUDIT_LISTED", MAX_AUDIT_LISTED as u64),
+        ("MAX_PROFILES_ASKED", MAX_PROFILES_ASKED as u64),
+        ("PROFILE_WAIT_SECS", PROFILE_WAIT_SECS),
+    ];
+    // Rows of the form | `NAME` | VALUE | what |
+    let rows: Vec<(String, String)> = spec
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let upper = name.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+            (upper && cells.len() >= 4).then(|| (name.to_string(), cells[2].to_string()))
+        })
+        .collect();
+    for (name, value) in &ours {
+        let stated = rows.iter().find(|(n, _)| n == name);
+        assert_eq!(
+            stated.map(|(_, v)| v.as_str()),
+            Some(value.to_string().as_str()),
+            "specs/console.md's limits table for {name}"
+        );
+    }
+    for (name, _) in &rows {
+        assert!(
+            ours.iter().any(|(n, _)| n == name),
+            "specs/console.md names {name}, which console::limits does not have"
+        );
+    }
 }

@@ -11,7 +11,9 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::limits::{MAX_AUDIT_LISTED, MAX_MAP_BYTES, MAX_MAP_SHAPE_BYTES};
+use super::limits::{
+    MAX_AUDIT_LISTED, MAX_MAP_BYTES, MAX_MAP_SHAPE_BYTES, MAX_PROFILES_ASKED, PROFILE_WAIT_SECS,
+};
 use super::{audit_change, Actor, Console, Refusal, Role};
 use crate::node::NodeEvent;
 
@@ -51,8 +53,19 @@ async fn status(State(c): State<Console>) -> Answer {
     Ok(Json(v))
 }
 
+/// The peers, as `cix peers --all` lists them. A peer's jurisdiction comes from its signed
+/// profile, which this node keeps once the peer has sent it; connected peers not known yet are
+/// asked for it here, at most [`MAX_PROFILES_ASKED`] at once and briefly, so that the page
+/// shows it (the once-a-second live view does not ask).
 async fn peers(State(c): State<Console>) -> Answer {
-    Ok(Json(to_value(&crate::ops::peers(&c.node, true).await?)?))
+    let mut list = crate::ops::peers(&c.node, true).await?;
+    let wait = Duration::from_secs(PROFILE_WAIT_SECS);
+    let unknown = list
+        .iter_mut()
+        .filter(|p| p.jurisdiction.is_none() && p.state != "disconnected")
+        .take(MAX_PROFILES_ASKED);
+    futures::future::join_all(unknown.map(|p| crate::ops::learn_profile(&c.node, p, wait))).await;
+    Ok(Json(to_value(&list)?))
 }
 
 async fn catalogue(State(c): State<Console>) -> Answer {
@@ -194,7 +207,23 @@ async fn map(State(c): State<Console>) -> Answer {
 }
 
 async fn requests(State(c): State<Console>) -> Answer {
-    Ok(Json(crate::admin::requests_value(&c.node)?))
+    requests_value(&c).map(Json)
+}
+
+/// The request queue as the admin API gives it, each incoming request with the requester's
+/// agency name and jurisdiction from the signed profile it sent (ISO 37156 5.5.3: the approver
+/// decides knowing who asks).
+fn requests_value(c: &Console) -> Result<Value, Refusal> {
+    let mut v = crate::admin::requests_value(&c.node)?;
+    if let Some(incoming) = v["incoming"].as_array_mut() {
+        for r in incoming {
+            if let Some(p) = r["requester"].as_str().and_then(|d| agency_of(c, d)) {
+                r["requester_agency"] = json!(p.name);
+                r["requester_jurisdiction"] = json!(p.jurisdiction);
+            }
+        }
+    }
+    Ok(v)
 }
 
 async fn approve(
@@ -257,11 +286,38 @@ async fn transfers(State(c): State<Console>) -> Answer {
     transfers_value(&c).map(Json)
 }
 
+/// The signed agency profile this node kept for `did` (sent with its requests), if any.
+fn agency_of(c: &Console, did: &str) -> Option<cix_protocol::profile::Profile> {
+    let did = did.parse::<cix_protocol::identity::Did>().ok()?;
+    crate::rules::kept_profile(&c.node.shared, &did)
+}
+
+/// Running transfers, and receipts newest first, each with its dataset's title when this node
+/// knows the entry and the other side's agency name when it knows its profile.
 fn transfers_value(c: &Console) -> Result<Value, Refusal> {
     let s = &c.node.shared;
+    let mut receipts = Vec::new();
+    for r in crate::receipts::list(s)?.into_iter().rev() {
+        let title = r
+            .dataset
+            .parse::<cix_protocol::catalogue::DatasetId>()
+            .ok()
+            .and_then(|d| s.store.latest_entry(&d).ok().flatten())
+            .map(|e| e.entry.title);
+        let other = if r.role == "provider" {
+            &r.receiver
+        } else {
+            &r.provider
+        };
+        let agency = agency_of(c, other).map(|p| p.name);
+        let mut v = to_value(&r)?;
+        v["title"] = json!(title);
+        v["counterparty_agency"] = json!(agency);
+        receipts.push(v);
+    }
     Ok(json!({
         "transfers": to_value(&crate::transfer::transfers(s)?)?,
-        "receipts": to_value(&crate::receipts::list(s)?)?,
+        "receipts": receipts,
     }))
 }
 
@@ -420,7 +476,7 @@ async fn events(
                     }
                     let views = [
                         ("transfers", transfers_value(&c).ok()),
-                        ("requests", crate::admin::requests_value(&c.node).ok()),
+                        ("requests", requests_value(&c).ok()),
                         ("peers", crate::ops::peers(&c.node, true).await.ok().and_then(|p| serde_json::to_value(p).ok())),
                     ];
                     for (i, (name, value)) in views.into_iter().enumerate() {

@@ -29,3 +29,8 @@ pub const MAX_MAP_SHAPE_BYTES: u64 = 8 * 1024 * 1024;
 pub const MAX_MAP_BYTES: u64 = 32 * 1024 * 1024;
 /// Audit records the console lists at most in one answer.
 pub const MAX_AUDIT_LISTED: usize = 500;
+/// Connected peers whose signed profile one peers page asks for at most (the rest are asked
+/// on later loads).
+pub const MAX_PROFILES_ASKED: usize = 8;
+/// How long the peers page waits for those profiles, in seconds.
+pub const PROFILE_WAIT_SECS: u64 = 2;
