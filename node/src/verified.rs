@@ -873,6 +873,19 @@ mod tests {
         }
     }
 
+    /// A zeroed file of the outboard's size for `size` bytes of content, as a fetch makes.
+    fn empty_outboard(path: &Path, size: u64) -> std::fs::File {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        f.set_len(tree(size).outboard_size()).unwrap();
+        f
+    }
+
     /// transfer.md §7: the outboard assembled from the parents of every segment is the one
     /// built from the whole file; with a segment's parents missing it is refused.
     #[tokio::test]
@@ -894,14 +907,7 @@ mod tests {
                 .collect();
 
             let assembled = dir.path().join(format!("a{size}"));
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&assembled)
-                .unwrap();
-            f.set_len(tree(size).outboard_size()).unwrap();
+            let f = empty_outboard(&assembled, size);
             // Out of order, as lanes finish.
             let mut order = segments.clone();
             order.reverse();
@@ -912,14 +918,7 @@ mod tests {
             std::fs::remove_file(&kept).unwrap();
 
             if segments.len() > 1 {
-                let f = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&assembled)
-                    .unwrap();
-                f.set_len(tree(size).outboard_size()).unwrap();
+                let f = empty_outboard(&assembled, size);
                 received_parents(&data, &segments[1..], &f).await;
                 let e = adopt_outboard(&blobs, &content, &assembled, size).unwrap_err();
                 assert!(
