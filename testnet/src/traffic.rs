@@ -121,9 +121,9 @@ pub fn parse(text: &str) -> Result<Counters> {
     let mut bandwidth = false;
     let mut gossip = false;
     for s in &scrape.samples {
-        let v = match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => continue,
+        let (prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v)) = s.value
+        else {
+            continue;
         };
         if !v.is_finite() || v < 0.0 {
             bail!("metric {} has the value {v}, not a count", s.metric);
