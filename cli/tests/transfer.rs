@@ -324,6 +324,86 @@ fn a_receiver_killed_midway_resumes_and_fetches_again_at_most_the_ranges_in_flig
     assert!(transfers(&b).is_empty());
 }
 
+/// A resumed fetch hashes the whole file (transfer.md §7 step 8): a temporary file changed
+/// while the receiving node was down is caught, nothing appears under the final name, and the
+/// same `cix fetch` then starts afresh and succeeds. Also: two fetches of one dataset to two
+/// places at once both complete, and `-o` naming something other than a file is refused.
+#[test]
+fn a_partial_file_changed_between_runs_is_caught_and_two_places_fetch_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("owner"), dir.path().join("receiver"));
+    init(&a, "Water Board");
+    init(&b, "Flood Office");
+    let _na = start_env(&a, None, &[("CIX_SERVE_RATE", "8388608")]);
+    let boot = listen_addr(&a);
+    let mut nb = start_env(&b, Some(&boot), &[]);
+    wait_peers(&b, 1);
+    let file = data_file(dir.path(), "gauges.csv", 24 * 1024 * 1024);
+    let total = std::fs::metadata(&file).unwrap().len();
+    let ds = publish_open(&a, &file, "River gauges");
+    wait_until("the entry", || knows(&b, &ds));
+
+    let out = b.join("gauges.csv");
+    let mut run = Running::start(&b, &ds, &out, &[]);
+    run.until(total / 2);
+    let _ = nb.0.kill(); // SIGKILL
+    let _ = nb.0.wait();
+    let _ = run.finish();
+    drop(nb);
+    // Flip a byte inside what is recorded (the first segment goes first).
+    let name = partials(&b).pop().expect("the temporary file");
+    let partial = b.join(name);
+    let mut bytes = std::fs::read(&partial).unwrap();
+    bytes[1000] ^= 0x20;
+    std::fs::write(&partial, &bytes).unwrap();
+
+    let nb = start_env(&b, Some(&boot), &[]);
+    wait_peers(&b, 1);
+    let kept = transfers(&b)[0]["bytes"].as_u64().unwrap();
+    assert!(
+        kept >= SEGMENT,
+        "a segment was recorded before the kill: {kept}"
+    );
+    let o = cix(&b, &["fetch", &ds, "-o", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not match the content id"), "{err}");
+    assert!(err.contains("starts afresh"), "{err}");
+    assert!(!out.exists(), "nothing under the final name");
+    assert!(transfers(&b).is_empty(), "the record is dropped");
+    let done = fetch(&b, &ds, &out, &[]);
+    assert_eq!(done["reused_bytes"].as_u64(), Some(0));
+    same_file(&file, &out);
+
+    // Two places at once, each its own record and temporary file.
+    let (x, y) = (b.join("x.csv"), b.join("y.csv"));
+    let mut first = Running::start(&b, &ds, &x, &[]);
+    first.until(SEGMENT);
+    let second = fetch(&b, &ds, &y, &[]);
+    assert_eq!(second["event"], "done");
+    let last = first.finish();
+    assert_eq!(
+        last["event"], "done",
+        "the first fetch completes too: {last}"
+    );
+    same_file(&file, &x);
+    same_file(&file, &y);
+    assert!(partials(&b).is_empty());
+
+    // A path that is not a file is never replaced.
+    let fifo = b.join("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = cix(&b, &["fetch", &ds, "-o", fifo.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    drop(nb);
+}
+
 /// Test (3): a sender killed mid-transfer; the fetch completes from the second custodian.
 #[test]
 fn a_sender_killed_midway_is_dropped_and_the_fetch_completes_from_another_custodian() {

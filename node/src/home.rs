@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 
+/// Fewest characters an admin token may have; `cix init` writes 64 hex digits (256 bits).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
 /// Paths inside a node's home.
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -137,7 +140,20 @@ impl Home {
         check_owner_only(&path)?;
         let text = fs::read_to_string(&path)
             .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
-        Ok(text.trim().to_string())
+        let token = text.trim().to_string();
+        // An empty or short token would let anyone on the machine in (an empty one matched a
+        // request with no token at all).
+        if token.chars().count() < MIN_ADMIN_TOKEN_CHARS || token.chars().any(char::is_whitespace) {
+            bail!(
+                "{} holds {} characters; an admin token must be at least {MIN_ADMIN_TOKEN_CHARS}, \
+                 with no spaces (`cix init` writes 64 hex digits): write a long random one, \
+                 for example `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > {}`",
+                path.display(),
+                token.chars().count(),
+                path.display()
+            );
+        }
+        Ok(token)
     }
 
     /// Reads the config file.
@@ -271,6 +287,21 @@ mod tests {
         assert_eq!(home.load_token().unwrap().len(), 64);
         assert_eq!(home.load_config().unwrap().name, "Water Board");
         assert!(home.init(&Config::new("x", "NL")).is_err());
+    }
+
+    /// An empty or short admin token is refused, never taken to mean "no token needed".
+    #[test]
+    fn an_empty_or_short_admin_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        home.init(&Config::new("x", "NL")).unwrap();
+        for bad in ["", "   \n", "short", "0123456789abcdef 0123456789abcdef"] {
+            fs::write(home.token(), bad).unwrap();
+            let e = home.load_token().unwrap_err().to_string();
+            assert!(e.contains("at least 32"), "{bad:?}: {e}");
+        }
+        fs::write(home.token(), format!("{}\n", "ab".repeat(16))).unwrap();
+        assert_eq!(home.load_token().unwrap(), "ab".repeat(16));
     }
 
     #[cfg(unix)]

@@ -266,7 +266,8 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TcpSecurity {
-    /// TLS 1.3 (libp2p-tls, rustls with AES-GCM): the faster on CPUs with AES instructions.
+    /// TLS 1.3 (libp2p-tls, rustls). libp2p-tls lists ChaCha20-Poly1305 first among its
+    /// cipher suites, so that is what two cix nodes agree on, as with Noise.
     #[default]
     Tls,
     /// Noise XX (ChaCha20-Poly1305).

@@ -201,6 +201,13 @@ impl Store {
     ///
     /// If sled cannot open it (another node holds the lock, say).
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+        if cache_bytes < crate::config::MIN_STORE_CACHE_BYTES {
+            bail!(
+                "store_cache_bytes: {cache_bytes} is below the least the store works with, {} \
+                 (1 MiB)",
+                crate::config::MIN_STORE_CACHE_BYTES
+            );
+        }
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)

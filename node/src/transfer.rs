@@ -1062,9 +1062,13 @@ pub const OPEN_RETRIES: u32 = 3;
 pub const OPEN_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Requests in a row the last lane of a source sends again when the source answers `busy`
 /// before the source is dropped (its other lanes stop at the first `busy`, easing its load).
-pub const BUSY_RETRIES: u32 = 5;
-/// Pause before such a retry, times the attempt number (1.5 s in all).
+pub const BUSY_RETRIES: u32 = 10;
+/// Pause before the first such retry; it doubles with each one, up to
+/// [`BUSY_RETRY_MAX_PAUSE`]: about 26 s in all, long enough for a source serving others over a
+/// slow link to finish a segment or two.
 pub const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between two such retries.
+pub const BUSY_RETRY_MAX_PAUSE: Duration = Duration::from_secs(5);
 /// How often a fetch reports its progress at most (the last report, all bytes verified, is
 /// always made).
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -1224,12 +1228,14 @@ pub async fn fetch_with(
 ) -> Result<Fetched> {
     if out.is_dir() {
         bail!(
-            "-o {} is a directory: give the path of the file to write (for example {}/{})",
+            "-o {} is a directory: give the path of the file to write (for example {})",
             out.display(),
-            out.display(),
-            "data.csv"
+            out.join("data.csv").display()
         );
     }
+    // Checked before anything is asked of a peer: the directory exists, and the path is not
+    // something other than a file that the final rename would replace.
+    canonical_output(out)?;
     let Some(signed) = resolve(&node.shared, dataset)? else {
         return Err(explain_unknown(node, dataset).await);
     };
@@ -1458,6 +1464,33 @@ fn target_of(out: &Path) -> Result<(&Path, String)> {
     Ok((dir, name))
 }
 
+/// `out` with its directory resolved (symbolic links, `.` and `..`), which must exist; the
+/// file name as given. Refuses a path that names something other than a regular file: the
+/// final rename would replace it (a device node, a directory, a pipe).
+fn canonical_output(out: &Path) -> Result<PathBuf> {
+    let (dir, name) = target_of(out)?;
+    if name.is_empty() || name == "." || name == ".." {
+        bail!("-o {}: give the path of a file to write", out.display());
+    }
+    if let Ok(m) = std::fs::metadata(out) {
+        if !m.is_file() {
+            bail!(
+                "-o {}: it exists and is not a regular file; a fetch replaces only files",
+                out.display()
+            );
+        }
+    }
+    let dir = std::fs::canonicalize(dir)
+        .with_context(|| format!("cannot resolve the directory of {}", out.display()))?;
+    Ok(dir.join(name))
+}
+
+/// The store key of the transfer of `dataset` into `out` (a [`canonical_output`]).
+fn record_key(dataset: &DatasetId, out: &Path) -> String {
+    let of = blake3::hash(out.as_os_str().as_encoded_bytes()).to_hex();
+    format!("{dataset}/{}", &of[..32])
+}
+
 fn partial_path(out: &Path, content: &ContentHash) -> Result<PathBuf> {
     let (dir, name) = target_of(out)?;
     Ok(dir.join(format!(".{name}.{}.cix-partial", &content.to_hex()[..16])))
@@ -1511,28 +1544,44 @@ impl Job {
     ) -> Result<Self> {
         let entry = &signed.entry;
         let store = &node.shared.store;
-        let key = format!("{}/{}", entry.dataset, content.to_hex());
+        // One record per dataset and final path, the path with its directory resolved, so that
+        // two fetches to two places (or to one place by two names) never share one.
+        let out = &canonical_output(out)?;
+        let key = record_key(&entry.dataset, out);
         let partial = partial_path(out, &content)?;
         let live = LiveGuard::enter(partial.display().to_string())?;
         let segments = size.div_ceil(SEGMENT_BYTES);
-        let prior: Option<TransferRecord> = store.record(TRANSFERS_TREE, &key)?;
-        let reusable = prior.filter(|r| {
-            r.output == out
+        // r3 keyed records by dataset and content: such a record for this path is taken over.
+        let legacy = format!("{}/{}", entry.dataset, content.to_hex());
+        let prior: Option<TransferRecord> = match store.record(TRANSFERS_TREE, &key)? {
+            Some(r) => Some(r),
+            None => store
+                .record::<TransferRecord>(TRANSFERS_TREE, &legacy)?
+                .filter(|r| r.output == *out),
+        };
+        let reusable = prior.clone().filter(|r| {
+            r.content == content.to_hex()
+                && r.output == *out
                 && r.partial == partial
                 && r.segment_bytes == SEGMENT_BYTES
                 && r.size == size
                 && std::fs::metadata(&r.partial).is_ok_and(|m| m.len() == size)
         });
         let blobs = node.shared.home.blobs();
-        if let Some(old) = store.record::<TransferRecord>(TRANSFERS_TREE, &key)? {
-            if reusable.is_none() {
-                if old.partial != partial {
-                    let _ = std::fs::remove_file(&old.partial);
-                }
-                let _ =
-                    std::fs::remove_file(assembling_outboard_path(&blobs, &old.partial, &content));
+        if let Some(old) = prior.filter(|_| reusable.is_none()) {
+            // Another version, or a temporary file that is gone or of the wrong size.
+            if old.partial != partial {
+                let _ = std::fs::remove_file(&old.partial);
+            }
+            if let Ok(old_content) = old.content.parse::<ContentHash>() {
+                let _ = std::fs::remove_file(assembling_outboard_path(
+                    &blobs,
+                    &old.partial,
+                    &old_content,
+                ));
             }
         }
+        store.remove_record(TRANSFERS_TREE, &legacy)?;
         let outboard_at = assembling_outboard_path(&blobs, &partial, &content);
         let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
         let (record, file, outboard) = match reusable {
@@ -1554,6 +1603,8 @@ impl Job {
                     .ok()
                     .filter(|f| f.metadata().is_ok_and(|m| m.len() == want));
                 if outboard.is_none() {
+                    // Of the wrong size (damaged): of no use, and never cleaned up otherwise.
+                    let _ = std::fs::remove_file(&outboard_at);
                     debug!(dataset = %entry.dataset, "resuming without the assembled outboard; \
                         it will be built from the file");
                 }
@@ -1754,11 +1805,11 @@ impl Job {
                     if !record.partial.exists() {
                         let e = anyhow!(
                             "the temporary file {} vanished (was the target directory removed?); \
-                             nothing was written to {}",
+                             nothing was written to {}, and the same `cix fetch` starts afresh",
                             record.partial.display(),
                             record.output.display()
                         );
-                        return Err(job.stop(e).await);
+                        return Err(job.abandon(e).await);
                     }
                     // The segment was fsynced by its worker; only now is it recorded.
                     let store = &job.node.shared.store;
@@ -1816,8 +1867,24 @@ impl Job {
         let fetched = complete(&job, signed, reports, p, invocation, purpose).await;
         match fetched {
             Ok(f) => Ok(f),
+            // Nothing is kept to resume from.
+            Err(e) if e.is::<Discarded>() => Err(e),
             Err(e) => Err(job.stop(e).await),
         }
+    }
+
+    /// Ends the run with nothing to resume from: drops the record and the assembled outboard.
+    async fn abandon(&self, e: anyhow::Error) -> anyhow::Error {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_waiters();
+        if let Some((_, at)) = &self.outboard {
+            let _ = std::fs::remove_file(at);
+        }
+        let store = &self.node.shared.store;
+        let _ = store.remove_record(TRANSFERS_TREE, &self.key);
+        let _ = store.flush_async().await;
+        e
     }
 
     /// Records why the run stopped, keeping the verified progress, and returns the error
@@ -1846,6 +1913,11 @@ impl Job {
         )
     }
 }
+
+/// A fetch whose assembled file did not verify at completion: file and record are gone.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Discarded(String);
 
 /// Aborts the worker tasks when the fetch ends or is dropped (the client went away).
 struct Workers(Vec<tokio::task::JoinHandle<()>>);
@@ -1908,7 +1980,10 @@ async fn work(
                 busy_retries += 1;
                 debug!(%peer, %reason, attempt = busy_retries, "source busy; asking again");
                 job.requeue(seg);
-                tokio::time::sleep(BUSY_RETRY_PAUSE * busy_retries).await;
+                let pause = BUSY_RETRY_PAUSE
+                    .saturating_mul(1 << (busy_retries - 1).min(16))
+                    .min(BUSY_RETRY_MAX_PAUSE);
+                tokio::time::sleep(pause).await;
             }
             Err(Failure::Open(reason)) if failed_opens < OPEN_RETRIES => {
                 failed_opens += 1;
@@ -2182,9 +2257,12 @@ async fn complete(
     let file = job.file.clone();
     let assembled = job.outboard.as_ref().map(|(_, path)| path.clone());
     let dataset = job.dataset;
+    // Segments recorded by an earlier run were verified then, but have sat on disk since, with
+    // no node watching: a resumed fetch hashes the whole file (transfer.md §7 step 8).
+    let resumed = p.reused > 0;
     let placed = tokio::task::spawn_blocking(move || -> Result<std::result::Result<(), String>> {
         file.sync_all().map_err(|e| disk("sync", &partial, e))?;
-        let adopted = assembled.as_ref().map(|at| {
+        let adopted = assembled.as_ref().filter(|_| !resumed).map(|at| {
             crate::verified::adopt_outboard(&blobs, &content, at, size).inspect_err(|e| {
                 // Every parent was verified on arrival, so this is our own fault.
                 tracing::error!(%dataset, error = %e,
@@ -2192,15 +2270,20 @@ async fn complete(
                      hashing the file instead");
             })
         });
-        if let Some(at) = assembled
-            .as_ref()
-            .filter(|_| !matches!(adopted, Some(Ok(_))))
-        {
-            let _ = std::fs::remove_file(at);
-        }
         if !matches!(adopted, Some(Ok(_))) {
+            if let Some(at) = &assembled {
+                let _ = std::fs::remove_file(at);
+            }
+            if resumed {
+                debug!(%dataset, "resumed fetch: hashing the whole file");
+            }
             if let Err(e) = crate::verified::build_outboard(&blobs, &content, &partial, size) {
-                return Ok(Err(format!("{e:#}")));
+                if crate::verified::is_not_the_content(&e) {
+                    return Ok(Err(format!("{e:#}")));
+                }
+                // Reading the file or writing the outboard failed (a full disk): that says
+                // nothing against the file, which stays with its record for a later run.
+                return Err(e);
             }
         }
         std::fs::rename(&partial, &output)
@@ -2216,12 +2299,26 @@ async fn complete(
     .map_err(|e| anyhow!("completion task failed: {e}"))??;
     let store = &job.node.shared.store;
     if let Err(why) = placed {
-        // Every segment verified, yet the whole does not: our own invariant is broken.
-        tracing::error!(dataset = %job.dataset, %why, "an assembled transfer does not verify");
+        if resumed {
+            // What an earlier run recorded changed on disk while no node watched it.
+            warn!(dataset = %job.dataset, %why, "a resumed transfer does not verify");
+        } else {
+            // Every segment verified in this run, yet the whole does not: our own invariant.
+            tracing::error!(dataset = %job.dataset, %why, "an assembled transfer does not verify");
+        }
         let _ = std::fs::remove_file(&record.partial);
         store.remove_record(TRANSFERS_TREE, &job.key)?;
         store.flush_async().await?;
-        bail!("the assembled file does not match the content id; it was discarded: {why}");
+        return Err(Discarded(format!(
+            "the assembled file does not match the content id{}; it was discarded, and the \
+             same `cix fetch` starts afresh: {why}",
+            if resumed {
+                " (the temporary file changed between runs)"
+            } else {
+                ""
+            }
+        ))
+        .into());
     }
     store.put_record(
         HELD_TREE,

@@ -102,10 +102,11 @@ pub fn build_outboard(
         .with_context(|| format!("cannot open {} to build its outboard", data.display()))?;
     let len = file.metadata()?.len();
     if len != size {
-        bail!(
+        return Err(NotTheContent(format!(
             "{} is {len} bytes, but the content {content} has {size}",
             data.display()
-        );
+        ))
+        .into());
     }
     std::fs::create_dir_all(blobs)?;
     let tmp = tempfile::Builder::new()
@@ -116,11 +117,12 @@ pub fn build_outboard(
     let hash = bao_tree::io::sync::outboard_post_order(BufReader::new(file), tree(size), &mut out)
         .with_context(|| format!("cannot hash {}", data.display()))?;
     if hash.as_bytes() != &content.0 {
-        bail!(
+        return Err(NotTheContent(format!(
             "{} does not hash to its content id {content} (BLAKE3 {}): the held copy is corrupt",
             data.display(),
             hash.to_hex()
-        );
+        ))
+        .into());
     }
     out.flush()?;
     out.get_ref().sync_all()?;
@@ -129,6 +131,19 @@ pub fn build_outboard(
         .with_context(|| format!("cannot store the outboard {}", path.display()))?;
     tracing::debug!(%content, bytes = want, "outboard built");
     Ok(path)
+}
+
+/// A file that is not the content it should be (its size or its BLAKE3 differs), as
+/// [`build_outboard`] finds; any other error of it is a failure to read or write, which says
+/// nothing about the file's bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotTheContent(pub String);
+
+/// Whether `e` says the file is not the content (rather than that it could not be read, or the
+/// outboard not written).
+pub fn is_not_the_content(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<NotTheContent>().is_some()
 }
 
 /// A file read at offsets, for `bao-tree`. Reads are small (one chunk group) and usually from

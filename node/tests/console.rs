@@ -287,12 +287,21 @@ async fn login_by_account_or_admin_token_logout_and_replay() {
     );
     assert_eq!(c.get("/console/peers", Some(&ada)).await.status, 303);
 
-    // Removing an account ends its sessions at once.
-    c.add_user("bob", Role::Admin);
+    // Removing an account ends its sessions at once, and an account made again under the same
+    // name (here with more rights) does not bring them back.
+    c.add_user("bob", Role::Viewer);
     let bob = c.log_in("bob", "bob password 123").await;
     assert_eq!(c.get("/console/api/status", Some(&bob)).await.status, 200);
     users::remove(&c.t.node.shared.store, "bob").unwrap();
+    c.add_user("bob", Role::Admin);
     assert_eq!(c.get("/console/api/status", Some(&bob)).await.status, 401);
+    let note = c
+        .post("/console/api/audit/note", &bob, json!({ "detail": "x" }))
+        .await;
+    assert_eq!(note.status, 401, "{}", note.body);
+    let bob_again = c.log_in("bob", "bob password 123").await;
+    let me = c.get("/console/api/session", Some(&bob_again)).await;
+    assert_eq!(me.body["role"], "admin");
 
     // The logins are in the audit log under the names.
     let log = c.t.node.shared.audit.list(&Default::default()).unwrap();
@@ -313,6 +322,47 @@ async fn login_by_account_or_admin_token_logout_and_replay() {
             .any(|d| d.contains("(admin token) (admin) logged in")),
         "{details:?}"
     );
+}
+
+/// Wrong passwords sent all at once are counted as they start: no more than the minute's
+/// allowance is checked, the rest are refused; the admin token still logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_is_capped_and_the_token_still_logs_in() {
+    use cix_node::console::limits::MAX_LOGIN_FAILURES_PER_MINUTE;
+    common::init_tracing();
+    let c = std::sync::Arc::new(console("Water Board", vec![]).await);
+    c.add_user("ada", Role::Admin);
+    let tries = 2 * MAX_LOGIN_FAILURES_PER_MINUTE as usize;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..tries {
+        let c = c.clone();
+        set.spawn(async move {
+            c.login(json!({ "name": "ada", "password": format!("guess number {i}") }))
+                .await
+                .status
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = set.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, tries, "{statuses:?}");
+    assert_eq!(
+        checked, MAX_LOGIN_FAILURES_PER_MINUTE as usize,
+        "{statuses:?}"
+    );
+    // Even the right password waits for the minute...
+    let ada = c
+        .login(json!({ "name": "ada", "password": "ada password 123" }))
+        .await;
+    assert_eq!(ada.status, 429);
+    // ...but the operator is never locked out.
+    let op = c.login(json!({ "token": c.token })).await;
+    assert_eq!(op.status, 200, "{}", op.body);
+    let empty = c.login(json!({ "token": "" })).await;
+    assert_eq!(empty.status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -642,6 +642,13 @@ impl Scenario {
                     "wait = \"graylisted\" needs an earlier hostile step".into()
                 ));
             }
+            if step.wait == Some(Condition::Quiet) && step.timeout < QUIET_WINDOW {
+                return Err(at(format!(
+                    "wait = \"quiet\" measures the nodes over {} ms, so its timeout must be at \
+                     least that",
+                    QUIET_WINDOW.as_millis()
+                )));
+            }
         }
         Ok(())
     }

@@ -95,6 +95,14 @@ fn fields_that_do_not_belong_are_refused() {
     assert!(e.contains("unknown kind \"ring\""), "{e}");
     let e = error_of(&with_step("action = \"heal\"\nwait = \"graylisted\""));
     assert!(e.contains("hostile"), "{e}");
+    let e = error_of(&with_step(
+        "action = \"sleep\"\nduration = \"1s\"\nwait = \"quiet\"\ntimeout = \"10ms\"",
+    ));
+    assert!(e.contains("quiet") && e.contains("timeout"), "{e}");
+    assert!(parse(&with_step(
+        "action = \"sleep\"\nduration = \"1s\"\nwait = \"quiet\"\ntimeout = \"30s\""
+    ))
+    .is_ok());
 }
 
 #[test]

@@ -470,7 +470,7 @@ async fn events(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick() => {
-                    if !c.sessions.is_live(&actor.sid) {
+                    if !super::still_valid(&c, &actor.sid) {
                         let _ = tx.send(Event::default().event("ended").data("{}")).await;
                         break;
                     }

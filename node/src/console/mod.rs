@@ -236,16 +236,36 @@ fn current(console: &Console, headers: &HeaderMap) -> Result<(String, Session), 
         .sessions
         .get(&sid)
         .ok_or_else(|| refuse("the session has ended or never was; log in again"))?;
-    if let Principal::Account(name) = &s.who {
-        match users::role_of(&console.node.shared.store, name)? {
-            Some(role) => s.role = role,
-            None => {
-                console.sessions.remove(&sid);
-                return Err(refuse("the account was removed"));
-            }
+    s.role = account_role(console, &sid, &s)?;
+    Ok((sid, s))
+}
+
+/// The role session `s` has now: an account's as stored, as long as it is the account the
+/// session logged in as (one removed, or removed and made again under the same name, ends
+/// the session here).
+fn account_role(console: &Console, sid: &str, s: &Session) -> Result<Role, Refusal> {
+    let Principal::Account(name) = &s.who else {
+        return Ok(s.role);
+    };
+    match users::current(&console.node.shared.store, name)? {
+        Some((role, key)) if Some(key) == s.account => Ok(role),
+        _ => {
+            console.sessions.remove(sid);
+            tracing::debug!(user = %name, "console session of a removed account ended");
+            Err(Refusal(
+                StatusCode::UNAUTHORIZED,
+                "the account was removed or made anew; log in again".into(),
+            ))
         }
     }
-    Ok((sid, s))
+}
+
+/// Whether session `sid` may still receive live updates: live, and its account unchanged.
+pub(crate) fn still_valid(console: &Console, sid: &str) -> bool {
+    console
+        .sessions
+        .peek(sid)
+        .is_some_and(|s| account_role(console, sid, &s).is_ok())
 }
 
 async fn authorise(State(console): State<Console>, mut req: Request, next: Next) -> Response {
@@ -295,7 +315,10 @@ struct LoginBody {
     token: Option<String>,
 }
 
-fn too_many_failures(console: &Console) -> bool {
+/// Takes one of this minute's password attempts, counted as a failure until it succeeds
+/// ([`give_back`]); `false` when the minute's failures are used up. Taking it before the
+/// password is checked means attempts sent all at once count as they start, not as they end.
+fn take_attempt(console: &Console) -> bool {
     let mut f = console
         .failures
         .lock()
@@ -303,15 +326,20 @@ fn too_many_failures(console: &Console) -> bool {
     if f.0.elapsed() >= Duration::from_secs(60) {
         *f = (Instant::now(), 0);
     }
-    f.1 >= MAX_LOGIN_FAILURES_PER_MINUTE
+    if f.1 >= MAX_LOGIN_FAILURES_PER_MINUTE {
+        return false;
+    }
+    f.1 += 1;
+    true
 }
 
-fn count_failure(console: &Console) {
+/// A password attempt that succeeded does not count against the minute.
+fn give_back(console: &Console) {
     let mut f = console
         .failures
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    f.1 = f.1.saturating_add(1);
+    f.1 = f.1.saturating_sub(1);
 }
 
 async fn login(
@@ -331,18 +359,29 @@ async fn login(
         )
         .into_response();
     };
-    if too_many_failures(&console) {
-        tracing::warn!("console login refused: too many failed logins this minute");
-        return Refusal(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("more than {MAX_LOGIN_FAILURES_PER_MINUTE} failed logins this minute; wait"),
-        )
-        .into_response();
-    }
+    // The admin token (256 random bits, never guessed) is not rate limited, so that a flood of
+    // wrong passwords cannot lock the operator out; accounts' passwords are.
     let found = match (body.name, body.password, body.token) {
-        (None, None, Some(token)) => constant_time_eq(token.trim(), &console.token)
-            .then_some((Principal::AdminToken, Role::Admin)),
+        (None, None, Some(token)) => {
+            let token = token.trim();
+            (!token.is_empty() && constant_time_eq(token, &console.token)).then_some((
+                Principal::AdminToken,
+                Role::Admin,
+                None,
+            ))
+        }
         (Some(name), Some(password), None) => {
+            if !take_attempt(&console) {
+                tracing::warn!("console login refused: too many failed logins this minute");
+                return Refusal(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "more than {MAX_LOGIN_FAILURES_PER_MINUTE} failed logins this minute; \
+                         wait, or log in with the admin token"
+                    ),
+                )
+                .into_response();
+            }
             let Ok(_permit) = console.logins.acquire().await else {
                 return Refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
                     .into_response();
@@ -354,7 +393,11 @@ async fn login(
             })
             .await;
             match verdict {
-                Ok(Ok(role)) => role.map(|r| (Principal::Account(name), r)),
+                Ok(Ok(Some((role, key)))) => {
+                    give_back(&console);
+                    Some((Principal::Account(name), role, Some(key)))
+                }
+                Ok(Ok(None)) => None,
                 Ok(Err(e)) => return Refusal::from(e).into_response(),
                 Err(e) => {
                     tracing::error!(error = %e, "password check task failed");
@@ -371,8 +414,7 @@ async fn login(
             .into_response()
         }
     };
-    let Some((who, role)) = found else {
-        count_failure(&console);
+    let Some((who, role, account)) = found else {
         tracing::warn!("console login failed: wrong name, password or token");
         return Refusal(
             StatusCode::UNAUTHORIZED,
@@ -381,7 +423,7 @@ async fn login(
         .into_response();
     };
     let label = who.label();
-    let (sid, csrf) = console.sessions.create(who, role);
+    let (sid, csrf) = console.sessions.create_for(who, role, account);
     crate::audit::log(
         &console.node.shared,
         crate::audit::AuditEvent::new(cix_protocol::audit::AuditKind::Other("console".into()))

@@ -37,6 +37,9 @@ pub struct Session {
     pub role: Role,
     /// The token every change must carry (`X-CSRF-Token`).
     pub csrf: String,
+    /// For an account: which account, as it was when the session began
+    /// ([`super::users::AccountKey`]).
+    pub account: Option<super::users::AccountKey>,
     created: Instant,
     last: Instant,
 }
@@ -83,6 +86,16 @@ impl Sessions {
 
     /// Starts a session: returns its id (for the cookie) and CSRF token.
     pub fn create(&self, who: Principal, role: Role) -> (String, String) {
+        self.create_for(who, role, None)
+    }
+
+    /// [`Self::create`] for an account, keeping which account it is.
+    pub fn create_for(
+        &self,
+        who: Principal,
+        role: Role,
+        account: Option<super::users::AccountKey>,
+    ) -> (String, String) {
         let now = Instant::now();
         let mut map = self.lock();
         map.retain(|_, s| self.live(s, now));
@@ -106,6 +119,7 @@ impl Sessions {
                 who,
                 role,
                 csrf: csrf.clone(),
+                account,
                 created: now,
                 last: now,
             },
@@ -133,6 +147,15 @@ impl Sessions {
     pub fn is_live(&self, id: &str) -> bool {
         let now = Instant::now();
         self.lock().get(&key(id)).is_some_and(|s| self.live(s, now))
+    }
+
+    /// The live session of `id`, without marking it used.
+    pub fn peek(&self, id: &str) -> Option<Session> {
+        let now = Instant::now();
+        self.lock()
+            .get(&key(id))
+            .filter(|s| self.live(s, now))
+            .cloned()
     }
 
     /// Ends session `id`; true when there was one.

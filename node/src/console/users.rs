@@ -204,6 +204,27 @@ pub fn role_of(store: &Store, name: &str) -> Result<Option<Role>> {
     Ok(store.record::<Account>(TREE, name)?.map(|a| a.role))
 }
 
+/// What tells one account from another made later under the same name: a hash of its
+/// password hash, whose salt is drawn afresh each time an account is made. A session keeps the
+/// one it logged in with, so removing an account and adding one of the same name does not hand
+/// the new account's role to the old sessions.
+pub type AccountKey = [u8; 32];
+
+fn key_of_account(a: &Account) -> AccountKey {
+    *blake3::hash(a.hash.as_bytes()).as_bytes()
+}
+
+/// Account `name`'s role and [`AccountKey`], when it exists.
+///
+/// # Errors
+///
+/// If the store fails.
+pub fn current(store: &Store, name: &str) -> Result<Option<(Role, AccountKey)>> {
+    Ok(store
+        .record::<Account>(TREE, name)?
+        .map(|a| (a.role, key_of_account(&a))))
+}
+
 /// Checks `password` against account `name`: its role when both match. An unknown name costs
 /// as much time as a wrong password, so timing does not tell which names exist. Slow on
 /// purpose (Argon2id): call it off the async threads.
@@ -211,7 +232,7 @@ pub fn role_of(store: &Store, name: &str) -> Result<Option<Role>> {
 /// # Errors
 ///
 /// If the store fails.
-pub fn verify(store: &Store, name: &str, password: &str) -> Result<Option<Role>> {
+pub fn verify(store: &Store, name: &str, password: &str) -> Result<Option<(Role, AccountKey)>> {
     let account = store.record::<Account>(TREE, name)?;
     let stored = match &account {
         Some(a) => a.hash.clone(),
@@ -227,7 +248,7 @@ pub fn verify(store: &Store, name: &str, password: &str) -> Result<Option<Role>>
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
     Ok(match account {
-        Some(a) if ok => Some(a.role),
+        Some(a) if ok => Some((a.role, key_of_account(&a))),
         _ => None,
     })
 }

@@ -565,7 +565,17 @@ impl Run<'_> {
                     }
                 }
             }
-            Action::Fetch { from, owner } => self.fetch(*from, *owner).await?,
+            Action::Fetch { from, owner } => {
+                self.fetch(*from, *owner).await?;
+                // A fetch step holds only if the fetch did (a hostile step's fetches of
+                // corrupt data are meant to fail, and are counted there instead).
+                if let Some(f) = self.fetches.last().filter(|f| !f.ok) {
+                    bail!(
+                        "node {from} could not fetch node {owner}'s dataset: {}",
+                        f.error.as_deref().unwrap_or("no reason given")
+                    );
+                }
+            }
             Action::Kill { nodes } => {
                 for &n in nodes {
                     self.kill(n).await?;
