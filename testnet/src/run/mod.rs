@@ -692,13 +692,15 @@ impl Run<'_> {
         if !self.faults.made_by_nodes() {
             return Ok(());
         }
-        let mut delays = HashMap::new();
+        let mut links = HashMap::new();
         for j in 0..self.net.len() {
             if l.groups[j] != l.groups[i] {
-                delays.insert(self.peer(j)?, l.delay);
+                let link = cix_node::testnet_delay::Link::new(l.delay, 0.0, 0)
+                    .with_context(|| format!("latency step {}", l.step))?;
+                links.insert(self.peer(j)?, link);
             }
         }
-        self.net.set_delays(i, self.peer(i)?, &delays).await
+        self.net.set_delays(i, self.peer(i)?, &links).await
     }
 
     /// Propagation within and across the last latency step's groups, of the entries
