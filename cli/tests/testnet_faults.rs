@@ -1,7 +1,7 @@
 //! The hidden, testnet-only `cix node run --testnet-faults` (`cix_node::testnet_faults`):
 //! without it the fault endpoints do not exist and the transport is the ordinary one (QUIC
 //! included); with it the node runs the delaying transport (TCP only) and its admin API takes
-//! the peers to refuse and the delays per peer, checking every input.
+//! the peers to refuse and the delay and loss per peer, checking every input.
 
 #![allow(clippy::unwrap_used)]
 
@@ -137,6 +137,10 @@ fn the_fault_endpoints_refuse_bad_input_with_a_reason() {
         .public()
         .to_peer_id()
         .to_string();
+    let third = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id()
+        .to_string();
     let error = |(status, v): (u16, Value)| (status, v["error"].as_str().unwrap_or("").to_string());
 
     // The admin token guards them like every other route.
@@ -181,6 +185,40 @@ fn the_fault_endpoints_refuse_bad_input_with_a_reason() {
     ));
     assert_eq!(s, 400);
     assert!(e.contains("bad delays body"), "{e}");
+    // A loss is a finite share from 0 up to, not including, 1, named by the peer's position.
+    for bad in [json!(1.0), json!(1), json!(-0.25), json!(7.5)] {
+        let (s, e) = error(put(
+            &home,
+            "/v1/testnet/delays",
+            &json!({ "delays": [
+                { "peer": other, "delay_ms": 10 },
+                { "peer": third, "delay_ms": 10, "loss": bad },
+            ] }),
+        ));
+        assert_eq!(s, 400, "{bad}");
+        assert!(
+            e.contains("peer 1: loss") && e.contains("not a share from 0 up to"),
+            "{bad}: {e}"
+        );
+    }
+    // JSON has no NaN or infinity: such a loss, or one out of f64's range, or a seed that is
+    // not a u64, is not this body at all.
+    for bad in [
+        r#""NaN""#.to_string(),
+        "1e999".to_string(),
+        r#"0.1, "seed": -1"#.to_string(),
+    ] {
+        let body =
+            format!(r#"{{"delays": [{{"peer": "{other}", "delay_ms": 1, "loss": {bad}}}]}}"#);
+        let (s, e) = error(put_raw(
+            &home,
+            "/v1/testnet/delays",
+            body.into_bytes(),
+            None,
+        ));
+        assert_eq!(s, 400, "{bad}");
+        assert!(e.contains("bad delays body"), "{bad}: {e}");
+    }
     let (s, e) = error(put(
         &home,
         "/v1/testnet/blocked",
@@ -209,7 +247,16 @@ fn the_fault_endpoints_refuse_bad_input_with_a_reason() {
         "/v1/testnet/delays",
         &json!({ "delays": [{ "peer": other, "delay_ms": 150 }] }),
     );
-    assert_eq!((s, &v), (200, &json!({ "delayed": 1 })));
+    assert_eq!((s, &v), (200, &json!({ "delayed": 1, "lossy": 0 })));
+    let (s, v) = put(
+        &home,
+        "/v1/testnet/delays",
+        &json!({ "delays": [
+            { "peer": other, "delay_ms": 0, "loss": 0.25, "seed": 7 },
+            { "peer": third, "delay_ms": 20, "loss": 0.0 },
+        ] }),
+    );
+    assert_eq!((s, &v), (200, &json!({ "delayed": 1, "lossy": 1 })));
     assert!(json(&home, &["status"])["peer_id"] == me.as_str());
 }
 

@@ -9,18 +9,21 @@
 //! | method and path | body | what |
 //! |---|---|---|
 //! | `PUT /v1/testnet/blocked` | [`BlockRequest`] | refuse exactly these peers from now on ([`crate::Node::testnet_block`]) |
-//! | `PUT /v1/testnet/delays` | [`DelayRequest`] | hold what is read from these peers for their delay, from every other peer for none ([`crate::testnet_delay::set`]) |
+//! | `PUT /v1/testnet/delays` | [`DelayRequest`] | hold what is read from these peers for their delay, with their loss modelled as retransmission delay; from every other peer neither ([`crate::testnet_delay::set`]) |
 //!
 //! Without the flag neither route exists (404) and the transport is the ordinary one. This
 //! module checks the bodies: every peer id must parse, none may repeat or be the node itself,
-//! at most [`MAX_PEERS`] of them, each delay at most [`MAX_DELAY_MS`]; the admin API caps a body
-//! at [`MAX_BODY_BYTES`] before it is parsed.
+//! at most [`MAX_PEERS`] of them, each delay at most [`MAX_DELAY_MS`], each loss finite and from
+//! 0 up to, not including, 1; the admin API caps a body at [`MAX_BODY_BYTES`] before it is
+//! parsed.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
+
+use crate::testnet_delay::{Link, LinkError};
 
 /// Most peers one request names (the testnet runs at most a few hundred nodes).
 pub const MAX_PEERS: usize = 1024;
@@ -50,6 +53,15 @@ pub struct PeerDelay {
     pub peer: String,
     /// How long bytes read from it are held, milliseconds (0 to [`MAX_DELAY_MS`]).
     pub delay_ms: u64,
+    /// Share of packets from it taken as lost, `0 ≤ loss < 1` (default 0): a chunk read with
+    /// a lost segment is held one retransmission timeout longer
+    /// ([`crate::testnet_delay::Link`]); nothing is dropped.
+    #[serde(default)]
+    pub loss: f64,
+    /// Seed of this peer's loss draws, so that a run can repeat them; a random one when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// `PUT /v1/testnet/delays`: every peer's delay (peers not named get none).
@@ -61,7 +73,7 @@ pub struct DelayRequest {
 }
 
 /// Why a fault request was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FaultError {
     /// More than [`MAX_PEERS`] peers.
@@ -98,6 +110,14 @@ pub enum FaultError {
         index: usize,
         /// The delay asked for.
         delay_ms: u64,
+    },
+    /// A loss that is not finite, or not from 0 up to (not including) 1.
+    #[error("peer {index}: loss {loss} is not a share from 0 up to (not including) 1")]
+    BadLoss {
+        /// Its position.
+        index: usize,
+        /// The loss asked for.
+        loss: f64,
     },
     /// The process did not turn on the delaying transport.
     #[error("this node's transport does not delay (it was not started with --testnet-faults)")]
@@ -141,12 +161,12 @@ pub fn blocked(local: PeerId, req: &BlockRequest) -> Result<HashSet<PeerId>, Fau
     Ok(seen)
 }
 
-/// The delays node `local` is asked to hold reads from each peer for.
+/// The links (delay and loss) node `local` is asked to read each peer through.
 ///
 /// # Errors
 ///
-/// As [`blocked`], and [`FaultError::DelayTooLong`].
-pub fn delays(local: PeerId, req: &DelayRequest) -> Result<HashMap<PeerId, Duration>, FaultError> {
+/// As [`blocked`], and [`FaultError::DelayTooLong`] or [`FaultError::BadLoss`].
+pub fn delays(local: PeerId, req: &DelayRequest) -> Result<HashMap<PeerId, Link>, FaultError> {
     if req.delays.len() > MAX_PEERS {
         return Err(FaultError::TooManyPeers(req.delays.len()));
     }
@@ -154,13 +174,16 @@ pub fn delays(local: PeerId, req: &DelayRequest) -> Result<HashMap<PeerId, Durat
     let mut out = HashMap::with_capacity(req.delays.len());
     for (i, d) in req.delays.iter().enumerate() {
         let peer = peer_at(i, &d.peer, local, &mut seen)?;
-        if d.delay_ms > MAX_DELAY_MS {
-            return Err(FaultError::DelayTooLong {
-                index: i,
-                delay_ms: d.delay_ms,
-            });
-        }
-        out.insert(peer, Duration::from_millis(d.delay_ms));
+        let seed = d.seed.unwrap_or_else(rand::random);
+        let link =
+            Link::new(Duration::from_millis(d.delay_ms), d.loss, seed).map_err(|e| match e {
+                LinkError::DelayTooLong(_) => FaultError::DelayTooLong {
+                    index: i,
+                    delay_ms: d.delay_ms,
+                },
+                LinkError::BadLoss(loss) => FaultError::BadLoss { index: i, loss },
+            })?;
+        out.insert(peer, link);
     }
     Ok(out)
 }
@@ -231,6 +254,8 @@ mod tests {
                 PeerDelay {
                     peer: "not checked".into(),
                     delay_ms: 1,
+                    loss: 0.0,
+                    seed: None,
                 };
                 MAX_PEERS + 1
             ],
@@ -241,29 +266,27 @@ mod tests {
         );
     }
 
+    fn delay(peer: PeerId, delay_ms: u64, loss: f64, seed: Option<u64>) -> PeerDelay {
+        PeerDelay {
+            peer: peer.to_string(),
+            delay_ms,
+            loss,
+            seed,
+        }
+    }
+
     #[test]
     fn delays_are_bounded_and_kept_per_peer() {
         let (me, a, b) = (some_peer(), some_peer(), some_peer());
         let req = DelayRequest {
-            delays: vec![
-                PeerDelay {
-                    peer: a.to_string(),
-                    delay_ms: MAX_DELAY_MS,
-                },
-                PeerDelay {
-                    peer: b.to_string(),
-                    delay_ms: 0,
-                },
-            ],
+            delays: vec![delay(a, MAX_DELAY_MS, 0.0, None), delay(b, 0, 0.0, None)],
         };
         let got = delays(me, &req).unwrap();
-        assert_eq!(got[&a], Duration::from_millis(MAX_DELAY_MS));
-        assert_eq!(got[&b], Duration::ZERO);
+        assert_eq!(got[&a].delay(), Duration::from_millis(MAX_DELAY_MS));
+        assert_eq!(got[&b].delay(), Duration::ZERO);
+        assert!(got[&b].is_none());
         let long = DelayRequest {
-            delays: vec![PeerDelay {
-                peer: a.to_string(),
-                delay_ms: MAX_DELAY_MS + 1,
-            }],
+            delays: vec![delay(a, MAX_DELAY_MS + 1, 0.0, None)],
         };
         assert_eq!(
             delays(me, &long).unwrap_err(),
@@ -272,5 +295,40 @@ mod tests {
                 delay_ms: MAX_DELAY_MS + 1
             }
         );
+    }
+
+    #[test]
+    fn a_loss_must_be_a_finite_share_below_one_and_its_seed_is_kept() {
+        let (me, a, b) = (some_peer(), some_peer(), some_peer());
+        let req = DelayRequest {
+            delays: vec![delay(a, 50, 0.25, Some(9)), delay(b, 0, 0.0, None)],
+        };
+        let got = delays(me, &req).unwrap();
+        assert_eq!(
+            got[&a],
+            Link::new(Duration::from_millis(50), 0.25, 9).unwrap()
+        );
+        assert_eq!(got[&b].loss(), 0.0);
+        for bad in [1.0, 1.5, -0.01, f64::NAN, f64::INFINITY] {
+            let req = DelayRequest {
+                delays: vec![delay(b, 0, 0.0, None), delay(a, 50, bad, None)],
+            };
+            let e = delays(me, &req).unwrap_err();
+            assert!(
+                matches!(e, FaultError::BadLoss { index: 1, loss } if loss.to_bits() == bad.to_bits()),
+                "{e:?}"
+            );
+            assert!(e.to_string().starts_with("peer 1: loss"), "{e}");
+        }
+        // The body's own fields: `loss` and `seed` may be left out, nothing else added.
+        let parsed: DelayRequest = serde_json::from_str(&format!(
+            r#"{{"delays": [{{"peer": "{a}", "delay_ms": 5}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!((parsed.delays[0].loss, parsed.delays[0].seed), (0.0, None));
+        assert!(serde_json::from_str::<DelayRequest>(&format!(
+            r#"{{"delays": [{{"peer": "{a}", "delay_ms": 5, "drop": 0.1}}]}}"#
+        ))
+        .is_err());
     }
 }

@@ -160,6 +160,15 @@ pub struct LatencyFigures {
     pub step: usize,
     /// Added one-way delay between groups, ms.
     pub delay_ms: f64,
+    /// Share of packets lost between groups (0 to 1).
+    pub loss: f64,
+    /// What a loss did: `none`, `dropped by tc netem`, or `retransmission delay by the nodes'
+    /// transport (not dropped)`, where the delaying transport held each chunk read with a lost
+    /// segment for `retransmission_delay_ms` more.
+    pub loss_by: String,
+    /// With loss modelled by the nodes: how much longer a lost chunk was held, ms (Linux's
+    /// minimum retransmission timeout plus the round trip).
+    pub retransmission_delay_ms: Option<f64>,
     /// How it was added (the report's `faults`).
     pub mechanism: String,
     /// Nodes in the publisher's group.
@@ -526,10 +535,19 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     if let Some(l) = &r.latency {
+        let loss = match l.retransmission_delay_ms {
+            _ if l.loss == 0.0 => String::new(),
+            Some(rto) => format!(
+                ", loss {} modelled as retransmission delay: a chunk read with a lost segment \
+                 held {rto:.0} ms more, nothing dropped",
+                l.loss
+            ),
+            None => format!(", loss {} {}", l.loss, l.loss_by),
+        };
         let _ = writeln!(
             m,
-            "\n## Latency (step {}, {:.0} ms one way, by {})\n\n- within the publisher's group: \
-             {}\n- across groups: {}",
+            "\n## Latency (step {}, {:.0} ms one way{loss}, by {})\n\n- within the publisher's \
+             group: {}\n- across groups: {}",
             l.step,
             l.delay_ms,
             l.mechanism,

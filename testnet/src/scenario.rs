@@ -140,13 +140,15 @@ pub enum Action {
     },
     /// Undo the partition.
     Heal,
-    /// Delay and drop packets between groups (process mode as root only: `tc netem`).
+    /// Delay and lose packets between groups: by `tc netem` in process mode as root on a
+    /// kernel with netem, elsewhere by the nodes' delaying transport, which models a loss below
+    /// 1 as TCP retransmission delay (`cix_node::testnet_delay`).
     Latency {
         /// The groups.
         groups: Vec<Vec<usize>>,
         /// Added one-way delay.
         delay: Duration,
-        /// Share of packets dropped, 0 to 1.
+        /// Share of packets lost, 0 to 1 (below 1 where the nodes model it).
         loss: f64,
     },
     /// For `duration`, every `period`: bring back the nodes taken down last time, take a

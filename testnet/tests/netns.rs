@@ -117,13 +117,13 @@ fn process_mode_latency_delays_propagation_by_at_least_the_added_delay() {
 }
 
 #[test]
-fn in_process_mode_refuses_loss_with_its_reason() {
+fn in_process_mode_refuses_a_loss_of_one_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("latency.toml");
     std::fs::write(
         &file,
         "name = \"latency\"\nnodes = 2\n[topology]\nkind = \"full\"\n[[step]]\naction = \"latency\"\ngroups = [[0]]\n\
-         delay = \"10ms\"\nloss = 0.1\n",
+         delay = \"10ms\"\nloss = 1.0\n",
     )
     .unwrap();
     let out = Command::new(TESTNET)
@@ -134,7 +134,10 @@ fn in_process_mode_refuses_loss_with_its_reason() {
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
-        e.contains("step 1 (latency)") && e.contains("loss = 0") && e.contains("--mode process"),
+        e.contains("step 1 (latency)")
+            && e.contains("loss 1 drops every packet")
+            && e.contains("partition step")
+            && e.contains("--mode process"),
         "{e}"
     );
 }
@@ -169,6 +172,69 @@ fn in_process_latency_delays_only_traffic_across_groups() {
     assert!(within["max_ms"].as_f64().unwrap() < 150.0, "{l}");
 }
 
+/// Without netem: in process, a loss is modelled by the nodes' delaying transport as TCP
+/// retransmission delay (`scenarios/latency-loss.toml`: 100 ms and a loss of 0.6 between two
+/// pairs, ten entries from each). A lost chunk is held 200 ms plus the 200 ms round trip more,
+/// so some entries cross in at least the delay plus Linux's 200 ms minimum timeout, none is
+/// lost, and nothing within a group is slowed.
+///
+/// The seed fixes each pair's draw per chunk index, but not which bytes a chunk holds (that
+/// follows the sockets' timing), so the run is not repeatable to the millisecond. The
+/// assertions hold whatever the timing: each entry reaches a node of the other group along
+/// three paths, all of which must lose it (or hold it behind a lost chunk) for it to be late;
+/// at 0.6 that is about one (entry, node) pair in five at the very least, so among forty the
+/// chance that none is late is below 1e-4 (measured: the median across is about 400 ms).
+#[test]
+fn in_process_loss_shows_as_retransmission_delay_across_groups_only() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/latency-loss.toml");
+    let out = Command::new(TESTNET)
+        .args(["run", "--json", "--scenario"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["faults"], "delay");
+    assert_eq!(r["ok"], true, "{}", r["steps"]);
+    let how = r["network_emulation"].as_str().unwrap();
+    assert!(
+        how.contains("loss modelled as TCP retransmission delay") && how.contains("not dropped"),
+        "{how}"
+    );
+    let l = &r["latency"];
+    assert_eq!(l["delay_ms"], 100.0);
+    assert_eq!(l["loss"], 0.6);
+    assert_eq!(
+        l["loss_by"],
+        "retransmission delay by the nodes' transport (not dropped)"
+    );
+    // Linux's 200 ms floor plus the round trip of twice 100 ms.
+    let rto = l["retransmission_delay_ms"].as_f64().unwrap();
+    assert_eq!(rto, 400.0);
+    // Every entry reached every node: loss delays, it does not drop.
+    let records = r["propagation"]["records"].as_array().unwrap();
+    assert_eq!(records.len(), 20);
+    assert!(
+        records.iter().all(|e| e["reached"] == 3 && e["of"] == 3),
+        "{records:?}"
+    );
+    let (within, across) = (&l["within_group"], &l["across_groups"]);
+    let across_max = across["max_ms"].as_f64().unwrap();
+    assert!(l["across_min_ms"].as_f64().unwrap() >= 100.0, "{l}");
+    assert!(
+        across_max >= 100.0 + 200.0,
+        "no entry waited a retransmission: {l}"
+    );
+    // One retransmission per loss: a chunk waits at most the delay and one timeout after it
+    // came in, however many before it were lost (a generous second for a busy machine).
+    assert!(across_max < 100.0 + rto + 1000.0, "{l}");
+    assert!(within["max_ms"].as_f64().unwrap() < 100.0, "{l}");
+}
+
 #[test]
 fn the_fault_mechanism_follows_the_mode_the_steps_and_the_choice() {
     use cix_testnet::builtin::{self, Knobs};
@@ -194,7 +260,7 @@ fn the_fault_mechanism_follows_the_mode_the_steps_and_the_choice() {
         )
         .unwrap()
     };
-    let (both, lossy) = (slow("0.0"), slow("0.2"));
+    let (both, lossy, whole) = (slow("0.0"), slow("0.2"), slow("1.0"));
     use FaultChoice::{Auto, Filter, Netns};
     assert_eq!(
         faults_for(&split, Mode::InProcess, Auto).unwrap(),
@@ -222,7 +288,20 @@ fn the_fault_mechanism_follows_the_mode_the_steps_and_the_choice() {
         faults_for(&plain, Mode::Process, Netns).unwrap(),
         Faults::None
     );
-    // Asked for, the children make every fault themselves; loss they cannot make.
+    // In process the nodes model a loss below 1 as retransmission delay; 1 they cannot.
+    assert_eq!(
+        faults_for(&lossy, Mode::InProcess, Auto).unwrap(),
+        Faults::FilterDelay
+    );
+    let e = format!(
+        "{:#}",
+        faults_for(&whole, Mode::InProcess, Auto).unwrap_err()
+    );
+    assert!(
+        e.contains("step 2 (latency)") && e.contains("loss 1 drops every packet"),
+        "{e}"
+    );
+    // Asked for, the children make every fault themselves, loss below 1 included.
     assert_eq!(
         faults_for(&split, Mode::Process, Filter).unwrap(),
         Faults::Filter
@@ -231,16 +310,22 @@ fn the_fault_mechanism_follows_the_mode_the_steps_and_the_choice() {
         faults_for(&both, Mode::Process, Filter).unwrap(),
         Faults::FilterDelay
     );
+    assert_eq!(
+        faults_for(&lossy, Mode::Process, Filter).unwrap(),
+        Faults::FilterDelay
+    );
     let e = format!(
         "{:#}",
-        faults_for(&lossy, Mode::Process, Filter).unwrap_err()
+        faults_for(&whole, Mode::Process, Filter).unwrap_err()
     );
     assert!(
-        e.contains("step 2 (latency)") && e.contains("set loss = 0"),
+        e.contains("step 2 (latency)")
+            && e.contains("loss 1 drops every packet")
+            && e.contains("--faults netns"),
         "{e}"
     );
     // Left to choose, process mode takes namespaces where they can make every fault step
-    // and the children otherwise; never an error for a partition or a latency without loss.
+    // and the children otherwise; never an error for a partition or a loss below 1.
     let split_auto = faults_for(&split, Mode::Process, Auto).unwrap();
     match faults_for(&split, Mode::Process, Netns) {
         Ok(f) => {
@@ -262,6 +347,7 @@ fn the_fault_mechanism_follows_the_mode_the_steps_and_the_choice() {
             assert_eq!(f, Faults::NetnsNetem);
             assert_eq!(faults_for(&both, Mode::Process, Auto).unwrap(), f);
             assert_eq!(faults_for(&lossy, Mode::Process, Auto).unwrap(), f);
+            assert_eq!(faults_for(&whole, Mode::Process, Auto).unwrap(), f);
         }
         Err(e) => {
             println!("no netem here: {e:#}");
@@ -269,11 +355,15 @@ fn the_fault_mechanism_follows_the_mode_the_steps_and_the_choice() {
                 faults_for(&both, Mode::Process, Auto).unwrap(),
                 Faults::FilterDelay
             );
-            let e = format!("{:#}", faults_for(&lossy, Mode::Process, Auto).unwrap_err());
+            assert_eq!(
+                faults_for(&lossy, Mode::Process, Auto).unwrap(),
+                Faults::FilterDelay
+            );
+            let e = format!("{:#}", faults_for(&whole, Mode::Process, Auto).unwrap_err());
             assert!(
                 e.contains("step 2 (latency)")
-                    && e.contains("loss needs network namespaces with tc netem")
-                    && e.contains("set loss = 0"),
+                    && e.contains("loss 1 drops every packet")
+                    && e.contains("netem, which could drop every packet, cannot be used here"),
                 "{e}"
             );
         }

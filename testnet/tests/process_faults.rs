@@ -1,7 +1,7 @@
 //! Process mode where the children make partitions and latency themselves (`--faults
 //! filter`, the fallback wherever network namespaces or netem are missing): every child runs
-//! `cix node run --testnet-faults` and the runner sets its refused peers and its delays over
-//! its admin API. Each test runs the `cix-testnet` binary on a small scenario and asserts
+//! `cix node run --testnet-faults` and the runner sets its refused peers and its delays and
+//! losses over its admin API. Each test runs the `cix-testnet` binary on a small scenario and asserts
 //! from its report, whose figures come from the children's own `cix::event` records.
 
 // Tests unwrap freely: a panic is the failure report.
@@ -144,16 +144,52 @@ fn process_mode_latency_by_the_childrens_transport_delays_only_traffic_across_gr
 }
 
 #[test]
-fn process_mode_refuses_loss_the_children_cannot_make_naming_the_step() {
-    let lossy = LATENCY.replace("loss = 0.0", "loss = 0.1");
+fn process_mode_refuses_a_loss_of_one_the_children_cannot_model_naming_the_step() {
+    let lossy = LATENCY.replace("loss = 0.0", "loss = 1.0");
     let out = run(&lossy, &["--faults", "filter"]);
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
-        e.contains("step 2 (latency)") && e.contains("set loss = 0") && e.contains("netns"),
+        e.contains("step 2 (latency)")
+            && e.contains("loss 1 drops every packet")
+            && e.contains("partition step")
+            && e.contains("netns"),
         "{e}"
     );
     assert!(out.stdout.is_empty());
+}
+
+/// `scenarios/latency-loss.toml` (100 ms and a loss of 0.6 between two pairs) with the
+/// children's delaying transport: each child is told its peers' delay, loss and loss seed over
+/// `PUT /v1/testnet/delays` and holds a chunk read with a lost segment for a retransmission
+/// timeout more. As in process (`netns.rs`, where the odds are worked out), some entries cross
+/// only after the delay plus Linux's 200 ms minimum timeout, every entry arrives, and nothing
+/// within a group is slowed.
+#[test]
+fn process_mode_loss_by_the_childrens_transport_shows_as_retransmission_delay() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/latency-loss.toml");
+    let text = std::fs::read_to_string(file).unwrap();
+    let r = report(&run(&text, &["--faults", "filter"]));
+    assert_eq!(r["faults"], "delay");
+    assert_eq!(r["ok"], true, "{}", r["steps"]);
+    let how = r["network_emulation"].as_str().unwrap();
+    assert!(
+        how.contains("--testnet-faults") && how.contains("loss modelled as TCP retransmission"),
+        "{how}"
+    );
+    let l = &r["latency"];
+    assert_eq!(l["loss"], 0.6);
+    assert_eq!(l["retransmission_delay_ms"], 400.0);
+    let records = r["propagation"]["records"].as_array().unwrap();
+    assert_eq!(records.len(), 20);
+    assert!(
+        records.iter().all(|e| e["reached"] == 3 && e["of"] == 3),
+        "{records:?}"
+    );
+    let (within, across) = (&l["within_group"], &l["across_groups"]);
+    assert!(l["across_min_ms"].as_f64().unwrap() >= 100.0, "{l}");
+    assert!(across["max_ms"].as_f64().unwrap() >= 100.0 + 200.0, "{l}");
+    assert!(within["max_ms"].as_f64().unwrap() < 100.0, "{l}");
 }
 
 /// `--faults auto`: namespaces where they can make every fault step here, the children

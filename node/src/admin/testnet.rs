@@ -52,10 +52,16 @@ async fn set_delays(State(api): State<Api>, body: Bytes) -> ApiResult<Value> {
     if !crate::testnet_delay::enabled() {
         return Err(refused(FaultError::NoDelayingTransport, "delays"));
     }
-    let delays =
+    let links =
         testnet_faults::delays(api.node.peer_id(), &req).map_err(|e| refused(e, "delays"))?;
-    crate::testnet_delay::set(api.node.peer_id(), &delays);
-    let delayed = delays.values().filter(|d| !d.is_zero()).count();
-    tracing::debug!(peers = delays.len(), delayed, "testnet faults: delays set");
-    Ok(Json(json!({ "delayed": delayed })))
+    crate::testnet_delay::set(api.node.peer_id(), &links);
+    let delayed = links.values().filter(|l| !l.delay().is_zero()).count();
+    let lossy = links.values().filter(|l| l.loss() > 0.0).count();
+    tracing::debug!(
+        peers = links.len(),
+        delayed,
+        lossy,
+        "testnet faults: delays set"
+    );
+    Ok(Json(json!({ "delayed": delayed, "lossy": lossy })))
 }

@@ -194,9 +194,10 @@ struct RunArgs {
     /// own network namespace with `tc netem` when run as root on a kernel with netem (only
     /// routes are needed without a latency step), otherwise as filter. netns: namespaces and
     /// netem or refuse (process mode only). filter: the nodes' own testnet-only connection
-    /// filter and delaying transport (no loss); in process mode each child then runs with
-    /// a hidden testnet switch and is told over its admin API. The report's `faults` says
-    /// which was used.
+    /// filter and delaying transport, which models loss as TCP retransmission delay (nothing
+    /// dropped; a loss of 1 is refused); in process mode each child then runs with a hidden
+    /// testnet switch and is told over its admin API. The report's `faults` says which was
+    /// used.
     #[arg(long, default_value = "auto", value_parser = ["auto", "netns", "filter"])]
     faults: String,
     /// Built-ins: announcements (propagation) or revocations (revocation-storm).

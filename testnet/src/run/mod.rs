@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cix_node::scoring::GRAYLIST_THRESHOLD;
+use cix_node::testnet_delay::{Link, LinkError};
 use libp2p::PeerId;
 use tokio::time::Instant;
 
@@ -32,6 +33,9 @@ const HONEST_SCORE_SAMPLE: usize = 20;
 
 /// How often a wait looks at the recorder.
 const POLL: Duration = Duration::from_millis(20);
+
+/// Mixed into the scenario's seed for the loss draws of each pair of nodes.
+const LOSS_SEED_SALT: u64 = 0x6c6f_7373_2d64_7261;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -125,8 +129,9 @@ impl Faults {
         matches!(self, Self::Filter | Self::Delay | Self::FilterDelay)
     }
 
-    /// The report's `network_emulation`: how the faults were made, in words.
-    fn described(self, mode: Mode) -> String {
+    /// The report's `network_emulation`: how the faults were made, in words; `lossy` when a
+    /// latency step sets a loss.
+    fn described(self, mode: Mode, lossy: bool) -> String {
         let filter = match mode {
             Mode::InProcess => "the in-process connection filter (Node::testnet_block)",
             Mode::Process => {
@@ -144,15 +149,26 @@ impl Faults {
                  `cix node run --testnet-faults`, set through its admin API)"
             }
         };
+        let loss = if lossy {
+            format!(
+                "loss modelled as TCP retransmission delay by the same transport, not dropped \
+                 by netem: a chunk read with a lost segment is held {} ms plus twice the delay \
+                 longer (Linux's minimum retransmission timeout plus the round trip) and \
+                 nothing read after it on the connection overtakes it",
+                cix_node::testnet_delay::MIN_RTO.as_millis()
+            )
+        } else {
+            "no loss".into()
+        };
         match self {
             Self::None => "none (no partition, heal or latency step)".into(),
             Self::Filter => format!("partitions by {filter}"),
             Self::Netns => "a network namespace per node; partitions by prohibit routes".into(),
             Self::NetnsNetem => "a network namespace per node; partitions by prohibit routes, \
-                                 latency and loss by tc netem"
+                                 latency and loss by tc netem (lost packets really dropped)"
                 .into(),
-            Self::Delay => format!("latency by {delay}; no loss"),
-            Self::FilterDelay => format!("partitions by {filter}; latency by {delay}; no loss"),
+            Self::Delay => format!("latency by {delay}; {loss}"),
+            Self::FilterDelay => format!("partitions by {filter}; latency by {delay}; {loss}"),
         }
     }
 }
@@ -183,21 +199,26 @@ impl FaultSteps {
 }
 
 /// Faults made by the nodes themselves: the connection filter for partitions, the delaying
-/// transport for latency. It cannot drop packets: a lossy step is refused with `no_loss`, which
-/// says why and what to do instead.
-fn by_nodes(scenario: &Scenario, steps: &FaultSteps, no_loss: &str) -> Result<Faults> {
-    if let Some(j) = steps.lossy {
-        bail!("step {j} (latency): {no_loss}");
-    }
+/// transport for latency, which models a loss below 1 as retransmission delay
+/// (`cix_node::testnet_delay::Link`). A loss of 1 (nothing gets through) it cannot model: that
+/// step is refused with `whole_loss`, which says what to do instead.
+fn by_nodes(scenario: &Scenario, steps: &FaultSteps, whole_loss: &str) -> Result<Faults> {
     for (i, s) in scenario.steps.iter().enumerate() {
-        if let Action::Latency { delay, .. } = &s.action {
-            let max = Duration::from_millis(cix_node::testnet_faults::MAX_DELAY_MS);
-            if *delay > max {
-                bail!(
-                    "step {} (latency): delay {delay:?} is over the {max:?} the nodes' \
-                     delaying transport allows",
+        if let Action::Latency { delay, loss, .. } = &s.action {
+            match Link::new(*delay, *loss, 0) {
+                Ok(_) => {}
+                Err(LinkError::BadLoss(_)) => bail!(
+                    "step {} (latency): loss {loss} drops every packet, which the nodes' \
+                     delaying transport cannot show (it models a loss below 1 as TCP \
+                     retransmission delay): {whole_loss}",
                     i + 1
-                );
+                ),
+                Err(_) => bail!(
+                    "step {} (latency): delay {delay:?} is over the {} ms the nodes' delaying \
+                     transport allows",
+                    i + 1,
+                    cix_node::testnet_faults::MAX_DELAY_MS
+                ),
             }
         }
     }
@@ -247,22 +268,20 @@ pub fn faults_for(scenario: &Scenario, mode: Mode, choice: FaultChoice) -> Resul
         (Mode::InProcess, _) => by_nodes(
             scenario,
             &steps,
-            "in process, latency comes from the nodes' delaying transport, which cannot \
-             drop packets: set loss = 0, or run with --mode process as root on a kernel with \
-             netem",
+            "cut the groups apart with a partition step, or run with --mode process as root \
+             on a kernel with netem",
         ),
         (Mode::Process, FaultChoice::Filter) => by_nodes(
             scenario,
             &steps,
-            "with --faults filter, latency comes from the children's delaying transport, \
-             which cannot drop packets: set loss = 0, or use --faults netns as root on a \
+            "cut the groups apart with a partition step, or use --faults netns as root on a \
              kernel with netem",
         ),
         (Mode::Process, FaultChoice::Netns) => by_kernel(&steps).map_err(|why| {
             anyhow!(
                 "step {first} ({}): --faults netns cannot be met here: {why}; run as root on \
                  a kernel with netem, or with --faults filter (the children make partitions \
-                 and latency themselves, no loss)",
+                 and latency themselves, and model loss as retransmission delay)",
                 scenario.steps[first - 1].action.name()
             )
         }),
@@ -274,9 +293,8 @@ pub fn faults_for(scenario: &Scenario, mode: Mode, choice: FaultChoice) -> Resul
                     scenario,
                     &steps,
                     &format!(
-                        "loss needs network namespaces with tc netem, which cannot be made \
-                         here ({why}); the children's delaying transport cannot drop packets: \
-                         set loss = 0"
+                        "cut the groups apart with a partition step (netem, which could drop \
+                         every packet, cannot be used here: {why})"
                     ),
                 )
             }
@@ -311,6 +329,8 @@ pub(crate) struct Run<'a> {
     /// Current partition: node → group.
     groups: Option<Vec<usize>>,
     faults: Faults,
+    /// A latency step sets a loss.
+    lossy: bool,
     started_us: u64,
     salt: u64,
     fetches: Vec<FetchFigure>,
@@ -331,6 +351,8 @@ struct LatencySet {
     /// node → group.
     groups: Vec<usize>,
     delay: Duration,
+    /// Share of packets lost between groups.
+    loss: f64,
     at_us: u64,
 }
 
@@ -456,6 +478,7 @@ pub async fn run(scenario: &Scenario, opts: &Options, recorder: Recorder) -> Res
         corrupt_tried: 0,
         groups: None,
         faults,
+        lossy: FaultSteps::of(scenario).lossy.is_some(),
         started_us,
         salt: scenario.seed,
         fetches: Vec::new(),
@@ -604,6 +627,7 @@ impl Run<'_> {
                     step: index + 1,
                     groups: of.clone(),
                     delay: *delay,
+                    loss: *loss,
                     at_us: now_us(),
                 });
                 if let Some(fabric) = self.net.fabric_mut() {
@@ -693,8 +717,10 @@ impl Run<'_> {
         Traffic::of(source, nodes)
     }
 
-    /// Sets node `i`'s delays towards the other groups' nodes (the last latency step's), when
-    /// the nodes make latency themselves.
+    /// Sets node `i`'s links towards the other groups' nodes (the last latency step's delay
+    /// and loss), when the nodes make latency themselves. Each pair's loss draws are seeded
+    /// from the scenario's seed and the two node numbers, so a run with the same seed draws
+    /// the same losses per chunk on each pair ([`loss_seed`]).
     async fn apply_delays(&self, i: usize) -> Result<()> {
         let Some(l) = &self.latency else {
             return Ok(());
@@ -702,13 +728,16 @@ impl Run<'_> {
         if !self.faults.made_by_nodes() {
             return Ok(());
         }
-        let mut delays = HashMap::new();
+        let mut links = HashMap::new();
         for j in 0..self.net.len() {
             if l.groups[j] != l.groups[i] {
-                delays.insert(self.peer(j)?, l.delay);
+                let seed = loss_seed(self.scenario.seed, i, j);
+                let link = Link::new(l.delay, l.loss, seed)
+                    .with_context(|| format!("latency step {}", l.step))?;
+                links.insert(self.peer(j)?, link);
             }
         }
-        self.net.set_delays(i, self.peer(i)?, &delays).await
+        self.net.set_delays(i, self.peer(i)?, &links).await
     }
 
     /// Propagation within and across the last latency step's groups, of the entries
@@ -737,9 +766,23 @@ impl Run<'_> {
                 }
             }
         }
+        let modelled = self.faults.made_by_nodes() && l.loss > 0.0;
+        let loss_by = if l.loss == 0.0 {
+            "none"
+        } else if modelled {
+            "retransmission delay by the nodes' transport (not dropped)"
+        } else {
+            "dropped by tc netem"
+        };
         Some(report::LatencyFigures {
             step: l.step,
             delay_ms: report::ms(l.delay),
+            loss: l.loss,
+            loss_by: loss_by.into(),
+            retransmission_delay_ms: modelled.then(|| {
+                let link = Link::new(l.delay, l.loss, 0).unwrap_or(Link::NONE);
+                report::ms(link.retransmission_delay())
+            }),
             mechanism: self.faults.name().into(),
             across_min_ms: across.iter().copied().reduce(f64::min),
             within_group: (!within.is_empty()).then(|| crate::revocation::spread(&mut within)),
@@ -1211,7 +1254,7 @@ impl Run<'_> {
             description: self.scenario.description.clone(),
             mode: self.net.mode(),
             faults: self.faults,
-            network_emulation: self.faults.described(self.net.mode()),
+            network_emulation: self.faults.described(self.net.mode(), self.lossy),
             nodes,
             topology: format!("{:?}", self.scenario.topology),
             seed: self.scenario.seed,
@@ -1246,6 +1289,14 @@ impl Run<'_> {
     }
 }
 
+/// The seed of node `reader`'s loss draws for what it reads from node `sender`: one per
+/// ordered pair, from the scenario's seed and the two node numbers alone (peer ids change from
+/// run to run).
+fn loss_seed(seed: u64, reader: usize, sender: usize) -> u64 {
+    let pair = ((reader as u64) << 32) ^ sender as u64;
+    mix(mix(seed ^ LOSS_SEED_SALT) ^ pair)
+}
+
 /// `groups[i]` for every node: its index among `groups`, or one more group for the rest.
 fn group_of(groups: &[Vec<usize>], n: usize) -> Vec<usize> {
     let mut of = vec![groups.len(); n];
@@ -1274,4 +1325,21 @@ pub async fn run_and_write(
         report::write(&report, dir)?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ordered_pair_gets_its_own_loss_seed_from_the_scenario_seed() {
+        let seeds: HashSet<u64> = (0..20)
+            .flat_map(|i| (0..20).map(move |j| loss_seed(3, i, j)))
+            .collect();
+        assert_eq!(seeds.len(), 400);
+        // The same scenario seed gives the same seeds; another gives others.
+        assert_eq!(loss_seed(3, 1, 2), loss_seed(3, 1, 2));
+        assert_ne!(loss_seed(3, 1, 2), loss_seed(3, 2, 1));
+        assert_ne!(loss_seed(3, 1, 2), loss_seed(4, 1, 2));
+    }
 }

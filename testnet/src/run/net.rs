@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use cix_node::publish::{publish, PublishRequest};
 use cix_node::revoke::{revoke, RevokeRequest};
+use cix_node::testnet_delay::Link;
 use cix_node::{Config, Home, Node};
 use cix_protocol::ucan::Cid;
 use libp2p::PeerId;
@@ -597,34 +598,36 @@ impl Net {
         Ok(())
     }
 
-    /// Sets how long node `i` (peer id `local`) holds what it reads from each of `delays`'
-    /// peers, every other peer getting none: in this process's delay table, or through the
-    /// child's testnet fault endpoint in process mode (a child that is down is left alone).
+    /// Sets the links (delay and loss) through which node `i` (peer id `local`) reads each of
+    /// `links`' peers, every other peer getting none: in this process's delay table, or through
+    /// the child's testnet fault endpoint in process mode (a child that is down is left alone).
     pub(crate) async fn set_delays(
         &self,
         i: usize,
         local: PeerId,
-        delays: &HashMap<PeerId, Duration>,
+        links: &HashMap<PeerId, Link>,
     ) -> Result<()> {
         match self {
-            Self::InProcess(_) => cix_node::testnet_delay::set(local, delays),
+            Self::InProcess(_) => cix_node::testnet_delay::set(local, links),
             Self::Process { children, .. } => {
                 let c = &children[i];
                 if c.process.is_none() {
                     return Ok(());
                 }
                 let body = cix_node::testnet_faults::DelayRequest {
-                    delays: delays
+                    delays: links
                         .iter()
-                        .map(|(p, d)| cix_node::testnet_faults::PeerDelay {
+                        .map(|(p, l)| cix_node::testnet_faults::PeerDelay {
                             peer: p.to_string(),
-                            delay_ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                            delay_ms: u64::try_from(l.delay().as_millis()).unwrap_or(u64::MAX),
+                            loss: l.loss(),
+                            seed: Some(l.seed()),
                         })
                         .collect(),
                 };
                 fault_put(c, "/v1/testnet/delays", &serde_json::to_value(body)?)
                     .with_context(|| format!("cannot set the delays of node {i}"))?;
-                tracing::debug!(node = i, peers = delays.len(), "child's delays set");
+                tracing::debug!(node = i, peers = links.len(), "child's delays set");
             }
         }
         Ok(())
