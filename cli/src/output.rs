@@ -540,9 +540,10 @@ impl Out {
             self.text(&format!("requests for this node's data:\n{t}"))?;
         }
         if !outgoing.is_empty() {
-            let mut t = table(&["dataset", "purpose", "state", "reason"]);
+            let mut t = table(&["request", "dataset", "purpose", "state", "reason"]);
             for r in &outgoing {
                 t.add_row(vec![
+                    s(&r["request"]),
                     s(&r["dataset"]),
                     s(&r["purpose"]),
                     s(&r["state"]),

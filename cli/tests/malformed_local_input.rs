@@ -113,6 +113,8 @@ fn contradictory_config_names_the_setting() {
             "store_cache_bytes = -1",
             "store_cache_bytes",
         ),
+        // Below what sled works with: refused, never a panic.
+        ("store_cache_bytes", "store_cache_bytes = 100", "1 MiB"),
         (
             "unknown_setting",
             "unknown_setting = true",

@@ -179,6 +179,19 @@ fn two_agencies_share_open_named_and_closed_data_through_the_cli() {
     ));
     let done = fetched.last().unwrap();
     assert_eq!(done["event"], "done");
+    let mine = |state: &str| {
+        json_lines(&ok(&b, &["--json", "requests", "list"]))
+            .iter()
+            .any(|r| {
+                r["direction"] == "outgoing"
+                    && r["dataset"] == named.as_str()
+                    && r["state"] == state
+            })
+    };
+    assert!(
+        mine("approved"),
+        "B's own request reads approved once granted"
+    );
     assert_eq!(
         std::fs::read(&out).unwrap(),
         std::fs::read(&named_csv).unwrap()
@@ -225,6 +238,10 @@ fn two_agencies_share_open_named_and_closed_data_through_the_cli() {
     assert!(listed
         .iter()
         .any(|t| t["cid"] == cid && t["state"] == "revoked"));
+    assert!(
+        mine("revoked"),
+        "B's own request reads revoked once it has heard"
+    );
     let queue = json_lines(&ok(&a, &["--json", "requests", "list"]));
     assert!(
         queue

@@ -321,7 +321,9 @@ async fn peers(
     State(api): State<Api>,
     axum::extract::Query(q): axum::extract::Query<PeersQuery>,
 ) -> ApiResult<Vec<crate::ops::PeerView>> {
-    Ok(Json(crate::ops::peers(&api.node, q.all).await?))
+    Ok(Json(
+        crate::ops::peers_with_profiles(&api.node, q.all).await?,
+    ))
 }
 
 async fn peer_show(
@@ -552,10 +554,25 @@ pub(crate) fn requests_value(node: &Node) -> Result<Value> {
         .requests_out()?
         .into_iter()
         .map(|r| {
+            // On this side too, a grant since revoked (as far as this node has heard) or run
+            // out no longer stands; "granted" reads as the owner's side does, "approved".
+            let (state, reason) = match r.status.as_str() {
+                "granted" if !r.delegation.is_empty() => {
+                    match crate::revoke::grant_unusable(s, &r.delegation) {
+                        Ok(Some(why)) if why.starts_with("was revoked") => {
+                            ("revoked".to_string(), Some(format!("the grant {why}")))
+                        }
+                        Ok(Some(why)) => ("expired".to_string(), Some(format!("the grant {why}"))),
+                        _ => ("approved".to_string(), r.reason.clone()),
+                    }
+                }
+                "granted" => ("approved".to_string(), r.reason.clone()),
+                other => (other.to_string(), r.reason.clone()),
+            };
             json!({
                 "request": hex::encode(&r.request), "direction": "outgoing",
-                "dataset": r.dataset.to_string(), "purpose": r.purpose, "state": r.status,
-                "reason": r.reason,
+                "dataset": r.dataset.to_string(), "purpose": r.purpose, "state": state,
+                "reason": reason,
             })
         })
         .collect();

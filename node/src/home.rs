@@ -181,12 +181,21 @@ impl Home {
     /// If no node is running from this home (or it never started).
     pub fn load_runtime(&self) -> Result<RuntimeInfo> {
         let path = self.runtime();
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!(
-                "no running node found for {} (start one with `cix node run`)",
+        let Ok(text) = fs::read_to_string(&path) else {
+            if !self.config().exists() {
+                bail!(
+                    "{} is not a node's home (no config.toml): make one with `cix --home {} \
+                     init --name NAME --jurisdiction CC`, then start it with `cix node run`",
+                    self.root.display(),
+                    self.root.display()
+                );
+            }
+            bail!(
+                "no running node for {}: start it with `cix --home {} node run`",
+                self.root.display(),
                 self.root.display()
-            )
-        })?;
+            );
+        };
         serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))
     }
 

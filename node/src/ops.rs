@@ -214,6 +214,25 @@ pub async fn peer(node: &Node, id: &str) -> Result<PeerView> {
     Ok(one)
 }
 
+/// [`peers`], with the connected peers whose profile this node does not keep yet asked for it
+/// (at most `MAX_PROFILES_ASKED` of them, each for at most `PROFILE_WAIT_SECS`), so that the
+/// agency and jurisdiction columns are filled as soon as a peer is connected.
+///
+/// # Errors
+///
+/// As [`peers`].
+pub async fn peers_with_profiles(node: &Node, configured: bool) -> Result<Vec<PeerView>> {
+    use crate::console::limits::{MAX_PROFILES_ASKED, PROFILE_WAIT_SECS};
+    let mut list = peers(node, configured).await?;
+    let wait = std::time::Duration::from_secs(PROFILE_WAIT_SECS);
+    let unknown = list
+        .iter_mut()
+        .filter(|p| p.jurisdiction.is_none() && p.state != "disconnected")
+        .take(MAX_PROFILES_ASKED);
+    futures::future::join_all(unknown.map(|p| learn_profile(node, p, wait))).await;
+    Ok(list)
+}
+
 /// When no profile of a connected peer is kept yet, asks the peer for its signed profile
 /// (waiting at most `wait`), keeps it so that `cix peers` shows its jurisdiction from now on,
 /// and fills in `one`'s agency and jurisdiction. Does nothing for a peer already known or not

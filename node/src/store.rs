@@ -211,16 +211,25 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .open()
-            .with_context(|| {
-                format!(
-                    "cannot open the store at {}: if another node is running from this home, \
+            .open();
+        if let Err(sled::Error::Io(e)) = &db {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                bail!(
+                    "the store at {} is in use: another node is running from this home (stop it \
+                     first, or give this one its own --home)",
+                    path.display()
+                );
+            }
+        }
+        let db = db.with_context(|| {
+            format!(
+                "cannot open the store at {}: if another node is running from this home, \
                      stop it first; otherwise the store is damaged: restore it from a backup, \
                      or move it aside and start again (peers send the catalogue again, but this \
                      node's grants, requests and audit log are in it)",
-                    path.display()
-                )
-            })?;
+                path.display()
+            )
+        })?;
         let meta = db.open_tree("meta")?;
         let epoch = match meta.get("epoch")? {
             Some(v) => u64::from_be_bytes(

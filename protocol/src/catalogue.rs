@@ -942,7 +942,8 @@ impl Entry {
             )),
             (Spectrum::Shared, Some(AccessMode::Public)) if self.iso.terms.is_none() => Err(rule(
                 "iso.terms",
-                "shared-public data must state the terms a requester accepts (ISO 37156 5.5.3)",
+                "shared-public data must state the terms a requester accepts (ISO 37156 5.5.3): \
+                 `terms = \"...\"` in the metadata file",
             )),
             _ => self.check_groups(),
         }

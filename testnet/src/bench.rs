@@ -157,7 +157,7 @@ impl Report {
         {
             let runs: Vec<String> = f.runs_mib_per_s.iter().map(|r| format!("{r:.0}")).collect();
             s.push_str(&format!(
-                "  {:<15} {:<42} {:>7.1} MiB/s  ratio {:.2} (direct {:.2})  runs [{}]{}\n",
+                "  {:<15} {:<45} {:>7.1} MiB/s  ratio {:.2} (direct {:.2})  runs [{}]{}\n",
                 f.name,
                 f.stack,
                 f.mib_per_s,

@@ -441,10 +441,20 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         m,
-        "- {} nodes, {:?} mode, topology {}, seed {}",
-        r.nodes, r.mode, r.topology, r.seed
+        "- {} nodes, {}, topology {}, seed {}",
+        r.nodes,
+        match r.mode {
+            Mode::InProcess => "in process",
+            Mode::Process => "process mode (a `cix node run` child per node)",
+        },
+        r.topology,
+        r.seed
     );
-    let _ = writeln!(m, "- faults: {} ({})", r.faults.name(), r.network_emulation);
+    if r.faults == crate::run::Faults::None {
+        let _ = writeln!(m, "- faults: none (no partition, heal or latency step)");
+    } else {
+        let _ = writeln!(m, "- faults: {} ({})", r.faults.name(), r.network_emulation);
+    }
     let _ = writeln!(
         m,
         "- started every node in {:.0} ms; whole run {:.1} s; after the last step, reading \
@@ -468,7 +478,7 @@ pub fn markdown(r: &Report) -> String {
             s.action,
             s.at_ms / 1000.0,
             s.took_ms,
-            s.wait.map(|w| format!("{w:?}")).unwrap_or_default(),
+            s.wait.map(Condition::name).unwrap_or_default(),
             if s.held { "yes" } else { "**no**" },
             s.detail
         );

@@ -57,6 +57,31 @@ pub enum Topology {
     },
 }
 
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Topology::Full => f.write_str("full"),
+            Topology::Random { degree } => write!(f, "random (degree {degree})"),
+            Topology::Sectors { sectors, bridges } => {
+                write!(f, "sectors ({sectors}, {bridges} bridge(s) per node)")
+            }
+        }
+    }
+}
+
+impl Condition {
+    /// The name a scenario file gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Entries => "entries",
+            Condition::Revocations => "revocations",
+            Condition::Converged => "converged",
+            Condition::Graylisted => "graylisted",
+            Condition::Quiet => "quiet",
+        }
+    }
+}
+
 /// What a hostile node sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -11,9 +11,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::limits::{
-    MAX_AUDIT_LISTED, MAX_MAP_BYTES, MAX_MAP_SHAPE_BYTES, MAX_PROFILES_ASKED, PROFILE_WAIT_SECS,
-};
+use super::limits::{MAX_AUDIT_LISTED, MAX_MAP_BYTES, MAX_MAP_SHAPE_BYTES};
 use super::{audit_change, Actor, Console, Refusal, Role};
 use crate::node::NodeEvent;
 
@@ -55,16 +53,10 @@ async fn status(State(c): State<Console>) -> Answer {
 
 /// The peers, as `cix peers --all` lists them. A peer's jurisdiction comes from its signed
 /// profile, which this node keeps once the peer has sent it; connected peers not known yet are
-/// asked for it here, at most [`MAX_PROFILES_ASKED`] at once and briefly, so that the page
+/// asked for it here, at most `MAX_PROFILES_ASKED` at once and briefly, so that the page
 /// shows it (the once-a-second live view does not ask).
 async fn peers(State(c): State<Console>) -> Answer {
-    let mut list = crate::ops::peers(&c.node, true).await?;
-    let wait = Duration::from_secs(PROFILE_WAIT_SECS);
-    let unknown = list
-        .iter_mut()
-        .filter(|p| p.jurisdiction.is_none() && p.state != "disconnected")
-        .take(MAX_PROFILES_ASKED);
-    futures::future::join_all(unknown.map(|p| crate::ops::learn_profile(&c.node, p, wait))).await;
+    let list = crate::ops::peers_with_profiles(&c.node, true).await?;
     Ok(Json(to_value(&list)?))
 }
 

@@ -267,10 +267,11 @@ mod tests {
     fn add_verify_remove() {
         let (_dir, store) = store();
         add(&store, "ada", Role::Approver, "correct horse battery").expect("add");
-        assert_eq!(
-            verify(&store, "ada", "correct horse battery").expect("verify"),
-            Some(Role::Approver)
-        );
+        let (role, key) = verify(&store, "ada", "correct horse battery")
+            .expect("verify")
+            .expect("the right password");
+        assert_eq!(role, Role::Approver);
+        assert_eq!(current(&store, "ada").expect("read"), Some((role, key)));
         assert_eq!(
             verify(&store, "ada", "wrong horse battery").expect("verify"),
             None

@@ -90,7 +90,7 @@ impl Demo {
             2,
             &format!(
                 "All three are connected to each other and have exchanged identities ({}). \
-                 Every connection is encrypted and authenticated with the agencies' keys (Noise).",
+                 Every connection is encrypted and authenticated with the agencies' keys (TLS 1.3).",
                 human(t.elapsed())
             ),
         );

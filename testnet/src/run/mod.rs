@@ -1256,7 +1256,7 @@ impl Run<'_> {
             faults: self.faults,
             network_emulation: self.faults.described(self.net.mode(), self.lossy),
             nodes,
-            topology: format!("{:?}", self.scenario.topology),
+            topology: self.scenario.topology.to_string(),
             seed: self.scenario.seed,
             started_at_unix_ms: self.started_us / 1000,
             wall_ms: (now_us() - self.started_us) as f64 / 1000.0,
