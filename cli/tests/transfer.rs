@@ -270,33 +270,75 @@ fn real_file_is_identical_and_a_flipped_byte_at_a_custodian_is_caught_in_its_fir
     );
 }
 
+/// A receiver SIGKILLed at about half of a fetch: an owner paced at 8 MiB/s (so "about half"
+/// is well inside the transfer) publishes a generated file of `mib` MiB named `name`, and the
+/// receiver's `cix fetch` to `out` is cut off with its node, which stays down.
+struct KilledMidway {
+    /// Keeps the homes and files for the test's length.
+    _dir: tempfile::TempDir,
+    _owner: Daemon,
+    b: PathBuf,
+    boot: String,
+    file: PathBuf,
+    total: u64,
+    ds: String,
+    out: PathBuf,
+    /// Bytes the fetch had reported verified when the node was killed.
+    seen: u64,
+}
+
+impl KilledMidway {
+    fn run(name: &str, mib: usize, title: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("owner"), dir.path().join("receiver"));
+        init(&a, "Water Board");
+        init(&b, "Flood Office");
+        let owner = start_env(&a, None, &[("CIX_SERVE_RATE", "8388608")]);
+        let boot = listen_addr(&a);
+        let mut nb = start_env(&b, Some(&boot), &[]);
+        wait_peers(&b, 1);
+        let file = data_file(dir.path(), name, mib * 1024 * 1024);
+        let total = std::fs::metadata(&file).unwrap().len();
+        let ds = publish_open(&a, &file, title);
+        wait_until("the entry", || knows(&b, &ds));
+        let out = b.join(name);
+        let mut run = Running::start(&b, &ds, &out, &[]);
+        let seen = run.until(total / 2);
+        let _ = nb.0.kill(); // SIGKILL
+        let _ = nb.0.wait();
+        let _ = run.finish();
+        Self {
+            _dir: dir,
+            _owner: owner,
+            b,
+            boot,
+            file,
+            total,
+            ds,
+            out,
+            seen,
+        }
+    }
+}
+
 /// Test (2): the receiving node is SIGKILLed at about half of the file; after a restart the
 /// same `cix fetch` fetches only what is missing: at most the ranges that were in flight again.
 #[test]
 fn a_receiver_killed_midway_resumes_and_fetches_again_at_most_the_ranges_in_flight() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("owner"), dir.path().join("receiver"));
-    init(&a, "Water Board");
-    init(&b, "Flood Office");
-    // Paced at 8 MiB/s, so "about half" is well inside the transfer.
-    let _na = start_env(&a, None, &[("CIX_SERVE_RATE", "8388608")]);
-    let boot = listen_addr(&a);
-    let mut nb = start_env(&b, Some(&boot), &[]);
-    wait_peers(&b, 1);
-    let file = data_file(dir.path(), "levels.csv", 40 * 1024 * 1024);
-    let total = std::fs::metadata(&file).unwrap().len();
-    let ds = publish_open(&a, &file, "River levels");
-    wait_until("the entry", || knows(&b, &ds));
-
-    let out = b.join("levels.csv");
-    let mut run = Running::start(&b, &ds, &out, &[]);
-    let seen = run.until(total / 2);
-    let _ = nb.0.kill(); // SIGKILL
-    let _ = nb.0.wait();
-    let _ = run.finish();
+    // `_dir` and `_owner` are bound (not `_`) so that they live to the end.
+    let KilledMidway {
+        _dir,
+        _owner,
+        b,
+        boot,
+        file,
+        total,
+        ds,
+        out,
+        seen,
+    } = KilledMidway::run("levels.csv", 40, "River levels");
     assert!(!out.exists(), "nothing may appear under the final name");
 
-    drop(nb);
     let _nb = start_env(&b, Some(&boot), &[]);
     wait_peers(&b, 1);
     let listed = transfers(&b);
@@ -330,26 +372,16 @@ fn a_receiver_killed_midway_resumes_and_fetches_again_at_most_the_ranges_in_flig
 /// places at once both complete, and `-o` naming something other than a file is refused.
 #[test]
 fn a_partial_file_changed_between_runs_is_caught_and_two_places_fetch_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("owner"), dir.path().join("receiver"));
-    init(&a, "Water Board");
-    init(&b, "Flood Office");
-    let _na = start_env(&a, None, &[("CIX_SERVE_RATE", "8388608")]);
-    let boot = listen_addr(&a);
-    let mut nb = start_env(&b, Some(&boot), &[]);
-    wait_peers(&b, 1);
-    let file = data_file(dir.path(), "gauges.csv", 24 * 1024 * 1024);
-    let total = std::fs::metadata(&file).unwrap().len();
-    let ds = publish_open(&a, &file, "River gauges");
-    wait_until("the entry", || knows(&b, &ds));
-
-    let out = b.join("gauges.csv");
-    let mut run = Running::start(&b, &ds, &out, &[]);
-    run.until(total / 2);
-    let _ = nb.0.kill(); // SIGKILL
-    let _ = nb.0.wait();
-    let _ = run.finish();
-    drop(nb);
+    let KilledMidway {
+        _dir,
+        _owner,
+        b,
+        boot,
+        file,
+        ds,
+        out,
+        ..
+    } = KilledMidway::run("gauges.csv", 24, "River gauges");
     // Flip a byte inside what is recorded (the first segment goes first).
     let name = partials(&b).pop().expect("the temporary file");
     let partial = b.join(name);

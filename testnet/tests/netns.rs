@@ -47,6 +47,22 @@ fn run_process(scenario: &Path, needs: &[&str]) -> Option<(serde_json::Value, u3
     Some((serde_json::from_slice(&out.stdout).unwrap(), pid))
 }
 
+/// Runs `cix-testnet run --json` in process on the scenario file `file`, which must pass; its
+/// report.
+fn run_in_process(file: &Path) -> serde_json::Value {
+    let out = Command::new(TESTNET)
+        .args(["run", "--json", "--scenario"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// No namespace of the run with process id `pid` is left.
 fn assert_cleaned_up(pid: u32) {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -147,17 +163,7 @@ fn in_process_mode_refuses_a_loss_of_one_with_its_reason() {
 #[test]
 fn in_process_latency_delays_only_traffic_across_groups() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/latency-delay.toml");
-    let out = Command::new(TESTNET)
-        .args(["run", "--json", "--scenario"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = run_in_process(&file);
     assert_eq!(r["faults"], "delay");
     assert_eq!(r["ok"], true, "{}", r["steps"]);
     let l = &r["latency"];
@@ -187,17 +193,7 @@ fn in_process_latency_delays_only_traffic_across_groups() {
 #[test]
 fn in_process_loss_shows_as_retransmission_delay_across_groups_only() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/latency-loss.toml");
-    let out = Command::new(TESTNET)
-        .args(["run", "--json", "--scenario"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = run_in_process(&file);
     assert_eq!(r["faults"], "delay");
     assert_eq!(r["ok"], true, "{}", r["steps"]);
     let how = r["network_emulation"].as_str().unwrap();
