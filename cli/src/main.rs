@@ -233,6 +233,10 @@ enum NodeCommand {
         /// the admin endpoints PUT /v1/testnet/blocked and /v1/testnet/delays, loopback only).
         #[arg(long, hide = true)]
         testnet_faults: bool,
+        /// TESTNET ONLY, hidden: stop when the process PID (the `cix-testnet` that started
+        /// this node) ends, however it ends, so that no node outlives its testnet.
+        #[arg(long, hide = true, value_name = "PID")]
+        exit_with_parent: Option<u32>,
     },
 }
 
@@ -473,7 +477,14 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             bootstrap,
             testnet_faults,
-        }) => node_run(home, listen, bootstrap, testnet_faults),
+            exit_with_parent,
+        }) => {
+            if let Some(parent) = exit_with_parent {
+                cix_node::testnet_faults::exit_with_parent(parent)
+                    .map_err(|why| anyhow::anyhow!("--exit-with-parent: {why}"))?;
+            }
+            node_run(home, listen, bootstrap, testnet_faults)
+        }
         Command::Metrics => {
             let text = Client::connect(&home)?.get_text("/metrics", 16 * 1024 * 1024)?;
             print!("{text}");

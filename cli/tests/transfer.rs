@@ -369,7 +369,8 @@ fn a_receiver_killed_midway_resumes_and_fetches_again_at_most_the_ranges_in_flig
 /// A resumed fetch hashes the whole file (transfer.md §7 step 8): a temporary file changed
 /// while the receiving node was down is caught, nothing appears under the final name, and the
 /// same `cix fetch` then starts afresh and succeeds. Also: two fetches of one dataset to two
-/// places at once both complete, and `-o` naming something other than a file is refused.
+/// places at once both complete; `-o` naming something other than a file, or one of the
+/// node's own files, is refused; a link planted at the temporary file's name is not followed.
 #[test]
 fn a_partial_file_changed_between_runs_is_caught_and_two_places_fetch_at_once() {
     let KilledMidway {
@@ -433,6 +434,30 @@ fn a_partial_file_changed_between_runs_is_caught_and_two_places_fetch_at_once() 
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("not a regular file"), "{err}");
+
+    // A link planted where the temporary file goes (a shared directory) is removed, never
+    // written through; the victim is untouched and the dataset lands as a file of its own.
+    let victim = b.join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    let content = blake3::hash(&std::fs::read(&file).unwrap()).to_hex();
+    let planted = b.join(format!(".z.csv.{}.cix-partial", &content[..16]));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let z = b.join("z.csv");
+    fetch(&b, &ds, &z, &[]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(std::fs::symlink_metadata(&z).unwrap().file_type().is_file());
+    same_file(&file, &z);
+
+    // The node's own files are never a target.
+    let key = std::fs::read(b.join("node.key")).unwrap();
+    let o = cix(
+        &b,
+        &["fetch", &ds, "-o", b.join("node.key").to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("one of this node's own files"), "{err}");
+    assert_eq!(std::fs::read(b.join("node.key")).unwrap(), key);
     drop(nb);
 }
 

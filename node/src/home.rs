@@ -85,6 +85,24 @@ impl Home {
         self.root.join("tmp")
     }
 
+    /// Whether `path` (resolved, as [`std::fs::canonicalize`] gives it) names one of the node's
+    /// own files or lies in one of its directories: what no dataset may be written over.
+    pub fn holds(&self, path: &Path) -> bool {
+        let Ok(root) = fs::canonicalize(&self.root) else {
+            return false;
+        };
+        let files = ["config.toml", "node.key", "admin.token", "node.json"];
+        let dirs = ["store", "blobs", "tmp"];
+        path.strip_prefix(&root).is_ok_and(|rel| {
+            let mut parts = rel.components();
+            parts.next().is_some_and(|first| {
+                let first = first.as_os_str();
+                (files.iter().any(|f| first == *f) && parts.next().is_none())
+                    || dirs.iter().any(|d| first == *d)
+            })
+        })
+    }
+
     /// True once `cix init` has run here.
     pub fn is_initialised(&self) -> bool {
         self.key().exists() && self.config().exists()
@@ -296,6 +314,30 @@ mod tests {
         assert_eq!(home.load_token().unwrap().len(), 64);
         assert_eq!(home.load_config().unwrap().name, "Water Board");
         assert!(home.init(&Config::new("x", "NL")).is_err());
+    }
+
+    /// The node's own files and directories are held; other files in the home, and look-alike
+    /// names, are not.
+    #[test]
+    fn holds_names_the_nodes_own_files_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("n"));
+        home.init(&Config::new("x", "NL")).unwrap();
+        let root = fs::canonicalize(home.root()).unwrap();
+        for own in [
+            "node.key",
+            "config.toml",
+            "admin.token",
+            "node.json",
+            "store/db",
+            "blobs/x",
+        ] {
+            assert!(home.holds(&root.join(own)), "{own}");
+        }
+        for other in ["data.csv", "node.key.csv", "storage", "x/node.key"] {
+            assert!(!home.holds(&root.join(other)), "{other}");
+        }
+        assert!(!home.holds(&dir.path().join("node.key")));
     }
 
     /// An empty or short admin token is refused, never taken to mean "no token needed".

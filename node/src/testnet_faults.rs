@@ -188,6 +188,36 @@ pub fn delays(local: PeerId, req: &DelayRequest) -> Result<HashMap<PeerId, Link>
     Ok(out)
 }
 
+/// TESTNET ONLY: ends this process (with `SIGTERM`, which `cix node run` answers by stopping
+/// cleanly) when its parent, the process `parent`, ends, however it ends, so that a killed
+/// `cix-testnet` leaves no nodes behind. `cix node run --exit-with-parent PID` calls it.
+///
+/// # Errors
+///
+/// When the kernel refuses to watch the parent, or the parent is already gone (this process
+/// was handed to another), so the caller stops at once.
+pub fn exit_with_parent(parent: u32) -> std::result::Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getppid, set_parent_process_death_signal, Signal};
+        set_parent_process_death_signal(Some(Signal::TERM))
+            .map_err(|e| format!("cannot ask to be stopped with the parent process: {e}"))?;
+        // The parent may have ended before the line above: then no signal will come.
+        let now = getppid().map_or(0, |p| p.as_raw_nonzero().get().unsigned_abs());
+        if now != parent {
+            return Err(format!(
+                "the parent process {parent} is gone (the parent is now {now})"
+            ));
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = parent;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -7,6 +7,7 @@
 //! integrity, 7.3.2 authenticity); a wrong byte never reaches the target path.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1234,8 +1235,16 @@ pub async fn fetch_with(
         );
     }
     // Checked before anything is asked of a peer: the directory exists, and the path is not
-    // something other than a file that the final rename would replace.
-    canonical_output(out)?;
+    // something other than a file that the final rename would replace, nor one of the node's
+    // own files (its key, config, store).
+    if node.shared.home.holds(&canonical_output(out)?) {
+        bail!(
+            "-o {}: that is one of this node's own files (its key, token, config, store, \
+             blobs or tmp, in {}); write the dataset somewhere else",
+            out.display(),
+            node.shared.home.root().display()
+        );
+    }
     let Some(signed) = resolve(&node.shared, dataset)? else {
         return Err(explain_unknown(node, dataset).await);
     };
@@ -1491,6 +1500,19 @@ fn record_key(dataset: &DatasetId, out: &Path) -> String {
     format!("{dataset}/{}", &of[..32])
 }
 
+/// `O_NOFOLLOW` for [`std::os::unix::fs::OpenOptionsExt::custom_flags`]: a temporary file is
+/// only ever opened as itself, never through a symbolic link someone put in its place.
+#[allow(clippy::cast_possible_wrap)] // a small flag bit
+const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
+/// Whether `partial` is a temporary file a fetch may resume into: a regular file (not a link),
+/// of `size` bytes, with no other name (a hard link would let whoever made it read along).
+fn is_own_partial(partial: &Path, size: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(partial)
+        .is_ok_and(|m| m.file_type().is_file() && m.len() == size && m.nlink() == 1)
+}
+
 fn partial_path(out: &Path, content: &ContentHash) -> Result<PathBuf> {
     let (dir, name) = target_of(out)?;
     Ok(dir.join(format!(".{name}.{}.cix-partial", &content.to_hex()[..16])))
@@ -1565,7 +1587,7 @@ impl Job {
                 && r.partial == partial
                 && r.segment_bytes == SEGMENT_BYTES
                 && r.size == size
-                && std::fs::metadata(&r.partial).is_ok_and(|m| m.len() == size)
+                && is_own_partial(&r.partial, size)
         });
         let blobs = node.shared.home.blobs();
         if let Some(old) = prior.filter(|_| reusable.is_none()) {
@@ -1591,6 +1613,7 @@ impl Job {
                 r.error = None;
                 let file = std::fs::OpenOptions::new()
                     .write(true)
+                    .custom_flags(NO_FOLLOW)
                     .open(&r.partial)
                     .map_err(|e| disk("reopen", &r.partial, e))?;
                 // The parents of the recorded segments were synced with them; without that
@@ -1611,10 +1634,17 @@ impl Job {
                 (r, file, outboard)
             }
             None => {
+                // The name is ours, but whatever stands there now (a stale file, or a link
+                // planted in a shared directory to make us write elsewhere) is removed, never
+                // written through: the file is made anew, exclusively.
+                match std::fs::remove_file(&partial) {
+                    Ok(()) => debug!(path = %partial.display(), "removed a stale temporary file"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(disk("replace", &partial, e)),
+                }
                 let file = std::fs::OpenOptions::new()
                     .write(true)
-                    .create(true)
-                    .truncate(true)
+                    .create_new(true)
                     .open(&partial)
                     .map_err(|e| disk("create", &partial, e))?;
                 file.set_len(size).map_err(|e| disk("size", &partial, e))?;
@@ -2284,6 +2314,23 @@ async fn complete(
                 // Reading the file or writing the outboard failed (a full disk): that says
                 // nothing against the file, which stays with its record for a later run.
                 return Err(e);
+            }
+        }
+        // The name must still be the file this fetch wrote: were it swapped for something
+        // else meanwhile, that would be moved into place unverified.
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ours = file.metadata().map_err(|e| disk("inspect", &partial, e))?;
+            let there = std::fs::symlink_metadata(&partial);
+            if !there.is_ok_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino()) {
+                warn!(%dataset, path = %partial.display(),
+                    "the temporary file was replaced during the fetch; not moved into place");
+                bail!(
+                    "the temporary file {} was replaced by something else during the fetch; \
+                     nothing was moved to {} (fetch again)",
+                    partial.display(),
+                    output.display()
+                );
             }
         }
         std::fs::rename(&partial, &output)

@@ -467,7 +467,7 @@ pub fn open_direct(path: &Path) -> Option<std::fs::File> {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{Mode, OFlags};
-        let flags = OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC;
+        let flags = OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         match rustix::fs::open(path, flags, Mode::empty()) {
             Ok(fd) => Some(std::fs::File::from(fd)),
             Err(e) => {

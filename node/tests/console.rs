@@ -436,6 +436,46 @@ async fn forged_posts_are_rejected() {
     )
     .await;
     assert_eq!(a.status, 403);
+    // DNS rebinding: a page from another name that was made to resolve to 127.0.0.1 sends
+    // that name as Host, and its own origin (which then matches); with the right token even,
+    // it is refused, as are its page loads. Loopback names are answered.
+    let port = c.base.rsplit_once(':').unwrap().1.to_string();
+    let rebound = format!("evil.example:{port}");
+    let a = call(
+        "POST",
+        format!("{}/console/api/login", c.base),
+        vec![
+            ("Host", rebound.clone()),
+            ("Origin", format!("http://{rebound}")),
+        ],
+        Some(json!({ "token": c.token })),
+    )
+    .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.cookie.is_none());
+    assert!(
+        a.body["error"].as_str().unwrap().contains("loopback only"),
+        "{}",
+        a.body
+    );
+    let page = call(
+        "GET",
+        format!("{}/console/login", c.base),
+        vec![("Host", rebound)],
+        None,
+    )
+    .await;
+    assert_eq!(page.status, 403);
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let a = call(
+            "POST",
+            format!("{}/console/api/login", c.base),
+            vec![("Host", host.clone()), ("Origin", format!("http://{host}"))],
+            Some(json!({ "token": c.token })),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{host}: {}", a.body);
+    }
     // None of them was written; the genuine post is, under ada's name.
     let forged = |c: &Console| {
         c.t.node

@@ -515,7 +515,9 @@ fn start_node(
     let mut cmd = Command::new(&opts.cix);
     cmd.arg("--home")
         .arg(home)
-        .args(["node", "run", "--listen", t.listen()]);
+        .args(["node", "run", "--listen", t.listen()])
+        .arg("--exit-with-parent")
+        .arg(std::process::id().to_string());
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", b]);
     }

@@ -60,6 +60,10 @@ pub struct Settings {
     /// Always mark the cookie `Secure` (the listener is behind TLS); otherwise it is marked so
     /// when the request says it came over HTTPS (`X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
+    /// Answer only requests whose `Host` is a loopback name (`127.0.0.1`, `[::1]`,
+    /// `localhost`, any port): the listener is on loopback, and a page from elsewhere whose
+    /// name was made to resolve to 127.0.0.1 (DNS rebinding) is refused before anything else.
+    pub loopback_host: bool,
 }
 
 impl Settings {
@@ -71,6 +75,7 @@ impl Settings {
             max_age: Duration::from_secs(SESSION_MAX_SECS),
             max_sessions: MAX_SESSIONS,
             secure_cookies: remote,
+            loopback_host: !remote,
         }
     }
 }
@@ -163,7 +168,47 @@ pub fn routes(node: Node, token: String, settings: Settings) -> Router {
         .route("/console/api/login", post(login))
         .route("/console/assets/{file}", get(assets::serve))
         .layer(DefaultBodyLimit::max(MAX_CONSOLE_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(console.clone(), check_host))
         .with_state(console)
+}
+
+/// Whether `host` (a `Host` header: name or address, and maybe a port) names this machine's
+/// loopback: `localhost`, `127.x.x.x` or `[::1]`.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(addr, _)| addr),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// On a loopback listener every console request must name a loopback host
+/// ([`Settings::loopback_host`]): refused with 403 before sessions, logins or pages.
+async fn check_host(State(console): State<Console>, req: Request, next: Next) -> Response {
+    if console.settings.loopback_host {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_loopback_host(host) {
+            tracing::warn!(host = %host.chars().take(80).collect::<String>(),
+                "console: a request for another host refused (DNS rebinding?)");
+            return Refusal(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Host {:?} is not this console: it answers on loopback only \
+                     (127.0.0.1, [::1] or localhost)",
+                    host.chars().take(80).collect::<String>()
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
@@ -497,4 +542,36 @@ async fn audit_change(
         event = event.dataset(d);
     }
     crate::audit::log(&console.node.shared, event).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for ok in [
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "127.9.9.9:1",
+            "localhost:80",
+            "LOCALHOST",
+            "[::1]:80",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example:80",
+            "127.0.0.1.evil.example:80",
+            "localhost.evil:80",
+            "[::1",
+            "10.0.0.1:80",
+            "[::2]:80",
+            "0.0.0.0:80",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
 }

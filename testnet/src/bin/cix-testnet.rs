@@ -355,14 +355,16 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
         work: args.work,
         faults,
     };
-    // On Ctrl-C the run is dropped: its children are killed and its network namespaces
-    // removed by their guards; cleanup_all catches any namespace left over.
+    // On Ctrl-C, SIGTERM or SIGHUP the run is dropped: its children are killed, its network
+    // namespaces and work directory removed by their guards; cleanup_all catches any namespace
+    // left over. (Children also stop by themselves if this process is killed outright:
+    // `--exit-with-parent`.)
     let outcome = tokio::select! {
         r = run::run_and_write(&scenario, &opts, recorder, args.out.as_deref()) => r,
-        _ = tokio::signal::ctrl_c() => {
+        (name, code) = stop_signal() => {
             run::netns::cleanup_all();
-            eprintln!("cix-testnet: interrupted; nodes stopped and network namespaces removed");
-            return ExitCode::from(130);
+            eprintln!("cix-testnet: {name}; nodes stopped and network namespaces removed");
+            return ExitCode::from(code);
         }
     };
     match outcome {
@@ -388,6 +390,25 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
             eprintln!("cix-testnet: the scenario failed: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Waits for a signal asking the run to stop: Ctrl-C (`SIGINT`), `SIGTERM` (`kill`,
+/// `timeout`, a service manager) or `SIGHUP` (the terminal closed). Returns what to say and the
+/// exit code a shell expects (128 plus the signal's number).
+async fn stop_signal() -> (&'static str, u8) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return ("interrupted", 130);
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => ("interrupted", 130),
+        _ = term.recv() => ("terminated (SIGTERM)", 143),
+        _ = hup.recv() => ("hung up (SIGHUP)", 129),
     }
 }
 
