@@ -9,6 +9,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use cix_node::{Config, Home};
@@ -418,7 +420,8 @@ struct FetchArgs {
     /// Where to write the file; it appears only once fully verified.
     #[arg(short = 'o', long = "output", value_name = "PATH")]
     output: PathBuf,
-    /// Fetch from this peer (PeerId or did:key) instead of the owner and the custodians found;
+    /// Fetch from this peer (PeerId, whole or shortened as `cix peers` shows it, or did:key)
+    /// instead of the owner and the custodians found;
     /// repeat it to fetch from several at once. Open data may come from any node that holds
     /// it; shared data only from its owner.
     #[arg(long = "from", value_name = "PEER")]
@@ -870,9 +873,47 @@ fn requests(home: &Home, cmd: RequestsCommand, out: &mut Out) -> Result<()> {
     }
 }
 
+/// On Ctrl-C during `cix fetch`: says how far it got and that the same command resumes, then
+/// exits 130 (the connection closes, and the node stops the transfer, keeping what it
+/// recorded). Returns where the progress goes (bytes, total).
+fn interrupt_notice(json: bool) -> Arc<(AtomicU64, AtomicU64)> {
+    let seen = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let at = seen.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        if rt.block_on(tokio::signal::ctrl_c()).is_err() {
+            return;
+        }
+        let (bytes, total) = (at.0.load(Ordering::Relaxed), at.1.load(Ordering::Relaxed));
+        if json {
+            println!(
+                "{}",
+                json!({ "event": "interrupted", "bytes": bytes, "total": total })
+            );
+        } else {
+            eprintln!(
+                "\ninterrupted at {bytes} of {total} bytes; what was verified is kept: run the \
+                 same command again to resume (`cix transfers` lists it)"
+            );
+        }
+        std::process::exit(130);
+    });
+    seen
+}
+
 fn fetch(home: &Home, args: FetchArgs, out: &mut Out) -> Result<()> {
     let output = absolute(&args.output)?;
     let client = Client::connect(home)?;
+    let from = args
+        .from
+        .iter()
+        .map(|p| ops::resolve_peer(&client, p))
+        .collect::<Result<Vec<_>>>()?;
     let bar = (!out.is_json() && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -883,13 +924,18 @@ fn fetch(home: &Home, args: FetchArgs, out: &mut Out) -> Result<()> {
         );
         bar
     });
+    let seen = interrupt_notice(out.is_json());
     let mut result: Option<Result<Value>> = None;
     client.post_lines(
         "/v1/fetch",
-        &json!({ "dataset": args.id, "output": output, "from": args.from }),
+        &json!({ "dataset": args.id, "output": output, "from": from }),
         |line| {
             match line["event"].as_str() {
                 Some("progress") => {
+                    seen.0
+                        .store(line["bytes"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    seen.1
+                        .store(line["total"].as_u64().unwrap_or(0), Ordering::Relaxed);
                     if let Some(bar) = &bar {
                         bar.set_length(line["total"].as_u64().unwrap_or(0));
                         bar.set_position(line["bytes"].as_u64().unwrap_or(0));

@@ -579,12 +579,44 @@ pub(crate) fn peers(home: &Home, all: bool, out: &mut Out) -> Result<()> {
     out.text_line(&t.to_string())
 }
 
+/// `id` as given, or, when it is a PeerId shortened as `cix peers` shows it (`12D3KooW…iqvdwJ`,
+/// or with `...`), the one known peer whose PeerId starts and ends so.
+///
+/// # Errors
+///
+/// When no known peer, or more than one, fits the shortened form.
+pub(crate) fn resolve_peer(client: &Client, id: &str) -> Result<String> {
+    let Some((head, tail)) = id.split_once('…').or_else(|| id.split_once("...")) else {
+        return Ok(id.to_string());
+    };
+    let known: Vec<Value> = client.get("/v1/peers?all=true")?;
+    let fits: Vec<&str> = known
+        .iter()
+        .filter_map(|p| p["peer_id"].as_str())
+        .filter(|p| p.len() > head.len() + tail.len() && p.starts_with(head) && p.ends_with(tail))
+        .collect();
+    match fits.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => bail!(
+            "{id:?}: no known peer's PeerId starts with {head:?} and ends with {tail:?} \
+             (`cix --json peers --all` lists whole PeerIds)"
+        ),
+        many => bail!(
+            "{id:?} fits {} peers ({}); give the whole PeerId",
+            many.len(),
+            many.join(", ")
+        ),
+    }
+}
+
 /// `cix peer show ID`.
 pub(crate) fn peer_show(home: &Home, id: &str, out: &mut Out) -> Result<()> {
+    let client = Client::connect(home)?;
+    let id = &resolve_peer(&client, id)?;
     if id.is_empty() || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b':') {
         bail!("{id:?} is not a PeerId or did:key");
     }
-    let p: Value = Client::connect(home)?.get(&format!("/v1/peers/{id}"))?;
+    let p: Value = client.get(&format!("/v1/peers/{id}"))?;
     if out.is_json() {
         return out.line(&p);
     }

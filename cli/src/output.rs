@@ -15,12 +15,18 @@ pub(crate) struct Out {
 }
 
 /// `text` made safe for a terminal: control characters other than newline (escape sequences,
-/// carriage returns, backspaces, C1 controls) are shown as `\u{..}` instead of being obeyed.
+/// carriage returns, backspaces, C1 controls), line and paragraph separators and the
+/// bidirectional overrides and isolates (U+202A to U+202E, U+2066 to U+2069, which can make a
+/// name read backwards) are shown as `\u{..}` instead of being obeyed.
 /// Titles, purposes and reasons come from peers; without this a requester could clear or
 /// overwrite what the approving operator sees. JSON output needs no such care: serde_json
 /// escapes control characters itself.
 pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c != '\n' && (c.is_control() || c == '\u{2028}' || c == '\u{2029}');
+    let unsafe_char = |c: char| {
+        c != '\n'
+            && (c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+    };
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -667,5 +673,10 @@ mod tests {
         );
         assert_eq!(printable("tab\there"), "tab\\u{9}here");
         assert_eq!(printable("Zürich – Ω"), "Zürich – Ω");
+        assert_eq!(
+            printable("invoice\u{202e}fdp.exe"),
+            "invoice\\u{202e}fdp.exe"
+        );
+        assert_eq!(printable("a\u{2066}b\u{2069}"), "a\\u{2066}b\\u{2069}");
     }
 }

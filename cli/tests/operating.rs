@@ -151,6 +151,16 @@ fn doctor_passes_a_healthy_node_and_names_a_skewed_clock() {
         cix(&b, &["peer", "show", "12D3KooWnobody"]).status.code(),
         Some(1)
     );
+    // The shortened form the `cix peers` table shows can be pasted back.
+    let table = String::from_utf8(cix(&b, &["peers"]).stdout).unwrap();
+    let shortened = format!("{}…{}", &a_id[..8], &a_id[a_id.len() - 6..]);
+    assert!(table.contains(&shortened), "{table}");
+    let shown = json(&b, &["peer", "show", &shortened]);
+    assert_eq!(shown["peer_id"], a_id.as_str());
+    let o = cix(&b, &["peer", "show", "12D3KooW…nobody"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no known peer's PeerId"), "{err}");
 
     // A node whose clock is an hour ahead (the testing knob) is told so against its peer.
     let _nc = start_with_env(&c, Some(&boot), &[("CIX_TEST_CLOCK_OFFSET_SECS", "3600")]);

@@ -140,7 +140,7 @@ impl Home {
     pub fn load_key(&self) -> Result<Keypair> {
         let path = self.key();
         check_owner_only(&path)?;
-        let text = fs::read_to_string(&path)
+        let text = read_home_file(&path)
             .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
         let mut seed = [0u8; 32];
         hex::decode_to_slice(text.trim(), &mut seed)
@@ -156,7 +156,7 @@ impl Home {
     pub fn load_token(&self) -> Result<String> {
         let path = self.token();
         check_owner_only(&path)?;
-        let text = fs::read_to_string(&path)
+        let text = read_home_file(&path)
             .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
         let token = text.trim().to_string();
         // An empty or short token would let anyone on the machine in (an empty one matched a
@@ -181,7 +181,7 @@ impl Home {
     /// If it is missing or invalid, naming the file.
     pub fn load_config(&self) -> Result<Config> {
         let path = self.config();
-        let text = fs::read_to_string(&path)
+        let text = read_home_file(&path)
             .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
@@ -199,7 +199,13 @@ impl Home {
     /// If no node is running from this home (or it never started).
     pub fn load_runtime(&self) -> Result<RuntimeInfo> {
         let path = self.runtime();
-        let Ok(text) = fs::read_to_string(&path) else {
+        if path.exists() && !path.is_file() {
+            bail!(
+                "{} is not a regular file: remove it (a running node writes it anew)",
+                path.display()
+            );
+        }
+        let Ok(text) = read_home_file(&path) else {
             if !self.config().exists() {
                 bail!(
                     "{} is not a node's home (no config.toml): make one with `cix --home {} \
@@ -283,6 +289,9 @@ fn check_owner_only(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = fs::metadata(path)
         .with_context(|| format!("cannot read {} (run `cix init` first)", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         bail!(
@@ -298,6 +307,25 @@ fn check_owner_only(path: &Path) -> Result<()> {
 #[cfg(not(unix))]
 fn check_owner_only(_: &Path) -> Result<()> {
     Ok(())
+}
+
+/// Most bytes a file of the home (key, token, config, `node.json`) may hold.
+pub const MAX_HOME_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a file of the home as text: it must be a regular file (not a directory or a pipe,
+/// which would block the reader) of at most [`MAX_HOME_FILE_BYTES`].
+pub fn read_home_file(path: &Path) -> std::io::Result<String> {
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.len() > MAX_HOME_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it holds {} bytes, over the {MAX_HOME_FILE_BYTES} a file of a node's home may",
+            meta.len()
+        )));
+    }
+    fs::read_to_string(path)
 }
 
 #[cfg(test)]
@@ -338,6 +366,34 @@ mod tests {
             assert!(!home.holds(&root.join(other)), "{other}");
         }
         assert!(!home.holds(&dir.path().join("node.key")));
+    }
+
+    /// A home file that is a pipe or a directory is refused at once, never read (a pipe
+    /// would block the reader).
+    #[test]
+    fn a_home_file_that_is_not_a_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        home.init(&Config::new("x", "NL")).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(home.runtime())
+            .status()
+            .unwrap()
+            .success());
+        let e = home.load_runtime().unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        fs::remove_file(home.key()).unwrap();
+        fs::create_dir(home.key()).unwrap();
+        let e = format!("{:#}", home.load_key().unwrap_err());
+        assert!(e.contains("not a regular file"), "{e}");
+        fs::remove_file(home.config()).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(home.config())
+            .status()
+            .unwrap()
+            .success());
+        let e = format!("{:#}", home.load_config().unwrap_err());
+        assert!(e.contains("not a regular file"), "{e}");
     }
 
     /// An empty or short admin token is refused, never taken to mean "no token needed".

@@ -154,7 +154,7 @@ pub fn load_with(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Effective> {
     let path = home.config();
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = crate::home::read_home_file(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow!("cannot read {} (run `cix init` first)", path.display())
         } else {

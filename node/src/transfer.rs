@@ -1513,8 +1513,17 @@ fn is_own_partial(partial: &Path, size: u64) -> bool {
         .is_ok_and(|m| m.file_type().is_file() && m.len() == size && m.nlink() == 1)
 }
 
+/// Longest final file name kept whole in the temporary file's name; a longer one (file
+/// systems allow 255 bytes, and the temporary name adds 31) is replaced there by a hash of it.
+const MAX_NAME_IN_PARTIAL: usize = 200;
+
 fn partial_path(out: &Path, content: &ContentHash) -> Result<PathBuf> {
     let (dir, name) = target_of(out)?;
+    let name = if name.len() > MAX_NAME_IN_PARTIAL {
+        blake3::hash(name.as_bytes()).to_hex()[..32].to_string()
+    } else {
+        name
+    };
     Ok(dir.join(format!(".{name}.{}.cix-partial", &content.to_hex()[..16])))
 }
 
@@ -2935,5 +2944,31 @@ impl<W: std::io::Write> std::io::Write for Tee<'_, W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A final name near the file systems' 255 bytes still gets a temporary file: its name is
+    /// hashed there; a usual name is kept, so that an operator recognises the file.
+    #[test]
+    fn temporary_names_stay_within_255_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = ContentHash::of(b"x");
+        let short = partial_path(&dir.path().join("load.csv"), &content).unwrap();
+        let short = short.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            short.starts_with(".load.csv.") && short.ends_with(".cix-partial"),
+            "{short}"
+        );
+        let long = "n".repeat(240);
+        let p = partial_path(&dir.path().join(&long), &content).unwrap();
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(name.len() <= 255, "{}", name.len());
+        std::fs::write(&p, b"ok").unwrap();
+        assert_eq!(p, partial_path(&dir.path().join(&long), &content).unwrap());
     }
 }

@@ -24,6 +24,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Longest error message a scenario file's syntax error gives, in characters.
+pub const MAX_ERROR_CHARS: usize = 600;
+
 /// Most nodes a scenario may ask for.
 pub const MAX_NODES: usize = 500;
 /// Most steps in one scenario.
@@ -390,7 +393,15 @@ pub fn parse(text: &str) -> Result<Scenario, String> {
 ///
 /// As [`parse`].
 pub fn parse_with(text: &str, nodes: Option<usize>) -> Result<Scenario, String> {
-    let mut raw: RawScenario = toml::from_str(text).map_err(|e| format!("scenario: {e}"))?;
+    let mut raw: RawScenario = toml::from_str(text).map_err(|e| {
+        // The TOML error quotes the offending line, which in a hostile file can be the whole
+        // file: keep the message readable.
+        let e = e.to_string();
+        match e.char_indices().nth(MAX_ERROR_CHARS) {
+            Some((cut, _)) => format!("scenario: {}… (message cut)", &e[..cut]),
+            None => format!("scenario: {e}"),
+        }
+    })?;
     if let Some(n) = nodes {
         raw.nodes = n;
     }
@@ -460,9 +471,17 @@ fn step(n: usize, table: toml::Table, nodes: usize) -> Result<Step, String> {
             ));
         }
     }
-    let raw: RawStep = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| format!("step {n} ({action}): {e}"))?;
+    let raw: RawStep = toml::Value::Table(table).try_into().map_err(|e| {
+        let e = e.to_string();
+        if e.contains("untagged enum Nodes") {
+            format!(
+                "step {n} ({action}): nodes: give a list of node numbers (each 0 or more) or \
+                 \"all\""
+            )
+        } else {
+            format!("step {n} ({action}): {e}")
+        }
+    })?;
     let at = |e: String| format!("step {n} ({action}): {e}");
     let dur = |field: &str, v: &Option<String>| -> Result<Duration, String> {
         let v = v.as_ref().ok_or_else(|| at(format!("needs {field}")))?;
@@ -471,7 +490,13 @@ fn step(n: usize, table: toml::Table, nodes: usize) -> Result<Step, String> {
     let list = |v: &Option<Nodes>| -> Result<Vec<usize>, String> {
         match v {
             None => Err(at("needs nodes (a list of node numbers, or \"all\")".into())),
-            Some(Nodes::List(l)) => Ok(l.clone()),
+            Some(Nodes::List(l)) => {
+                let mut seen = std::collections::HashSet::new();
+                match l.iter().find(|n| !seen.insert(**n)) {
+                    Some(twice) => Err(at(format!("nodes: node {twice} is listed twice"))),
+                    None => Ok(l.clone()),
+                }
+            }
             Some(Nodes::Word(w)) if w == "all" => Ok((0..nodes).collect()),
             Some(Nodes::Word(w)) => Err(at(format!(
                 "nodes: {w:?} is neither a list of node numbers nor \"all\""

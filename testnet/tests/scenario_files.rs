@@ -65,6 +65,24 @@ fn a_node_out_of_range_is_named() {
 }
 
 #[test]
+fn a_node_twice_or_a_negative_node_is_named() {
+    let e = error_of(&with_step("action = \"kill\"\nnodes = [1, 2, 1]"));
+    assert!(
+        e.contains("step 1 (kill)") && e.contains("node 1 is listed twice"),
+        "{e}"
+    );
+    let e = error_of(&with_step("action = \"publish\"\nnodes = [-1]"));
+    assert!(
+        e.contains("step 1 (publish)") && e.contains("each 0 or more"),
+        "{e}"
+    );
+    // A long list of one node is refused at its second entry, at once.
+    let many = vec!["0"; 200_000].join(", ");
+    let e = error_of(&with_step(&format!("action = \"kill\"\nnodes = [{many}]")));
+    assert!(e.contains("node 0 is listed twice"), "{e}");
+}
+
+#[test]
 fn a_bad_duration_is_named() {
     let e = error_of(&with_step("action = \"sleep\"\nduration = \"5 parsecs\""));
     assert!(e.contains("step 1 (sleep)"), "{e}");
