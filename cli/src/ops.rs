@@ -579,6 +579,11 @@ pub(crate) fn peers(home: &Home, all: bool, out: &mut Out) -> Result<()> {
     out.text_line(&t.to_string())
 }
 
+/// Longest peer argument (`--from`, `cix peer show`) taken, in bytes.
+const MAX_PEER_ARG_CHARS: usize = 128;
+/// Fewest characters on each side of the ellipsis of a shortened PeerId.
+const MIN_SHORTENED_SIDE: usize = 4;
+
 /// `id` as given, or, when it is a PeerId shortened as `cix peers` shows it (`12D3KooW…iqvdwJ`,
 /// or with `...`), the one known peer whose PeerId starts and ends so.
 ///
@@ -586,9 +591,23 @@ pub(crate) fn peers(home: &Home, all: bool, out: &mut Out) -> Result<()> {
 ///
 /// When no known peer, or more than one, fits the shortened form.
 pub(crate) fn resolve_peer(client: &Client, id: &str) -> Result<String> {
+    // A did:key is 56 characters, a PeerId 52 or 53: anything much longer is neither.
+    if id.len() > MAX_PEER_ARG_CHARS {
+        bail!(
+            "{}…: {} characters is too long for a PeerId or did:key",
+            id.chars().take(16).collect::<String>(),
+            id.len()
+        );
+    }
     let Some((head, tail)) = id.split_once('…').or_else(|| id.split_once("...")) else {
         return Ok(id.to_string());
     };
+    if head.len() < MIN_SHORTENED_SIDE || tail.len() < MIN_SHORTENED_SIDE {
+        bail!(
+            "{id:?}: a shortened PeerId needs at least {MIN_SHORTENED_SIDE} characters on each \
+             side of the ellipsis, as `cix peers` shows them (12D3KooW…iqvdwJ)"
+        );
+    }
     let known: Vec<Value> = client.get("/v1/peers?all=true")?;
     let fits: Vec<&str> = known
         .iter()

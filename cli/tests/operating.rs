@@ -161,6 +161,14 @@ fn doctor_passes_a_healthy_node_and_names_a_skewed_clock() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("no known peer's PeerId"), "{err}");
+    for vague in ["…", "...", "12D3KooW…", "…C"] {
+        let o = cix(&b, &["peer", "show", vague]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{vague}: {err}");
+        assert!(err.contains("at least 4 characters on each side"), "{err}");
+    }
+    let o = cix(&b, &["peer", "show", &"x".repeat(100_000)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("too long for a PeerId"));
 
     // A node whose clock is an hour ahead (the testing knob) is told so against its peer.
     let _nc = start_with_env(&c, Some(&boot), &[("CIX_TEST_CLOCK_OFFSET_SECS", "3600")]);

@@ -85,22 +85,41 @@ impl Home {
         self.root.join("tmp")
     }
 
-    /// Whether `path` (resolved, as [`std::fs::canonicalize`] gives it) names one of the node's
-    /// own files or lies in one of its directories: what no dataset may be written over.
+    /// Whether `path` (its directory resolved, as [`std::fs::canonicalize`] gives it) names one
+    /// of the node's own files or lies in one of its directories: what no dataset may be
+    /// written over. Files and directories are compared by device and inode, so another way to
+    /// the same place (a bind mount, a hard link) is caught too, and names case-insensitively
+    /// (for file systems that ignore case).
     pub fn holds(&self, path: &Path) -> bool {
-        let Ok(root) = fs::canonicalize(&self.root) else {
-            return false;
-        };
-        let files = ["config.toml", "node.key", "admin.token", "node.json"];
-        let dirs = ["store", "blobs", "tmp"];
-        path.strip_prefix(&root).is_ok_and(|rel| {
-            let mut parts = rel.components();
-            parts.next().is_some_and(|first| {
-                let first = first.as_os_str();
-                (files.iter().any(|f| first == *f) && parts.next().is_none())
-                    || dirs.iter().any(|d| first == *d)
-            })
-        })
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &Path| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let files = [self.config(), self.key(), self.token(), self.runtime()];
+        if let Some(target) = id(path) {
+            if files.iter().any(|f| id(f) == Some(target)) {
+                return true;
+            }
+        }
+        // A file of the home that does not exist yet (node.json of a stopped node).
+        if let (Some(dir), Some(name), Some(root)) =
+            (path.parent(), path.file_name(), id(&self.root))
+        {
+            let name = name.to_string_lossy();
+            if id(dir) == Some(root)
+                && files
+                    .iter()
+                    .filter_map(|f| f.file_name())
+                    .any(|f| name.eq_ignore_ascii_case(&f.to_string_lossy()))
+            {
+                return true;
+            }
+        }
+        let dirs: Vec<_> = [self.store(), self.blobs(), self.tmp()]
+            .iter()
+            .filter_map(|d| id(d))
+            .collect();
+        path.ancestors()
+            .skip(1)
+            .any(|a| id(a).is_some_and(|i| dirs.contains(&i)))
     }
 
     /// True once `cix init` has run here.
@@ -352,6 +371,11 @@ mod tests {
         let home = Home::new(dir.path().join("n"));
         home.init(&Config::new("x", "NL")).unwrap();
         let root = fs::canonicalize(home.root()).unwrap();
+        // A running node makes these; a path into one that does not exist is refused before
+        // (its directory must exist).
+        for d in [home.store(), home.blobs(), home.tmp()] {
+            fs::create_dir_all(d).unwrap();
+        }
         for own in [
             "node.key",
             "config.toml",
@@ -366,6 +390,15 @@ mod tests {
             assert!(!home.holds(&root.join(other)), "{other}");
         }
         assert!(!home.holds(&dir.path().join("node.key")));
+        // By identity: a hard link to the key elsewhere, another name of the home's directory
+        // (standing in for a bind mount), a name in another case.
+        let elsewhere = dir.path().join("key-link");
+        fs::hard_link(home.key(), &elsewhere).unwrap();
+        assert!(home.holds(&elsewhere));
+        let alias = dir.path().join("alias");
+        std::os::unix::fs::symlink(&root, &alias).unwrap();
+        assert!(home.holds(&fs::canonicalize(&alias).unwrap().join("NODE.KEY")));
+        assert!(home.holds(&root.join("Node.Json")));
     }
 
     /// A home file that is a pipe or a directory is refused at once, never read (a pipe

@@ -1678,6 +1678,27 @@ impl Job {
                 (r, file, Some(outboard))
             }
         };
+        // The direct-I/O handle is opened by name, so it must be the very file opened above:
+        // were the name swapped between the two opens, writes would go to another file while
+        // the checks at the end looked at this one.
+        let direct = crate::verified::open_direct(&partial);
+        if let Some(d) = &direct {
+            use std::os::unix::fs::MetadataExt;
+            let same = match (d.metadata(), file.metadata()) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                _ => false,
+            };
+            if !same {
+                warn!(path = %partial.display(),
+                    "the temporary file was replaced as it was opened; refusing to write");
+                bail!(
+                    "the temporary file {} was replaced by something else as the fetch opened \
+                     it; nothing was written (fetch again; is someone else writing in that \
+                     directory?)",
+                    partial.display()
+                );
+            }
+        }
         store.put_record(TRANSFERS_TREE, &key, &record)?;
         store.flush_async().await?;
         let done = hex::decode(&record.done).unwrap_or_default();
@@ -1690,7 +1711,7 @@ impl Job {
             // The owner checks it against the dataset's jurisdiction rule (ISO 37156 8.2.2 h).
             profile: (entry.level() != Level::Open).then(|| node.shared.profile.bytes.clone()),
             creds,
-            direct: crate::verified::open_direct(&partial).map(Arc::new),
+            direct: direct.map(Arc::new),
             direct_refused: std::sync::atomic::AtomicBool::new(false),
             file: Arc::new(file),
             outboard: outboard.map(|f| (Arc::new(f), outboard_at)),

@@ -478,6 +478,11 @@ fn step(n: usize, table: toml::Table, nodes: usize) -> Result<Step, String> {
                 "step {n} ({action}): nodes: give a list of node numbers (each 0 or more) or \
                  \"all\""
             )
+        } else if e.contains("expected usize") {
+            format!(
+                "step {n} ({action}): {}: node numbers and counts are whole numbers, 0 or more",
+                e.trim()
+            )
         } else {
             format!("step {n} ({action}): {e}")
         }

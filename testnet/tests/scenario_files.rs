@@ -76,6 +76,11 @@ fn a_node_twice_or_a_negative_node_is_named() {
         e.contains("step 1 (publish)") && e.contains("each 0 or more"),
         "{e}"
     );
+    let e = error_of(&with_step("action = \"fetch\"\nfrom = -1\nowner = 0"));
+    assert!(
+        e.contains("step 1 (fetch)") && e.contains("0 or more"),
+        "{e}"
+    );
     // A long list of one node is refused at its second entry, at once.
     let many = vec!["0"; 200_000].join(", ");
     let e = error_of(&with_step(&format!("action = \"kill\"\nnodes = [{many}]")));

@@ -359,9 +359,13 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
     // namespaces and work directory removed by their guards; cleanup_all catches any namespace
     // left over. (Children also stop by themselves if this process is killed outright:
     // `--exit-with-parent`.)
+    // The handlers are installed now, before any node starts: a signal during start-up is
+    // then taken when the run next yields, never the default (dying with the work directory
+    // left behind).
+    let stop = stop_signal();
     let outcome = tokio::select! {
         r = run::run_and_write(&scenario, &opts, recorder, args.out.as_deref()) => r,
-        (name, code) = stop_signal() => {
+        (name, code) = stop => {
             run::netns::cleanup_all();
             eprintln!("cix-testnet: {name}; nodes stopped and network namespaces removed");
             return ExitCode::from(code);
@@ -396,19 +400,25 @@ async fn run_scenario(args: RunArgs, recorder: cix_testnet::events::Recorder) ->
 /// Waits for a signal asking the run to stop: Ctrl-C (`SIGINT`), `SIGTERM` (`kill`,
 /// `timeout`, a service manager) or `SIGHUP` (the terminal closed). Returns what to say and the
 /// exit code a shell expects (128 plus the signal's number).
-async fn stop_signal() -> (&'static str, u8) {
+///
+/// The handlers are installed when this is called, not when the future is first polled.
+fn stop_signal() -> impl std::future::Future<Output = (&'static str, u8)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
+    let handlers = (
+        signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return ("interrupted", 130);
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => ("interrupted", 130),
-        _ = term.recv() => ("terminated (SIGTERM)", 143),
-        _ = hup.recv() => ("hung up (SIGHUP)", 129),
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = handlers else {
+            let _ = tokio::signal::ctrl_c().await;
+            return ("interrupted", 130);
+        };
+        tokio::select! {
+            _ = int.recv() => ("interrupted", 130),
+            _ = term.recv() => ("terminated (SIGTERM)", 143),
+            _ = hup.recv() => ("hung up (SIGHUP)", 129),
+        }
     }
 }
 
