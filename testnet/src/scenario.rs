@@ -492,9 +492,16 @@ fn step(n: usize, table: toml::Table, nodes: usize) -> Result<Step, String> {
         let v = v.as_ref().ok_or_else(|| at(format!("needs {field}")))?;
         parse_duration(v).map_err(|e| at(format!("{field}: {e}")))
     };
-    let list = |v: &Option<Nodes>| -> Result<Vec<usize>, String> {
+    // Publishers may repeat (each turn publishes), up to MAX_COUNT turns; in every other
+    // list a node stands once.
+    let list_with = |v: &Option<Nodes>, repeats: bool| -> Result<Vec<usize>, String> {
         match v {
             None => Err(at("needs nodes (a list of node numbers, or \"all\")".into())),
+            Some(Nodes::List(l)) if repeats && l.len() > MAX_COUNT => Err(at(format!(
+                "nodes: {} publishers is over {MAX_COUNT}",
+                l.len()
+            ))),
+            Some(Nodes::List(l)) if repeats => Ok(l.clone()),
             Some(Nodes::List(l)) => {
                 let mut seen = std::collections::HashSet::new();
                 match l.iter().find(|n| !seen.insert(**n)) {
@@ -508,10 +515,11 @@ fn step(n: usize, table: toml::Table, nodes: usize) -> Result<Step, String> {
             ))),
         }
     };
+    let list = |v: &Option<Nodes>| list_with(v, false);
     let need = |field: &str, v: Option<usize>| v.ok_or_else(|| at(format!("needs {field}")));
     let action = match action.as_str() {
         "publish" => Action::Publish {
-            nodes: list(&raw.nodes)?,
+            nodes: list_with(&raw.nodes, true)?,
             count: raw.count.unwrap_or(1),
             interval: match &raw.interval {
                 Some(_) => dur("interval", &raw.interval)?,

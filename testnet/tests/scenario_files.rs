@@ -81,6 +81,9 @@ fn a_node_twice_or_a_negative_node_is_named() {
         e.contains("step 1 (fetch)") && e.contains("0 or more"),
         "{e}"
     );
+    // Publishers may repeat, each turn publishing (the list is their order).
+    let s = parse(&with_step("action = \"publish\"\nnodes = [0, 1, 0]")).unwrap();
+    assert!(matches!(&s.steps[0].action, Action::Publish { nodes, .. } if nodes == &[0, 1, 0]));
     // A long list of one node is refused at its second entry, at once.
     let many = vec!["0"; 200_000].join(", ");
     let e = error_of(&with_step(&format!("action = \"kill\"\nnodes = [{many}]")));
