@@ -932,13 +932,13 @@ fn fetch(home: &Home, args: FetchArgs, out: &mut Out) -> Result<()> {
         |line| {
             match line["event"].as_str() {
                 Some("progress") => {
-                    seen.0
-                        .store(line["bytes"].as_u64().unwrap_or(0), Ordering::Relaxed);
-                    seen.1
-                        .store(line["total"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    let bytes = line["bytes"].as_u64().unwrap_or(0);
+                    let total = line["total"].as_u64().unwrap_or(0);
+                    seen.0.store(bytes, Ordering::Relaxed);
+                    seen.1.store(total, Ordering::Relaxed);
                     if let Some(bar) = &bar {
-                        bar.set_length(line["total"].as_u64().unwrap_or(0));
-                        bar.set_position(line["bytes"].as_u64().unwrap_or(0));
+                        bar.set_length(total);
+                        bar.set_position(bytes);
                     }
                     if out.is_json() {
                         out.line(&line)?;

@@ -1513,6 +1513,16 @@ fn is_own_partial(partial: &Path, size: u64) -> bool {
         .is_ok_and(|m| m.file_type().is_file() && m.len() == size && m.nlink() == 1)
 }
 
+/// Whether `meta` (of a name or another handle) is of the same file as the open `file`: same
+/// device and inode. An error on either side counts as not the same.
+fn same_file(meta: std::io::Result<std::fs::Metadata>, file: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (meta, file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// Longest final file name kept whole in the temporary file's name; a longer one (file
 /// systems allow 255 bytes, and the temporary name adds 31) is replaced there by a hash of it.
 const MAX_NAME_IN_PARTIAL: usize = 200;
@@ -1683,12 +1693,7 @@ impl Job {
         // the checks at the end looked at this one.
         let direct = crate::verified::open_direct(&partial);
         if let Some(d) = &direct {
-            use std::os::unix::fs::MetadataExt;
-            let same = match (d.metadata(), file.metadata()) {
-                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-                _ => false,
-            };
-            if !same {
+            if !same_file(d.metadata(), &file) {
                 warn!(path = %partial.display(),
                     "the temporary file was replaced as it was opened; refusing to write");
                 bail!(
@@ -2348,20 +2353,15 @@ async fn complete(
         }
         // The name must still be the file this fetch wrote: were it swapped for something
         // else meanwhile, that would be moved into place unverified.
-        {
-            use std::os::unix::fs::MetadataExt;
-            let ours = file.metadata().map_err(|e| disk("inspect", &partial, e))?;
-            let there = std::fs::symlink_metadata(&partial);
-            if !there.is_ok_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino()) {
-                warn!(%dataset, path = %partial.display(),
-                    "the temporary file was replaced during the fetch; not moved into place");
-                bail!(
-                    "the temporary file {} was replaced by something else during the fetch; \
-                     nothing was moved to {} (fetch again)",
-                    partial.display(),
-                    output.display()
-                );
-            }
+        if !same_file(std::fs::symlink_metadata(&partial), &file) {
+            warn!(%dataset, path = %partial.display(),
+                "the temporary file was replaced during the fetch; not moved into place");
+            bail!(
+                "the temporary file {} was replaced by something else during the fetch; \
+                 nothing was moved to {} (fetch again)",
+                partial.display(),
+                output.display()
+            );
         }
         std::fs::rename(&partial, &output)
             .map_err(|e| disk("move the verified file to", &output, e))?;

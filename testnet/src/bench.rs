@@ -515,9 +515,8 @@ fn start_node(
     let mut cmd = Command::new(&opts.cix);
     cmd.arg("--home")
         .arg(home)
-        .args(["node", "run", "--listen", t.listen()])
-        .arg("--exit-with-parent")
-        .arg(std::process::id().to_string());
+        .args(["node", "run", "--listen", t.listen()]);
+    crate::tie_to_this_process(&mut cmd);
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", b]);
     }

@@ -26,3 +26,10 @@ pub mod rights;
 pub mod run;
 pub mod scenario;
 pub mod traffic;
+
+/// Adds `--exit-with-parent PID` (this process) to a `cix node run` command, so that the node
+/// stops by itself if this program ends without stopping it (killed outright).
+pub(crate) fn tie_to_this_process(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.arg("--exit-with-parent")
+        .arg(std::process::id().to_string())
+}

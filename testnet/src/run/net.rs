@@ -817,9 +817,8 @@ fn spawn_child(cix: &Path, c: &mut Child, recorder: &Recorder) -> Result<()> {
             let mut cmd = command_in(cix, c.netns.as_deref());
             cmd.arg("--home")
                 .arg(&c.home)
-                .args(["node", "run", "--listen", &c.listen])
-                .arg("--exit-with-parent")
-                .arg(std::process::id().to_string());
+                .args(["node", "run", "--listen", &c.listen]);
+            crate::tie_to_this_process(&mut cmd);
             if c.testnet_faults {
                 // TESTNET ONLY: the child makes partitions and latency itself.
                 cmd.arg("--testnet-faults");
