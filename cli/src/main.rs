@@ -890,17 +890,23 @@ fn interrupt_notice(json: bool) -> Arc<(AtomicU64, AtomicU64)> {
             return;
         }
         let (bytes, total) = (at.0.load(Ordering::Relaxed), at.1.load(Ordering::Relaxed));
-        if json {
-            println!(
+        // Both locks are held until the exit, so that no progress line from the fetch can
+        // follow this one.
+        let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr().lock());
+        let _ = if json {
+            writeln!(
+                stdout,
                 "{}",
                 json!({ "event": "interrupted", "bytes": bytes, "total": total })
-            );
+            )
         } else {
-            eprintln!(
+            writeln!(
+                stderr,
                 "\ninterrupted at {bytes} of {total} bytes; what was verified is kept: run the \
                  same command again to resume (`cix transfers` lists it)"
-            );
-        }
+            )
+        };
+        let _ = (stdout.flush(), stderr.flush());
         std::process::exit(130);
     });
     seen

@@ -382,11 +382,14 @@ fn a_partial_file_changed_between_runs_is_caught_and_two_places_fetch_at_once() 
         out,
         ..
     } = KilledMidway::run("gauges.csv", 24, "River gauges");
-    // Flip a byte inside what is recorded (the first segment goes first).
+    // Flip a byte in every segment, so that one is inside what is recorded whichever
+    // segments the lanes finished first (an unrecorded one is fetched again over the flip).
     let name = partials(&b).pop().expect("the temporary file");
     let partial = b.join(name);
     let mut bytes = std::fs::read(&partial).unwrap();
-    bytes[1000] ^= 0x20;
+    for at in (1000..bytes.len()).step_by(SEGMENT as usize) {
+        bytes[at] ^= 0x20;
+    }
     std::fs::write(&partial, &bytes).unwrap();
 
     let nb = start_env(&b, Some(&boot), &[]);
